@@ -1,0 +1,145 @@
+//! Builds the plugin components (`plugins/`) for wasm32-wasip2 with a nested
+//! cargo and its own target dir, reruns exactly when a plugin source changes
+//! (from cargo's `.d` files), and generates `artifacts.rs` with their paths and
+//! the embedded default plugins — the pattern of wasmtime's
+//! `crates/test-programs/artifacts/build.rs`.
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+
+/// Plugins compiled into the `mercato` binary and loaded by `mercato serve`.
+const EMBEDDED: &[&str] = &["notes", "audit"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest_dir.parent().unwrap().to_path_buf();
+    let plugins_dir = root.join("plugins");
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root.join(t) })
+        .unwrap_or_else(|| root.join("target"))
+        .join("plugins");
+
+    ensure_target();
+    let crates = plugin_crates(&plugins_dir);
+    let mut cargo = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .args(["build", "--release", "--locked", "--target", TARGET, "--manifest-path"])
+        .arg(plugins_dir.join("Cargo.toml"));
+    for (name, _) in &crates {
+        cargo.args(["-p", name]);
+    }
+    // The outer build's flags and wrappers (clippy-driver, coverage flags…) are
+    // for the host target, not for the guests.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_MAKEFLAGS",
+    ] {
+        cargo.env_remove(var);
+    }
+    cargo.env("CARGO_TARGET_DIR", &target_dir);
+    let status = cargo.status().expect("running cargo for the plugins");
+    assert!(status.success(), "building the plugin components failed (see the output above)");
+
+    println!("cargo:rerun-if-changed={}", plugins_dir.join("Cargo.toml").display());
+    println!("cargo:rerun-if-changed={}", plugins_dir.join("Cargo.lock").display());
+    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    println!("cargo:rerun-if-changed={}", plugins_dir.join("testing").display());
+
+    let out_dir = target_dir.join(TARGET).join("release");
+    let mut generated = String::from("/// Every plugin component built from `plugins/`: (name, path).\n");
+    generated.push_str("pub const PLUGINS: &[(&str, &str)] = &[\n");
+    let mut embedded = String::from(
+        "/// The default plugins compiled into the binary: (name, component bytes).\n\
+         pub const EMBEDDED: &[(&str, &[u8])] = &[\n",
+    );
+    for (name, dir) in &crates {
+        let file = name.replace('-', "_");
+        let wasm = out_dir.join(format!("{file}.wasm"));
+        assert!(wasm.exists(), "expected {} after the build", wasm.display());
+        rerun_from_dep_file(&out_dir.join(format!("{file}.d")));
+        println!("cargo:rerun-if-changed={}", dir.display());
+        writeln!(generated, "    ({name:?}, {:?}),", wasm.display().to_string()).unwrap();
+        if EMBEDDED.contains(&name.as_str()) {
+            writeln!(embedded, "    ({name:?}, include_bytes!({:?})),", wasm.display().to_string()).unwrap();
+        }
+    }
+    generated.push_str("];\n\n");
+    embedded.push_str("];\n\n");
+    generated.push_str(&embedded);
+    generated.push_str(
+        "/// The path of the built component `name`.\n\
+         pub fn path(name: &str) -> &'static str {\n    \
+             PLUGINS.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)\n        \
+             .unwrap_or_else(|| panic!(\"no plugin component named {name}\"))\n}\n",
+    );
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("artifacts.rs");
+    std::fs::write(out, generated).unwrap();
+}
+
+/// Fails early with the fix when the wasm target is missing.
+fn ensure_target() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("running rustc --print sysroot");
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    assert!(
+        sysroot.join("lib/rustlib").join(TARGET).exists(),
+        "the {TARGET} target is not installed; run `rustup target add {TARGET}` \
+         (or ../shared/toolchain/ensure-wasm-target when offline)"
+    );
+}
+
+/// Plugin crates: `plugins/<name>/` and `plugins/testing/<name>/`, not the SDK.
+fn plugin_crates(plugins_dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut crates = Vec::new();
+    for parent in [plugins_dir.to_path_buf(), plugins_dir.join("testing")] {
+        let Ok(entries) = std::fs::read_dir(&parent) else { continue };
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "sdk" || name == "target" || !dir.join("Cargo.toml").exists() {
+                continue;
+            }
+            crates.push((name, dir));
+        }
+    }
+    crates.sort();
+    crates
+}
+
+/// Emits rerun-if-changed for every source cargo recorded in a `.d` file.
+fn rerun_from_dep_file(path: &Path) {
+    let Ok(text) = std::fs::read_to_string(path) else { return };
+    let Some((_, deps)) = text.split_once(": ") else { return };
+    let mut current = String::new();
+    let mut chars = deps.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => {
+                current.push(' ');
+                chars.next();
+            }
+            ' ' | '\n' => {
+                if !current.is_empty() {
+                    println!("cargo:rerun-if-changed={current}");
+                    current.clear();
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        println!("cargo:rerun-if-changed={current}");
+    }
+}

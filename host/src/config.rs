@@ -1,0 +1,331 @@
+//! Configuration: defaults, then a TOML file, then environment / command line.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! data_dir = "data"
+//! admin_token = "change-me"
+//! max_body_bytes = 1048576
+//!
+//! [storage]                 # default backend for every plugin
+//! backend = "sqlite"        # or "postgres"
+//! # url = "postgres://postgres@127.0.0.1/mercato"
+//!
+//! [limits]                  # default limits for every plugin
+//! memory_mib = 64
+//! deadline_ms = 1000
+//! # fuel = 100000000
+//!
+//! [events]
+//! max_attempts = 5
+//! backoff_base_ms = 200
+//! backoff_max_ms = 30000
+//!
+//! [plugins.orders]          # per-plugin overrides
+//! limits = { memory_mib = 128 }
+//! storage = { backend = "postgres", url = "postgres://orders-db/shop" }
+//!
+//! [[load]]                  # extra components beside the embedded ones
+//! path = "plugins/my-plugin.wasm"
+//! ```
+use crate::runtime::Limits;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Errors reading or validating configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Directory for SQLite files and host state.
+    pub data_dir: PathBuf,
+    /// Bearer token for `/admin/*`; `None` leaves admin routes open to loopback only.
+    pub admin_token: Option<String>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Load the plugins embedded in the binary.
+    pub embedded_plugins: bool,
+    /// Default storage for plugins.
+    pub storage: StorageConfig,
+    /// Default limits for plugins.
+    pub limits: Limits,
+    /// Event delivery settings.
+    pub events: EventsConfig,
+    /// Instances alive at once across all plugins.
+    pub max_instances: u32,
+    /// Per-plugin overrides.
+    pub plugins: BTreeMap<String, PluginConfig>,
+    /// Extra plugin components to load.
+    pub load: Vec<LoadConfig>,
+    /// How long shutdown waits for in-flight calls.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            admin_token: None,
+            max_body_bytes: 1 << 20,
+            embedded_plugins: true,
+            storage: StorageConfig::default(),
+            limits: Limits::default(),
+            events: EventsConfig::default(),
+            max_instances: 1_000,
+            plugins: BTreeMap::new(),
+            load: Vec::new(),
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+/// A storage backend choice.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// PostgreSQL admin URL (required for `postgres`).
+    pub url: Option<String>,
+    /// Prefix of each plugin's schema and role on PostgreSQL.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Pool size per plugin on PostgreSQL.
+    #[serde(default = "default_pool")]
+    pub max_connections: u32,
+}
+
+fn default_namespace() -> String {
+    "mercato_".into()
+}
+
+fn default_pool() -> u32 {
+    8
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: "sqlite".into(),
+            url: None,
+            namespace: default_namespace(),
+            max_connections: default_pool(),
+        }
+    }
+}
+
+/// Event routing settings.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Deliveries of one event before it is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay; doubles each attempt.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay.
+    pub backoff_max_ms: u64,
+    /// Fallback poll interval when no commit notification arrives.
+    pub poll_ms: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            max_attempts: 5,
+            backoff_base_ms: 200,
+            backoff_max_ms: 30_000,
+            poll_ms: 1_000,
+        }
+    }
+}
+
+impl EventsConfig {
+    /// Delay before retry number `attempt` (1-based: the wait after the first failure).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u64 << attempt.saturating_sub(1).min(20);
+        Duration::from_millis(self.backoff_base_ms.saturating_mul(factor).min(self.backoff_max_ms))
+    }
+}
+
+/// Overrides for one plugin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Storage for this plugin only.
+    pub storage: Option<StorageConfig>,
+    /// Limits for this plugin only (missing fields take the defaults).
+    pub limits: Option<PartialLimits>,
+}
+
+/// Limits where each field may be omitted.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialLimits {
+    /// See [`Limits::memory_mib`].
+    pub memory_mib: Option<u64>,
+    /// See [`Limits::deadline_ms`].
+    pub deadline_ms: Option<u64>,
+    /// See [`Limits::fuel`].
+    pub fuel: Option<u64>,
+}
+
+/// An extra component to load.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadConfig {
+    /// Path to the `.wasm` component.
+    pub path: PathBuf,
+}
+
+impl Config {
+    /// Reads `path` (TOML) over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Limits for `plugin`: its overrides over the defaults.
+    pub fn limits_for(&self, plugin: &str) -> Limits {
+        let mut limits = self.limits;
+        if let Some(p) = self.plugins.get(plugin).and_then(|p| p.limits) {
+            limits.memory_mib = p.memory_mib.unwrap_or(limits.memory_mib);
+            limits.deadline_ms = p.deadline_ms.unwrap_or(limits.deadline_ms);
+            limits.fuel = p.fuel.or(limits.fuel);
+        }
+        limits
+    }
+
+    /// Storage for `plugin`.
+    pub fn storage_for(&self, plugin: &str) -> &StorageConfig {
+        self.plugins
+            .get(plugin)
+            .and_then(|p| p.storage.as_ref())
+            .unwrap_or(&self.storage)
+    }
+
+    /// The largest memory limit of any plugin, in bytes (sizes the instance pool).
+    pub fn max_memory_bytes(&self) -> usize {
+        let mut max = self.limits.memory_bytes();
+        for name in self.plugins.keys() {
+            max = max.max(self.limits_for(name).memory_bytes());
+        }
+        max
+    }
+
+    /// Checks values a running host depends on.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let storages = std::iter::once(&self.storage)
+            .chain(self.plugins.values().filter_map(|p| p.storage.as_ref()));
+        for s in storages {
+            match s.backend.as_str() {
+                "sqlite" => {}
+                "postgres" if s.url.is_some() => {}
+                "postgres" => {
+                    return Err(ConfigError::Invalid(
+                        "storage backend `postgres` needs `url` (or MERCATO_DATABASE_URL)".into(),
+                    ));
+                }
+                other => {
+                    return Err(ConfigError::Invalid(format!(
+                        "unknown storage backend `{other}`; use `sqlite` or `postgres`"
+                    )));
+                }
+            }
+        }
+        let all_limits =
+            std::iter::once(self.limits).chain(self.plugins.keys().map(|n| self.limits_for(n)));
+        for l in all_limits {
+            if l.memory_mib == 0 || l.memory_mib > 4096 {
+                return Err(ConfigError::Invalid("limits.memory_mib must be 1..=4096".into()));
+            }
+            if l.deadline_ms == 0 {
+                return Err(ConfigError::Invalid("limits.deadline_ms must be positive".into()));
+            }
+        }
+        if self.events.max_attempts == 0 {
+            return Err(ConfigError::Invalid("events.max_attempts must be at least 1".into()));
+        }
+        if self.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid("admin_token must be at least 16 characters".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_overrides_merge_over_defaults() {
+        let config: Config = toml::from_str(
+            r#"
+            [limits]
+            memory_mib = 32
+            deadline_ms = 500
+            [plugins.orders]
+            limits = { memory_mib = 128 }
+            "#,
+        )
+        .unwrap();
+        let orders = config.limits_for("orders");
+        assert_eq!((orders.memory_mib, orders.deadline_ms), (128, 500));
+        assert_eq!(config.limits_for("other").memory_mib, 32);
+        assert_eq!(config.max_memory_bytes(), 128 << 20);
+    }
+
+    #[test]
+    fn unknown_keys_and_backends_are_refused() {
+        assert!(toml::from_str::<Config>("listn = \"x\"").is_err());
+        let config: Config = toml::from_str("[storage]\nbackend = \"mysql\"").unwrap();
+        assert!(config.validate().unwrap_err().to_string().contains("unknown storage backend `mysql`"));
+        let config: Config = toml::from_str("[storage]\nbackend = \"postgres\"").unwrap();
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let events = EventsConfig {
+            backoff_base_ms: 100,
+            backoff_max_ms: 1_000,
+            ..EventsConfig::default()
+        };
+        assert_eq!(events.backoff(1), Duration::from_millis(100));
+        assert_eq!(events.backoff(3), Duration::from_millis(400));
+        assert_eq!(events.backoff(10), Duration::from_millis(1_000));
+    }
+}

@@ -1,0 +1,60 @@
+//! The guest-facing `outbox` interface: validates and queues events; they are
+//! written at commit, in the call's transaction.
+use super::{MAX_DELAY_MS, MAX_EVENTS_PER_CALL, MAX_PAYLOAD_BYTES, PendingEvent, valid_event_type};
+use crate::bindings::GuestError;
+use crate::bindings::mercato::plugin::outbox;
+use crate::runtime::CallState;
+
+impl outbox::Host for CallState {
+    async fn emit(
+        &mut self,
+        event_type: String,
+        aggregate_id: String,
+        payload: String,
+        deliver_after_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<(), GuestError>> {
+        if self.read_only {
+            return Ok(Err(GuestError::Denied(
+                "events cannot be emitted while serving a read-only (GET) request".into(),
+            )));
+        }
+        Ok(validate(&event_type, &aggregate_id, &payload, deliver_after_ms, self.events.len()).map(|()| {
+            self.events.push(PendingEvent {
+                event_type,
+                aggregate_id,
+                payload,
+                deliver_after_ms: deliver_after_ms.filter(|ms| *ms > 0),
+            });
+        }))
+    }
+}
+
+fn validate(
+    event_type: &str,
+    aggregate_id: &str,
+    payload: &str,
+    delay: Option<u64>,
+    queued: usize,
+) -> Result<(), GuestError> {
+    if !valid_event_type(event_type) {
+        return Err(GuestError::Invalid(format!(
+            "event type `{event_type}` must be 1-128 letters, digits or `_`, without a source prefix"
+        )));
+    }
+    if aggregate_id.is_empty() || aggregate_id.len() > 256 {
+        return Err(GuestError::Invalid("aggregate id must be 1-256 bytes".into()));
+    }
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(GuestError::Invalid(format!("payload exceeds {MAX_PAYLOAD_BYTES} bytes")));
+    }
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(payload) {
+        return Err(GuestError::Invalid(format!("payload is not JSON: {e}")));
+    }
+    if delay.is_some_and(|ms| ms > MAX_DELAY_MS) {
+        return Err(GuestError::Invalid(format!("delay exceeds {MAX_DELAY_MS} ms")));
+    }
+    if queued >= MAX_EVENTS_PER_CALL {
+        return Err(GuestError::Invalid(format!("a call may emit at most {MAX_EVENTS_PER_CALL} events")));
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! The host: sandbox, plugins, databases, router and metrics wired together.
+use crate::config::Config;
+use crate::events::{Pattern, router::Router, valid_name};
+use crate::metrics::Metrics;
+use crate::migrate::MigrationError;
+use crate::plugin::{Plugin, Registry};
+use crate::runtime::{EngineConfig, LoadError, Sandbox};
+use crate::storage::postgres::PgDb;
+use crate::storage::sqlite::SqliteDb;
+use crate::storage::{Database, SqlValueExt, StorageError, TxMode, cell};
+use sha2::{Digest, Sha256};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginLoadError {
+    /// Compile / link / describe failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The manifest is unusable.
+    #[error("invalid manifest: {0}")]
+    Manifest(String),
+    /// Its database could not be opened.
+    #[error("database for plugin `{plugin}`: {source}")]
+    Storage {
+        /// Plugin name.
+        plugin: String,
+        /// Cause.
+        source: StorageError,
+    },
+    /// Its migrations failed.
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+    /// A plugin with that name is already running.
+    #[error("{0}")]
+    Duplicate(String),
+}
+
+/// Why the host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The engine could not be built.
+    #[error("starting the WebAssembly engine: {0}")]
+    Engine(String),
+    /// A plugin failed to load.
+    #[error("loading {origin}: {source}")]
+    Plugin {
+        /// Where the component came from.
+        origin: String,
+        /// Why it failed.
+        source: PluginLoadError,
+    },
+}
+
+/// A component to load and where it came from (for messages).
+pub struct Component {
+    /// `embedded:notes`, a file path…
+    pub origin: String,
+    /// The component bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Component {
+    /// The components embedded in the binary.
+    pub fn embedded() -> Vec<Component> {
+        crate::artifacts::EMBEDDED
+            .iter()
+            .map(|(name, bytes)| Component {
+                origin: format!("embedded plugin `{name}`"),
+                bytes: bytes.to_vec(),
+            })
+            .collect()
+    }
+}
+
+/// Shared state of a running host.
+pub struct HostInner {
+    /// Effective configuration.
+    pub config: Config,
+    /// The wasm engine.
+    pub sandbox: Sandbox,
+    /// Running plugins.
+    pub registry: Registry,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Event router.
+    pub router: Router,
+    /// Cancelled on shutdown.
+    pub cancel: CancellationToken,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// A running host; cheap to clone.
+#[derive(Clone)]
+pub struct Host(Arc<HostInner>);
+
+impl Deref for Host {
+    type Target = HostInner;
+    fn deref(&self) -> &HostInner {
+        &self.0
+    }
+}
+
+impl Host {
+    /// Loads `components` and starts event routing.
+    pub async fn start(config: Config, components: Vec<Component>) -> Result<Host, StartError> {
+        config.validate()?;
+        let sandbox = Sandbox::new(&EngineConfig {
+            max_instances: config.max_instances,
+            max_memory_bytes: config.max_memory_bytes(),
+        })
+        .map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let host = Host(Arc::new(HostInner {
+            config,
+            sandbox,
+            registry: Registry::default(),
+            metrics: Metrics::new(),
+            router: Router::default(),
+            cancel: CancellationToken::new(),
+            tasks: Mutex::new(Vec::new()),
+        }));
+        for component in components {
+            host.load(&component.bytes)
+                .await
+                .map_err(|source| StartError::Plugin {
+                    origin: component.origin.clone(),
+                    source,
+                })?;
+        }
+        let tasks = host.router.start(&host);
+        host.tasks.lock().expect("tasks poisoned").extend(tasks);
+        Ok(host)
+    }
+
+    /// Compiles, checks, migrates and registers one plugin component.
+    pub async fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, PluginLoadError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let compiled = self.sandbox.compile(bytes, self.config.limits).await?;
+        let manifest = compiled.manifest.clone();
+        if !valid_name(&manifest.name) {
+            return Err(PluginLoadError::Manifest(format!(
+                "plugin name `{}` must be 1-48 lower-case letters, digits or `-`, starting with a letter",
+                manifest.name
+            )));
+        }
+        if matches!(manifest.name.as_str(), "admin" | "healthz" | "readyz" | "metrics" | "openapi") {
+            return Err(PluginLoadError::Manifest(format!(
+                "plugin name `{}` is reserved for host routes",
+                manifest.name
+            )));
+        }
+        if manifest.version.trim().is_empty() {
+            return Err(PluginLoadError::Manifest("version must not be empty".into()));
+        }
+        let subscriptions = manifest
+            .subscriptions
+            .iter()
+            .map(|s| Pattern::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(PluginLoadError::Manifest)?;
+        if self.registry.get(&manifest.name).is_some() {
+            return Err(PluginLoadError::Duplicate(format!(
+                "a plugin named `{}` is already loaded",
+                manifest.name
+            )));
+        }
+        let storage_error = |source| PluginLoadError::Storage {
+            plugin: manifest.name.clone(),
+            source,
+        };
+        let db = self.open_database(&manifest.name).await.map_err(storage_error)?;
+        crate::migrate::run(&manifest.name, &db, &manifest.migrations).await?;
+        let head = outbox_head(&db).await.map_err(storage_error)?;
+        let plugin = Arc::new(Plugin {
+            name: manifest.name.as_str().into(),
+            version: manifest.version.clone(),
+            sha256,
+            subscriptions,
+            limits: self.config.limits_for(&manifest.name),
+            compiled,
+            db,
+            head: watch::Sender::new(head),
+            inflight_keys: Mutex::new(Default::default()),
+        });
+        self.registry
+            .insert(plugin.clone())
+            .map_err(PluginLoadError::Duplicate)?;
+        tracing::info!(plugin = %plugin.name, version = %plugin.version, sha256 = %plugin.sha256, "plugin loaded");
+        Ok(plugin)
+    }
+
+    async fn open_database(&self, plugin: &str) -> Result<Database, StorageError> {
+        let storage = self.config.storage_for(plugin);
+        match storage.backend.as_str() {
+            "postgres" => {
+                let url = storage
+                    .url
+                    .as_deref()
+                    .ok_or_else(|| StorageError::Setup("postgres backend without url".into()))?;
+                let db = PgDb::open(url, &storage.namespace, plugin, storage.max_connections).await?;
+                Ok(Database::Postgres(Arc::new(db)))
+            }
+            _ => {
+                let path = self.config.data_dir.join(format!("{plugin}.db"));
+                Ok(Database::Sqlite(Arc::new(SqliteDb::open(&path)?)))
+            }
+        }
+    }
+
+    /// Waits until every subscriber has consumed every committed event (retries
+    /// and dead-lettering included; delayed events count once scheduled).
+    pub async fn drain(&self, timeout: Duration) -> Result<(), String> {
+        self.router.drain(&self.registry, timeout).await
+    }
+
+    /// Waits until no delayed event is waiting to be delivered.
+    pub async fn drain_scheduled(&self, timeout: Duration) -> Result<(), String> {
+        self.router.drain_scheduled(timeout).await
+    }
+
+    /// Stops the router and waits for its tasks.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks poisoned"));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn outbox_head(db: &Database) -> Result<u64, StorageError> {
+    let mut tx = db.begin(TxMode::ReadOnly).await?;
+    let rows = tx
+        .host_query("SELECT COALESCE(MAX(sequence), 0) AS head FROM outbox_events", &[])
+        .await?;
+    tx.rollback().await?;
+    Ok(cell(&rows, 0, "head").as_i64() as u64)
+}

@@ -1,0 +1,84 @@
+//! The one HTTP error type: every non-plugin error body is
+//! `{"error": {"code", "message", "request_id"?}}`.
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// An error answered by the host itself.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 404: no plugin is mounted at this path.
+    #[error("no plugin is mounted at /{0}")]
+    UnknownPlugin(String),
+    /// 404: no host route matches.
+    #[error("no route for {0}")]
+    NoRoute(String),
+    /// 413: the body exceeds the configured limit.
+    #[error("request body exceeds {0} bytes")]
+    BodyTooLarge(usize),
+    /// 400: a malformed header or body.
+    #[error("{1}")]
+    BadRequest(&'static str, String),
+    /// 401: admin route without a valid token.
+    #[error("a valid admin token is required (Authorization: Bearer …)")]
+    Unauthorized,
+    /// 403: admin route from a non-loopback address while no token is configured.
+    #[error("admin routes accept only loopback clients while no admin token is configured")]
+    LoopbackOnly,
+    /// 409: the same Idempotency-Key is in flight.
+    #[error("a request with this Idempotency-Key is still in progress; retry later")]
+    KeyInProgress,
+    /// 422: the Idempotency-Key was used with a different request.
+    #[error("this Idempotency-Key was already used with a different request")]
+    KeyReused,
+    /// 500: the plugin trapped, timed out or exceeded a limit. Logged in full.
+    #[error("the {plugin} plugin failed ({kind}); the host log has details under request id {request_id}")]
+    PluginFailed {
+        /// Plugin name.
+        plugin: String,
+        /// trap, timeout, out_of_memory…
+        kind: &'static str,
+        /// Request id.
+        request_id: String,
+    },
+    /// 500: anything else; details are logged, never sent.
+    #[error("internal error; the host log has details under request id {request_id}")]
+    Internal {
+        /// Stable code.
+        code: &'static str,
+        /// Request id.
+        request_id: String,
+    },
+    /// 503: the host is shutting down.
+    #[error("the host is shutting down")]
+    ShuttingDown,
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, String) {
+        match self {
+            ApiError::UnknownPlugin(_) => (StatusCode::NOT_FOUND, "unknown_plugin".into()),
+            ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found".into()),
+            ApiError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large".into()),
+            ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, (*code).into()),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized".into()),
+            ApiError::LoopbackOnly => (StatusCode::FORBIDDEN, "loopback_only".into()),
+            ApiError::KeyInProgress => (StatusCode::CONFLICT, "idempotency_key_in_use".into()),
+            ApiError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused".into()),
+            ApiError::PluginFailed { kind, .. } => (StatusCode::INTERNAL_SERVER_ERROR, format!("plugin_{kind}")),
+            ApiError::Internal { code, .. } => (StatusCode::INTERNAL_SERVER_ERROR, (*code).into()),
+            ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down".into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let mut error = serde_json::json!({ "code": code, "message": self.to_string() });
+        if let ApiError::PluginFailed { request_id, .. } | ApiError::Internal { request_id, .. } = &self {
+            error["request_id"] = request_id.clone().into();
+        }
+        (status, Json(serde_json::json!({ "error": error }))).into_response()
+    }
+}

@@ -1,0 +1,119 @@
+//! `/{plugin}/…` → that plugin's `handle-request`, as one unit of work.
+use super::error::ApiError;
+use super::request_id;
+use crate::bindings::Request as GuestRequest;
+use crate::host::Host;
+use crate::uow::RequestFailure;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+/// Headers a plugin may not set: the host frames the response itself.
+const HOST_HEADERS: &[&str] = &["content-length", "transfer-encoding", "connection", "x-request-id"];
+
+pub(super) async fn plugin_root(
+    state: State<Host>,
+    Path(plugin): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    forward(state, plugin, String::new(), method, uri, headers, body).await
+}
+
+pub(super) async fn plugin_path(
+    state: State<Host>,
+    Path((plugin, rest)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    forward(state, plugin, rest, method, uri, headers, body).await
+}
+
+async fn forward(
+    State(host): State<Host>,
+    plugin_name: String,
+    rest: String,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let request_id = request_id(&headers);
+    let plugin = host
+        .registry
+        .get(&plugin_name)
+        .ok_or(ApiError::UnknownPlugin(plugin_name.clone()))?;
+    let limit = host.config.max_body_bytes;
+    let body = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::BodyTooLarge(limit))?;
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be 1-255 visible ASCII characters".into(),
+                    )
+                })?
+                .to_owned(),
+        ),
+    };
+    let guest_headers = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let request = GuestRequest {
+        method: method.as_str().to_owned(),
+        path: format!("/{rest}"),
+        query: uri.query().unwrap_or_default().to_owned(),
+        headers: guest_headers,
+        body: body.to_vec(),
+    };
+    let answer = host
+        .call_request(&plugin, request, idempotency_key, &request_id)
+        .await
+        .map_err(|failure| match failure {
+            RequestFailure::Call(e) => ApiError::PluginFailed {
+                plugin: plugin_name.clone(),
+                kind: e.kind(),
+                request_id: request_id.clone(),
+            },
+            RequestFailure::KeyInProgress => ApiError::KeyInProgress,
+            RequestFailure::KeyReused => ApiError::KeyReused,
+            RequestFailure::InvalidStatus(_) | RequestFailure::Storage(_) => {
+                tracing::error!(plugin = %plugin_name, request_id, error = %failure, "request failed");
+                ApiError::Internal {
+                    code: match failure {
+                        RequestFailure::InvalidStatus(_) => "plugin_invalid_response",
+                        _ => "storage_error",
+                    },
+                    request_id: request_id.clone(),
+                }
+            }
+        })?;
+    let status = StatusCode::from_u16(answer.response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, answer.response.body).into_response();
+    let out = response.headers_mut();
+    for (name, value) in answer.response.headers {
+        if HOST_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            out.append(name, value);
+        }
+    }
+    if answer.replayed {
+        out.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}

@@ -1,0 +1,84 @@
+//! The HTTP gateway (axum): plugin routes, host routes, admin API.
+//!
+//! [`app`] builds the router (tests drive it directly); [`serve`] binds it and
+//! shuts down gracefully: in-flight calls finish, then event routing stops.
+mod admin;
+mod error;
+mod gateway;
+
+pub use error::ApiError;
+
+use crate::host::Host;
+use axum::Router;
+use axum::http::{HeaderMap, HeaderName, Uri};
+use axum::routing::{any, get};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn no_route(uri: Uri) -> ApiError {
+    ApiError::NoRoute(uri.path().to_owned())
+}
+
+/// The complete router for `host`.
+pub fn app(host: Host) -> Router {
+    let admin = Router::new()
+        .route("/admin/plugins", get(admin::plugins))
+        .route("/admin/events", get(admin::events))
+        .route_layer(axum::middleware::from_fn_with_state(host.clone(), admin::require_admin));
+    Router::new()
+        .route("/healthz", get(admin::healthz))
+        .route("/readyz", get(admin::readyz))
+        .route("/metrics", get(admin::metrics))
+        .merge(admin)
+        .route("/{plugin}", any(gateway::plugin_root))
+        .route("/{plugin}/", any(gateway::plugin_root))
+        .route("/{plugin}/{*rest}", any(gateway::plugin_path))
+        .fallback(no_route)
+        .with_state(host)
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Serves `host` on `listener` until `shutdown` resolves, then drains in-flight
+/// requests (up to the configured grace period) and stops event routing.
+pub async fn serve(host: Host, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let grace = Duration::from_millis(host.config.shutdown_grace_ms);
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        app(host.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopped_tx.send(());
+    });
+    let server = tokio::spawn(async move { server.await });
+    let drained = async {
+        // Once shutdown starts, give in-flight calls the grace period.
+        if stopped_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result.map_err(std::io::Error::other)??,
+        _ = drained => tracing::warn!("grace period over; abandoning in-flight requests"),
+    }
+    host.shutdown().await;
+    Ok(())
+}

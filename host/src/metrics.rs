@@ -1,0 +1,88 @@
+//! Prometheus metrics, one registry per host (tests run several hosts at once).
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// The host's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Plugin calls by plugin, kind (`request`/`event`) and outcome.
+    pub calls: IntCounterVec,
+    /// Call latency by plugin and kind.
+    pub call_seconds: HistogramVec,
+    /// Event deliveries by subscriber, source and outcome (`ok`, `retry`, `dead_letter`).
+    pub deliveries: IntCounterVec,
+    /// Events a subscriber has yet to consume from a source.
+    pub outbox_lag: IntGaugeVec,
+    /// Unpublished events in each plugin's outbox.
+    pub outbox_depth: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let calls = IntCounterVec::new(
+            Opts::new("mercato_plugin_calls_total", "Plugin calls by outcome (ok, error, trap, timeout, out_of_memory, out_of_fuel)"),
+            &["plugin", "kind", "outcome"],
+        )
+        .expect("valid metric");
+        let call_seconds = HistogramVec::new(
+            HistogramOpts::new("mercato_plugin_call_duration_seconds", "Plugin call latency, instantiate to return")
+                .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            &["plugin", "kind"],
+        )
+        .expect("valid metric");
+        let deliveries = IntCounterVec::new(
+            Opts::new("mercato_event_deliveries_total", "Event deliveries by outcome (ok, retry, dead_letter)"),
+            &["subscriber", "source", "outcome"],
+        )
+        .expect("valid metric");
+        let outbox_lag = IntGaugeVec::new(
+            Opts::new("mercato_outbox_lag", "Outbox sequences a subscriber has not yet consumed"),
+            &["subscriber", "source"],
+        )
+        .expect("valid metric");
+        let outbox_depth = IntGaugeVec::new(
+            Opts::new("mercato_outbox_depth", "Unpublished events in a plugin's outbox"),
+            &["plugin"],
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(calls.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(call_seconds.clone()),
+            Box::new(deliveries.clone()),
+            Box::new(outbox_lag.clone()),
+            Box::new(outbox_depth.clone()),
+        ] {
+            registry.register(c).expect("metric registered once");
+        }
+        Metrics {
+            registry,
+            calls,
+            call_seconds,
+            deliveries,
+            outbox_lag,
+            outbox_depth,
+        }
+    }
+
+    /// Records one finished call.
+    pub fn call(&self, plugin: &str, kind: &str, outcome: &str, seconds: f64) {
+        self.calls.with_label_values(&[plugin, kind, outcome]).inc();
+        self.call_seconds.with_label_values(&[plugin, kind]).observe(seconds);
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

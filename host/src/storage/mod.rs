@@ -1,0 +1,247 @@
+//! Storage: one database per plugin, reached only inside a call's transaction.
+//!
+//! Two backends sit side by side: embedded SQLite (`sqlite.rs`, the default; one
+//! file per plugin, driven by rusqlite on the calling task so a call's statements
+//! pay no thread hop) and PostgreSQL (`postgres.rs`, sqlx; a schema and a login
+//! role per plugin). `host.rs` implements the guest-facing `storage` interface;
+//! `schema.rs` owns the host tables every plugin database carries.
+mod host;
+pub mod postgres;
+pub mod schema;
+pub mod sqlite;
+
+use crate::bindings::{GuestError, Rows, SqlValue};
+use std::sync::Arc;
+
+/// Largest result a guest query may return; bigger results are refused rather
+/// than buffered into host memory.
+pub const MAX_QUERY_ROWS: usize = 10_000;
+
+/// Which backend a plugin's database uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL schema + role.
+    Postgres,
+}
+
+impl BackendKind {
+    /// The suffix selecting backend-specific migrations (`0001_x.sqlite.sql`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Sqlite => "sqlite",
+            BackendKind::Postgres => "postgres",
+        }
+    }
+}
+
+/// Storage failures seen by the host (guests see [`GuestError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// SQLite refused or failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL refused or failed.
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    /// The database could not be opened or prepared.
+    #[error("{0}")]
+    Setup(String),
+    /// A guest statement failed earlier in the transaction, so it was rolled back.
+    #[error("transaction aborted by a failed statement: {0}")]
+    Aborted(String),
+}
+
+/// How a transaction may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxMode {
+    /// Guest may read and write its own tables.
+    ReadWrite,
+    /// Guest may only read (GET requests).
+    ReadOnly,
+}
+
+/// A plugin's database.
+#[derive(Clone)]
+pub enum Database {
+    /// Embedded SQLite.
+    Sqlite(Arc<sqlite::SqliteDb>),
+    /// PostgreSQL.
+    Postgres(Arc<postgres::PgDb>),
+}
+
+impl Database {
+    /// The backend in use.
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            Database::Sqlite(_) => BackendKind::Sqlite,
+            Database::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// Starts a transaction. Write transactions on SQLite wait for the single writer.
+    pub async fn begin(&self, mode: TxMode) -> Result<Tx, StorageError> {
+        match self {
+            Database::Sqlite(db) => Ok(Tx::new(TxInner::Sqlite(db.begin(mode).await?))),
+            Database::Postgres(db) => Ok(Tx::new(TxInner::Postgres(db.begin(mode).await?))),
+        }
+    }
+}
+
+/// One open transaction. Dropping it without [`Tx::commit`] rolls back.
+///
+/// A failed guest statement aborts the transaction on every backend (PostgreSQL
+/// does so natively; SQLite is made to match), so a plugin tested on one backend
+/// behaves the same on the other: later statements fail and commit is refused.
+pub struct Tx {
+    inner: TxInner,
+    failed: Option<String>,
+}
+
+enum TxInner {
+    Sqlite(sqlite::SqliteTx),
+    Postgres(postgres::PgTx),
+}
+
+impl Tx {
+    fn new(inner: TxInner) -> Self {
+        Tx {
+            inner,
+            failed: None,
+        }
+    }
+
+    fn check_open(&self) -> Result<(), GuestError> {
+        match &self.failed {
+            Some(first) => Err(GuestError::Internal(format!(
+                "transaction aborted by an earlier failed statement: {first}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn record<T>(&mut self, result: Result<T, GuestError>) -> Result<T, GuestError> {
+        if let Err(e) = &result {
+            self.failed = Some(guest_error_message(e));
+        }
+        result
+    }
+
+    /// Runs a guest statement under the guest's restrictions.
+    pub async fn guest_execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, GuestError> {
+        self.check_open()?;
+        let result = match &mut self.inner {
+            TxInner::Sqlite(tx) => tx.guest_execute(sql, params),
+            TxInner::Postgres(tx) => tx.guest_execute(sql, params).await,
+        };
+        self.record(result)
+    }
+
+    /// Runs a guest query under the guest's restrictions.
+    pub async fn guest_query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, GuestError> {
+        self.check_open()?;
+        let result = match &mut self.inner {
+            TxInner::Sqlite(tx) => tx.guest_query(sql, params),
+            TxInner::Postgres(tx) => tx.guest_query(sql, params).await,
+        };
+        self.record(result)
+    }
+
+    /// Runs a host statement (host tables, no guest restrictions).
+    pub async fn host_execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StorageError> {
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => tx.host_execute(sql, params),
+            TxInner::Postgres(tx) => tx.host_execute(sql, params).await,
+        }
+    }
+
+    /// Runs a host query.
+    pub async fn host_query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, StorageError> {
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => tx.host_query(sql, params),
+            TxInner::Postgres(tx) => tx.host_query(sql, params).await,
+        }
+    }
+
+    /// Serialises writers of the same outbox until commit, so outbox sequence
+    /// numbers become visible in order (SQLite already has a single writer).
+    pub async fn lock_outbox(&mut self) -> Result<(), StorageError> {
+        match &mut self.inner {
+            TxInner::Sqlite(_) => Ok(()),
+            TxInner::Postgres(tx) => tx.lock_outbox().await,
+        }
+    }
+
+    /// Commits, unless a guest statement failed: then rolls back and says why.
+    pub async fn commit(self) -> Result<(), StorageError> {
+        if let Some(first) = self.failed.clone() {
+            self.rollback().await?;
+            return Err(StorageError::Aborted(first));
+        }
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.commit(),
+            TxInner::Postgres(tx) => tx.commit().await,
+        }
+    }
+
+    /// Rolls back.
+    pub async fn rollback(self) -> Result<(), StorageError> {
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.rollback(),
+            TxInner::Postgres(tx) => tx.rollback().await,
+        }
+    }
+}
+
+fn guest_error_message(e: &GuestError) -> String {
+    match e {
+        GuestError::Invalid(m)
+        | GuestError::NotFound(m)
+        | GuestError::Conflict(m)
+        | GuestError::Denied(m)
+        | GuestError::Internal(m) => m.clone(),
+    }
+}
+
+/// Reads column `name` of row `i` (host queries, known shapes).
+pub fn cell<'a>(rows: &'a Rows, i: usize, name: &str) -> &'a SqlValue {
+    let col = rows
+        .columns
+        .iter()
+        .position(|c| c == name)
+        .unwrap_or_else(|| panic!("host query has no column {name}"));
+    &rows.rows[i][col]
+}
+
+/// `SqlValue` accessors for host code.
+pub trait SqlValueExt {
+    /// Integer or 0 (NULL).
+    fn as_i64(&self) -> i64;
+    /// Text or empty (NULL).
+    fn as_text(&self) -> String;
+    /// Text, or `None` for NULL.
+    fn as_opt_text(&self) -> Option<String>;
+}
+
+impl SqlValueExt for SqlValue {
+    fn as_i64(&self) -> i64 {
+        match self {
+            SqlValue::Integer(i) => *i,
+            SqlValue::Text(t) => t.parse().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    fn as_text(&self) -> String {
+        self.as_opt_text().unwrap_or_default()
+    }
+    fn as_opt_text(&self) -> Option<String> {
+        match self {
+            SqlValue::Text(t) => Some(t.clone()),
+            SqlValue::Integer(i) => Some(i.to_string()),
+            SqlValue::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            SqlValue::Real(r) => Some(r.to_string()),
+            SqlValue::Null => None,
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Host-owned tables present in every plugin database.
+//!
+//! `outbox_events` carries the seed's columns (id, aggregate_id, event_type,
+//! payload, created_at, published_at) plus the per-source `sequence` that orders
+//! delivery and the requested delay. The `mercato_*` tables hold what the host
+//! keeps on the plugin's behalf, inside the plugin's own database so that it
+//! commits in the same transaction as the plugin's state.
+use super::BackendKind;
+
+/// Tables a guest may read but never write (beside sqlx's `_sqlx_migrations`).
+pub const HOST_TABLES: &[&str] = &[
+    "outbox_events",
+    "mercato_cursors",
+    "mercato_scheduled",
+    "mercato_dead_letters",
+    "mercato_idempotency",
+    "_sqlx_migrations",
+];
+
+/// True for tables only the host may write.
+pub fn is_host_table(name: &str) -> bool {
+    HOST_TABLES.iter().any(|t| t.eq_ignore_ascii_case(name))
+        || name.to_ascii_lowercase().starts_with("sqlite_")
+}
+
+/// DDL creating the host tables; idempotent.
+pub fn host_tables_ddl(kind: BackendKind) -> String {
+    let blob = match kind {
+        BackendKind::Sqlite => "BLOB",
+        BackendKind::Postgres => "BYTEA",
+    };
+    format!(
+        "
+CREATE TABLE IF NOT EXISTS outbox_events (
+    id TEXT PRIMARY KEY,
+    sequence BIGINT NOT NULL UNIQUE,
+    aggregate_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    deliver_after_ms BIGINT,
+    published_at TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_events_unpublished ON outbox_events (sequence) WHERE published_at IS NULL;
+-- Per source: the last outbox sequence this plugin has consumed.
+CREATE TABLE IF NOT EXISTS mercato_cursors (
+    source TEXT PRIMARY KEY,
+    sequence BIGINT NOT NULL
+);
+-- Delayed events taken from a source's stream, waiting to be due.
+CREATE TABLE IF NOT EXISTS mercato_scheduled (
+    event_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    sequence BIGINT NOT NULL,
+    event_type TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,
+    due_at_ms BIGINT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS mercato_scheduled_due ON mercato_scheduled (due_at_ms);
+-- Events this plugin failed to handle after every retry.
+CREATE TABLE IF NOT EXISTS mercato_dead_letters (
+    event_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    sequence BIGINT NOT NULL,
+    event_type TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,
+    error TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    failed_at TEXT NOT NULL
+);
+-- Stored first responses for Idempotency-Key replays.
+CREATE TABLE IF NOT EXISTS mercato_idempotency (
+    key TEXT PRIMARY KEY,
+    request_hash TEXT NOT NULL,
+    status BIGINT NOT NULL,
+    headers TEXT NOT NULL,
+    body {blob} NOT NULL,
+    created_at TEXT NOT NULL
+);
+"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_tables_are_recognised_case_insensitively() {
+        assert!(is_host_table("OUTBOX_EVENTS"));
+        assert!(is_host_table("mercato_cursors"));
+        assert!(is_host_table("sqlite_master"));
+        assert!(!is_host_table("notes"));
+    }
+}

@@ -1,0 +1,155 @@
+//! The plugin's own database, inside the current call's transaction.
+//!
+//! Statements use `$1..$n` placeholders on every backend. The host commits or
+//! rolls back; a plugin never issues `BEGIN`/`COMMIT` itself.
+use crate::bindings::mercato::plugin::{storage, types};
+use crate::{Error, SqlValue};
+
+/// Runs a statement and returns the number of rows it changed.
+pub fn execute(sql: &str, params: &[SqlValue]) -> Result<u64, Error> {
+    storage::execute(sql, params)
+}
+
+/// Runs a query and returns all its rows.
+pub fn query(sql: &str, params: &[SqlValue]) -> Result<Rows, Error> {
+    storage::query(sql, params).map(Rows)
+}
+
+/// Rows returned by [`query`].
+#[derive(Debug, Clone)]
+pub struct Rows(types::Rows);
+
+impl Rows {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.0.rows.len()
+    }
+
+    /// True when the query returned nothing.
+    pub fn is_empty(&self) -> bool {
+        self.0.rows.is_empty()
+    }
+
+    /// The first row, if any.
+    pub fn first(&self) -> Option<Row<'_>> {
+        self.iter().next()
+    }
+
+    /// Iterates over the rows.
+    pub fn iter(&self) -> impl Iterator<Item = Row<'_>> {
+        self.0.rows.iter().map(|values| Row {
+            columns: &self.0.columns,
+            values,
+        })
+    }
+}
+
+/// One row; columns are looked up by name.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    columns: &'a [String],
+    values: &'a [SqlValue],
+}
+
+impl<'a> Row<'a> {
+    /// The raw value of `column`.
+    pub fn value(&self, column: &str) -> Result<&'a SqlValue, Error> {
+        self.columns
+            .iter()
+            .position(|c| c == column)
+            .map(|i| &self.values[i])
+            .ok_or_else(|| Error::Internal(format!("query returned no column `{column}`")))
+    }
+
+    /// `column` as an integer.
+    pub fn int(&self, column: &str) -> Result<i64, Error> {
+        match self.value(column)? {
+            SqlValue::Integer(i) => Ok(*i),
+            other => Err(mismatch(column, "integer", other)),
+        }
+    }
+
+    /// `column` as text.
+    pub fn text(&self, column: &str) -> Result<&'a str, Error> {
+        match self.value(column)? {
+            SqlValue::Text(s) => Ok(s),
+            other => Err(mismatch(column, "text", other)),
+        }
+    }
+
+    /// `column` as text, `None` for SQL NULL.
+    pub fn opt_text(&self, column: &str) -> Result<Option<&'a str>, Error> {
+        match self.value(column)? {
+            SqlValue::Null => Ok(None),
+            SqlValue::Text(s) => Ok(Some(s)),
+            other => Err(mismatch(column, "text", other)),
+        }
+    }
+
+    /// `column` as an integer, `None` for SQL NULL.
+    pub fn opt_int(&self, column: &str) -> Result<Option<i64>, Error> {
+        match self.value(column)? {
+            SqlValue::Null => Ok(None),
+            SqlValue::Integer(i) => Ok(Some(*i)),
+            other => Err(mismatch(column, "integer", other)),
+        }
+    }
+}
+
+fn mismatch(column: &str, wanted: &str, got: &SqlValue) -> Error {
+    Error::Internal(format!("column `{column}` is not {wanted}: {got:?}"))
+}
+
+impl From<i64> for SqlValue {
+    fn from(v: i64) -> Self {
+        SqlValue::Integer(v)
+    }
+}
+
+impl From<i32> for SqlValue {
+    fn from(v: i32) -> Self {
+        SqlValue::Integer(v.into())
+    }
+}
+
+impl From<u32> for SqlValue {
+    fn from(v: u32) -> Self {
+        SqlValue::Integer(v.into())
+    }
+}
+
+impl From<bool> for SqlValue {
+    fn from(v: bool) -> Self {
+        SqlValue::Integer(v.into())
+    }
+}
+
+impl From<&str> for SqlValue {
+    fn from(v: &str) -> Self {
+        SqlValue::Text(v.to_owned())
+    }
+}
+
+impl From<String> for SqlValue {
+    fn from(v: String) -> Self {
+        SqlValue::Text(v)
+    }
+}
+
+impl From<&String> for SqlValue {
+    fn from(v: &String) -> Self {
+        SqlValue::Text(v.clone())
+    }
+}
+
+impl From<Vec<u8>> for SqlValue {
+    fn from(v: Vec<u8>) -> Self {
+        SqlValue::Blob(v)
+    }
+}
+
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(SqlValue::Null, Into::into)
+    }
+}

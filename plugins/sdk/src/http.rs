@@ -1,0 +1,294 @@
+//! Requests, responses, a small router and JSON error bodies.
+use crate::Error;
+use crate::bindings::mercato::plugin::types as wit;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A request routed to this plugin; `path` is relative to the plugin's mount point.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Upper-case HTTP method.
+    pub method: String,
+    /// Path below the plugin's mount point, starting with `/`.
+    pub path: String,
+    /// Raw query string without `?`.
+    pub query: String,
+    /// Header names are lower case.
+    pub headers: Vec<(String, String)>,
+    /// Raw body.
+    pub body: Vec<u8>,
+    params: Vec<(String, String)>,
+}
+
+impl Request {
+    #[doc(hidden)]
+    pub fn from_wit(req: wit::Request) -> Self {
+        Request {
+            method: req.method,
+            path: req.path,
+            query: req.query,
+            headers: req.headers,
+            body: req.body,
+            params: Vec::new(),
+        }
+    }
+
+    /// A path parameter captured by the route (`{id}`); empty if absent.
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// A query-string parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == name).then(|| percent_decode(v))
+        })
+    }
+
+    /// A header value (names are matched case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON; a malformed body is a 400 `invalid_json`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| HttpError::bad_request("invalid_json", &format!("request body: {e}")))
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A response. Any 2xx status commits the call's transaction.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A JSON response.
+    pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
+        Response {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+
+    /// An empty response.
+    pub fn empty(status: u16) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// `{"error": {"code", "message"}}` with `status`.
+    pub fn error(status: u16, code: &str, message: &str) -> Self {
+        Response::json(
+            status,
+            &serde_json::json!({ "error": { "code": code, "message": message } }),
+        )
+    }
+
+    #[doc(hidden)]
+    pub fn into_wit(self) -> wit::Response {
+        wit::Response {
+            status: self.status,
+            headers: self.headers,
+            body: self.body,
+        }
+    }
+}
+
+/// A handler's failure, rendered as a JSON error body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpError {
+    /// HTTP status (4xx or 5xx).
+    pub status: u16,
+    /// Stable machine-readable code, e.g. `unknown_sku`.
+    pub code: String,
+    /// What was wrong, for a human.
+    pub message: String,
+}
+
+impl HttpError {
+    /// An error with any status.
+    pub fn new(status: u16, code: &str, message: &str) -> Self {
+        HttpError {
+            status,
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+    /// 400.
+    pub fn bad_request(code: &str, message: &str) -> Self {
+        Self::new(400, code, message)
+    }
+    /// 404.
+    pub fn not_found(code: &str, message: &str) -> Self {
+        Self::new(404, code, message)
+    }
+    /// 409.
+    pub fn conflict(code: &str, message: &str) -> Self {
+        Self::new(409, code, message)
+    }
+    /// 422.
+    pub fn unprocessable(code: &str, message: &str) -> Self {
+        Self::new(422, code, message)
+    }
+}
+
+impl From<HttpError> for Response {
+    fn from(e: HttpError) -> Self {
+        Response::error(e.status, &e.code, &e.message)
+    }
+}
+
+/// Host errors become HTTP errors with the matching status.
+impl From<Error> for HttpError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid(m) => HttpError::new(400, "invalid", &m),
+            Error::NotFound(m) => HttpError::new(404, "not_found", &m),
+            Error::Conflict(m) => HttpError::new(409, "conflict", &m),
+            Error::Denied(m) => HttpError::new(403, "denied", &m),
+            Error::Internal(m) => HttpError::new(500, "internal", &m),
+        }
+    }
+}
+
+/// What handlers return.
+pub type HttpResult = Result<Response, HttpError>;
+
+type Handler = fn(&Request) -> HttpResult;
+
+/// Matches method and path patterns such as `/notes/{id}` and calls the handler.
+#[derive(Default)]
+pub struct Router {
+    routes: Vec<(&'static str, &'static str, Handler)>,
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Self {
+        Router::default()
+    }
+
+    /// Adds a route for `method`.
+    pub fn route(mut self, method: &'static str, pattern: &'static str, handler: Handler) -> Self {
+        self.routes.push((method, pattern, handler));
+        self
+    }
+
+    /// Adds a GET route.
+    pub fn get(self, pattern: &'static str, handler: Handler) -> Self {
+        self.route("GET", pattern, handler)
+    }
+
+    /// Adds a POST route.
+    pub fn post(self, pattern: &'static str, handler: Handler) -> Self {
+        self.route("POST", pattern, handler)
+    }
+
+    /// Adds a PUT route.
+    pub fn put(self, pattern: &'static str, handler: Handler) -> Self {
+        self.route("PUT", pattern, handler)
+    }
+
+    /// Routes `req`: 404 for an unknown path, 405 for a known path with another method.
+    pub fn dispatch(&self, mut req: Request) -> Response {
+        let mut path_matched = false;
+        for (method, pattern, handler) in &self.routes {
+            let Some(params) = match_path(pattern, &req.path) else {
+                continue;
+            };
+            path_matched = true;
+            if *method == req.method {
+                req.params = params;
+                return handler(&req).unwrap_or_else(Response::from);
+            }
+        }
+        if path_matched {
+            Response::error(405, "method_not_allowed", &format!("{} is not allowed here", req.method))
+        } else {
+            Response::error(404, "not_found", &format!("no route for {}", req.path))
+        }
+    }
+}
+
+fn match_path(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
+    let mut params = Vec::new();
+    let mut pattern_parts = pattern.trim_matches('/').split('/');
+    let mut path_parts = path.trim_matches('/').split('/');
+    loop {
+        match (pattern_parts.next(), path_parts.next()) {
+            (None, None) => return Some(params),
+            (Some(p), Some(s)) if p.starts_with('{') && p.ends_with('}') && !s.is_empty() => {
+                params.push((p[1..p.len() - 1].to_owned(), percent_decode(s)));
+            }
+            (Some(p), Some(s)) if p == s => {}
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_match_with_parameters() {
+        assert_eq!(
+            match_path("/notes/{id}", "/notes/a%20b"),
+            Some(vec![("id".into(), "a b".into())])
+        );
+        assert_eq!(match_path("/notes", "/notes/"), Some(vec![]));
+        assert_eq!(match_path("/notes/{id}", "/notes"), None);
+        assert_eq!(match_path("/notes/{id}", "/notes/1/x"), None);
+        assert_eq!(match_path("/", ""), Some(vec![]));
+    }
+
+    #[test]
+    fn percent_decoding_keeps_invalid_escapes() {
+        assert_eq!(percent_decode("a%2Fb+c"), "a/b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

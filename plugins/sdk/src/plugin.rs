@@ -1,0 +1,67 @@
+use crate::bindings::exports::mercato::plugin::plugin as wit;
+use crate::http::{Request, Response};
+use crate::{Error, Event};
+
+/// What a plugin tells the host about itself when it is loaded.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    name: String,
+    version: String,
+    subscriptions: Vec<String>,
+    migrations: Vec<(String, String)>,
+}
+
+impl Manifest {
+    /// A manifest for plugin `name` at `version` (usually `env!("CARGO_PKG_VERSION")`).
+    pub fn new(name: &str, version: &str) -> Self {
+        Manifest {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            subscriptions: Vec::new(),
+            migrations: Vec::new(),
+        }
+    }
+
+    /// Subscribes to events matching `pattern`: `source.EventType` or `source.*`.
+    pub fn subscribe(mut self, pattern: &str) -> Self {
+        self.subscriptions.push(pattern.to_owned());
+        self
+    }
+
+    /// Adds a migration; `file` follows sqlx's `NNNN_description.sql` naming.
+    pub fn migration(mut self, file: &str, sql: &str) -> Self {
+        self.migrations.push((file.to_owned(), sql.to_owned()));
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn into_wit(self) -> wit::Manifest {
+        wit::Manifest {
+            name: self.name,
+            version: self.version,
+            subscriptions: self.subscriptions,
+            migrations: self.migrations,
+        }
+    }
+}
+
+/// A domain plugin. Implement it on a unit struct and export it with
+/// [`export_plugin!`](crate::export_plugin).
+pub trait Plugin {
+    /// Name, version, subscriptions and migrations.
+    fn manifest() -> Manifest;
+
+    /// Answers an HTTP request under `/{plugin}/…`. The host commits the call's
+    /// transaction for a 2xx status and rolls it back otherwise.
+    fn handle_request(req: Request) -> Response {
+        let _ = req;
+        Response::error(404, "not_found", "this plugin serves no HTTP routes")
+    }
+
+    /// Handles one event from a subscription. `Ok` commits, `Err` rolls back and
+    /// the host retries with backoff, then dead-letters the event.
+    fn handle_event(event: Event) -> Result<(), Error> {
+        let _ = event;
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+CREATE TABLE loot (
+    v TEXT NOT NULL
+);

@@ -1,0 +1,89 @@
+//! Test plugin that misbehaves on request: runs arbitrary SQL (ATTACH, extension
+//! loading, writes to host tables, other schemas), loops forever, allocates
+//! without bound, panics. Tests prove the host contains each of these.
+use mercato_sdk::prelude::*;
+use serde::Deserialize;
+use serde_json::json;
+
+struct Hostile;
+
+impl Plugin for Hostile {
+    fn manifest() -> Manifest {
+        Manifest::new("hostile", env!("CARGO_PKG_VERSION")).migration(
+            "0001_create_loot.sql",
+            include_str!("../migrations/0001_create_loot.sql"),
+        )
+    }
+
+    fn handle_request(req: Request) -> Response {
+        Router::new()
+            .post("/sql", sql)
+            .get("/sql", sql)
+            .get("/loop", spin)
+            .post("/alloc", alloc)
+            .get("/panic", |_| panic!("hostile plugin panics on purpose"))
+            .get("/stderr", stderr)
+            .post("/emit", emit)
+            .post("/emit-invalid", emit_invalid)
+            .dispatch(req)
+    }
+}
+
+#[derive(Deserialize)]
+struct Sql {
+    sql: String,
+}
+
+/// Runs the statement and reports whether the host allowed it. Always 200, so an
+/// attack that succeeds also commits and the test can see the damage.
+fn sql(req: &Request) -> HttpResult {
+    let statement = match req.query_param("q") {
+        Some(q) => q,
+        None => req.json::<Sql>()?.sql,
+    };
+    let outcome = db::query(&statement, &[]);
+    Ok(Response::json(
+        200,
+        &match outcome {
+            Ok(rows) => json!({ "allowed": true, "rows": rows.len() }),
+            Err(e) => json!({ "allowed": false, "error": format!("{e:?}") }),
+        },
+    ))
+}
+
+fn spin(_req: &Request) -> HttpResult {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+#[derive(Deserialize)]
+struct Alloc {
+    mib: usize,
+}
+
+fn alloc(req: &Request) -> HttpResult {
+    let Alloc { mib } = req.json()?;
+    let mut v: Vec<u8> = Vec::with_capacity(mib << 20);
+    v.resize(mib << 20, 1);
+    Ok(Response::json(200, &json!({ "allocated_mib": mib, "check": std::hint::black_box(&v).len() })))
+}
+
+fn stderr(_req: &Request) -> HttpResult {
+    eprintln!("hostile plugin writes to stderr");
+    println!("hostile plugin writes to stdout");
+    Ok(Response::empty(204))
+}
+
+fn emit(_req: &Request) -> HttpResult {
+    events::emit("Ping", "hostile", &json!({ "from": "hostile" }))?;
+    Ok(Response::empty(202))
+}
+
+fn emit_invalid(_req: &Request) -> HttpResult {
+    mercato_sdk::bindings::mercato::plugin::outbox::emit("Ping", "hostile", "{not json", None)?;
+    Ok(Response::empty(202))
+}
+
+mercato_sdk::export_plugin!(Hostile);
