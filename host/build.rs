@@ -27,7 +27,14 @@ fn main() {
     let crates = plugin_crates(&plugins_dir);
     let mut cargo = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
-        .args(["build", "--release", "--locked", "--target", TARGET, "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            TARGET,
+            "--manifest-path",
+        ])
         .arg(plugins_dir.join("Cargo.toml"));
     for (name, _) in &crates {
         cargo.args(["-p", name]);
@@ -47,15 +54,28 @@ fn main() {
     }
     cargo.env("CARGO_TARGET_DIR", &target_dir);
     let status = cargo.status().expect("running cargo for the plugins");
-    assert!(status.success(), "building the plugin components failed (see the output above)");
+    assert!(
+        status.success(),
+        "building the plugin components failed (see the output above)"
+    );
 
-    println!("cargo:rerun-if-changed={}", plugins_dir.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", plugins_dir.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        plugins_dir.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        plugins_dir.join("Cargo.lock").display()
+    );
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    println!("cargo:rerun-if-changed={}", plugins_dir.join("testing").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        plugins_dir.join("testing").display()
+    );
 
     let out_dir = target_dir.join(TARGET).join("release");
-    let mut generated = String::from("/// Every plugin component built from `plugins/`: (name, path).\n");
+    let mut generated =
+        String::from("/// Every plugin component built from `plugins/`: (name, path).\n");
     generated.push_str("pub const PLUGINS: &[(&str, &str)] = &[\n");
     let mut embedded = String::from(
         "/// The default plugins compiled into the binary: (name, component bytes).\n\
@@ -67,9 +87,19 @@ fn main() {
         assert!(wasm.exists(), "expected {} after the build", wasm.display());
         rerun_from_dep_file(&out_dir.join(format!("{file}.d")));
         println!("cargo:rerun-if-changed={}", dir.display());
-        writeln!(generated, "    ({name:?}, {:?}),", wasm.display().to_string()).unwrap();
+        writeln!(
+            generated,
+            "    ({name:?}, {:?}),",
+            wasm.display().to_string()
+        )
+        .unwrap();
         if EMBEDDED.contains(&name.as_str()) {
-            writeln!(embedded, "    ({name:?}, include_bytes!({:?})),", wasm.display().to_string()).unwrap();
+            writeln!(
+                embedded,
+                "    ({name:?}, include_bytes!({:?})),",
+                wasm.display().to_string()
+            )
+            .unwrap();
         }
     }
     generated.push_str("];\n\n");
@@ -104,7 +134,9 @@ fn ensure_target() {
 fn plugin_crates(plugins_dir: &Path) -> Vec<(String, PathBuf)> {
     let mut crates = Vec::new();
     for parent in [plugins_dir.to_path_buf(), plugins_dir.join("testing")] {
-        let Ok(entries) = std::fs::read_dir(&parent) else { continue };
+        let Ok(entries) = std::fs::read_dir(&parent) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let dir = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -120,8 +152,12 @@ fn plugin_crates(plugins_dir: &Path) -> Vec<(String, PathBuf)> {
 
 /// Emits rerun-if-changed for every source cargo recorded in a `.d` file.
 fn rerun_from_dep_file(path: &Path) {
-    let Ok(text) = std::fs::read_to_string(path) else { return };
-    let Some((_, deps)) = text.split_once(": ") else { return };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let Some((_, deps)) = text.split_once(": ") else {
+        return;
+    };
     let mut current = String::new();
     let mut chars = deps.chars().peekable();
     while let Some(c) = chars.next() {

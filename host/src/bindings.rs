@@ -9,7 +9,10 @@ wasmtime::component::bindgen!({
         default: trappable,
     },
     exports: { default: async },
+    additional_derives: [PartialEq],
 });
 
-pub use mercato::plugin::types::{Error as GuestError, Event, Request, Response, Rows, SqlValue};
-pub use exports::mercato::plugin::plugin::Manifest;
+pub use self::exports::mercato::plugin::plugin::Manifest;
+pub use self::mercato::plugin::types::{
+    Error as GuestError, Event, Request, Response, Rows, SqlValue,
+};

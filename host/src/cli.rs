@@ -66,7 +66,9 @@ impl ServeArgs {
             config.storage.backend = "postgres".into();
             config.storage.url = Some(url);
         }
-        config.load.extend(self.plugins.into_iter().map(|path| LoadConfig { path }));
+        config
+            .load
+            .extend(self.plugins.into_iter().map(|path| LoadConfig { path }));
         if self.no_embedded {
             config.embedded_plugins = false;
         }
@@ -83,7 +85,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let mut components = if config.embedded_plugins { Component::embedded() } else { Vec::new() };
+    let mut components = if config.embedded_plugins {
+        Component::embedded()
+    } else {
+        Vec::new()
+    };
     for load in &config.load {
         let bytes = std::fs::read(&load.path)
             .map_err(|e| anyhow::anyhow!("reading plugin {}: {e}", load.path.display()))?;

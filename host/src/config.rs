@@ -171,7 +171,11 @@ impl EventsConfig {
     /// Delay before retry number `attempt` (1-based: the wait after the first failure).
     pub fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u64 << attempt.saturating_sub(1).min(20);
-        Duration::from_millis(self.backoff_base_ms.saturating_mul(factor).min(self.backoff_max_ms))
+        Duration::from_millis(
+            self.backoff_base_ms
+                .saturating_mul(factor)
+                .min(self.backoff_max_ms),
+        )
     }
 }
 
@@ -270,17 +274,25 @@ impl Config {
             std::iter::once(self.limits).chain(self.plugins.keys().map(|n| self.limits_for(n)));
         for l in all_limits {
             if l.memory_mib == 0 || l.memory_mib > 4096 {
-                return Err(ConfigError::Invalid("limits.memory_mib must be 1..=4096".into()));
+                return Err(ConfigError::Invalid(
+                    "limits.memory_mib must be 1..=4096".into(),
+                ));
             }
             if l.deadline_ms == 0 {
-                return Err(ConfigError::Invalid("limits.deadline_ms must be positive".into()));
+                return Err(ConfigError::Invalid(
+                    "limits.deadline_ms must be positive".into(),
+                ));
             }
         }
         if self.events.max_attempts == 0 {
-            return Err(ConfigError::Invalid("events.max_attempts must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "events.max_attempts must be at least 1".into(),
+            ));
         }
         if self.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
-            return Err(ConfigError::Invalid("admin_token must be at least 16 characters".into()));
+            return Err(ConfigError::Invalid(
+                "admin_token must be at least 16 characters".into(),
+            ));
         }
         Ok(())
     }
@@ -312,7 +324,13 @@ mod tests {
     fn unknown_keys_and_backends_are_refused() {
         assert!(toml::from_str::<Config>("listn = \"x\"").is_err());
         let config: Config = toml::from_str("[storage]\nbackend = \"mysql\"").unwrap();
-        assert!(config.validate().unwrap_err().to_string().contains("unknown storage backend `mysql`"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("unknown storage backend `mysql`")
+        );
         let config: Config = toml::from_str("[storage]\nbackend = \"postgres\"").unwrap();
         assert!(config.validate().is_err());
     }

@@ -150,14 +150,19 @@ impl Host {
                 manifest.name
             )));
         }
-        if matches!(manifest.name.as_str(), "admin" | "healthz" | "readyz" | "metrics" | "openapi") {
+        if matches!(
+            manifest.name.as_str(),
+            "admin" | "healthz" | "readyz" | "metrics" | "openapi"
+        ) {
             return Err(PluginLoadError::Manifest(format!(
                 "plugin name `{}` is reserved for host routes",
                 manifest.name
             )));
         }
         if manifest.version.trim().is_empty() {
-            return Err(PluginLoadError::Manifest("version must not be empty".into()));
+            return Err(PluginLoadError::Manifest(
+                "version must not be empty".into(),
+            ));
         }
         let subscriptions = manifest
             .subscriptions
@@ -175,7 +180,10 @@ impl Host {
             plugin: manifest.name.clone(),
             source,
         };
-        let db = self.open_database(&manifest.name).await.map_err(storage_error)?;
+        let db = self
+            .open_database(&manifest.name)
+            .await
+            .map_err(storage_error)?;
         crate::migrate::run(&manifest.name, &db, &manifest.migrations).await?;
         let head = outbox_head(&db).await.map_err(storage_error)?;
         let plugin = Arc::new(Plugin {
@@ -204,7 +212,8 @@ impl Host {
                     .url
                     .as_deref()
                     .ok_or_else(|| StorageError::Setup("postgres backend without url".into()))?;
-                let db = PgDb::open(url, &storage.namespace, plugin, storage.max_connections).await?;
+                let db =
+                    PgDb::open(url, &storage.namespace, plugin, storage.max_connections).await?;
                 Ok(Database::Postgres(Arc::new(db)))
             }
             _ => {
@@ -220,6 +229,18 @@ impl Host {
         self.router.drain(&self.registry, timeout).await
     }
 
+    /// Waits until `subscriber` has consumed everything `source` committed.
+    pub async fn drain_stream(
+        &self,
+        subscriber: &str,
+        source: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        self.router
+            .drain_stream(&self.registry, subscriber, source, timeout)
+            .await
+    }
+
     /// Waits until no delayed event is waiting to be delivered.
     pub async fn drain_scheduled(&self, timeout: Duration) -> Result<(), String> {
         self.router.drain_scheduled(timeout).await
@@ -232,13 +253,17 @@ impl Host {
         for task in tasks {
             let _ = task.await;
         }
+        self.router.mark_all(&self.registry).await;
     }
 }
 
 async fn outbox_head(db: &Database) -> Result<u64, StorageError> {
     let mut tx = db.begin(TxMode::ReadOnly).await?;
     let rows = tx
-        .host_query("SELECT COALESCE(MAX(sequence), 0) AS head FROM outbox_events", &[])
+        .host_query(
+            "SELECT COALESCE(MAX(sequence), 0) AS head FROM outbox_events",
+            &[],
+        )
         .await?;
     tx.rollback().await?;
     Ok(cell(&rows, 0, "head").as_i64() as u64)

@@ -1,5 +1,7 @@
 //! Prometheus metrics, one registry per host (tests run several hosts at once).
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// The host's metrics.
 pub struct Metrics {
@@ -10,6 +12,8 @@ pub struct Metrics {
     pub call_seconds: HistogramVec,
     /// Event deliveries by subscriber, source and outcome (`ok`, `retry`, `dead_letter`).
     pub deliveries: IntCounterVec,
+    /// Calls running right now, by plugin.
+    pub in_flight: IntGaugeVec,
     /// Events a subscriber has yet to consume from a source.
     pub outbox_lag: IntGaugeVec,
     /// Unpublished events in each plugin's outbox.
@@ -21,28 +25,51 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let calls = IntCounterVec::new(
-            Opts::new("mercato_plugin_calls_total", "Plugin calls by outcome (ok, error, trap, timeout, out_of_memory, out_of_fuel)"),
+            Opts::new(
+                "mercato_plugin_calls_total",
+                "Plugin calls by outcome (ok, error, trap, timeout, out_of_memory, out_of_fuel)",
+            ),
             &["plugin", "kind", "outcome"],
         )
         .expect("valid metric");
         let call_seconds = HistogramVec::new(
-            HistogramOpts::new("mercato_plugin_call_duration_seconds", "Plugin call latency, instantiate to return")
-                .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            HistogramOpts::new(
+                "mercato_plugin_call_duration_seconds",
+                "Plugin call latency, instantiate to return",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5,
+            ]),
             &["plugin", "kind"],
         )
         .expect("valid metric");
         let deliveries = IntCounterVec::new(
-            Opts::new("mercato_event_deliveries_total", "Event deliveries by outcome (ok, retry, dead_letter)"),
+            Opts::new(
+                "mercato_event_deliveries_total",
+                "Event deliveries by outcome (ok, retry, dead_letter)",
+            ),
             &["subscriber", "source", "outcome"],
         )
         .expect("valid metric");
+        let in_flight = IntGaugeVec::new(
+            Opts::new("mercato_plugin_calls_in_flight", "Plugin calls running now"),
+            &["plugin"],
+        )
+        .expect("valid metric");
         let outbox_lag = IntGaugeVec::new(
-            Opts::new("mercato_outbox_lag", "Outbox sequences a subscriber has not yet consumed"),
+            Opts::new(
+                "mercato_outbox_lag",
+                "Outbox sequences a subscriber has not yet consumed",
+            ),
             &["subscriber", "source"],
         )
         .expect("valid metric");
         let outbox_depth = IntGaugeVec::new(
-            Opts::new("mercato_outbox_depth", "Unpublished events in a plugin's outbox"),
+            Opts::new(
+                "mercato_outbox_depth",
+                "Unpublished events in a plugin's outbox",
+            ),
             &["plugin"],
         )
         .expect("valid metric");
@@ -50,6 +77,7 @@ impl Metrics {
             Box::new(calls.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(call_seconds.clone()),
             Box::new(deliveries.clone()),
+            Box::new(in_flight.clone()),
             Box::new(outbox_lag.clone()),
             Box::new(outbox_depth.clone()),
         ] {
@@ -60,6 +88,7 @@ impl Metrics {
             calls,
             call_seconds,
             deliveries,
+            in_flight,
             outbox_lag,
             outbox_depth,
         }
@@ -68,7 +97,16 @@ impl Metrics {
     /// Records one finished call.
     pub fn call(&self, plugin: &str, kind: &str, outcome: &str, seconds: f64) {
         self.calls.with_label_values(&[plugin, kind, outcome]).inc();
-        self.call_seconds.with_label_values(&[plugin, kind]).observe(seconds);
+        self.call_seconds
+            .with_label_values(&[plugin, kind])
+            .observe(seconds);
+    }
+
+    /// Counts a call as running until the returned guard drops.
+    pub fn start_call(&self, plugin: &str) -> InFlight {
+        let gauge = self.in_flight.with_label_values(&[plugin]);
+        gauge.inc();
+        InFlight(gauge)
     }
 
     /// Prometheus text exposition.
@@ -84,5 +122,14 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Decrements the in-flight gauge when dropped.
+pub struct InFlight(prometheus::IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -15,7 +15,9 @@ use std::borrow::Cow;
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
     /// A file name does not follow `NNNN_description[.backend].sql`.
-    #[error("migration `{0}`: name must look like `0001_description.sql` (optionally `.sqlite.sql` / `.postgres.sql`)")]
+    #[error(
+        "migration `{0}`: name must look like `0001_description.sql` (optionally `.sqlite.sql` / `.postgres.sql`)"
+    )]
     BadName(String),
     /// Two files claim the same version for this backend.
     #[error("migrations `{0}` and `{1}` have the same version")]
@@ -32,7 +34,9 @@ pub enum MigrationError {
         file: String,
     },
     /// The database has an applied migration the plugin no longer carries.
-    #[error("the {plugin} database has migration version {version} applied, which this plugin build does not carry")]
+    #[error(
+        "the {plugin} database has migration version {version} applied, which this plugin build does not carry"
+    )]
     Missing {
         /// Plugin name.
         plugin: String,
@@ -98,7 +102,11 @@ fn plan(files: &[(String, String)], kind: BackendKind) -> Result<Vec<Planned>, M
 }
 
 /// Creates the host tables and applies the plugin's migrations.
-pub async fn run(plugin: &str, db: &Database, files: &[(String, String)]) -> Result<(), MigrationError> {
+pub async fn run(
+    plugin: &str,
+    db: &Database,
+    files: &[(String, String)],
+) -> Result<(), MigrationError> {
     let planned = plan(files, db.kind())?;
     let migrator = Migrator {
         migrations: Cow::Owned(planned.iter().map(|p| p.migration.clone()).collect()),
@@ -112,7 +120,9 @@ pub async fn run(plugin: &str, db: &Database, files: &[(String, String)]) -> Res
             let mut conn = sqlx::SqliteConnection::connect(&sqlite.sqlx_url())
                 .await
                 .map_err(StorageError::from)?;
-            conn.execute(sqlx::raw_sql(&ddl)).await.map_err(StorageError::from)?;
+            conn.execute(sqlx::raw_sql(&ddl))
+                .await
+                .map_err(StorageError::from)?;
             let result = migrator.run(&mut conn).await;
             conn.close().await.map_err(StorageError::from)?;
             result
@@ -121,7 +131,9 @@ pub async fn run(plugin: &str, db: &Database, files: &[(String, String)]) -> Res
             let mut conn = sqlx::PgConnection::connect_with(&pg.admin_options())
                 .await
                 .map_err(StorageError::from)?;
-            conn.execute(sqlx::raw_sql(&ddl)).await.map_err(StorageError::from)?;
+            conn.execute(sqlx::raw_sql(&ddl))
+                .await
+                .map_err(StorageError::from)?;
             let result = migrator.run(&mut conn).await;
             if result.is_ok() {
                 pg.grant(&mut conn).await?;
@@ -161,23 +173,38 @@ mod tests {
     use super::*;
 
     fn files(names: &[&str]) -> Vec<(String, String)> {
-        names.iter().map(|n| (n.to_string(), format!("-- {n}"))).collect()
+        names
+            .iter()
+            .map(|n| (n.to_string(), format!("-- {n}")))
+            .collect()
     }
 
     #[test]
     fn backend_variants_are_selected() {
         let all = files(&["0002_b.sqlite.sql", "0001_a.sql", "0002_b.postgres.sql"]);
         let sqlite = plan(&all, BackendKind::Sqlite).unwrap();
-        assert_eq!(sqlite.iter().map(|p| p.file.as_str()).collect::<Vec<_>>(), ["0001_a.sql", "0002_b.sqlite.sql"]);
+        assert_eq!(
+            sqlite.iter().map(|p| p.file.as_str()).collect::<Vec<_>>(),
+            ["0001_a.sql", "0002_b.sqlite.sql"]
+        );
         let pg = plan(&all, BackendKind::Postgres).unwrap();
         assert_eq!(pg[1].file, "0002_b.postgres.sql");
     }
 
     #[test]
     fn bad_names_and_duplicates_are_refused() {
-        assert!(matches!(plan(&files(&["a.sql"]), BackendKind::Sqlite), Err(MigrationError::BadName(_))));
-        assert!(matches!(plan(&files(&["0001_a.txt"]), BackendKind::Sqlite), Err(MigrationError::BadName(_))));
-        assert!(matches!(plan(&files(&["0001_a.mysql.sql"]), BackendKind::Sqlite), Err(MigrationError::BadName(_))));
+        assert!(matches!(
+            plan(&files(&["a.sql"]), BackendKind::Sqlite),
+            Err(MigrationError::BadName(_))
+        ));
+        assert!(matches!(
+            plan(&files(&["0001_a.txt"]), BackendKind::Sqlite),
+            Err(MigrationError::BadName(_))
+        ));
+        assert!(matches!(
+            plan(&files(&["0001_a.mysql.sql"]), BackendKind::Sqlite),
+            Err(MigrationError::BadName(_))
+        ));
         assert!(matches!(
             plan(&files(&["0001_a.sql", "0001_b.sql"]), BackendKind::Sqlite),
             Err(MigrationError::Duplicate(_, _))

@@ -31,12 +31,18 @@ pub struct Plugin {
 impl Plugin {
     /// True if this plugin subscribes to `event_type` from `source`.
     pub fn subscribes_to(&self, source: &str, event_type: &str) -> bool {
-        self.subscriptions.iter().any(|p| p.matches(source, event_type))
+        self.subscriptions
+            .iter()
+            .any(|p| p.matches(source, event_type))
     }
 
     /// Sources named by this plugin's subscriptions.
     pub fn sources(&self) -> Vec<String> {
-        let mut sources: Vec<String> = self.subscriptions.iter().map(|p| p.source.clone()).collect();
+        let mut sources: Vec<String> = self
+            .subscriptions
+            .iter()
+            .map(|p| p.source.clone())
+            .collect();
         sources.sort();
         sources.dedup();
         sources
@@ -52,19 +58,31 @@ pub struct Registry {
 impl Registry {
     /// The running version of `name`.
     pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
-        self.plugins.read().expect("registry poisoned").get(name).cloned()
+        self.plugins
+            .read()
+            .expect("registry poisoned")
+            .get(name)
+            .cloned()
     }
 
     /// All running plugins, by name.
     pub fn all(&self) -> Vec<Arc<Plugin>> {
-        self.plugins.read().expect("registry poisoned").values().cloned().collect()
+        self.plugins
+            .read()
+            .expect("registry poisoned")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Adds a plugin; refuses a second plugin with the same name.
     pub fn insert(&self, plugin: Arc<Plugin>) -> Result<(), String> {
         let mut plugins = self.plugins.write().expect("registry poisoned");
         if plugins.contains_key(&*plugin.name) {
-            return Err(format!("a plugin named `{}` is already loaded", plugin.name));
+            return Err(format!(
+                "a plugin named `{}` is already loaded",
+                plugin.name
+            ));
         }
         plugins.insert(plugin.name.to_string(), plugin);
         Ok(())

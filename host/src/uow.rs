@@ -57,7 +57,11 @@ impl Drop for KeyGuard<'_> {
 
 fn request_hash(req: &Request) -> String {
     let mut h = Sha256::new();
-    for part in [req.method.as_bytes(), req.path.as_bytes(), req.query.as_bytes()] {
+    for part in [
+        req.method.as_bytes(),
+        req.path.as_bytes(),
+        req.query.as_bytes(),
+    ] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part);
     }
@@ -92,12 +96,22 @@ impl Host {
         idempotency_key: Option<String>,
         request_id: &str,
     ) -> Result<Answer, RequestFailure> {
+        let _in_flight = self.metrics.start_call(&plugin.name);
         let read_only = matches!(req.method.as_str(), "GET" | "HEAD");
-        let mode = if read_only { TxMode::ReadOnly } else { TxMode::ReadWrite };
+        let mode = if read_only {
+            TxMode::ReadOnly
+        } else {
+            TxMode::ReadWrite
+        };
         let idempotency_key = idempotency_key.filter(|_| !read_only);
         let _guard = match &idempotency_key {
             Some(key) => {
-                if !plugin.inflight_keys.lock().expect("inflight keys poisoned").insert(key.clone()) {
+                if !plugin
+                    .inflight_keys
+                    .lock()
+                    .expect("inflight keys poisoned")
+                    .insert(key.clone())
+                {
                     return Err(RequestFailure::KeyInProgress);
                 }
                 Some(KeyGuard {
@@ -120,17 +134,26 @@ impl Host {
         let (result, mut state, elapsed) = self
             .sandbox
             .call(&plugin.compiled, state, plugin.limits, |instance, store| {
-                Box::pin(async move { instance.mercato_plugin_plugin().call_handle_request(store, &req).await })
+                Box::pin(async move {
+                    instance
+                        .mercato_plugin_plugin()
+                        .call_handle_request(store, &req)
+                        .await
+                })
             })
             .await;
         state.log_output(request_id);
-        let tx = state.tx.take().expect("the call's transaction is returned with its state");
+        let tx = state
+            .tx
+            .take()
+            .expect("the call's transaction is returned with its state");
         let outcome = match &result {
             Ok(resp) if (200..300).contains(&resp.status) => "ok",
             Ok(_) => "error",
             Err(e) => e.kind(),
         };
-        self.metrics.call(&plugin.name, "request", outcome, elapsed.as_secs_f64());
+        self.metrics
+            .call(&plugin.name, "request", outcome, elapsed.as_secs_f64());
         let response = match result {
             Ok(response) => response,
             Err(e) => {
@@ -173,7 +196,12 @@ impl Host {
         attempt: u32,
         delivery: Delivery,
     ) -> Result<EventOutcome, String> {
-        let mut tx = subscriber.db.begin(TxMode::ReadWrite).await.map_err(|e| e.to_string())?;
+        let _in_flight = self.metrics.start_call(&subscriber.name);
+        let mut tx = subscriber
+            .db
+            .begin(TxMode::ReadWrite)
+            .await
+            .map_err(|e| e.to_string())?;
         if already_consumed(&mut tx, subscriber, event, delivery)
             .await
             .map_err(|e| e.to_string())?
@@ -185,18 +213,32 @@ impl Host {
         let state = CallState::new(subscriber.name.clone(), Some(tx));
         let (result, mut state, elapsed) = self
             .sandbox
-            .call(&subscriber.compiled, state, subscriber.limits, |instance, store| {
-                Box::pin(async move { instance.mercato_plugin_plugin().call_handle_event(store, &wit_event).await })
-            })
+            .call(
+                &subscriber.compiled,
+                state,
+                subscriber.limits,
+                |instance, store| {
+                    Box::pin(async move {
+                        instance
+                            .mercato_plugin_plugin()
+                            .call_handle_event(store, &wit_event)
+                            .await
+                    })
+                },
+            )
             .await;
         state.log_output(&event.id);
-        let mut tx = state.tx.take().expect("the call's transaction is returned with its state");
+        let mut tx = state
+            .tx
+            .take()
+            .expect("the call's transaction is returned with its state");
         let outcome = match &result {
             Ok(Ok(())) => "ok",
             Ok(Err(_)) => "error",
             Err(e) => e.kind(),
         };
-        self.metrics.call(&subscriber.name, "event", outcome, elapsed.as_secs_f64());
+        self.metrics
+            .call(&subscriber.name, "event", outcome, elapsed.as_secs_f64());
         let failure = match result {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(describe_guest_error(&e)),
@@ -281,14 +323,21 @@ async fn already_consumed(
 }
 
 /// Records that `event` was consumed, in the handler's transaction.
-pub(crate) async fn record_consumed(tx: &mut Tx, event: &OutboxEvent, delivery: Delivery) -> Result<(), StorageError> {
+pub(crate) async fn record_consumed(
+    tx: &mut Tx,
+    event: &OutboxEvent,
+    delivery: Delivery,
+) -> Result<(), StorageError> {
     match delivery {
         Delivery::Stream => {
             tx.host_execute(
                 "INSERT INTO mercato_cursors (source, sequence) VALUES ($1, $2) \
                  ON CONFLICT (source) DO UPDATE SET sequence = excluded.sequence \
                  WHERE mercato_cursors.sequence < excluded.sequence",
-                &[SqlValue::Text(event.source.clone()), SqlValue::Integer(event.sequence as i64)],
+                &[
+                    SqlValue::Text(event.source.clone()),
+                    SqlValue::Integer(event.sequence as i64),
+                ],
             )
             .await?;
         }
@@ -336,7 +385,12 @@ async fn stored_response(
     })))
 }
 
-async fn store_response(tx: &mut Tx, key: &str, hash: &str, response: &Response) -> Result<(), StorageError> {
+async fn store_response(
+    tx: &mut Tx,
+    key: &str,
+    hash: &str,
+    response: &Response,
+) -> Result<(), StorageError> {
     tx.host_execute(
         "INSERT INTO mercato_idempotency (key, request_hash, status, headers, body, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -344,7 +398,9 @@ async fn store_response(tx: &mut Tx, key: &str, hash: &str, response: &Response)
             SqlValue::Text(key.to_owned()),
             SqlValue::Text(hash.to_owned()),
             SqlValue::Integer(response.status.into()),
-            SqlValue::Text(serde_json::to_string(&response.headers).unwrap_or_else(|_| "[]".into())),
+            SqlValue::Text(
+                serde_json::to_string(&response.headers).unwrap_or_else(|_| "[]".into()),
+            ),
             SqlValue::Blob(response.body.clone()),
             SqlValue::Text(crate::clock::now_rfc3339()),
         ],

@@ -18,7 +18,14 @@ impl outbox::Host for CallState {
                 "events cannot be emitted while serving a read-only (GET) request".into(),
             )));
         }
-        Ok(validate(&event_type, &aggregate_id, &payload, deliver_after_ms, self.events.len()).map(|()| {
+        Ok(validate(
+            &event_type,
+            &aggregate_id,
+            &payload,
+            deliver_after_ms,
+            self.events.len(),
+        )
+        .map(|()| {
             self.events.push(PendingEvent {
                 event_type,
                 aggregate_id,
@@ -42,19 +49,27 @@ fn validate(
         )));
     }
     if aggregate_id.is_empty() || aggregate_id.len() > 256 {
-        return Err(GuestError::Invalid("aggregate id must be 1-256 bytes".into()));
+        return Err(GuestError::Invalid(
+            "aggregate id must be 1-256 bytes".into(),
+        ));
     }
     if payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(GuestError::Invalid(format!("payload exceeds {MAX_PAYLOAD_BYTES} bytes")));
+        return Err(GuestError::Invalid(format!(
+            "payload exceeds {MAX_PAYLOAD_BYTES} bytes"
+        )));
     }
     if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(payload) {
         return Err(GuestError::Invalid(format!("payload is not JSON: {e}")));
     }
     if delay.is_some_and(|ms| ms > MAX_DELAY_MS) {
-        return Err(GuestError::Invalid(format!("delay exceeds {MAX_DELAY_MS} ms")));
+        return Err(GuestError::Invalid(format!(
+            "delay exceeds {MAX_DELAY_MS} ms"
+        )));
     }
     if queued >= MAX_EVENTS_PER_CALL {
-        return Err(GuestError::Invalid(format!("a call may emit at most {MAX_EVENTS_PER_CALL} events")));
+        return Err(GuestError::Invalid(format!(
+            "a call may emit at most {MAX_EVENTS_PER_CALL} events"
+        )));
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ mod host;
 pub mod router;
 
 use crate::bindings::SqlValue;
-use crate::storage::{StorageError, SqlValueExt, Tx, cell};
+use crate::storage::{SqlValueExt, StorageError, Tx, cell};
 
 /// Most events one call may emit.
 pub const MAX_EVENTS_PER_CALL: usize = 10_000;
@@ -80,9 +80,9 @@ pub struct Pattern {
 impl Pattern {
     /// Parses `source.Type` / `source.*`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (source, ty) = text
-            .split_once('.')
-            .ok_or_else(|| format!("subscription `{text}` must look like `source.EventType` or `source.*`"))?;
+        let (source, ty) = text.split_once('.').ok_or_else(|| {
+            format!("subscription `{text}` must look like `source.EventType` or `source.*`")
+        })?;
         if !valid_name(source) || ty.is_empty() || (ty != "*" && !valid_event_type(ty)) {
             return Err(format!(
                 "subscription `{text}` must look like `source.EventType` or `source.*`"
@@ -105,7 +105,9 @@ pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 48
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// Event types: letters, digits, `_`, up to 128 characters.
@@ -120,7 +122,10 @@ pub async fn flush(tx: &mut Tx, events: &[PendingEvent]) -> Result<Option<u64>, 
     }
     tx.lock_outbox().await?;
     let rows = tx
-        .host_query("SELECT COALESCE(MAX(sequence), 0) AS head FROM outbox_events", &[])
+        .host_query(
+            "SELECT COALESCE(MAX(sequence), 0) AS head FROM outbox_events",
+            &[],
+        )
         .await?;
     let mut sequence = cell(&rows, 0, "head").as_i64();
     let now = crate::clock::now_rfc3339();
@@ -162,7 +167,14 @@ mod tests {
 
     #[test]
     fn malformed_patterns_are_refused() {
-        for bad in ["orders", ".X", "orders.", "Orders.*", "orders.Order-Placed", "a.b.c"] {
+        for bad in [
+            "orders",
+            ".X",
+            "orders.",
+            "Orders.*",
+            "orders.Order-Placed",
+            "a.b.c",
+        ] {
             assert!(Pattern::parse(bad).is_err(), "{bad} should be refused");
         }
     }

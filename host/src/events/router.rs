@@ -71,8 +71,16 @@ impl Router {
                     source: source.name.clone(),
                     position: watch::Sender::new(0),
                 });
-                self.streams.lock().expect("router poisoned").push(stream.clone());
-                tasks.push(tokio::spawn(run_stream(host.clone(), subscriber.clone(), source, stream)));
+                self.streams
+                    .lock()
+                    .expect("router poisoned")
+                    .push(stream.clone());
+                tasks.push(tokio::spawn(run_stream(
+                    host.clone(),
+                    subscriber.clone(),
+                    source,
+                    stream,
+                )));
             }
             let pending = watch::Sender::new(0);
             let wake = Arc::new(Notify::new());
@@ -84,7 +92,12 @@ impl Router {
                 .lock()
                 .expect("router poisoned")
                 .insert(subscriber.name.clone(), wake.clone());
-            tasks.push(tokio::spawn(run_scheduler(host.clone(), subscriber.clone(), pending, wake)));
+            tasks.push(tokio::spawn(run_scheduler(
+                host.clone(),
+                subscriber.clone(),
+                pending,
+                wake,
+            )));
         }
         for source in plugins {
             tasks.push(tokio::spawn(run_marker(host.clone(), source)));
@@ -100,7 +113,9 @@ impl Router {
             .iter()
             .map(|s| {
                 let position = *s.position.borrow();
-                let head = registry.get(&s.source).map_or(position, |p| *p.head.borrow());
+                let head = registry
+                    .get(&s.source)
+                    .map_or(position, |p| *p.head.borrow());
                 StreamStatus {
                     subscriber: s.subscriber.to_string(),
                     source: s.source.to_string(),
@@ -133,7 +148,12 @@ impl Router {
             .all(|p| *p.borrow() == 0)
     }
 
-    async fn wait_for(&self, timeout: Duration, what: &str, done: impl Fn() -> bool) -> Result<(), String> {
+    async fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn() -> bool,
+    ) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let progressed = self.progress.notified();
@@ -143,7 +163,8 @@ impl Router {
                 return Ok(());
             }
             // The timeout only bounds a missed wake-up; progress normally wakes us.
-            let step = Duration::from_millis(50).min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let step = Duration::from_millis(50)
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
             if step.is_zero() {
                 return Err(format!("{what} did not finish within {timeout:?}"));
             }
@@ -152,15 +173,51 @@ impl Router {
     }
 
     pub(crate) async fn drain(&self, registry: &Registry, timeout: Duration) -> Result<(), String> {
-        self.wait_for(timeout, "event delivery", || self.caught_up(registry)).await
+        self.wait_for(timeout, "event delivery", || self.caught_up(registry))
+            .await
+    }
+
+    pub(crate) async fn drain_stream(
+        &self,
+        registry: &Registry,
+        subscriber: &str,
+        source: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        self.wait_for(timeout, "event delivery", || {
+            self.status(registry)
+                .iter()
+                .filter(|s| s.subscriber == subscriber && s.source == source)
+                .all(|s| s.lag == 0)
+        })
+        .await
     }
 
     pub(crate) async fn drain_scheduled(&self, timeout: Duration) -> Result<(), String> {
-        self.wait_for(timeout, "delayed event delivery", || self.scheduled_empty()).await
+        self.wait_for(timeout, "delayed event delivery", || self.scheduled_empty())
+            .await
+    }
+
+    /// Stamps `published_at` up to what every subscriber has consumed; run once
+    /// more at shutdown, after the streams stopped, so the outbox state is final.
+    pub(crate) async fn mark_all(&self, registry: &Registry) {
+        for source in registry.all() {
+            let target = self
+                .min_position(&source.name)
+                .unwrap_or(*source.head.borrow());
+            if let Err(e) = mark_published(&source.db, target).await {
+                tracing::warn!(plugin = %source.name, error = %e, "marking events published failed");
+            }
+        }
     }
 
     fn wake_scheduler(&self, subscriber: &str) {
-        if let Some(wake) = self.wake_schedulers.lock().expect("router poisoned").get(subscriber) {
+        if let Some(wake) = self
+            .wake_schedulers
+            .lock()
+            .expect("router poisoned")
+            .get(subscriber)
+        {
             wake.notify_one();
         }
     }
@@ -187,7 +244,10 @@ where
 }
 
 async fn run_stream(host: Host, subscriber: Arc<Plugin>, source: Arc<Plugin>, stream: Arc<Stream>) {
-    let Some(mut position) = persist(&host, "reading cursor", || load_cursor(&subscriber.db, &source.name)).await
+    let Some(mut position) = persist(&host, "reading cursor", || {
+        load_cursor(&subscriber.db, &source.name)
+    })
+    .await
     else {
         return;
     };
@@ -196,7 +256,10 @@ async fn run_stream(host: Host, subscriber: Arc<Plugin>, source: Arc<Plugin>, st
     let mut head = source.head.subscribe();
     let poll = Duration::from_millis(host.config.events.poll_ms);
     loop {
-        let Some(batch) = persist(&host, "reading outbox", || read_outbox(&source.db, &source.name, position)).await
+        let Some(batch) = persist(&host, "reading outbox", || {
+            read_outbox(&source.db, &source.name, position)
+        })
+        .await
         else {
             return;
         };
@@ -225,9 +288,11 @@ async fn run_stream(host: Host, subscriber: Arc<Plugin>, source: Arc<Plugin>, st
             // Persist the cursor past events this subscriber ignores, so a restart
             // does not rescan them.
             let event_source = source.name.to_string();
-            if persist(&host, "advancing cursor", || advance_cursor(&subscriber.db, &event_source, position))
-                .await
-                .is_none()
+            if persist(&host, "advancing cursor", || {
+                advance_cursor(&subscriber.db, &event_source, position)
+            })
+            .await
+            .is_none()
             {
                 return;
             }
@@ -248,21 +313,35 @@ fn publish_position(host: &Host, stream: &Stream, position: u64) {
 async fn deliver(host: &Host, subscriber: &Arc<Plugin>, event: &OutboxEvent) -> bool {
     let labels = [&*subscriber.name, event.source.as_str()];
     if let Some(delay) = event.deliver_after_ms {
-        let due = crate::clock::parse_millis(&event.created_at).unwrap_or_else(crate::clock::now_millis) + delay;
-        let scheduled = persist(host, "scheduling delayed event", || schedule(&subscriber.db, event, due)).await;
+        let due = crate::clock::parse_millis(&event.created_at)
+            .unwrap_or_else(crate::clock::now_millis)
+            + delay;
+        let scheduled = persist(host, "scheduling delayed event", || {
+            schedule(&subscriber.db, event, due)
+        })
+        .await;
         host.router.wake_scheduler(&subscriber.name);
         return scheduled.is_some();
     }
     let events = host.config.events;
     let mut attempt = 1;
     loop {
-        match host.call_event(subscriber, event, attempt, Delivery::Stream).await {
+        match host
+            .call_event(subscriber, event, attempt, Delivery::Stream)
+            .await
+        {
             Ok(EventOutcome::Handled | EventOutcome::AlreadyHandled) => {
-                host.metrics.deliveries.with_label_values(&[labels[0], labels[1], "ok"]).inc();
+                host.metrics
+                    .deliveries
+                    .with_label_values(&[labels[0], labels[1], "ok"])
+                    .inc();
                 return true;
             }
             Err(error) if attempt >= events.max_attempts => {
-                host.metrics.deliveries.with_label_values(&[labels[0], labels[1], "dead_letter"]).inc();
+                host.metrics
+                    .deliveries
+                    .with_label_values(&[labels[0], labels[1], "dead_letter"])
+                    .inc();
                 tracing::error!(plugin = %subscriber.name, event = %event.id, source = %event.source, attempts = attempt, %error, "event dead-lettered");
                 return persist(host, "dead-lettering", || {
                     dead_letter(&subscriber.db, event, &error, attempt, Delivery::Stream)
@@ -271,7 +350,10 @@ async fn deliver(host: &Host, subscriber: &Arc<Plugin>, event: &OutboxEvent) -> 
                 .is_some();
             }
             Err(error) => {
-                host.metrics.deliveries.with_label_values(&[labels[0], labels[1], "retry"]).inc();
+                host.metrics
+                    .deliveries
+                    .with_label_values(&[labels[0], labels[1], "retry"])
+                    .inc();
                 tracing::warn!(plugin = %subscriber.name, event = %event.id, attempt, %error, "event handler failed; will retry");
                 tokio::select! {
                     _ = host.cancel.cancelled() => return false,
@@ -283,7 +365,12 @@ async fn deliver(host: &Host, subscriber: &Arc<Plugin>, event: &OutboxEvent) -> 
     }
 }
 
-async fn run_scheduler(host: Host, subscriber: Arc<Plugin>, pending: watch::Sender<u64>, wake: Arc<Notify>) {
+async fn run_scheduler(
+    host: Host,
+    subscriber: Arc<Plugin>,
+    pending: watch::Sender<u64>,
+    wake: Arc<Notify>,
+) {
     let poll = Duration::from_millis(host.config.events.poll_ms);
     let events = host.config.events;
     loop {
@@ -291,16 +378,30 @@ async fn run_scheduler(host: Host, subscriber: Arc<Plugin>, pending: watch::Send
         tokio::pin!(woken);
         woken.as_mut().enable();
         let now = crate::clock::now_millis();
-        let Some(due) = persist(&host, "reading scheduled events", || read_due(&subscriber.db, now)).await else {
+        let Some(due) = persist(&host, "reading scheduled events", || {
+            read_due(&subscriber.db, now)
+        })
+        .await
+        else {
             return;
         };
         for (event, attempts) in due {
             let attempt = attempts + 1;
             let labels = [&*subscriber.name, event.source.as_str()];
-            match host.call_event(&subscriber, &event, attempt, Delivery::Scheduled).await {
-                Ok(_) => host.metrics.deliveries.with_label_values(&[labels[0], labels[1], "ok"]).inc(),
+            match host
+                .call_event(&subscriber, &event, attempt, Delivery::Scheduled)
+                .await
+            {
+                Ok(_) => host
+                    .metrics
+                    .deliveries
+                    .with_label_values(&[labels[0], labels[1], "ok"])
+                    .inc(),
                 Err(error) if attempt >= events.max_attempts => {
-                    host.metrics.deliveries.with_label_values(&[labels[0], labels[1], "dead_letter"]).inc();
+                    host.metrics
+                        .deliveries
+                        .with_label_values(&[labels[0], labels[1], "dead_letter"])
+                        .inc();
                     tracing::error!(plugin = %subscriber.name, event = %event.id, attempts = attempt, %error, "delayed event dead-lettered");
                     if persist(&host, "dead-lettering", || {
                         dead_letter(&subscriber.db, &event, &error, attempt, Delivery::Scheduled)
@@ -312,26 +413,37 @@ async fn run_scheduler(host: Host, subscriber: Arc<Plugin>, pending: watch::Send
                     }
                 }
                 Err(error) => {
-                    host.metrics.deliveries.with_label_values(&[labels[0], labels[1], "retry"]).inc();
+                    host.metrics
+                        .deliveries
+                        .with_label_values(&[labels[0], labels[1], "retry"])
+                        .inc();
                     tracing::warn!(plugin = %subscriber.name, event = %event.id, attempt, %error, "delayed event failed; will retry");
-                    let retry_at = crate::clock::now_millis() + events.backoff(attempt).as_millis() as u64;
-                    if persist(&host, "rescheduling", || reschedule(&subscriber.db, &event.id, retry_at))
-                        .await
-                        .is_none()
+                    let retry_at =
+                        crate::clock::now_millis() + events.backoff(attempt).as_millis() as u64;
+                    if persist(&host, "rescheduling", || {
+                        reschedule(&subscriber.db, &event.id, retry_at)
+                    })
+                    .await
+                    .is_none()
                     {
                         return;
                     }
                 }
             }
         }
-        let Some((count, next_due)) = persist(&host, "reading schedule", || schedule_summary(&subscriber.db)).await
+        let Some((count, next_due)) = persist(&host, "reading schedule", || {
+            schedule_summary(&subscriber.db)
+        })
+        .await
         else {
             return;
         };
         pending.send_replace(count);
         host.router.progress.notify_waiters();
         let now = crate::clock::now_millis();
-        let sleep = next_due.map_or(poll, |due| Duration::from_millis(due.saturating_sub(now)).min(poll));
+        let sleep = next_due.map_or(poll, |due| {
+            Duration::from_millis(due.saturating_sub(now)).min(poll)
+        });
         tokio::select! {
             _ = host.cancel.cancelled() => return,
             _ = &mut woken => {}
@@ -353,12 +465,22 @@ async fn run_marker(host: Host, source: Arc<Plugin>) {
             match mark_published(&source.db, target).await {
                 Ok(depth) => {
                     marked = target;
-                    host.metrics.outbox_depth.with_label_values(&[&source.name]).set(depth);
+                    host.metrics
+                        .outbox_depth
+                        .with_label_values(&[&source.name])
+                        .set(depth);
                 }
-                Err(e) => tracing::warn!(plugin = %source.name, error = %e, "marking events published failed"),
+                Err(e) => {
+                    tracing::warn!(plugin = %source.name, error = %e, "marking events published failed")
+                }
             }
         }
-        for s in host.router.status(&host.registry).into_iter().filter(|s| s.source == *source.name) {
+        for s in host
+            .router
+            .status(&host.registry)
+            .into_iter()
+            .filter(|s| s.source == *source.name)
+        {
             host.metrics
                 .outbox_lag
                 .with_label_values(&[&s.subscriber, &s.source])
@@ -386,7 +508,11 @@ async fn load_cursor(db: &Database, source: &str) -> Result<u64, StorageError> {
         )
         .await?;
     tx.rollback().await?;
-    Ok(if rows.rows.is_empty() { 0 } else { cell(&rows, 0, "sequence").as_i64() as u64 })
+    Ok(if rows.rows.is_empty() {
+        0
+    } else {
+        cell(&rows, 0, "sequence").as_i64() as u64
+    })
 }
 
 async fn advance_cursor(db: &Database, source: &str, sequence: u64) -> Result<(), StorageError> {
@@ -395,15 +521,23 @@ async fn advance_cursor(db: &Database, source: &str, sequence: u64) -> Result<()
         "INSERT INTO mercato_cursors (source, sequence) VALUES ($1, $2) \
          ON CONFLICT (source) DO UPDATE SET sequence = excluded.sequence \
          WHERE mercato_cursors.sequence < excluded.sequence",
-        &[SqlValue::Text(source.to_owned()), SqlValue::Integer(sequence as i64)],
+        &[
+            SqlValue::Text(source.to_owned()),
+            SqlValue::Integer(sequence as i64),
+        ],
     )
     .await?;
     tx.commit().await
 }
 
-const EVENT_COLUMNS: &str = "id, sequence, event_type, aggregate_id, payload, created_at, deliver_after_ms";
+const EVENT_COLUMNS: &str =
+    "id, sequence, event_type, aggregate_id, payload, created_at, deliver_after_ms";
 
-async fn read_outbox(db: &Database, source: &str, after: u64) -> Result<Vec<OutboxEvent>, StorageError> {
+async fn read_outbox(
+    db: &Database,
+    source: &str,
+    after: u64,
+) -> Result<Vec<OutboxEvent>, StorageError> {
     let mut tx = db.begin(TxMode::ReadOnly).await?;
     let rows = tx
         .host_query(
@@ -421,7 +555,9 @@ async fn read_outbox(db: &Database, source: &str, after: u64) -> Result<Vec<Outb
             aggregate_id: cell(&rows, i, "aggregate_id").as_text(),
             payload: cell(&rows, i, "payload").as_text(),
             created_at: cell(&rows, i, "created_at").as_text(),
-            deliver_after_ms: cell(&rows, i, "deliver_after_ms").as_opt_text().and_then(|t| t.parse().ok()),
+            deliver_after_ms: cell(&rows, i, "deliver_after_ms")
+                .as_opt_text()
+                .and_then(|t| t.parse().ok()),
         })
         .collect())
 }
@@ -434,7 +570,8 @@ async fn schedule(db: &Database, event: &OutboxEvent, due_at_ms: u64) -> Result<
             &[SqlValue::Text(event.source.clone())],
         )
         .await?;
-    let consumed = !rows.rows.is_empty() && cell(&rows, 0, "sequence").as_i64() as u64 >= event.sequence;
+    let consumed =
+        !rows.rows.is_empty() && cell(&rows, 0, "sequence").as_i64() as u64 >= event.sequence;
     if !consumed {
         tx.host_execute(
             "INSERT INTO mercato_scheduled (event_id, source, sequence, event_type, aggregate_id, payload, occurred_at, due_at_ms) \
@@ -487,7 +624,10 @@ async fn reschedule(db: &Database, event_id: &str, due_at_ms: u64) -> Result<(),
     let mut tx = db.begin(TxMode::ReadWrite).await?;
     tx.host_execute(
         "UPDATE mercato_scheduled SET attempts = attempts + 1, due_at_ms = $2 WHERE event_id = $1",
-        &[SqlValue::Text(event_id.to_owned()), SqlValue::Integer(due_at_ms as i64)],
+        &[
+            SqlValue::Text(event_id.to_owned()),
+            SqlValue::Integer(due_at_ms as i64),
+        ],
     )
     .await?;
     tx.commit().await
@@ -496,10 +636,15 @@ async fn reschedule(db: &Database, event_id: &str, due_at_ms: u64) -> Result<(),
 async fn schedule_summary(db: &Database) -> Result<(u64, Option<u64>), StorageError> {
     let mut tx = db.begin(TxMode::ReadOnly).await?;
     let rows = tx
-        .host_query("SELECT COUNT(*) AS n, MIN(due_at_ms) AS next_due FROM mercato_scheduled", &[])
+        .host_query(
+            "SELECT COUNT(*) AS n, MIN(due_at_ms) AS next_due FROM mercato_scheduled",
+            &[],
+        )
         .await?;
     tx.rollback().await?;
-    let next = cell(&rows, 0, "next_due").as_opt_text().and_then(|t| t.parse().ok());
+    let next = cell(&rows, 0, "next_due")
+        .as_opt_text()
+        .and_then(|t| t.parse().ok());
     Ok((cell(&rows, 0, "n").as_i64() as u64, next))
 }
 
@@ -536,11 +681,17 @@ async fn mark_published(db: &Database, up_to: u64) -> Result<i64, StorageError> 
     let mut tx = db.begin(TxMode::ReadWrite).await?;
     tx.host_execute(
         "UPDATE outbox_events SET published_at = $1 WHERE published_at IS NULL AND sequence <= $2",
-        &[SqlValue::Text(crate::clock::now_rfc3339()), SqlValue::Integer(up_to as i64)],
+        &[
+            SqlValue::Text(crate::clock::now_rfc3339()),
+            SqlValue::Integer(up_to as i64),
+        ],
     )
     .await?;
     let rows = tx
-        .host_query("SELECT COUNT(*) AS n FROM outbox_events WHERE published_at IS NULL", &[])
+        .host_query(
+            "SELECT COUNT(*) AS n FROM outbox_events WHERE published_at IS NULL",
+            &[],
+        )
         .await?;
     tx.commit().await?;
     Ok(cell(&rows, 0, "n").as_i64())
@@ -596,7 +747,10 @@ pub async fn dead_letters(subscriber: &Plugin) -> Result<Vec<DeadLetter>, Storag
 pub async fn outbox_depth(plugin: &Plugin) -> Result<u64, StorageError> {
     let mut tx = plugin.db.begin(TxMode::ReadOnly).await?;
     let rows = tx
-        .host_query("SELECT COUNT(*) AS n FROM outbox_events WHERE published_at IS NULL", &[])
+        .host_query(
+            "SELECT COUNT(*) AS n FROM outbox_events WHERE published_at IS NULL",
+            &[],
+        )
         .await?;
     tx.rollback().await?;
     Ok(cell(&rows, 0, "n").as_i64() as u64)

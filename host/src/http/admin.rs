@@ -19,7 +19,12 @@ pub(super) async fn readyz(State(host): State<Host>) -> Result<Json<Value>, ApiE
     if host.cancel.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
-    let plugins: Vec<String> = host.registry.all().iter().map(|p| p.name.to_string()).collect();
+    let plugins: Vec<String> = host
+        .registry
+        .all()
+        .iter()
+        .map(|p| p.name.to_string())
+        .collect();
     Ok(Json(json!({ "status": "ready", "plugins": plugins })))
 }
 
@@ -33,7 +38,11 @@ pub(super) async fn metrics(State(host): State<Host>) -> Response {
 
 /// Admin routes need the bearer token; with no token configured they serve
 /// loopback clients only.
-pub(super) async fn require_admin(State(host): State<Host>, request: Request, next: Next) -> Result<Response, ApiError> {
+pub(super) async fn require_admin(
+    State(host): State<Host>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     match &host.config.admin_token {
         Some(token) => {
             let presented = request
@@ -78,7 +87,10 @@ pub(super) async fn plugins(State(host): State<Host>) -> Json<Value> {
     Json(json!({ "plugins": plugins }))
 }
 
-pub(super) async fn events(State(host): State<Host>, headers: axum::http::HeaderMap) -> Result<Json<Value>, ApiError> {
+pub(super) async fn events(
+    State(host): State<Host>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let request_id = super::request_id(&headers);
     let internal = |e: crate::storage::StorageError| {
         tracing::error!(request_id, error = %e, "reading event status failed");

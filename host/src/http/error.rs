@@ -32,7 +32,9 @@ pub enum ApiError {
     #[error("this Idempotency-Key was already used with a different request")]
     KeyReused,
     /// 500: the plugin trapped, timed out or exceeded a limit. Logged in full.
-    #[error("the {plugin} plugin failed ({kind}); the host log has details under request id {request_id}")]
+    #[error(
+        "the {plugin} plugin failed ({kind}); the host log has details under request id {request_id}"
+    )]
     PluginFailed {
         /// Plugin name.
         plugin: String,
@@ -64,8 +66,13 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized".into()),
             ApiError::LoopbackOnly => (StatusCode::FORBIDDEN, "loopback_only".into()),
             ApiError::KeyInProgress => (StatusCode::CONFLICT, "idempotency_key_in_use".into()),
-            ApiError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused".into()),
-            ApiError::PluginFailed { kind, .. } => (StatusCode::INTERNAL_SERVER_ERROR, format!("plugin_{kind}")),
+            ApiError::KeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused".into(),
+            ),
+            ApiError::PluginFailed { kind, .. } => {
+                (StatusCode::INTERNAL_SERVER_ERROR, format!("plugin_{kind}"))
+            }
             ApiError::Internal { code, .. } => (StatusCode::INTERNAL_SERVER_ERROR, (*code).into()),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down".into()),
         }
@@ -76,7 +83,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let mut error = serde_json::json!({ "code": code, "message": self.to_string() });
-        if let ApiError::PluginFailed { request_id, .. } | ApiError::Internal { request_id, .. } = &self {
+        if let ApiError::PluginFailed { request_id, .. } | ApiError::Internal { request_id, .. } =
+            &self
+        {
             error["request_id"] = request_id.clone().into();
         }
         (status, Json(serde_json::json!({ "error": error }))).into_response()

@@ -10,7 +10,12 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 /// Headers a plugin may not set: the host frames the response itself.
-const HOST_HEADERS: &[&str] = &["content-length", "transfer-encoding", "connection", "x-request-id"];
+const HOST_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "x-request-id",
+];
 
 pub(super) async fn plugin_root(
     state: State<Host>,
@@ -101,7 +106,8 @@ async fn forward(
                 }
             }
         })?;
-    let status = StatusCode::from_u16(answer.response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(answer.response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, answer.response.body).into_response();
     let out = response.headers_mut();
     for (name, value) in answer.response.headers {

@@ -37,7 +37,10 @@ pub fn app(host: Host) -> Router {
     let admin = Router::new()
         .route("/admin/plugins", get(admin::plugins))
         .route("/admin/events", get(admin::events))
-        .route_layer(axum::middleware::from_fn_with_state(host.clone(), admin::require_admin));
+        .route_layer(axum::middleware::from_fn_with_state(
+            host.clone(),
+            admin::require_admin,
+        ));
     Router::new()
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
@@ -55,7 +58,11 @@ pub fn app(host: Host) -> Router {
 
 /// Serves `host` on `listener` until `shutdown` resolves, then drains in-flight
 /// requests (up to the configured grace period) and stops event routing.
-pub async fn serve(host: Host, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    host: Host,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let grace = Duration::from_millis(host.config.shutdown_grace_ms);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(

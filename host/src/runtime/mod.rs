@@ -147,8 +147,8 @@ impl Sandbox {
     /// Compiles a component, resolves its imports and reads its manifest.
     /// CPU-heavy: run it off the request path.
     pub async fn compile(&self, bytes: &[u8], limits: Limits) -> Result<Compiled, LoadError> {
-        let component =
-            Component::new(&self.engine, bytes).map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -196,7 +196,9 @@ impl Sandbox {
         F: for<'a> FnOnce(
             &'a Domain,
             &'a mut Store<CallState>,
-        ) -> std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>,
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
+        >,
     {
         let started = Instant::now();
         let mut store = self.store(state, limits);

@@ -8,14 +8,22 @@ fn no_database() -> GuestError {
 }
 
 impl storage::Host for CallState {
-    async fn execute(&mut self, sql: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<u64, GuestError>> {
+    async fn execute(
+        &mut self,
+        sql: String,
+        params: Vec<SqlValue>,
+    ) -> wasmtime::Result<Result<u64, GuestError>> {
         Ok(match self.tx.as_mut() {
             Some(tx) => tx.guest_execute(&sql, &params).await,
             None => Err(no_database()),
         })
     }
 
-    async fn query(&mut self, sql: String, params: Vec<SqlValue>) -> wasmtime::Result<Result<Rows, GuestError>> {
+    async fn query(
+        &mut self,
+        sql: String,
+        params: Vec<SqlValue>,
+    ) -> wasmtime::Result<Result<Rows, GuestError>> {
         Ok(match self.tx.as_mut() {
             Some(tx) => tx.guest_query(&sql, &params).await,
             None => Err(no_database()),

@@ -129,7 +129,11 @@ impl Tx {
     }
 
     /// Runs a guest statement under the guest's restrictions.
-    pub async fn guest_execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, GuestError> {
+    pub async fn guest_execute(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<u64, GuestError> {
         self.check_open()?;
         let result = match &mut self.inner {
             TxInner::Sqlite(tx) => tx.guest_execute(sql, params),
@@ -139,7 +143,11 @@ impl Tx {
     }
 
     /// Runs a guest query under the guest's restrictions.
-    pub async fn guest_query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, GuestError> {
+    pub async fn guest_query(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Rows, GuestError> {
         self.check_open()?;
         let result = match &mut self.inner {
             TxInner::Sqlite(tx) => tx.guest_query(sql, params),
@@ -149,7 +157,11 @@ impl Tx {
     }
 
     /// Runs a host statement (host tables, no guest restrictions).
-    pub async fn host_execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StorageError> {
+    pub async fn host_execute(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<u64, StorageError> {
         match &mut self.inner {
             TxInner::Sqlite(tx) => tx.host_execute(sql, params),
             TxInner::Postgres(tx) => tx.host_execute(sql, params).await,
@@ -157,7 +169,11 @@ impl Tx {
     }
 
     /// Runs a host query.
-    pub async fn host_query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, StorageError> {
+    pub async fn host_query(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Rows, StorageError> {
         match &mut self.inner {
             TxInner::Sqlite(tx) => tx.host_query(sql, params),
             TxInner::Postgres(tx) => tx.host_query(sql, params).await,

@@ -8,7 +8,9 @@
 use super::{MAX_QUERY_ROWS, StorageError, TxMode};
 use crate::bindings::{GuestError, Rows, SqlValue};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgTypeInfo};
-use sqlx::{Arguments, Column, Connection, Executor, PgConnection, Postgres, Row, TypeInfo, ValueRef};
+use sqlx::{
+    Arguments, Column, Connection, Executor, PgConnection, Postgres, Row, TypeInfo, ValueRef,
+};
 use std::str::FromStr;
 
 /// A plugin's PostgreSQL schema, reached through its own role.
@@ -26,7 +28,12 @@ pub fn schema_name(namespace: &str, plugin: &str) -> String {
 
 impl PgDb {
     /// Provisions (idempotently) the schema and role for `plugin` and connects as that role.
-    pub async fn open(url: &str, namespace: &str, plugin: &str, max_connections: u32) -> Result<Self, StorageError> {
+    pub async fn open(
+        url: &str,
+        namespace: &str,
+        plugin: &str,
+        max_connections: u32,
+    ) -> Result<Self, StorageError> {
         let admin = PgConnectOptions::from_str(url)?;
         let schema = schema_name(namespace, plugin);
         let role = schema.clone();
@@ -37,19 +44,26 @@ impl PgDb {
         // Role creation races between hosts starting together; serialise it.
         let mut tx = conn.begin().await?;
         tx.execute("SELECT pg_advisory_xact_lock(7394021)").await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-            .bind(&role)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !exists {
-            tx.execute(format!("CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").as_str())
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(&role)
+                .fetch_one(&mut *tx)
                 .await?;
+        if !exists {
+            tx.execute(
+                format!("CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
+                    .as_str(),
+            )
+            .await?;
         }
         tx.execute(format!("ALTER ROLE \"{role}\" WITH LOGIN PASSWORD '{password}'").as_str())
             .await?;
-        tx.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"").as_str()).await?;
-        tx.execute(format!("REVOKE ALL ON SCHEMA \"{schema}\" FROM PUBLIC").as_str()).await?;
-        tx.execute(format!("GRANT USAGE ON SCHEMA \"{schema}\" TO \"{role}\"").as_str()).await?;
+        tx.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"").as_str())
+            .await?;
+        tx.execute(format!("REVOKE ALL ON SCHEMA \"{schema}\" FROM PUBLIC").as_str())
+            .await?;
+        tx.execute(format!("GRANT USAGE ON SCHEMA \"{schema}\" TO \"{role}\"").as_str())
+            .await?;
         tx.commit().await?;
         conn.close().await?;
 
@@ -82,7 +96,9 @@ impl PgDb {
 
     /// Options for an admin connection whose search path is the plugin's schema.
     pub fn admin_options(&self) -> PgConnectOptions {
-        self.admin.clone().options([("search_path", self.schema.as_str())])
+        self.admin
+            .clone()
+            .options([("search_path", self.schema.as_str())])
     }
 
     /// Gives the plugin's role DML rights on its tables after migrations ran as
@@ -90,7 +106,9 @@ impl PgDb {
     pub async fn grant(&self, conn: &mut PgConnection) -> Result<(), StorageError> {
         let s = &self.schema;
         let statements = [
-            format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \"{s}\" TO \"{s}\""),
+            format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \"{s}\" TO \"{s}\""
+            ),
             format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA \"{s}\" TO \"{s}\""),
             format!("REVOKE ALL ON \"{s}\"._sqlx_migrations FROM \"{s}\""),
             format!("REVOKE UPDATE, DELETE ON \"{s}\".outbox_events FROM \"{s}\""),
@@ -106,8 +124,10 @@ impl PgDb {
     pub async fn drop_schema(url: &str, namespace: &str, plugin: &str) -> Result<(), StorageError> {
         let schema = schema_name(namespace, plugin);
         let mut conn = PgConnection::connect_with(&PgConnectOptions::from_str(url)?).await?;
-        conn.execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str()).await?;
-        conn.execute(format!("DROP ROLE IF EXISTS \"{schema}\"").as_str()).await?;
+        conn.execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str())
+            .await?;
+        conn.execute(format!("DROP ROLE IF EXISTS \"{schema}\"").as_str())
+            .await?;
         Ok(())
     }
 
@@ -137,20 +157,38 @@ pub struct PgTx {
 }
 
 impl PgTx {
-    pub(super) async fn guest_execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, GuestError> {
+    pub(super) async fn guest_execute(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<u64, GuestError> {
         self.host_execute(sql, params).await.map_err(guest_error)
     }
 
-    pub(super) async fn guest_query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, GuestError> {
+    pub(super) async fn guest_query(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Rows, GuestError> {
         self.host_query(sql, params).await.map_err(guest_error)
     }
 
-    pub(super) async fn host_execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StorageError> {
-        let result = sqlx::query_with(sql, arguments(params)?).execute(&mut *self.tx).await?;
+    pub(super) async fn host_execute(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<u64, StorageError> {
+        let result = sqlx::query_with(sql, arguments(params)?)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(result.rows_affected())
     }
 
-    pub(super) async fn host_query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, StorageError> {
+    pub(super) async fn host_query(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Rows, StorageError> {
         use futures_util::TryStreamExt;
         let mut stream = sqlx::query_with(sql, arguments(params)?).fetch(&mut *self.tx);
         let mut columns = Vec::new();
@@ -170,7 +208,11 @@ impl PgTx {
         if columns.is_empty() {
             // No rows: describe the statement so callers still see column names.
             let described = (&mut *self.tx).describe(sql).await?;
-            columns = described.columns().iter().map(|c| c.name().to_owned()).collect();
+            columns = described
+                .columns()
+                .iter()
+                .map(|c| c.name().to_owned())
+                .collect();
         }
         Ok(Rows { columns, rows })
     }
@@ -249,7 +291,9 @@ fn decode_row(row: &PgRow) -> Result<Vec<SqlValue>, StorageError> {
                     .format(&time::format_description::well_known::Rfc3339)
                     .map_err(|e| StorageError::Setup(e.to_string()))?,
             ),
-            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => SqlValue::Text(row.try_get::<String, _>(i)?),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => {
+                SqlValue::Text(row.try_get::<String, _>(i)?)
+            }
             other => {
                 return Err(StorageError::Setup(format!(
                     "column `{}` has type {other}, which plugins cannot read; cast it in the query (e.g. `{}::text`)",
@@ -270,9 +314,9 @@ fn guest_error(e: StorageError) -> GuestError {
             match db.code().as_deref() {
                 Some(code) if code.starts_with("23") => GuestError::Conflict(message),
                 // insufficient_privilege, read_only_sql_transaction
-                Some("42501") | Some("25006") => GuestError::Denied(format!(
-                    "{message} (plugins may only use their own schema)"
-                )),
+                Some("42501") | Some("25006") => {
+                    GuestError::Denied(format!("{message} (plugins may only use their own schema)"))
+                }
                 _ => GuestError::Invalid(message),
             }
         }

@@ -210,7 +210,11 @@ impl SqliteTx {
         }
     }
 
-    pub(super) fn guest_execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, GuestError> {
+    pub(super) fn guest_execute(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<u64, GuestError> {
         let conn = self.handle.conn();
         conn.set_actor(self.guest_actor());
         // Guest statements use the statement cache; host statements never do, so a
@@ -220,7 +224,11 @@ impl SqliteTx {
         result.map_err(guest_error)
     }
 
-    pub(super) fn guest_query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, GuestError> {
+    pub(super) fn guest_query(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Rows, GuestError> {
         let conn = self.handle.conn();
         conn.set_actor(self.guest_actor());
         let result = run_query(conn, sql, params, true);
@@ -228,11 +236,19 @@ impl SqliteTx {
         result.map_err(guest_error)
     }
 
-    pub(super) fn host_execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StorageError> {
+    pub(super) fn host_execute(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<u64, StorageError> {
         Ok(run_execute(self.handle.conn(), sql, params, false)?)
     }
 
-    pub(super) fn host_query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, StorageError> {
+    pub(super) fn host_query(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Rows, StorageError> {
         Ok(run_query(self.handle.conn(), sql, params, false)?)
     }
 
@@ -312,12 +328,20 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[SqlValue]) -> rusqlite::Re
         }
     }
     if bound != expected || bound != params.len() {
-        return Err(rusqlite::Error::InvalidParameterCount(params.len(), expected));
+        return Err(rusqlite::Error::InvalidParameterCount(
+            params.len(),
+            expected,
+        ));
     }
     Ok(())
 }
 
-fn run_execute(conn: &SqliteConn, sql: &str, params: &[SqlValue], cached: bool) -> rusqlite::Result<u64> {
+fn run_execute(
+    conn: &SqliteConn,
+    sql: &str,
+    params: &[SqlValue],
+    cached: bool,
+) -> rusqlite::Result<u64> {
     let mut stmt = prepare(conn, sql, params, cached)?;
     let mut rows = stmt.raw_query();
     while rows.next()?.is_some() {}
@@ -325,7 +349,12 @@ fn run_execute(conn: &SqliteConn, sql: &str, params: &[SqlValue], cached: bool) 
     Ok(conn.conn.changes())
 }
 
-fn run_query(conn: &SqliteConn, sql: &str, params: &[SqlValue], cached: bool) -> rusqlite::Result<Rows> {
+fn run_query(
+    conn: &SqliteConn,
+    sql: &str,
+    params: &[SqlValue],
+    cached: bool,
+) -> rusqlite::Result<Rows> {
     let mut stmt = prepare(conn, sql, params, cached)?;
     let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
     let width = columns.len();
@@ -335,7 +364,9 @@ fn run_query(conn: &SqliteConn, sql: &str, params: &[SqlValue], cached: bool) ->
         if out.len() == MAX_QUERY_ROWS {
             return Err(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_TOOBIG),
-                Some(format!("query returned more than {MAX_QUERY_ROWS} rows; add a LIMIT")),
+                Some(format!(
+                    "query returned more than {MAX_QUERY_ROWS} rows; add a LIMIT"
+                )),
             ));
         }
         let mut values = Vec::with_capacity(width);
@@ -373,9 +404,9 @@ fn guest_error(e: rusqlite::Error) -> GuestError {
             let msg = msg.clone().unwrap_or_else(|| f.to_string());
             match f.code {
                 ErrorCode::ConstraintViolation => GuestError::Conflict(msg),
-                ErrorCode::AuthorizationForStatementDenied => {
-                    GuestError::Denied(format!("{msg} (plugins may only read and write their own tables)"))
-                }
+                ErrorCode::AuthorizationForStatementDenied => GuestError::Denied(format!(
+                    "{msg} (plugins may only read and write their own tables)"
+                )),
                 ErrorCode::TooBig => GuestError::Invalid(msg),
                 _ => GuestError::Invalid(msg),
             }

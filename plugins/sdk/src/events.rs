@@ -32,6 +32,10 @@ fn emit_inner<T: Serialize>(
 
 /// Parses an event's JSON payload.
 pub fn payload<T: serde::de::DeserializeOwned>(event: &crate::Event) -> Result<T, Error> {
-    serde_json::from_str(&event.payload)
-        .map_err(|e| Error::Invalid(format!("{}.{} payload: {e}", event.source, event.event_type)))
+    serde_json::from_str(&event.payload).map_err(|e| {
+        Error::Invalid(format!(
+            "{}.{} payload: {e}",
+            event.source, event.event_type
+        ))
+    })
 }

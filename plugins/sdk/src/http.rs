@@ -246,7 +246,11 @@ impl Router {
             }
         }
         if path_matched {
-            Response::error(405, "method_not_allowed", &format!("{} is not allowed here", req.method))
+            Response::error(
+                405,
+                "method_not_allowed",
+                &format!("{} is not allowed here", req.method),
+            )
         } else {
             Response::error(404, "not_found", &format!("no route for {}", req.path))
         }

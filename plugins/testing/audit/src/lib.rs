@@ -43,7 +43,9 @@ impl Plugin for Audit {
     }
 
     fn handle_event(event: Event) -> Result<(), Error> {
-        let script = events::payload::<Payload>(&event)?.audit.unwrap_or_default();
+        let script = events::payload::<Payload>(&event)?
+            .audit
+            .unwrap_or_default();
         if script.trap {
             panic!("planned trap in handler for {}", event.id);
         }

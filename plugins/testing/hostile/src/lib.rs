@@ -34,21 +34,17 @@ struct Sql {
     sql: String,
 }
 
-/// Runs the statement and reports whether the host allowed it. Always 200, so an
-/// attack that succeeds also commits and the test can see the damage.
+/// Runs the statement: 200 when the host allowed it (so a successful attack also
+/// commits and the test can see the damage), 403 with the host's error when refused.
 fn sql(req: &Request) -> HttpResult {
     let statement = match req.query_param("q") {
         Some(q) => q,
         None => req.json::<Sql>()?.sql,
     };
-    let outcome = db::query(&statement, &[]);
-    Ok(Response::json(
-        200,
-        &match outcome {
-            Ok(rows) => json!({ "allowed": true, "rows": rows.len() }),
-            Err(e) => json!({ "allowed": false, "error": format!("{e:?}") }),
-        },
-    ))
+    Ok(match db::query(&statement, &[]) {
+        Ok(rows) => Response::json(200, &json!({ "allowed": true, "rows": rows.len() })),
+        Err(e) => Response::json(403, &json!({ "allowed": false, "error": format!("{e:?}") })),
+    })
 }
 
 fn spin(_req: &Request) -> HttpResult {
@@ -67,7 +63,10 @@ fn alloc(req: &Request) -> HttpResult {
     let Alloc { mib } = req.json()?;
     let mut v: Vec<u8> = Vec::with_capacity(mib << 20);
     v.resize(mib << 20, 1);
-    Ok(Response::json(200, &json!({ "allocated_mib": mib, "check": std::hint::black_box(&v).len() })))
+    Ok(Response::json(
+        200,
+        &json!({ "allocated_mib": mib, "check": std::hint::black_box(&v).len() }),
+    ))
 }
 
 fn stderr(_req: &Request) -> HttpResult {

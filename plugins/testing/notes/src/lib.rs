@@ -33,6 +33,9 @@ struct NewNote {
     then: Option<String>,
     #[serde(default)]
     delay_ms: Option<u64>,
+    /// Keeps the call busy this long after writing (tests of in-flight calls).
+    #[serde(default)]
+    busy_ms: Option<u64>,
     /// Passed through to subscribers in the event payload (see the audit plugin).
     #[serde(default)]
     audit: Option<Value>,
@@ -41,7 +44,10 @@ struct NewNote {
 fn create(req: &Request) -> HttpResult {
     let note: NewNote = req.json()?;
     if note.id.is_empty() {
-        return Err(HttpError::unprocessable("invalid_id", "id must not be empty"));
+        return Err(HttpError::unprocessable(
+            "invalid_id",
+            "id must not be empty",
+        ));
     }
     insert(&note.id, &note.body)?;
     let payload = json!({ "id": note.id, "body": note.body, "audit": note.audit });
@@ -49,8 +55,16 @@ fn create(req: &Request) -> HttpResult {
         Some(ms) => events::emit_after("NoteCreated", &note.id, &payload, ms)?,
         None => events::emit("NoteCreated", &note.id, &payload)?,
     }
+    if let Some(ms) = note.busy_ms {
+        let until = clock::now_millis() + ms;
+        while clock::now_millis() < until {}
+    }
     match note.then.as_deref() {
-        Some("error") => Err(HttpError::new(500, "planned_failure", "failing after the write")),
+        Some("error") => Err(HttpError::new(
+            500,
+            "planned_failure",
+            "failing after the write",
+        )),
         Some("trap") => panic!("planned trap after the write"),
         _ => Ok(Response::json(201, &json!({ "id": note.id }))),
     }
@@ -62,7 +76,10 @@ fn insert(id: &str, body: &str) -> Result<(), HttpError> {
         &[id.into(), body.into(), clock::now().into()],
     )?;
     if changed == 0 {
-        return Err(HttpError::conflict("note_exists", &format!("note {id} exists")));
+        return Err(HttpError::conflict(
+            "note_exists",
+            &format!("note {id} exists"),
+        ));
     }
     Ok(())
 }
@@ -78,7 +95,11 @@ fn bulk(req: &Request) -> HttpResult {
     for i in 0..bulk.count {
         let id = format!("{}-{i:05}", bulk.prefix);
         insert(&id, "bulk")?;
-        events::emit("NoteCreated", &id, &json!({ "id": id, "body": "bulk", "n": i }))?;
+        events::emit(
+            "NoteCreated",
+            &id,
+            &json!({ "id": id, "body": "bulk", "n": i }),
+        )?;
     }
     Ok(Response::json(201, &json!({ "created": bulk.count })))
 }
@@ -88,9 +109,9 @@ fn get(req: &Request) -> HttpResult {
         "SELECT id, body, created_at FROM notes WHERE id = $1",
         &[req.param("id").into()],
     )?;
-    let row = rows
-        .first()
-        .ok_or_else(|| HttpError::not_found("note_not_found", &format!("no note {}", req.param("id"))))?;
+    let row = rows.first().ok_or_else(|| {
+        HttpError::not_found("note_not_found", &format!("no note {}", req.param("id")))
+    })?;
     Ok(Response::json(
         200,
         &json!({ "id": row.text("id")?, "body": row.text("body")?, "created_at": row.text("created_at")? }),

@@ -1,0 +1,164 @@
+//! `TestApp`: a real host with real plugin components on a real port, a fresh
+//! data directory, and `drain()` to wait for event delivery instead of sleeping.
+#![allow(dead_code)]
+
+use mercato::config::{Config, EventsConfig, StorageConfig};
+use mercato::host::{Component, Host};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+pub struct TestApp {
+    pub host: Host,
+    pub url: String,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// A configuration for tests: fresh data dir, fast retries, a small instance pool.
+pub fn config(data_dir: &Path) -> Config {
+    Config {
+        data_dir: data_dir.to_owned(),
+        max_instances: 64,
+        events: EventsConfig {
+            max_attempts: 5,
+            backoff_base_ms: 10,
+            backoff_max_ms: 200,
+            poll_ms: 200,
+        },
+        ..Config::default()
+    }
+}
+
+pub fn components(names: &[&str]) -> Vec<Component> {
+    names
+        .iter()
+        .map(|name| Component {
+            origin: format!("test plugin {name}"),
+            bytes: std::fs::read(mercato::artifacts::path(name)).expect("plugin artifact"),
+        })
+        .collect()
+}
+
+/// PostgreSQL for tests: `MERCATO_TEST_DATABASE_URL` or the local server. Fails
+/// with a clear message when it is not reachable; it never skips.
+pub async fn postgres_url() -> String {
+    let url = std::env::var("MERCATO_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    if let Err(e) = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await {
+        panic!(
+            "PostgreSQL is required for this test and is not reachable at {url}: {e}. \
+             Start it, or point MERCATO_TEST_DATABASE_URL at a server (trust or password auth, superuser)."
+        );
+    }
+    url
+}
+
+/// A configuration storing every plugin in PostgreSQL under a fresh namespace.
+pub async fn postgres_config(data_dir: &Path) -> Config {
+    let namespace = format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    Config {
+        storage: StorageConfig {
+            backend: "postgres".into(),
+            url: Some(postgres_url().await),
+            namespace,
+            max_connections: 8,
+        },
+        ..config(data_dir)
+    }
+}
+
+/// Drops the schemas and roles a PostgreSQL test created.
+pub async fn drop_postgres(config: &Config, plugins: &[&str]) {
+    let url = config.storage.url.as_deref().expect("postgres url");
+    for plugin in plugins {
+        mercato::storage::postgres::PgDb::drop_schema(url, &config.storage.namespace, plugin)
+            .await
+            .expect("dropping test schema");
+    }
+}
+
+impl TestApp {
+    pub async fn start(config: Config, plugins: &[&str]) -> TestApp {
+        let host = Host::start(config, components(plugins))
+            .await
+            .expect("host starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let server = tokio::spawn(mercato::http::serve(host.clone(), listener, async move {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            host,
+            url,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.url));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.request("GET", path, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.request("POST", path, Some(body), &[]).await
+    }
+
+    /// Waits until every committed event has been consumed by its subscribers.
+    pub async fn drain(&self) {
+        self.host
+            .drain(Duration::from_secs(60))
+            .await
+            .expect("events drained");
+    }
+
+    /// Events the audit plugin has recorded.
+    pub async fn seen(&self) -> Vec<Value> {
+        let (status, body) = self.get("/audit/seen").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["events"].as_array().unwrap().clone()
+    }
+
+    /// Stops the server (in-flight requests finish) and the router.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Rows of a plugin's SQLite database, read directly (outside the host).
+pub fn sqlite_count(data_dir: &Path, plugin: &str, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(data_dir.join(format!("{plugin}.db"))).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}

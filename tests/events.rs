@@ -1,0 +1,204 @@
+//! Event routing through real components: retries with backoff, dead letters that
+//! do not block other sources, source order at volume, delayed delivery.
+mod common;
+
+use common::{TestApp, config, sqlite_count};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn note(app: &TestApp, id: &str, audit: Value) {
+    let (status, body) = app
+        .post(
+            "/notes/notes",
+            &json!({ "id": id, "body": "x", "audit": audit }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+fn metric(text: &str, line_prefix: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_fails_three_times_is_retried_with_backoff_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.events.backoff_base_ms = 40;
+    let app = TestApp::start(config, &["notes", "audit"]).await;
+    let started = std::time::Instant::now();
+    note(&app, "flaky", json!({ "fail_times": 3 })).await;
+    app.drain().await;
+    let seen = app.seen().await;
+    assert_eq!(seen.len(), 1, "handled exactly once: {seen:?}");
+    assert_eq!(seen[0]["attempt"], 4);
+    // Backoff 40 + 80 + 160 ms separates the four attempts.
+    assert!(
+        started.elapsed() >= Duration::from_millis(280),
+        "{:?}",
+        started.elapsed()
+    );
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix =
+        r#"mercato_event_deliveries_total{outcome="retry",source="notes",subscriber="audit"}"#;
+    assert_eq!(metric(&metrics, prefix), 3, "{metrics}");
+    let (_, events) = app.get("/admin/events").await;
+    assert_eq!(events["dead_letters"], json!([]));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_always_failing_event_is_dead_lettered_while_other_sources_keep_flowing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // Slow retries keep the poisoned notes stream busy while hostile events flow.
+    config.events.backoff_base_ms = 150;
+    let app = TestApp::start(config, &["notes", "audit", "hostile"]).await;
+    note(&app, "poison", json!({ "always_fail": true })).await;
+    note(&app, "after-poison", json!({})).await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.post("/hostile/emit", &json!({})).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    // Hostile's pings are handled while the poisoned notes event is still retrying
+    // (five attempts with 150-1,200 ms backoff take over two seconds).
+    app.host
+        .drain_stream("audit", "hostile", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let (_, pings) = app.get("/audit/seen?source=hostile").await;
+    assert_eq!(pings["events"].as_array().unwrap().len(), 3);
+    let (_, notes) = app.get("/audit/seen?source=notes").await;
+    assert_eq!(
+        notes["events"],
+        json!([]),
+        "the notes stream is still held by the failing event"
+    );
+
+    app.drain().await;
+    let (_, events) = app.get("/admin/events").await;
+    let letters = events["dead_letters"].as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{events}");
+    assert_eq!(letters[0]["subscriber"], "audit");
+    assert_eq!(letters[0]["source"], "notes");
+    assert_eq!(letters[0]["attempts"], 5);
+    assert!(
+        letters[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("planned failure")
+    );
+    // The event after the poisoned one, from the same source, was then delivered in order.
+    let (_, notes) = app.get("/audit/seen?source=notes").await;
+    assert_eq!(notes["events"].as_array().unwrap().len(), 1);
+    assert_eq!(notes["events"][0]["sequence"], 2);
+    app.stop().await;
+    assert_eq!(
+        sqlite_count(
+            dir.path(),
+            "audit",
+            "SELECT COUNT(*) FROM mercato_dead_letters"
+        ),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapping_handler_is_retried_then_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(config(dir.path()), &["notes", "audit"]).await;
+    note(&app, "trap", json!({ "trap": true })).await;
+    note(&app, "fine", json!({})).await;
+    app.drain().await;
+    let (_, events) = app.get("/admin/events").await;
+    assert_eq!(
+        events["dead_letters"].as_array().unwrap().len(),
+        1,
+        "{events}"
+    );
+    assert!(
+        events["dead_letters"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("trap")
+    );
+    assert_eq!(app.seen().await.len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_events_from_one_source_arrive_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(config(dir.path()), &["notes", "audit"]).await;
+    for batch in 0..4 {
+        let (status, body) = app
+            .post(
+                "/notes/notes/bulk",
+                &json!({ "prefix": format!("b{batch}"), "count": 250 }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    app.drain().await;
+    let seen = app.seen().await;
+    assert_eq!(seen.len(), 1000);
+    let sequences: Vec<u64> = seen
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sequences, (1..=1000).collect::<Vec<u64>>());
+    assert!(seen.iter().all(|e| e["attempt"] == 1));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_event_is_delivered_once_after_its_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(config(dir.path()), &["notes", "audit"]).await;
+    let committed = std::time::Instant::now();
+    let (status, _) = app
+        .post(
+            "/notes/notes",
+            &json!({ "id": "later", "body": "x", "delay_ms": 400 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    note(&app, "now", json!({})).await;
+    app.drain().await;
+    // The immediate event is not held back by the delayed one before it.
+    let seen = app.seen().await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0]["sequence"], 2);
+    app.host
+        .drain_scheduled(Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(committed.elapsed() >= Duration::from_millis(400));
+    let seen = app.seen().await;
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1]["sequence"], 1);
+    app.stop().await;
+    assert_eq!(
+        sqlite_count(
+            dir.path(),
+            "audit",
+            "SELECT COUNT(*) FROM mercato_scheduled"
+        ),
+        0
+    );
+}

@@ -1,0 +1,266 @@
+//! The HTTP gateway and the `mercato` binary: host routes, admin auth, limits,
+//! JSON errors, request ids, graceful shutdown, and zero-config `mercato serve`.
+mod common;
+
+use common::{TestApp, config};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_routes_report_health_plugins_events_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(config(dir.path()), &["notes", "audit"]).await;
+    assert_eq!(
+        app.get("/healthz").await,
+        (StatusCode::OK, json!({ "status": "ok" }))
+    );
+    let (status, ready) = app.get("/readyz").await;
+    assert_eq!(
+        (status, &ready["plugins"]),
+        (StatusCode::OK, &json!(["audit", "notes"]))
+    );
+
+    let (status, plugins) = app.get("/admin/plugins").await;
+    assert_eq!(status, StatusCode::OK);
+    let audit = &plugins["plugins"][0];
+    assert_eq!(audit["name"], "audit");
+    assert_eq!(audit["subscriptions"], json!(["notes.*", "hostile.Ping"]));
+    assert_eq!(audit["limits"]["memory_mib"], 64);
+    assert_eq!(audit["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(audit["storage"], "sqlite");
+
+    app.post("/notes/notes", &json!({ "id": "m1", "body": "x" }))
+        .await;
+    app.drain().await;
+    let (_, events) = app.get("/admin/events").await;
+    assert_eq!(
+        events["subscribers"],
+        json!([{ "subscriber": "audit", "source": "notes", "position": 1, "lag": 0 }])
+    );
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        r#"mercato_plugin_calls_total{kind="request",outcome="ok",plugin="notes"} 1"#,
+        r#"mercato_plugin_calls_total{kind="event",outcome="ok",plugin="audit"} 1"#,
+        "mercato_plugin_call_duration_seconds_bucket",
+        r#"mercato_event_deliveries_total{outcome="ok",source="notes",subscriber="audit"} 1"#,
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in\n{metrics}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_require_the_token_when_one_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.admin_token = Some("a-long-enough-admin-token".into());
+    let app = TestApp::start(config, &["notes"]).await;
+    let (status, body) = app.get("/admin/plugins").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let wrong = [("authorization", "Bearer a-long-enough-admin-tokeX")];
+    assert_eq!(
+        app.request("GET", "/admin/events", None, &wrong).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let right = [("authorization", "Bearer a-long-enough-admin-token")];
+    assert_eq!(
+        app.request("GET", "/admin/plugins", None, &right).await.0,
+        StatusCode::OK
+    );
+    // Health and plugin routes stay public.
+    assert_eq!(app.get("/healthz").await.0, StatusCode::OK);
+    assert_eq!(app.get("/notes/notes").await.0, StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_json_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.max_body_bytes = 1024;
+    let app = TestApp::start(config, &["notes"]).await;
+    let big = json!({ "id": "big", "body": "x".repeat(4096) });
+    let (status, body) = app.post("/notes/notes", &big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"]["code"], "body_too_large");
+
+    let resp = app
+        .client
+        .post(format!("{}/notes/notes", app.url))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_json");
+
+    let (status, body) = app.get("/nowhere/at/all").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_plugin"))
+    );
+    let (status, body) = app.request("DELETE", "/notes/notes", None, &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+    let bad_key = [("idempotency-key", "")];
+    let (status, body) = app
+        .request(
+            "POST",
+            "/notes/notes",
+            Some(&json!({ "id": "k", "body": "x" })),
+            &bad_key,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_idempotency_key"))
+    );
+
+    let (_, count) = app.get("/notes/notes").await;
+    assert_eq!(count["count"], 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_a_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(config(dir.path()), &["notes"]).await;
+    let resp = app
+        .client
+        .get(format!("{}/notes/notes", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(!resp.headers()["x-request-id"].is_empty());
+    let resp = app
+        .client
+        .get(format!("{}/notes/notes", app.url))
+        .header("x-request-id", "caller-chosen")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "caller-chosen");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_an_in_flight_call_finish_and_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(config(dir.path()), &["notes"]).await;
+    let in_flight = {
+        let (client, url) = (app.client.clone(), app.url.clone());
+        tokio::spawn(async move {
+            client
+                .post(format!("{url}/notes/notes"))
+                .json(&json!({ "id": "slow", "body": "x", "busy_ms": 500 }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    // Shut down once the call is running inside the plugin.
+    let running = app.host.metrics.in_flight.with_label_values(&["notes"]);
+    while running.get() == 0 {
+        assert!(
+            !in_flight.is_finished(),
+            "the request ended before it was seen running"
+        );
+        tokio::task::yield_now().await;
+    }
+    app.stop().await;
+    assert_eq!(in_flight.await.unwrap(), StatusCode::CREATED);
+    assert_eq!(
+        common::sqlite_count(dir.path(), "notes", "SELECT COUNT(*) FROM notes"),
+        1
+    );
+}
+
+#[test]
+fn help_explains_every_serve_option() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mercato"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for option in [
+        "--config",
+        "--listen",
+        "--data-dir",
+        "--admin-token",
+        "--database-url",
+        "--plugin",
+        "--no-embedded",
+    ] {
+        assert!(help.contains(option), "{option} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn mercato_serve_runs_with_zero_config_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mercato"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env_remove("MERCATO_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut address = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("address=").nth(1) {
+            address = rest.split_whitespace().next().map(str::to_owned);
+            break;
+        }
+    }
+    let address = address.expect("the server logs its address");
+    let health = std::net::TcpStream::connect(&address).map(|mut s| {
+        use std::io::{Read, Write};
+        s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    });
+    let health = health.unwrap();
+    assert!(health.starts_with("HTTP/1.0 200"), "{health}");
+    assert!(
+        health.contains("\"notes\""),
+        "embedded plugins are loaded: {health}"
+    );
+    assert!(
+        dir.path().join("data/notes.db").exists(),
+        "zero config uses ./data"
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success(), "graceful exit on SIGTERM");
+}
