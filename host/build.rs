@@ -1,5 +1,5 @@
 //! Builds the plugin components (`plugins/`) for wasm32-wasip2 with a nested
-//! cargo and its own target dir, reruns exactly when a plugin source changes
+//! cargo (same workspace, `plugin` profile) and its own target dir, reruns exactly when a plugin source changes
 //! (from cargo's `.d` files), and generates `artifacts.rs` with their paths and
 //! the embedded default plugins — the pattern of wasmtime's
 //! `crates/test-programs/artifacts/build.rs`.
@@ -23,19 +23,19 @@ fn main() {
         .unwrap_or_else(|| root.join("target"))
         .join("plugins");
 
-    ensure_target();
+    ensure_target(&root);
     let crates = plugin_crates(&plugins_dir);
     let mut cargo = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
         .args([
             "build",
-            "--release",
-            "--locked",
+            "--profile",
+            "plugin",
             "--target",
             TARGET,
             "--manifest-path",
         ])
-        .arg(plugins_dir.join("Cargo.toml"));
+        .arg(root.join("Cargo.toml"));
     for (name, _) in &crates {
         cargo.args(["-p", name]);
     }
@@ -59,21 +59,16 @@ fn main() {
         "building the plugin components failed (see the output above)"
     );
 
-    println!(
-        "cargo:rerun-if-changed={}",
-        plugins_dir.join("Cargo.toml").display()
-    );
-    println!(
-        "cargo:rerun-if-changed={}",
-        plugins_dir.join("Cargo.lock").display()
-    );
-    println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    println!(
-        "cargo:rerun-if-changed={}",
-        plugins_dir.join("testing").display()
-    );
+    for input in [
+        root.join("Cargo.toml"),
+        root.join("Cargo.lock"),
+        root.join("wit"),
+        plugins_dir.join("testing"),
+    ] {
+        println!("cargo:rerun-if-changed={}", input.display());
+    }
 
-    let out_dir = target_dir.join(TARGET).join("release");
+    let out_dir = target_dir.join(TARGET).join("plugin");
     let mut generated =
         String::from("/// Every plugin component built from `plugins/`: (name, path).\n");
     generated.push_str("pub const PLUGINS: &[(&str, &str)] = &[\n");
@@ -115,19 +110,35 @@ fn main() {
     std::fs::write(out, generated).unwrap();
 }
 
-/// Fails early with the fix when the wasm target is missing.
-fn ensure_target() {
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .expect("running rustc --print sysroot");
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+/// Makes sure the wasm target is installed: with rustup when it is missing (so a
+/// fresh machine needs only rustup), else fails with the fix.
+fn ensure_target(root: &Path) {
+    if target_installed() {
+        return;
+    }
+    let offline = root.join("../shared/toolchain/ensure-wasm-target");
+    let installed = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .is_ok_and(|s| s.success())
+        || (offline.exists() && Command::new(&offline).status().is_ok_and(|s| s.success()));
     assert!(
-        sysroot.join("lib/rustlib").join(TARGET).exists(),
-        "the {TARGET} target is not installed; run `rustup target add {TARGET}` \
-         (or ../shared/toolchain/ensure-wasm-target when offline)"
+        installed && target_installed(),
+        "the {TARGET} target is not installed and could not be added; run `rustup target add {TARGET}`"
     );
+}
+
+fn target_installed() -> bool {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let Ok(out) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
+        return false;
+    };
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    sysroot
+        .join("lib/rustlib")
+        .join(TARGET)
+        .join("lib")
+        .exists()
 }
 
 /// Plugin crates: `plugins/<name>/` and `plugins/testing/<name>/`, not the SDK.
