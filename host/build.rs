@@ -10,6 +10,9 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 
+/// Plugin crates under `plugins/` built into components.
+const PLUGINS: &[&str] = &["notes", "audit", "hostile"];
+
 /// Plugins compiled into the `mercato` binary and loaded by `mercato serve`.
 const EMBEDDED: &[&str] = &["notes", "audit"];
 
@@ -63,7 +66,6 @@ fn main() {
         root.join("Cargo.toml"),
         root.join("Cargo.lock"),
         root.join("wit"),
-        plugins_dir.join("testing"),
     ] {
         println!("cargo:rerun-if-changed={}", input.display());
     }
@@ -141,24 +143,26 @@ fn target_installed() -> bool {
         .exists()
 }
 
-/// Plugin crates: `plugins/<name>/` and `plugins/testing/<name>/`, not the SDK.
+/// The listed plugin crates: `plugins/<name>/` or `plugins/testing/<name>/`.
 fn plugin_crates(plugins_dir: &Path) -> Vec<(String, PathBuf)> {
-    let mut crates = Vec::new();
-    for parent in [plugins_dir.to_path_buf(), plugins_dir.join("testing")] {
-        let Ok(entries) = std::fs::read_dir(&parent) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let dir = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name == "sdk" || name == "target" || !dir.join("Cargo.toml").exists() {
-                continue;
-            }
-            crates.push((name, dir));
-        }
-    }
-    crates.sort();
-    crates
+    PLUGINS
+        .iter()
+        .map(|name| {
+            let dir = [
+                plugins_dir.join(name),
+                plugins_dir.join("testing").join(name),
+            ]
+            .into_iter()
+            .find(|d| d.join("Cargo.toml").exists())
+            .unwrap_or_else(|| {
+                panic!(
+                    "plugin crate {name} not found under {}",
+                    plugins_dir.display()
+                )
+            });
+            (name.to_string(), dir)
+        })
+        .collect()
 }
 
 /// Emits rerun-if-changed for every source cargo recorded in a `.d` file.

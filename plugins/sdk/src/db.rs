@@ -61,10 +61,14 @@ impl<'a> Row<'a> {
             .ok_or_else(|| Error::Internal(format!("query returned no column `{column}`")))
     }
 
-    /// `column` as an integer.
+    /// `column` as an integer. Integral text is accepted too: PostgreSQL returns
+    /// `SUM(bigint)` as `numeric`, which reaches plugins as text.
     pub fn int(&self, column: &str) -> Result<i64, Error> {
         match self.value(column)? {
             SqlValue::Integer(i) => Ok(*i),
+            SqlValue::Text(t) => t
+                .parse()
+                .map_err(|_| mismatch(column, "integer", &SqlValue::Text(t.clone()))),
             other => Err(mismatch(column, "integer", other)),
         }
     }
@@ -90,8 +94,7 @@ impl<'a> Row<'a> {
     pub fn opt_int(&self, column: &str) -> Result<Option<i64>, Error> {
         match self.value(column)? {
             SqlValue::Null => Ok(None),
-            SqlValue::Integer(i) => Ok(Some(*i)),
-            other => Err(mismatch(column, "integer", other)),
+            _ => self.int(column).map(Some),
         }
     }
 }

@@ -48,12 +48,17 @@ pub mod log;
 mod plugin;
 
 pub use bindings::mercato::plugin::types::{Error, Event, SqlValue};
+
+/// A new random UUID (v4) as text: the id format of every context.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
 pub use plugin::{Manifest, Plugin};
 
 /// Everything a plugin module usually imports.
 pub mod prelude {
     pub use crate::http::{HttpError, HttpResult, Request, Response, Router};
-    pub use crate::{Error, Event, Manifest, Plugin, SqlValue, clock, db, events, log};
+    pub use crate::{Error, Event, Manifest, Plugin, SqlValue, clock, db, events, log, new_id};
 }
 
 /// Exports a type implementing [`Plugin`] as the component's `plugin` interface.

@@ -9,6 +9,7 @@ pub struct Manifest {
     version: String,
     subscriptions: Vec<String>,
     migrations: Vec<(String, String)>,
+    openapi: String,
 }
 
 impl Manifest {
@@ -19,6 +20,7 @@ impl Manifest {
             version: version.to_owned(),
             subscriptions: Vec::new(),
             migrations: Vec::new(),
+            openapi: String::new(),
         }
     }
 
@@ -34,6 +36,14 @@ impl Manifest {
         self
     }
 
+    /// Documents the plugin's routes: an OpenAPI 3.1 fragment (JSON text with
+    /// `paths` relative to the mount point and optional `components.schemas`).
+    /// The host merges every plugin's fragment into `GET /openapi.json`.
+    pub fn openapi(mut self, json: &str) -> Self {
+        self.openapi = json.to_owned();
+        self
+    }
+
     #[doc(hidden)]
     pub fn into_wit(self) -> wit::Manifest {
         wit::Manifest {
@@ -41,6 +51,7 @@ impl Manifest {
             version: self.version,
             subscriptions: self.subscriptions,
             migrations: self.migrations,
+            openapi: self.openapi,
         }
     }
 }

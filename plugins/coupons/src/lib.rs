@@ -1,0 +1,12 @@
+//! The coupons bounded context (work in progress).
+use mercato_sdk::prelude::*;
+
+struct Context;
+
+impl Plugin for Context {
+    fn manifest() -> Manifest {
+        Manifest::new("coupons", env!("CARGO_PKG_VERSION"))
+    }
+}
+
+mercato_sdk::export_plugin!(Context);
