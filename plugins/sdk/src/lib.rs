@@ -62,26 +62,42 @@ pub mod prelude {
 }
 
 /// Exports a type implementing [`Plugin`] as the component's `plugin` interface.
+/// Native builds (unit tests of domain code) get no exports.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
-        struct __MercatoExport;
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct __MercatoExport;
 
-        impl $crate::bindings::exports::mercato::plugin::plugin::Guest for __MercatoExport {
-            fn describe() -> $crate::bindings::exports::mercato::plugin::plugin::Manifest {
-                <$plugin as $crate::Plugin>::manifest().into_wit()
+            impl $crate::bindings::exports::mercato::plugin::plugin::Guest for __MercatoExport {
+                fn describe() -> $crate::bindings::exports::mercato::plugin::plugin::Manifest {
+                    <$plugin as $crate::Plugin>::manifest().into_wit()
+                }
+                fn handle_request(
+                    req: $crate::bindings::mercato::plugin::types::Request,
+                ) -> $crate::bindings::mercato::plugin::types::Response {
+                    <$plugin as $crate::Plugin>::handle_request($crate::http::Request::from_wit(req))
+                        .into_wit()
+                }
+                fn handle_event(e: $crate::Event) -> ::core::result::Result<(), $crate::Error> {
+                    <$plugin as $crate::Plugin>::handle_event(e)
+                }
             }
-            fn handle_request(
-                req: $crate::bindings::mercato::plugin::types::Request,
-            ) -> $crate::bindings::mercato::plugin::types::Response {
-                <$plugin as $crate::Plugin>::handle_request($crate::http::Request::from_wit(req))
-                    .into_wit()
-            }
-            fn handle_event(e: $crate::Event) -> ::core::result::Result<(), $crate::Error> {
-                <$plugin as $crate::Plugin>::handle_event(e)
-            }
-        }
 
-        $crate::bindings::export_domain!(__MercatoExport with_types_in $crate::bindings);
+            $crate::bindings::export_domain!(__MercatoExport with_types_in $crate::bindings);
+        };
+
+        // Natively the plugin is still "used", so its handlers are linted normally.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: (
+            fn() -> $crate::Manifest,
+            fn($crate::http::Request) -> $crate::http::Response,
+            fn($crate::Event) -> ::core::result::Result<(), $crate::Error>,
+        ) = (
+            <$plugin as $crate::Plugin>::manifest,
+            <$plugin as $crate::Plugin>::handle_request,
+            <$plugin as $crate::Plugin>::handle_event,
+        );
     };
 }
