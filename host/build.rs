@@ -11,10 +11,19 @@ use std::process::Command;
 const TARGET: &str = "wasm32-wasip2";
 
 /// Plugin crates under `plugins/` built into components.
-const PLUGINS: &[&str] = &["notes", "audit", "hostile"];
+const PLUGINS: &[&str] = &[
+    "products",
+    "orders",
+    "inventory",
+    "payments",
+    "coupons",
+    "notes",
+    "audit",
+    "hostile",
+];
 
 /// Plugins compiled into the `mercato` binary and loaded by `mercato serve`.
-const EMBEDDED: &[&str] = &["notes", "audit"];
+const EMBEDDED: &[&str] = &["products", "orders", "inventory", "payments", "coupons"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());

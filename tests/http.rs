@@ -247,11 +247,11 @@ fn mercato_serve_runs_with_zero_config_and_stops_on_sigterm() {
     let health = health.unwrap();
     assert!(health.starts_with("HTTP/1.0 200"), "{health}");
     assert!(
-        health.contains("\"notes\""),
+        health.contains("\"orders\""),
         "embedded plugins are loaded: {health}"
     );
     assert!(
-        dir.path().join("data/notes.db").exists(),
+        dir.path().join("data/orders.db").exists(),
         "zero config uses ./data"
     );
     let pid = child.id().to_string();

@@ -170,6 +170,8 @@ impl Host {
             .map(|s| Pattern::parse(s))
             .collect::<Result<Vec<_>, _>>()
             .map_err(PluginLoadError::Manifest)?;
+        let openapi =
+            crate::http::parse_fragment(&manifest.openapi).map_err(PluginLoadError::Manifest)?;
         if self.registry.get(&manifest.name).is_some() {
             return Err(PluginLoadError::Duplicate(format!(
                 "a plugin named `{}` is already loaded",
@@ -191,6 +193,7 @@ impl Host {
             version: manifest.version.clone(),
             sha256,
             subscriptions,
+            openapi,
             limits: self.config.limits_for(&manifest.name),
             compiled,
             db,

@@ -16,6 +16,8 @@ pub struct Plugin {
     pub sha256: String,
     /// Parsed subscriptions.
     pub subscriptions: Vec<Pattern>,
+    /// The plugin's OpenAPI fragment (`Null` when it documents nothing).
+    pub openapi: serde_json::Value,
     /// Limits applied to each call.
     pub limits: Limits,
     /// The compiled component.

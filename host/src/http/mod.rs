@@ -5,6 +5,9 @@
 mod admin;
 mod error;
 mod gateway;
+mod openapi;
+
+pub use openapi::parse_fragment;
 
 pub use error::ApiError;
 
@@ -45,6 +48,7 @@ pub fn app(host: Host) -> Router {
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
+        .route("/openapi.json", get(openapi::openapi))
         .merge(admin)
         .route("/{plugin}", any(gateway::plugin_root))
         .route("/{plugin}/", any(gateway::plugin_root))

@@ -83,6 +83,8 @@ pub struct Compiled {
 /// The engine plus the linker shared by all plugins.
 pub struct Sandbox {
     engine: Engine,
+    /// One permit per pool slot: calls beyond the pool wait instead of failing.
+    slots: Arc<tokio::sync::Semaphore>,
     linker: Linker<CallState>,
     _ticker: Arc<EpochTicker>,
 }
@@ -139,6 +141,7 @@ impl Sandbox {
             })?;
         Ok(Sandbox {
             engine,
+            slots: Arc::new(tokio::sync::Semaphore::new(slots as usize)),
             linker,
             _ticker: ticker,
         })
@@ -154,6 +157,11 @@ impl Sandbox {
             .instantiate_pre(&component)
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let pre = DomainPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the slot semaphore is never closed");
         let mut store = self.store(CallState::new("loading".into(), None), limits);
         let instance = pre
             .instantiate_async(&mut store)
@@ -200,6 +208,11 @@ impl Sandbox {
             Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
         >,
     {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the slot semaphore is never closed");
         let started = Instant::now();
         let mut store = self.store(state, limits);
         let outcome = tokio::time::timeout(limits.deadline(), async {

@@ -1,12 +1,433 @@
-//! The payments bounded context (work in progress).
+//! The payments bounded context: one payment intent per confirmed order, a
+//! deterministic test provider, refunds, and a double-entry ledger.
+//!
+//! Money facts (payment transactions, refunds, ledger entries) are append-only;
+//! only the intent's process state is updated, with version checks. Amounts
+//! always come from this context's own records, never from another context's
+//! numbers at face value: an `orders.RefundRequested` is capped at what this
+//! ledger says is still refundable.
+//!
+//! Routes (mounted at `/payments`): `GET /intents?order_id=`, `GET /intents/{id}`,
+//! `POST /intents/{id}/confirm`, `POST /intents/{id}/refunds`,
+//! `GET /ledger/trial-balance`. Events: see `docs/architecture/saga.md`.
+mod domain;
+mod store;
+
+use domain::{
+    ConfirmOutcome, IntentStatus, MAX_AMOUNT_MINOR, PaymentMethod, RefundDecision, Refusal,
+    capture_posting, refund_posting,
+};
 use mercato_sdk::prelude::*;
+use serde::Deserialize;
+use serde_json::json;
+use store::{Intent, IntentChange, NewIntent, TransactionKind};
 
-struct Context;
+/// Reason recorded for a refund asked over HTTP without one.
+const DEFAULT_REFUND_REASON: &str = "merchant_request";
+/// Longest refund reason accepted over HTTP.
+const MAX_REASON_CHARS: usize = 500;
 
-impl Plugin for Context {
+struct Payments;
+
+impl Plugin for Payments {
     fn manifest() -> Manifest {
         Manifest::new("payments", env!("CARGO_PKG_VERSION"))
+            .subscribe("orders.OrderConfirmed")
+            .subscribe("orders.OrderCancelled")
+            .subscribe("orders.RefundRequested")
+            .migration(
+                "0001_create_payments.sql",
+                include_str!("../../../migrations/payments/0001_create_payments.sql"),
+            )
+            .migration(
+                "0002_guard_financial_facts.sqlite.sql",
+                include_str!("../../../migrations/payments/0002_guard_financial_facts.sqlite.sql"),
+            )
+            .migration(
+                "0002_guard_financial_facts.postgres.sql",
+                include_str!(
+                    "../../../migrations/payments/0002_guard_financial_facts.postgres.sql"
+                ),
+            )
+            .openapi(include_str!("../openapi.json"))
+    }
+
+    fn handle_request(req: Request) -> Response {
+        Router::new()
+            .get("/intents", list_intents)
+            .get("/intents/{id}", get_intent)
+            .post("/intents/{id}/confirm", confirm_intent)
+            .post("/intents/{id}/refunds", refund_intent)
+            .get("/ledger/trial-balance", trial_balance)
+            .dispatch(req)
+    }
+
+    fn handle_event(event: Event) -> Result<(), Error> {
+        match (event.source.as_str(), event.event_type.as_str()) {
+            ("orders", "OrderConfirmed") => on_order_confirmed(&event),
+            ("orders", "OrderCancelled") => on_order_cancelled(&event),
+            ("orders", "RefundRequested") => on_refund_requested(&event),
+            // Not subscribed; acknowledging keeps the subscription moving.
+            (source, kind) => {
+                log::warn(&format!("ignoring unexpected event {source}.{kind}"));
+                Ok(())
+            }
+        }
     }
 }
 
-mercato_sdk::export_plugin!(Context);
+/// A refused command as an HTTP error: bad input 400/422, wrong state 409.
+fn refused(refusal: Refusal) -> HttpError {
+    let status = match refusal {
+        Refusal::UnknownPaymentMethod(_) => 400,
+        Refusal::IntentCanceled
+        | Refusal::IntentAlreadySucceeded
+        | Refusal::IntentFailed
+        | Refusal::IntentNotCaptured => 409,
+        Refusal::InvalidAmount(_) | Refusal::RefundExceedsCaptured { .. } => 422,
+    };
+    HttpError::new(status, refusal.code(), &refusal.message())
+}
+
+fn load_intent(id: &str) -> Result<Intent, HttpError> {
+    store::find_intent(id)?
+        .ok_or_else(|| HttpError::not_found("unknown_intent", &format!("no payment intent {id}")))
+}
+
+// ---------------------------------------------------------------- HTTP
+
+fn list_intents(req: &Request) -> HttpResult {
+    let order_id = req
+        .query_param("order_id")
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            HttpError::bad_request(
+                "missing_order_id",
+                "query parameter order_id is required, e.g. /intents?order_id=…",
+            )
+        })?;
+    let intents: Vec<_> = store::intent_for_order(&order_id)?
+        .iter()
+        .map(Intent::to_json)
+        .collect();
+    Ok(Response::json(200, &json!({ "intents": intents })))
+}
+
+fn get_intent(req: &Request) -> HttpResult {
+    Ok(Response::json(
+        200,
+        &load_intent(req.param("id"))?.to_json(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmBody {
+    payment_method: String,
+}
+
+/// Both provider outcomes answer 200: the host commits only 2xx calls, and a
+/// declined attempt must be recorded (FAILURE transaction, PaymentFailed).
+fn confirm_intent(req: &Request) -> HttpResult {
+    let body: ConfirmBody = req.json()?;
+    let method = PaymentMethod::parse(&body.payment_method).map_err(refused)?;
+    let intent = load_intent(req.param("id"))?;
+    let outcome = domain::decide_confirm(&intent.state()?, method).map_err(refused)?;
+    record_confirmation(&intent, method, outcome)?;
+    Ok(Response::json(200, &load_intent(&intent.id)?.to_json()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefundBody {
+    amount_minor: i64,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn refund_intent(req: &Request) -> HttpResult {
+    let body: RefundBody = req.json()?;
+    let reason = match body.reason.as_deref().map(str::trim) {
+        None => DEFAULT_REFUND_REASON,
+        Some(r) if !r.is_empty() && r.chars().count() <= MAX_REASON_CHARS => r,
+        Some(_) => {
+            return Err(HttpError::unprocessable(
+                "invalid_reason",
+                &format!("reason must be 1-{MAX_REASON_CHARS} characters when given"),
+            ));
+        }
+    };
+    let intent = load_intent(req.param("id"))?;
+    let decision = domain::decide_refund(&intent.state()?, body.amount_minor).map_err(refused)?;
+    let refund_id = record_refund(&intent, decision, reason)?;
+    Ok(Response::json(
+        201,
+        &json!({
+            "id": refund_id,
+            "intent_id": intent.id,
+            "amount_minor": decision.amount_minor,
+            "currency": intent.currency,
+            "refunded_total_minor": decision.refunded_total_minor,
+        }),
+    ))
+}
+
+fn trial_balance(_req: &Request) -> HttpResult {
+    Ok(Response::json(200, &store::trial_balance()?))
+}
+
+// ---------------------------------------------------------------- bookkeeping
+
+/// Records the provider's answer. A capture appends AUTHORIZATION and CAPTURE
+/// transactions and books the capture posting; a failure appends a FAILURE
+/// transaction. The intent update comes first so a concurrent confirm loses
+/// before anything is appended.
+fn record_confirmation(
+    intent: &Intent,
+    method: PaymentMethod,
+    outcome: ConfirmOutcome,
+) -> Result<(), Error> {
+    let now = clock::now();
+    let method = Some(method.as_str());
+    match outcome {
+        ConfirmOutcome::Captured { amount_minor } => {
+            let change = IntentChange {
+                status: IntentStatus::Succeeded,
+                failure_reason: None,
+                captured_minor: amount_minor,
+                refunded_minor: intent.refunded_minor,
+            };
+            store::update_intent(intent, &change, &now)?;
+            store::insert_transaction(
+                intent,
+                TransactionKind::Authorization,
+                amount_minor,
+                method,
+                None,
+                &now,
+            )?;
+            let capture_id = store::insert_transaction(
+                intent,
+                TransactionKind::Capture,
+                amount_minor,
+                method,
+                None,
+                &now,
+            )?;
+            // A free order captures nothing, so there is nothing to book.
+            if let Some(posting) = capture_posting(amount_minor) {
+                store::insert_posting(intent, &capture_id, &posting, &now)?;
+            }
+            events::emit(
+                "PaymentCaptured",
+                &intent.id,
+                &json!({
+                    "intent_id": intent.id,
+                    "order_id": intent.order_id,
+                    "amount_minor": amount_minor,
+                    "currency": intent.currency,
+                }),
+            )
+        }
+        ConfirmOutcome::Failed { reason } => {
+            let change = IntentChange {
+                status: IntentStatus::Failed,
+                failure_reason: Some(reason.as_str()),
+                captured_minor: intent.captured_minor,
+                refunded_minor: intent.refunded_minor,
+            };
+            store::update_intent(intent, &change, &now)?;
+            store::insert_transaction(
+                intent,
+                TransactionKind::Failure,
+                intent.amount_minor,
+                method,
+                Some(reason.as_str()),
+                &now,
+            )?;
+            events::emit(
+                "PaymentFailed",
+                &intent.id,
+                &json!({
+                    "intent_id": intent.id,
+                    "order_id": intent.order_id,
+                    "reason": reason.as_str(),
+                }),
+            )
+        }
+    }
+}
+
+/// Records a decided refund: the intent's new refunded total, a REFUND
+/// transaction, the refund row and its ledger posting, then `PaymentRefunded`.
+/// Returns the refund's id. Shared by the HTTP route and `RefundRequested`.
+fn record_refund(intent: &Intent, decision: RefundDecision, reason: &str) -> Result<String, Error> {
+    let now = clock::now();
+    let posting = refund_posting(decision.amount_minor).ok_or_else(|| {
+        Error::Internal(format!(
+            "refund of {} cannot be booked",
+            decision.amount_minor
+        ))
+    })?;
+    let change = IntentChange {
+        status: intent.status,
+        failure_reason: intent.failure_reason.as_deref(),
+        captured_minor: intent.captured_minor,
+        refunded_minor: decision.refunded_total_minor,
+    };
+    store::update_intent(intent, &change, &now)?;
+    let transaction_id = store::insert_transaction(
+        intent,
+        TransactionKind::Refund,
+        decision.amount_minor,
+        None,
+        None,
+        &now,
+    )?;
+    let refund_id =
+        store::insert_refund(intent, &transaction_id, decision.amount_minor, reason, &now)?;
+    store::insert_posting(intent, &transaction_id, &posting, &now)?;
+    events::emit(
+        "PaymentRefunded",
+        &intent.id,
+        &json!({
+            "intent_id": intent.id,
+            "order_id": intent.order_id,
+            "refund_id": refund_id,
+            "amount_minor": decision.amount_minor,
+            "refunded_total_minor": decision.refunded_total_minor,
+            "captured_minor": intent.captured_minor,
+        }),
+    )?;
+    Ok(refund_id)
+}
+
+// ---------------------------------------------------------------- events
+
+/// `orders.OrderConfirmed`: only the fields payments needs; the rest is ignored.
+#[derive(Deserialize)]
+struct OrderConfirmed {
+    order_id: String,
+    buyer_id: String,
+    currency: String,
+    total_minor: i64,
+}
+
+/// Opens the order's intent for its final total. A malformed payload is an
+/// error (retried, then dead-lettered where an operator sees it) rather than
+/// an intent for a wrong amount.
+fn on_order_confirmed(event: &Event) -> Result<(), Error> {
+    let order: OrderConfirmed = events::payload(event)?;
+    if order.order_id.is_empty() || order.buyer_id.is_empty() {
+        return Err(Error::Invalid(
+            "OrderConfirmed needs order_id and buyer_id".to_owned(),
+        ));
+    }
+    if !domain::is_currency(&order.currency) {
+        return Err(Error::Invalid(format!(
+            "OrderConfirmed {}: currency `{}` is not an ISO 4217 code",
+            order.order_id, order.currency
+        )));
+    }
+    if !(0..=MAX_AMOUNT_MINOR).contains(&order.total_minor) {
+        return Err(Error::Invalid(format!(
+            "OrderConfirmed {}: total_minor {} is out of range",
+            order.order_id, order.total_minor
+        )));
+    }
+    let id = new_id();
+    let new = NewIntent {
+        id: &id,
+        order_id: &order.order_id,
+        buyer_id: &order.buyer_id,
+        amount_minor: order.total_minor,
+        currency: &order.currency,
+    };
+    if !store::insert_intent(&new, &clock::now())? {
+        log::info(&format!(
+            "order {} already has a payment intent",
+            order.order_id
+        ));
+        return Ok(());
+    }
+    events::emit(
+        "PaymentIntentCreated",
+        &id,
+        &json!({
+            "intent_id": id,
+            "order_id": order.order_id,
+            "amount_minor": order.total_minor,
+            "currency": order.currency,
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+struct OrderCancelled {
+    order_id: String,
+}
+
+/// Cancels the order's unpaid intent so a later confirm is refused. An order
+/// cancelled before confirmation has no intent; a paid one is refunded on
+/// `RefundRequested` instead; both are no-ops here.
+fn on_order_cancelled(event: &Event) -> Result<(), Error> {
+    let order: OrderCancelled = events::payload(event)?;
+    let Some(intent) = store::intent_for_order(&order.order_id)? else {
+        return Ok(());
+    };
+    if !domain::cancels(&intent.state()?) {
+        return Ok(());
+    }
+    let change = IntentChange {
+        status: IntentStatus::Canceled,
+        failure_reason: None,
+        captured_minor: intent.captured_minor,
+        refunded_minor: intent.refunded_minor,
+    };
+    store::update_intent(&intent, &change, &clock::now())
+}
+
+#[derive(Deserialize)]
+struct RefundRequested {
+    order_id: String,
+    intent_id: String,
+    amount_minor: i64,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Refunds what orders asks for, capped at what this ledger says is still
+/// refundable; nothing when the intent has nothing left (e.g. a redelivery
+/// after a full refund). An unknown intent or one of another order is a
+/// broken contract, reported as an error instead of refunding anything.
+fn on_refund_requested(event: &Event) -> Result<(), Error> {
+    let request: RefundRequested = events::payload(event)?;
+    let intent = store::find_intent(&request.intent_id)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "RefundRequested for order {}: no payment intent {}",
+            request.order_id, request.intent_id
+        ))
+    })?;
+    if intent.order_id != request.order_id {
+        return Err(Error::Invalid(format!(
+            "RefundRequested: intent {} belongs to order {}, not {}",
+            intent.id, intent.order_id, request.order_id
+        )));
+    }
+    let Some(decision) = domain::decide_requested_refund(&intent.state()?, request.amount_minor)
+    else {
+        log::info(&format!(
+            "RefundRequested for intent {}: nothing left to refund",
+            intent.id
+        ));
+        return Ok(());
+    };
+    // Tolerant reader: the reason is for the books, not worth dead-lettering a refund over.
+    let reason = match request.reason.as_deref().map(str::trim) {
+        None | Some("") => "refund_requested",
+        Some(reason) => reason,
+    };
+    record_refund(&intent, decision, reason).map(drop)
+}
+
+mercato_sdk::export_plugin!(Payments);

@@ -77,15 +77,17 @@ macro_rules! export_plugin {
                 fn handle_request(
                     req: $crate::bindings::mercato::plugin::types::Request,
                 ) -> $crate::bindings::mercato::plugin::types::Response {
-                    <$plugin as $crate::Plugin>::handle_request($crate::http::Request::from_wit(req))
-                        .into_wit()
+                    <$plugin as $crate::Plugin>::handle_request($crate::http::Request::from_wit(
+                        req,
+                    ))
+                    .into_wit()
                 }
                 fn handle_event(e: $crate::Event) -> ::core::result::Result<(), $crate::Error> {
                     <$plugin as $crate::Plugin>::handle_event(e)
                 }
             }
 
-            $crate::bindings::export_domain!(__MercatoExport with_types_in $crate::bindings);
+    $crate::bindings::export_domain!(__MercatoExport with_types_in $crate::bindings);
         };
 
         // Natively the plugin is still "used", so its handlers are linted normally.

@@ -1,0 +1,142 @@
+//! `GET /openapi.json`: one OpenAPI 3.1 document for the running shop. Each
+//! plugin documents itself through its manifest (a fragment with paths relative
+//! to its mount point); the host mounts the paths under `/{plugin}`, namespaces
+//! the plugin's components as `{plugin}.{Name}`, adds the responses the host
+//! itself can give (413, 500) and documents its own routes.
+use crate::host::Host;
+use crate::plugin::Plugin;
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Map, Value, json};
+
+const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
+
+pub(super) async fn openapi(State(host): State<Host>) -> Json<Value> {
+    Json(document(&host.registry.all()))
+}
+
+/// Checks a manifest's fragment when the plugin loads, so a bad one is refused
+/// then rather than breaking `/openapi.json` later.
+pub fn parse_fragment(text: &str) -> Result<Value, String> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| format!("openapi fragment is not JSON: {e}"))?;
+    let paths_ok = value.get("paths").is_none_or(Value::is_object);
+    if !value.is_object() || !paths_ok {
+        return Err("openapi fragment must be an object with a `paths` object".into());
+    }
+    Ok(value)
+}
+
+fn document(plugins: &[std::sync::Arc<Plugin>]) -> Value {
+    let mut paths = host_paths();
+    let mut schemas = Map::new();
+    let mut responses = Map::new();
+    schemas.insert("Error".into(), error_schema());
+    responses.insert(
+        "HostError".into(),
+        json!({ "description": "An error answered by the host", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }),
+    );
+    for plugin in plugins {
+        let Value::Object(fragment) = namespaced(&plugin.name, &plugin.openapi) else {
+            continue;
+        };
+        if let Some(Value::Object(plugin_paths)) = fragment.get("paths") {
+            for (path, item) in plugin_paths {
+                let mut item = item.clone();
+                for method in METHODS {
+                    if let Some(Value::Object(op)) = item.get_mut(*method) {
+                        op.entry("tags").or_insert_with(|| json!([&*plugin.name]));
+                        let responses = op.entry("responses").or_insert_with(|| json!({}));
+                        if let Value::Object(r) = responses {
+                            r.entry("413").or_insert_with(
+                                || json!({ "$ref": "#/components/responses/HostError" }),
+                            );
+                            r.entry("500").or_insert_with(
+                                || json!({ "$ref": "#/components/responses/HostError" }),
+                            );
+                        }
+                    }
+                }
+                let mounted = match path.as_str() {
+                    "/" => format!("/{}", plugin.name),
+                    _ => format!("/{}{}", plugin.name, path),
+                };
+                paths.insert(mounted, item);
+            }
+        }
+        if let Some(Value::Object(components)) = fragment.get("components") {
+            for (kind, target) in [("schemas", &mut schemas), ("responses", &mut responses)] {
+                if let Some(Value::Object(entries)) = components.get(kind) {
+                    for (name, value) in entries {
+                        target.insert(format!("{}.{name}", plugin.name), value.clone());
+                    }
+                }
+            }
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Mercato",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The shop's HTTP API. Plugin routes are mounted under /{plugin}; every error body is {\"error\": {\"code\", \"message\"}}.",
+        },
+        "paths": paths,
+        "components": { "schemas": schemas, "responses": responses },
+    })
+}
+
+/// Rewrites the plugin's local component references to their namespaced names.
+fn namespaced(plugin: &str, fragment: &Value) -> Value {
+    if fragment.is_null() {
+        return Value::Null;
+    }
+    let text = fragment
+        .to_string()
+        .replace(
+            "\"#/components/schemas/",
+            &format!("\"#/components/schemas/{plugin}."),
+        )
+        .replace(
+            "\"#/components/responses/",
+            &format!("\"#/components/responses/{plugin}."),
+        );
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["error"],
+        "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
+            "code": { "type": "string" }, "message": { "type": "string" }, "request_id": { "type": "string" } } } }
+    })
+}
+
+fn host_paths() -> Map<String, Value> {
+    let ok = |description: &str| json!({ "200": { "description": description } });
+    let admin = |summary: &str| {
+        json!({ "get": { "summary": summary, "tags": ["admin"], "security": [{ "adminToken": [] }],
+            "responses": { "200": { "description": "OK" }, "401": { "$ref": "#/components/responses/HostError" }, "403": { "$ref": "#/components/responses/HostError" } } } })
+    };
+    let mut paths = Map::new();
+    paths.insert("/healthz".into(), json!({ "get": { "summary": "Liveness", "tags": ["host"], "responses": ok("The process runs") } }));
+    paths.insert(
+        "/readyz".into(),
+        json!({ "get": { "summary": "Readiness and loaded plugins", "tags": ["host"], "responses": { "200": { "description": "Ready" }, "503": { "$ref": "#/components/responses/HostError" } } } }),
+    );
+    paths.insert("/metrics".into(), json!({ "get": { "summary": "Prometheus metrics", "tags": ["host"], "responses": ok("Prometheus text") } }));
+    paths.insert("/openapi.json".into(), json!({ "get": { "summary": "This document", "tags": ["host"], "responses": ok("OpenAPI 3.1") } }));
+    paths.insert(
+        "/admin/plugins".into(),
+        admin("Loaded plugins: version, sha256, subscriptions, limits"),
+    );
+    paths.insert(
+        "/admin/events".into(),
+        admin("Outbox heads, subscriber lag and dead letters"),
+    );
+    paths
+}

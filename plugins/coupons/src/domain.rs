@@ -1,0 +1,1213 @@
+//! The coupon rules as pure functions: validating a definition and a quote
+//! request, deciding whether a cart may redeem a coupon, and the discount.
+//! Nothing here touches the SDK, so every rule is unit-tested natively.
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// A request body that breaks a rule: rendered as 422 with this code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
+    Invalid {
+        code,
+        message: message.into(),
+    }
+}
+
+/// A coupon code in canonical (upper-case) form, so lookups are case-insensitive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Code(String);
+
+impl Code {
+    /// 3-32 characters of `[A-Za-z0-9_-]`; `None` otherwise.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let well_formed = (3..=32).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        well_formed.then(|| Code(raw.to_ascii_uppercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An ISO 4217 currency code: three upper-case ASCII letters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn parse(raw: &str) -> Option<Self> {
+        (raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()))
+            .then(|| Currency(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a coupon takes off: a percentage (1..=100) or a fixed amount (> 0)
+/// in minor units of the coupon's currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discount {
+    Percent(i64),
+    Fixed(i64),
+}
+
+/// A point in time at millisecond precision (the host clock's), UTC.
+///
+/// Times are parsed into this rather than compared as text, so any RFC 3339
+/// offset or precision a client sends compares correctly; they are stored and
+/// shown in the host's format (`2026-01-31T23:59:59.000Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Instant(i64);
+
+const MS_PER_DAY: i64 = 86_400_000;
+/// 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: the range that
+/// formats back to a four-digit year.
+const EARLIEST: i64 = days_from_civil(0, 1, 1) * MS_PER_DAY;
+const LATEST: i64 = days_from_civil(10_000, 1, 1) * MS_PER_DAY - 1;
+
+impl Instant {
+    /// Milliseconds since the Unix epoch.
+    pub fn from_millis(millis: i64) -> Self {
+        Instant(millis)
+    }
+
+    /// Parses RFC 3339 (`2026-01-31T23:59:59Z`, `…T12:00:00.5+02:00`).
+    /// Digits after the millisecond are dropped. Leap seconds (`:60`) are
+    /// refused: the host clock never produces them.
+    pub fn parse(text: &str) -> Option<Self> {
+        let b = text.as_bytes();
+        let digits = |from: usize, to: usize| -> Option<i64> {
+            let s = b.get(from..to)?;
+            s.iter()
+                .all(u8::is_ascii_digit)
+                .then(|| s.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
+        };
+        let at = |i: usize, allowed: &[u8]| b.get(i).is_some_and(|c| allowed.contains(c));
+        if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt") && at(13, b":") && at(16, b":")) {
+            return None;
+        }
+        let (year, month, day) = (digits(0, 4)?, digits(5, 7)?, digits(8, 10)?);
+        let (hour, minute, second) = (digits(11, 13)?, digits(14, 16)?, digits(17, 19)?);
+        let mut i = 19;
+        let mut millis = 0;
+        if at(i, b".") {
+            let start = i + 1;
+            i = start;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+            millis = b[start..i]
+                .iter()
+                .chain(std::iter::repeat(&b'0'))
+                .take(3)
+                .fold(0, |n, d| n * 10 + i64::from(d - b'0'));
+        }
+        let offset_minutes = match &b[i..] {
+            b"Z" | b"z" => 0,
+            [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+                let (h, m) = (digits(i + 1, i + 3)?, digits(i + 4, i + 6)?);
+                if h > 23 || m > 59 {
+                    return None;
+                }
+                if *sign == b'-' {
+                    -(h * 60 + m)
+                } else {
+                    h * 60 + m
+                }
+            }
+            _ => return None,
+        };
+        if !(1..=12).contains(&month)
+            || day < 1
+            || day > days_in_month(year, month)
+            || hour > 23
+            || minute > 59
+            || second > 59
+        {
+            return None;
+        }
+        let ms = days_from_civil(year, month, day) * MS_PER_DAY
+            + ((hour * 60 + minute - offset_minutes) * 60 + second) * 1000
+            + millis;
+        (EARLIEST..=LATEST).contains(&ms).then_some(Instant(ms))
+    }
+}
+
+impl fmt::Display for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (year, month, day) = civil_from_days(self.0.div_euclid(MS_PER_DAY));
+        let ms = self.0.rem_euclid(MS_PER_DAY);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000
+        )
+    }
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+const fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The inverse of [`days_from_civil`].
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A coupon as created: immutable rules plus its usage limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    pub code: Code,
+    pub discount: Discount,
+    pub currency: Currency,
+    pub min_subtotal_minor: i64,
+    /// Valid from this instant on (inclusive).
+    pub valid_from: Option<Instant>,
+    /// Valid strictly before this instant: the window is half-open, so
+    /// consecutive campaigns can share a boundary without overlapping.
+    pub valid_until: Option<Instant>,
+    pub usage_limit: Option<i64>,
+    pub per_customer_limit: Option<i64>,
+}
+
+/// A coupon with its recorded usage (the number of ACTIVE redemptions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coupon {
+    pub definition: Definition,
+    pub used: i64,
+}
+
+const DEFINITION_FIELDS: &[&str] = &[
+    "code",
+    "kind",
+    "percent",
+    "amount_minor",
+    "currency",
+    "min_subtotal_minor",
+    "valid_from",
+    "valid_until",
+    "usage_limit",
+    "per_customer_limit",
+];
+
+/// Validates the body of `POST /coupons`. `null` counts as absent.
+pub fn validate_definition(body: &Value) -> Result<Definition, Invalid> {
+    let fields = object(body, DEFINITION_FIELDS)?;
+    let code = required_text(fields, "code", "invalid_code")?;
+    let code = Code::parse(code).ok_or_else(|| {
+        invalid(
+            "invalid_code",
+            "code must be 3-32 characters of A-Z, a-z, 0-9, '_' or '-'",
+        )
+    })?;
+    let kind = required_text(fields, "kind", "invalid_kind")?;
+    let percent = integer(fields, "percent", "invalid_percent")?;
+    let amount = integer(fields, "amount_minor", "invalid_amount_minor")?;
+    let discount = match kind {
+        "percent" => {
+            if amount.is_some() {
+                return Err(invalid(
+                    "invalid_amount_minor",
+                    "amount_minor applies to fixed coupons only",
+                ));
+            }
+            match required(percent, "percent", "invalid_percent")? {
+                p @ 1..=100 => Discount::Percent(p),
+                _ => {
+                    return Err(invalid(
+                        "invalid_percent",
+                        "percent must be between 1 and 100",
+                    ));
+                }
+            }
+        }
+        "fixed" => {
+            if percent.is_some() {
+                return Err(invalid(
+                    "invalid_percent",
+                    "percent applies to percent coupons only",
+                ));
+            }
+            match required(amount, "amount_minor", "invalid_amount_minor")? {
+                a if a > 0 => Discount::Fixed(a),
+                _ => {
+                    return Err(invalid(
+                        "invalid_amount_minor",
+                        "amount_minor must be greater than 0",
+                    ));
+                }
+            }
+        }
+        _ => {
+            return Err(invalid(
+                "invalid_kind",
+                "kind must be \"percent\" or \"fixed\"",
+            ));
+        }
+    };
+    let currency = currency(fields)?;
+    let min_subtotal_minor =
+        integer(fields, "min_subtotal_minor", "invalid_min_subtotal_minor")?.unwrap_or(0);
+    if min_subtotal_minor < 0 {
+        return Err(invalid(
+            "invalid_min_subtotal_minor",
+            "min_subtotal_minor must not be negative",
+        ));
+    }
+    let valid_from = instant(fields, "valid_from", "invalid_valid_from")?;
+    let valid_until = instant(fields, "valid_until", "invalid_valid_until")?;
+    if let (Some(from), Some(until)) = (valid_from, valid_until)
+        && from >= until
+    {
+        return Err(invalid(
+            "invalid_validity_window",
+            "valid_from must be before valid_until",
+        ));
+    }
+    Ok(Definition {
+        code,
+        discount,
+        currency,
+        min_subtotal_minor,
+        valid_from,
+        valid_until,
+        usage_limit: limit(fields, "usage_limit", "invalid_usage_limit")?,
+        per_customer_limit: limit(fields, "per_customer_limit", "invalid_per_customer_limit")?,
+    })
+}
+
+/// What a quote or an order brings to the decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cart {
+    /// As received: an order's currency is compared, not validated.
+    pub currency: String,
+    pub subtotal_minor: i64,
+}
+
+/// The body of `POST /coupons/{code}/quote`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuoteRequest {
+    pub cart: Cart,
+    /// Without a buyer the per-customer limit cannot be judged and is skipped.
+    pub buyer_id: Option<String>,
+}
+
+/// Validates the body of a quote. `null` counts as absent.
+pub fn validate_quote(body: &Value) -> Result<QuoteRequest, Invalid> {
+    let fields = object(body, &["currency", "subtotal_minor", "buyer_id"])?;
+    let currency = currency(fields)?;
+    let subtotal_minor = required(
+        integer(fields, "subtotal_minor", "invalid_subtotal_minor")?,
+        "subtotal_minor",
+        "invalid_subtotal_minor",
+    )?;
+    if subtotal_minor < 0 {
+        return Err(invalid(
+            "invalid_subtotal_minor",
+            "subtotal_minor must not be negative",
+        ));
+    }
+    let buyer_id = match text(fields, "buyer_id", "invalid_buyer_id")? {
+        Some(id) if id.is_empty() || id.len() > 255 => {
+            return Err(invalid(
+                "invalid_buyer_id",
+                "buyer_id must be 1-255 characters",
+            ));
+        }
+        id => id.map(str::to_owned),
+    };
+    Ok(QuoteRequest {
+        cart: Cart {
+            currency: currency.as_str().to_owned(),
+            subtotal_minor,
+        },
+        buyer_id,
+    })
+}
+
+/// Why a cart cannot redeem a coupon; the strings are the saga's
+/// `CouponRejected.reason` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    UnknownCoupon,
+    CurrencyMismatch,
+    NotYetValid,
+    Expired,
+    MinimumNotMet,
+    CustomerLimitReached,
+    UsageLimitReached,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::UnknownCoupon => "unknown_coupon",
+            Reason::CurrencyMismatch => "currency_mismatch",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::Expired => "expired",
+            Reason::MinimumNotMet => "minimum_not_met",
+            Reason::CustomerLimitReached => "customer_limit_reached",
+            Reason::UsageLimitReached => "usage_limit_reached",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Apply { discount_minor: i64 },
+    Reject(Reason),
+}
+
+/// Decides whether `cart` may redeem `coupon` at `now`. (A code with no coupon
+/// is `unknown_coupon` before any rule can be judged, so it is the caller's.)
+///
+/// `customer_redemptions` is the buyer's count of ACTIVE redemptions of this
+/// code, `None` when the buyer is unknown (a quote without `buyer_id`). The
+/// checks run from the cart's own facts to the coupon's shared usage, so a
+/// buyer is told the most specific reason first.
+pub fn decide(
+    coupon: &Coupon,
+    cart: &Cart,
+    customer_redemptions: Option<i64>,
+    now: Instant,
+) -> Decision {
+    let rules = &coupon.definition;
+    let reason = if cart.currency != rules.currency.as_str() {
+        Some(Reason::CurrencyMismatch)
+    } else if rules.valid_from.is_some_and(|from| now < from) {
+        Some(Reason::NotYetValid)
+    } else if rules.valid_until.is_some_and(|until| now >= until) {
+        Some(Reason::Expired)
+    } else if cart.subtotal_minor < rules.min_subtotal_minor {
+        Some(Reason::MinimumNotMet)
+    } else if let (Some(limit), Some(count)) = (rules.per_customer_limit, customer_redemptions)
+        && count >= limit
+    {
+        Some(Reason::CustomerLimitReached)
+    } else if rules.usage_limit.is_some_and(|limit| coupon.used >= limit) {
+        Some(Reason::UsageLimitReached)
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Decision::Reject(reason),
+        None => Decision::Apply {
+            discount_minor: discount_minor(rules.discount, cart.subtotal_minor),
+        },
+    }
+}
+
+/// The discount on `subtotal_minor`, in whole minor units: a percentage is
+/// rounded half away from zero; the result never exceeds the subtotal (and is
+/// 0 for a subtotal that is not positive).
+pub fn discount_minor(discount: Discount, subtotal_minor: i64) -> i64 {
+    let subtotal = subtotal_minor.max(0);
+    let raw = match discount {
+        Discount::Fixed(amount) => amount,
+        // Exact in Decimal (96-bit mantissa: i64 × 100 fits), and at most the
+        // subtotal, so the conversion back cannot fail; 0 is the safe side anyway.
+        Discount::Percent(percent) => (Decimal::from(subtotal) * Decimal::from(percent)
+            / Decimal::ONE_HUNDRED)
+            .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero)
+            .to_i64()
+            .unwrap_or(0),
+    };
+    raw.clamp(0, subtotal)
+}
+
+/// The body as an object with only `allowed` keys: an unknown key is refused
+/// because a misspelt limit (`usage_limt`) would otherwise silently create an
+/// unlimited coupon.
+fn object<'a>(body: &'a Value, allowed: &[&str]) -> Result<&'a Map<String, Value>, Invalid> {
+    let fields = body
+        .as_object()
+        .ok_or_else(|| invalid("invalid_body", "the body must be a JSON object"))?;
+    match fields.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => Err(invalid(
+            "unknown_field",
+            format!(
+                "unknown field `{unknown}`; expected one of {}",
+                allowed.join(", ")
+            ),
+        )),
+        None => Ok(fields),
+    }
+}
+
+fn present<'a>(fields: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    fields.get(name).filter(|v| !v.is_null())
+}
+
+fn text<'a>(
+    fields: &'a Map<String, Value>,
+    name: &str,
+    code: &'static str,
+) -> Result<Option<&'a str>, Invalid> {
+    present(fields, name)
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| invalid(code, format!("{name} must be a string")))
+        })
+        .transpose()
+}
+
+fn required_text<'a>(
+    fields: &'a Map<String, Value>,
+    name: &str,
+    code: &'static str,
+) -> Result<&'a str, Invalid> {
+    required(text(fields, name, code)?, name, code)
+}
+
+fn integer(
+    fields: &Map<String, Value>,
+    name: &str,
+    code: &'static str,
+) -> Result<Option<i64>, Invalid> {
+    present(fields, name)
+        .map(|v| {
+            v.as_i64()
+                .ok_or_else(|| invalid(code, format!("{name} must be an integer")))
+        })
+        .transpose()
+}
+
+fn required<T>(value: Option<T>, name: &str, code: &'static str) -> Result<T, Invalid> {
+    value.ok_or_else(|| invalid(code, format!("{name} is required")))
+}
+
+fn currency(fields: &Map<String, Value>) -> Result<Currency, Invalid> {
+    let raw = required_text(fields, "currency", "invalid_currency")?;
+    Currency::parse(raw).ok_or_else(|| {
+        invalid(
+            "invalid_currency",
+            "currency must be an ISO 4217 code (three upper-case letters)",
+        )
+    })
+}
+
+fn instant(
+    fields: &Map<String, Value>,
+    name: &str,
+    code: &'static str,
+) -> Result<Option<Instant>, Invalid> {
+    text(fields, name, code)?
+        .map(|raw| {
+            Instant::parse(raw).ok_or_else(|| {
+                invalid(
+                    code,
+                    format!("{name} must be an RFC 3339 time, e.g. 2026-01-31T23:59:59Z"),
+                )
+            })
+        })
+        .transpose()
+}
+
+fn limit(
+    fields: &Map<String, Value>,
+    name: &str,
+    code: &'static str,
+) -> Result<Option<i64>, Invalid> {
+    match integer(fields, name, code)? {
+        Some(n) if n < 1 => Err(invalid(code, format!("{name} must be at least 1"))),
+        n => Ok(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(text: &str) -> Instant {
+        Instant::parse(text).expect("a valid time")
+    }
+
+    fn code(raw: &str) -> Code {
+        Code::parse(raw).expect("a valid code")
+    }
+
+    fn eur() -> Currency {
+        Currency::parse("EUR").expect("a valid currency")
+    }
+
+    /// 10 % off EUR carts, no window, no limits.
+    fn ten_percent() -> Coupon {
+        Coupon {
+            definition: Definition {
+                code: code("SAVE10"),
+                discount: Discount::Percent(10),
+                currency: eur(),
+                min_subtotal_minor: 0,
+                valid_from: None,
+                valid_until: None,
+                usage_limit: None,
+                per_customer_limit: None,
+            },
+            used: 0,
+        }
+    }
+
+    fn cart(subtotal_minor: i64) -> Cart {
+        Cart {
+            currency: "EUR".into(),
+            subtotal_minor,
+        }
+    }
+
+    fn noon() -> Instant {
+        at("2026-06-15T12:00:00Z")
+    }
+
+    fn rejected(code: &'static str) -> impl Fn(Result<Definition, Invalid>) {
+        move |result| match result {
+            Err(e) => assert_eq!(e.code, code, "{}", e.message),
+            Ok(d) => panic!("expected {code}, got {d:?}"),
+        }
+    }
+
+    // ---- codes and currencies ----
+
+    #[test]
+    fn codes_of_3_to_32_allowed_characters_are_upper_cased() {
+        assert_eq!(code("abc").as_str(), "ABC");
+        assert_eq!(code("Summer_Sale-2026").as_str(), "SUMMER_SALE-2026");
+        assert_eq!(code(&"x".repeat(32)).as_str(), "X".repeat(32));
+    }
+
+    #[test]
+    fn codes_out_of_length_or_alphabet_are_refused() {
+        for raw in [
+            "",
+            "ab",
+            &"x".repeat(33),
+            "has space",
+            "émile",
+            "a.b.c",
+            "semi;colon",
+        ] {
+            assert_eq!(Code::parse(raw), None, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn currencies_are_three_upper_case_letters() {
+        assert_eq!(
+            Currency::parse("USD").map(|c| c.as_str().to_owned()),
+            Some("USD".into())
+        );
+        for raw in ["usd", "US", "USDX", "U5D", "", "ÉUR"] {
+            assert_eq!(Currency::parse(raw), None, "{raw:?}");
+        }
+    }
+
+    // ---- times ----
+
+    #[test]
+    fn utc_times_parse_to_epoch_milliseconds_and_format_back() {
+        assert_eq!(at("1970-01-01T00:00:00Z"), Instant::from_millis(0));
+        // The host clock's own example (host/src/clock.rs).
+        let t = at("2023-11-14T22:13:20.123Z");
+        assert_eq!(t, Instant::from_millis(1_700_000_000_123));
+        assert_eq!(t.to_string(), "2023-11-14T22:13:20.123Z");
+        assert_eq!(at("1969-12-31T23:59:59.999Z"), Instant::from_millis(-1));
+        assert_eq!(
+            at("1969-12-31T23:59:59.999Z").to_string(),
+            "1969-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn offsets_and_precision_are_normalised_to_utc_milliseconds() {
+        assert_eq!(
+            at("2026-01-01T02:30:00+02:30").to_string(),
+            "2026-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            at("2025-12-31T23:00:00-01:00").to_string(),
+            "2026-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            at("2026-01-01t00:00:00.5z").to_string(),
+            "2026-01-01T00:00:00.500Z"
+        );
+        assert_eq!(
+            at("2026-01-01T00:00:00.123999Z").to_string(),
+            "2026-01-01T00:00:00.123Z"
+        );
+        assert_eq!(at("2026-01-01T00:00:00+00:00"), at("2026-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn leap_days_exist_only_in_leap_years() {
+        assert_eq!(
+            at("2024-02-29T00:00:00Z").to_string(),
+            "2024-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            at("2000-02-29T00:00:00Z").to_string(),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(Instant::parse("1900-02-29T00:00:00Z"), None);
+        assert_eq!(Instant::parse("2026-02-29T00:00:00Z"), None);
+        assert_eq!(
+            at("2024-02-28T23:59:59.999Z").to_string(),
+            "2024-02-28T23:59:59.999Z"
+        );
+        assert_eq!(
+            Instant::from_millis(at("2024-02-28T23:59:59.999Z").0 + 1).to_string(),
+            "2024-02-29T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn malformed_times_are_refused() {
+        for raw in [
+            "",
+            "2026-01-01",
+            "2026-01-01T00:00:00",
+            "2026-01-01 00:00:00Z",
+            "2026-1-01T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-00-01T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-01-00T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T00:60:00Z",
+            "2026-01-01T23:59:60Z",
+            "2026-01-01T00:00:00.Z",
+            "2026-01-01T00:00:00+0100",
+            "2026-01-01T00:00:00+24:00",
+            "2026-01-01T00:00:00Z ",
+            "+2026-01-01T00:00:00Z",
+            "2026-01-01T00:00:00ZZ",
+            "２０２６-01-01T00:00:00Z",
+            "tomorrow",
+        ] {
+            assert_eq!(Instant::parse(raw), None, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn times_outside_four_digit_years_in_utc_are_refused() {
+        assert_eq!(Instant::parse("0000-01-01T00:30:00+01:00"), None);
+        assert_eq!(Instant::parse("9999-12-31T23:30:00-01:00"), None);
+        assert_eq!(
+            at("0000-01-01T00:00:00Z").to_string(),
+            "0000-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            at("9999-12-31T23:59:59.999Z").to_string(),
+            "9999-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn times_order_chronologically_whatever_their_offset() {
+        assert!(at("2026-01-01T00:30:00+01:00") < at("2026-01-01T00:00:00Z"));
+        assert!(at("2026-01-01T00:00:00.001Z") > at("2026-01-01T00:00:00Z"));
+    }
+
+    // ---- definitions ----
+
+    #[test]
+    fn given_a_minimal_percent_coupon_when_validated_then_defaults_apply() {
+        let body = json!({ "code": "save10", "kind": "percent", "percent": 10, "currency": "EUR" });
+
+        let definition = validate_definition(&body).unwrap();
+
+        assert_eq!(definition, ten_percent().definition);
+    }
+
+    #[test]
+    fn given_a_full_fixed_coupon_when_validated_then_every_field_is_kept() {
+        let body = json!({
+            "code": "WELCOME-5", "kind": "fixed", "amount_minor": 500, "currency": "USD",
+            "min_subtotal_minor": 2000, "valid_from": "2026-06-01T02:00:00+02:00",
+            "valid_until": "2026-07-01T00:00:00Z", "usage_limit": 100, "per_customer_limit": 1,
+        });
+
+        let definition = validate_definition(&body).unwrap();
+
+        assert_eq!(
+            definition,
+            Definition {
+                code: code("WELCOME-5"),
+                discount: Discount::Fixed(500),
+                currency: Currency::parse("USD").unwrap(),
+                min_subtotal_minor: 2000,
+                valid_from: Some(at("2026-06-01T00:00:00Z")),
+                valid_until: Some(at("2026-07-01T00:00:00Z")),
+                usage_limit: Some(100),
+                per_customer_limit: Some(1),
+            }
+        );
+    }
+
+    #[test]
+    fn given_nulls_for_optional_fields_when_validated_then_they_count_as_absent() {
+        let body = json!({
+            "code": "SAVE10", "kind": "percent", "percent": 10, "amount_minor": null,
+            "currency": "EUR", "min_subtotal_minor": null, "valid_from": null,
+            "valid_until": null, "usage_limit": null, "per_customer_limit": null,
+        });
+
+        assert_eq!(
+            validate_definition(&body).unwrap(),
+            ten_percent().definition
+        );
+    }
+
+    #[test]
+    fn given_a_body_that_is_not_an_object_or_has_unknown_fields_then_it_is_refused() {
+        rejected("invalid_body")(validate_definition(&json!([1, 2])));
+        rejected("invalid_body")(validate_definition(&json!("SAVE10")));
+        rejected("unknown_field")(validate_definition(&json!({
+            "code": "SAVE10", "kind": "percent", "percent": 10, "currency": "EUR", "usage_limt": 5,
+        })));
+    }
+
+    #[test]
+    fn given_a_bad_code_or_kind_then_it_is_refused_with_its_own_code() {
+        let with = |code: Value, kind: Value| {
+            validate_definition(
+                &json!({ "code": code, "kind": kind, "percent": 10, "currency": "EUR" }),
+            )
+        };
+        rejected("invalid_code")(with(Value::Null, json!("percent")));
+        rejected("invalid_code")(with(json!("ab"), json!("percent")));
+        rejected("invalid_code")(with(json!("no spaces"), json!("percent")));
+        rejected("invalid_code")(with(json!(12345), json!("percent")));
+        rejected("invalid_kind")(with(json!("SAVE10"), Value::Null));
+        rejected("invalid_kind")(with(json!("SAVE10"), json!("PERCENT")));
+        rejected("invalid_kind")(with(json!("SAVE10"), json!("bogo")));
+    }
+
+    #[test]
+    fn given_a_percent_coupon_then_percent_is_1_to_100_and_amount_is_absent() {
+        let with = |extra: Value| {
+            let mut body = json!({ "code": "SAVE", "kind": "percent", "currency": "EUR" });
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            validate_definition(&body)
+        };
+        rejected("invalid_percent")(with(json!({})));
+        rejected("invalid_percent")(with(json!({ "percent": 0 })));
+        rejected("invalid_percent")(with(json!({ "percent": 101 })));
+        rejected("invalid_percent")(with(json!({ "percent": -5 })));
+        rejected("invalid_percent")(with(json!({ "percent": 12.5 })));
+        rejected("invalid_percent")(with(json!({ "percent": "10" })));
+        rejected("invalid_amount_minor")(with(json!({ "percent": 10, "amount_minor": 100 })));
+        assert_eq!(
+            with(json!({ "percent": 1 })).unwrap().discount,
+            Discount::Percent(1)
+        );
+        assert_eq!(
+            with(json!({ "percent": 100 })).unwrap().discount,
+            Discount::Percent(100)
+        );
+    }
+
+    #[test]
+    fn given_a_fixed_coupon_then_amount_is_positive_and_percent_is_absent() {
+        let with = |extra: Value| {
+            let mut body = json!({ "code": "FIVE", "kind": "fixed", "currency": "EUR" });
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            validate_definition(&body)
+        };
+        rejected("invalid_amount_minor")(with(json!({})));
+        rejected("invalid_amount_minor")(with(json!({ "amount_minor": 0 })));
+        rejected("invalid_amount_minor")(with(json!({ "amount_minor": -1 })));
+        rejected("invalid_amount_minor")(with(json!({ "amount_minor": 1e3 })));
+        rejected("invalid_amount_minor")(with(json!({ "amount_minor": u64::MAX })));
+        rejected("invalid_percent")(with(json!({ "amount_minor": 500, "percent": 10 })));
+        assert_eq!(
+            with(json!({ "amount_minor": 1 })).unwrap().discount,
+            Discount::Fixed(1)
+        );
+    }
+
+    #[test]
+    fn given_bad_currency_minimum_or_limits_then_each_is_refused_with_its_own_code() {
+        let with = |extra: Value| {
+            let mut body =
+                json!({ "code": "SAVE10", "kind": "percent", "percent": 10, "currency": "EUR" });
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            validate_definition(&body)
+        };
+        rejected("invalid_currency")(with(json!({ "currency": null })));
+        rejected("invalid_currency")(with(json!({ "currency": "eur" })));
+        rejected("invalid_currency")(with(json!({ "currency": "EURO" })));
+        rejected("invalid_min_subtotal_minor")(with(json!({ "min_subtotal_minor": -1 })));
+        rejected("invalid_min_subtotal_minor")(with(json!({ "min_subtotal_minor": "100" })));
+        rejected("invalid_usage_limit")(with(json!({ "usage_limit": 0 })));
+        rejected("invalid_usage_limit")(with(json!({ "usage_limit": true })));
+        rejected("invalid_per_customer_limit")(with(json!({ "per_customer_limit": 0 })));
+        rejected("invalid_per_customer_limit")(with(json!({ "per_customer_limit": -3 })));
+        assert_eq!(
+            with(json!({ "min_subtotal_minor": 0 }))
+                .unwrap()
+                .min_subtotal_minor,
+            0
+        );
+        assert_eq!(
+            with(json!({ "usage_limit": 1 })).unwrap().usage_limit,
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn given_a_validity_window_then_both_ends_are_rfc3339_and_from_precedes_until() {
+        let with = |from: Value, until: Value| {
+            validate_definition(&json!({
+                "code": "SAVE10", "kind": "percent", "percent": 10, "currency": "EUR",
+                "valid_from": from, "valid_until": until,
+            }))
+        };
+        rejected("invalid_valid_from")(with(json!("2026-06-01"), Value::Null));
+        rejected("invalid_valid_from")(with(json!(1_780_000_000), Value::Null));
+        rejected("invalid_valid_until")(with(Value::Null, json!("next week")));
+        rejected("invalid_validity_window")(with(
+            json!("2026-07-01T00:00:00Z"),
+            json!("2026-06-01T00:00:00Z"),
+        ));
+        // The same instant written with two offsets is an empty window.
+        rejected("invalid_validity_window")(with(
+            json!("2026-06-01T02:00:00+02:00"),
+            json!("2026-06-01T00:00:00Z"),
+        ));
+        let open_ended = with(json!("2026-06-01T00:00:00Z"), Value::Null).unwrap();
+        assert_eq!(open_ended.valid_from, Some(at("2026-06-01T00:00:00Z")));
+        assert_eq!(open_ended.valid_until, None);
+    }
+
+    // ---- quote requests ----
+
+    #[test]
+    fn given_a_quote_with_or_without_buyer_when_validated_then_the_cart_is_kept() {
+        let anonymous = validate_quote(&json!({ "currency": "EUR", "subtotal_minor": 0 })).unwrap();
+        assert_eq!(
+            anonymous,
+            QuoteRequest {
+                cart: cart(0),
+                buyer_id: None
+            }
+        );
+
+        let known =
+            validate_quote(&json!({ "currency": "EUR", "subtotal_minor": 999, "buyer_id": "b-1" }))
+                .unwrap();
+        assert_eq!(known.cart, cart(999));
+        assert_eq!(known.buyer_id.as_deref(), Some("b-1"));
+    }
+
+    #[test]
+    fn given_a_bad_quote_then_each_problem_has_its_own_code() {
+        let code_of = |body: Value| validate_quote(&body).unwrap_err().code;
+        assert_eq!(code_of(json!(null)), "invalid_body");
+        assert_eq!(
+            code_of(json!({ "currency": "EUR", "subtotal_minor": 1, "coupon": "X" })),
+            "unknown_field"
+        );
+        assert_eq!(code_of(json!({ "subtotal_minor": 1 })), "invalid_currency");
+        assert_eq!(
+            code_of(json!({ "currency": "eur", "subtotal_minor": 1 })),
+            "invalid_currency"
+        );
+        assert_eq!(
+            code_of(json!({ "currency": "EUR" })),
+            "invalid_subtotal_minor"
+        );
+        assert_eq!(
+            code_of(json!({ "currency": "EUR", "subtotal_minor": -1 })),
+            "invalid_subtotal_minor"
+        );
+        assert_eq!(
+            code_of(json!({ "currency": "EUR", "subtotal_minor": 9.99 })),
+            "invalid_subtotal_minor"
+        );
+        assert_eq!(
+            code_of(json!({ "currency": "EUR", "subtotal_minor": 1, "buyer_id": "" })),
+            "invalid_buyer_id"
+        );
+        assert_eq!(
+            code_of(json!({ "currency": "EUR", "subtotal_minor": 1, "buyer_id": 7 })),
+            "invalid_buyer_id"
+        );
+        assert_eq!(
+            code_of(json!({ "currency": "EUR", "subtotal_minor": 1, "buyer_id": "b".repeat(256) })),
+            "invalid_buyer_id"
+        );
+    }
+
+    // ---- decisions ----
+
+    #[test]
+    fn given_a_plain_coupon_when_a_cart_in_its_currency_asks_then_it_applies() {
+        let decision = decide(&ten_percent(), &cart(2500), None, noon());
+
+        assert_eq!(
+            decision,
+            Decision::Apply {
+                discount_minor: 250
+            }
+        );
+    }
+
+    #[test]
+    fn given_a_coupon_in_another_currency_then_currency_mismatch() {
+        let usd_cart = Cart {
+            currency: "USD".into(),
+            subtotal_minor: 2500,
+        };
+
+        assert_eq!(
+            decide(&ten_percent(), &usd_cart, None, noon()),
+            Decision::Reject(Reason::CurrencyMismatch)
+        );
+    }
+
+    #[test]
+    fn given_a_window_then_it_is_inclusive_at_the_start_and_exclusive_at_the_end() {
+        let mut coupon = ten_percent();
+        coupon.definition.valid_from = Some(at("2026-06-01T00:00:00Z"));
+        coupon.definition.valid_until = Some(at("2026-07-01T00:00:00Z"));
+        let when = |now: &str| decide(&coupon, &cart(1000), None, at(now));
+
+        assert_eq!(
+            when("2026-05-31T23:59:59.999Z"),
+            Decision::Reject(Reason::NotYetValid)
+        );
+        assert_eq!(
+            when("2026-06-01T00:00:00Z"),
+            Decision::Apply {
+                discount_minor: 100
+            }
+        );
+        assert_eq!(
+            when("2026-06-30T23:59:59.999Z"),
+            Decision::Apply {
+                discount_minor: 100
+            }
+        );
+        assert_eq!(
+            when("2026-07-01T00:00:00Z"),
+            Decision::Reject(Reason::Expired)
+        );
+    }
+
+    #[test]
+    fn given_a_minimum_subtotal_then_a_cart_must_reach_it() {
+        let mut coupon = ten_percent();
+        coupon.definition.min_subtotal_minor = 5000;
+
+        assert_eq!(
+            decide(&coupon, &cart(4999), None, noon()),
+            Decision::Reject(Reason::MinimumNotMet)
+        );
+        assert_eq!(
+            decide(&coupon, &cart(5000), None, noon()),
+            Decision::Apply {
+                discount_minor: 500
+            }
+        );
+    }
+
+    #[test]
+    fn given_a_negative_subtotal_then_the_default_minimum_is_not_met() {
+        assert_eq!(
+            decide(&ten_percent(), &cart(-100), None, noon()),
+            Decision::Reject(Reason::MinimumNotMet)
+        );
+    }
+
+    #[test]
+    fn given_a_per_customer_limit_then_the_buyers_active_redemptions_count() {
+        let mut coupon = ten_percent();
+        coupon.definition.per_customer_limit = Some(2);
+
+        assert_eq!(
+            decide(&coupon, &cart(1000), Some(1), noon()),
+            Decision::Apply {
+                discount_minor: 100
+            }
+        );
+        assert_eq!(
+            decide(&coupon, &cart(1000), Some(2), noon()),
+            Decision::Reject(Reason::CustomerLimitReached)
+        );
+        // An unknown buyer (a quote without buyer_id) cannot be judged.
+        assert_eq!(
+            decide(&coupon, &cart(1000), None, noon()),
+            Decision::Apply {
+                discount_minor: 100
+            }
+        );
+    }
+
+    #[test]
+    fn given_a_usage_limit_then_recorded_usage_must_be_below_it() {
+        let mut coupon = ten_percent();
+        coupon.definition.usage_limit = Some(50);
+        coupon.used = 49;
+        assert_eq!(
+            decide(&coupon, &cart(1000), None, noon()),
+            Decision::Apply {
+                discount_minor: 100
+            }
+        );
+
+        coupon.used = 50;
+        assert_eq!(
+            decide(&coupon, &cart(1000), None, noon()),
+            Decision::Reject(Reason::UsageLimitReached)
+        );
+    }
+
+    #[test]
+    fn given_several_failing_rules_then_the_cart_specific_reason_comes_first() {
+        let mut coupon = ten_percent();
+        coupon.definition.valid_from = Some(at("2026-07-01T00:00:00Z"));
+        coupon.definition.valid_until = Some(at("2026-08-01T00:00:00Z"));
+        coupon.definition.min_subtotal_minor = 5000;
+        coupon.definition.per_customer_limit = Some(1);
+        coupon.definition.usage_limit = Some(1);
+        coupon.used = 1;
+        let usd = Cart {
+            currency: "USD".into(),
+            subtotal_minor: 10,
+        };
+        let when = |cart: &Cart, now: &str| decide(&coupon, cart, Some(1), at(now));
+
+        assert_eq!(
+            when(&usd, "2026-06-01T00:00:00Z"),
+            Decision::Reject(Reason::CurrencyMismatch)
+        );
+        assert_eq!(
+            when(&cart(10), "2026-06-01T00:00:00Z"),
+            Decision::Reject(Reason::NotYetValid)
+        );
+        assert_eq!(
+            when(&cart(10), "2026-09-01T00:00:00Z"),
+            Decision::Reject(Reason::Expired)
+        );
+        assert_eq!(
+            when(&cart(10), "2026-07-15T00:00:00Z"),
+            Decision::Reject(Reason::MinimumNotMet)
+        );
+        assert_eq!(
+            when(&cart(6000), "2026-07-15T00:00:00Z"),
+            Decision::Reject(Reason::CustomerLimitReached)
+        );
+        assert_eq!(
+            decide(&coupon, &cart(6000), Some(0), at("2026-07-15T00:00:00Z")),
+            Decision::Reject(Reason::UsageLimitReached)
+        );
+    }
+
+    #[test]
+    fn reasons_are_the_saga_contract_strings() {
+        let all = [
+            (Reason::UnknownCoupon, "unknown_coupon"),
+            (Reason::CurrencyMismatch, "currency_mismatch"),
+            (Reason::NotYetValid, "not_yet_valid"),
+            (Reason::Expired, "expired"),
+            (Reason::MinimumNotMet, "minimum_not_met"),
+            (Reason::CustomerLimitReached, "customer_limit_reached"),
+            (Reason::UsageLimitReached, "usage_limit_reached"),
+        ];
+        for (reason, text) in all {
+            assert_eq!(reason.as_str(), text);
+        }
+    }
+
+    // ---- discounts ----
+
+    #[test]
+    fn percentages_round_half_away_from_zero_to_whole_minor_units() {
+        assert_eq!(discount_minor(Discount::Percent(15), 1003), 150); // 150.45
+        assert_eq!(discount_minor(Discount::Percent(15), 1010), 152); // 151.5
+        assert_eq!(discount_minor(Discount::Percent(10), 5), 1); // 0.5
+        assert_eq!(discount_minor(Discount::Percent(10), 4), 0); // 0.4
+        assert_eq!(discount_minor(Discount::Percent(33), 1), 0); // 0.33
+        assert_eq!(discount_minor(Discount::Percent(50), 1), 1); // 0.5
+        assert_eq!(discount_minor(Discount::Percent(1), 149), 1); // 1.49
+        assert_eq!(discount_minor(Discount::Percent(1), 150), 2); // 1.5
+    }
+
+    #[test]
+    fn a_discount_never_exceeds_the_subtotal() {
+        assert_eq!(discount_minor(Discount::Percent(100), 1999), 1999);
+        assert_eq!(discount_minor(Discount::Fixed(500), 300), 300);
+        assert_eq!(discount_minor(Discount::Fixed(500), 500), 500);
+        assert_eq!(discount_minor(Discount::Fixed(500), 501), 500);
+        assert_eq!(discount_minor(Discount::Fixed(500), 0), 0);
+        assert_eq!(discount_minor(Discount::Percent(10), 0), 0);
+        assert_eq!(discount_minor(Discount::Fixed(500), -10), 0);
+    }
+
+    #[test]
+    fn percentages_of_the_largest_subtotals_are_exact() {
+        assert_eq!(discount_minor(Discount::Percent(100), i64::MAX), i64::MAX);
+        // 4611686018427387903.5 rounds up.
+        assert_eq!(
+            discount_minor(Discount::Percent(50), i64::MAX),
+            4_611_686_018_427_387_904
+        );
+        assert_eq!(
+            discount_minor(Discount::Fixed(i64::MAX), i64::MAX),
+            i64::MAX
+        );
+    }
+}

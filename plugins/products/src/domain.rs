@@ -1,0 +1,236 @@
+//! Pure catalog rules: what a valid product and a valid price change are.
+use serde_json::{Map, Value};
+
+/// Largest price accepted, in minor units (10 billion major units).
+pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
+/// Largest serialized `attributes` object.
+pub const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
+/// Why a command was refused: a stable code and a message for humans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
+    Invalid {
+        code,
+        message: message.into(),
+    }
+}
+
+/// SKUs: 1-64 characters of letters, digits, `.`, `_` and `-`.
+pub fn check_sku(sku: &str) -> Result<(), Invalid> {
+    let ok = !sku.is_empty()
+        && sku.len() <= 64
+        && sku
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "invalid_sku",
+            "sku must be 1-64 letters, digits, '.', '_' or '-'",
+        ))
+    }
+}
+
+/// ISO 4217 shape: three upper-case letters.
+pub fn check_currency(currency: &str) -> Result<(), Invalid> {
+    if currency.len() == 3 && currency.chars().all(|c| c.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(invalid(
+            "invalid_currency",
+            format!("currency `{currency}` must be an ISO 4217 code such as EUR"),
+        ))
+    }
+}
+
+pub fn check_price(price_minor: i64) -> Result<(), Invalid> {
+    if (0..=MAX_PRICE_MINOR).contains(&price_minor) {
+        Ok(())
+    } else {
+        Err(invalid(
+            "invalid_price",
+            format!("price_minor must be between 0 and {MAX_PRICE_MINOR}"),
+        ))
+    }
+}
+
+/// A product as submitted.
+#[derive(Debug, Clone)]
+pub struct NewProduct {
+    pub sku: String,
+    pub name: String,
+    pub price_minor: i64,
+    pub currency: String,
+    pub attributes: Option<Value>,
+}
+
+/// A product that passed validation; attributes are always an object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidProduct {
+    pub sku: String,
+    pub name: String,
+    pub price_minor: i64,
+    pub currency: String,
+    pub attributes: Map<String, Value>,
+}
+
+pub fn validate(new: NewProduct) -> Result<ValidProduct, Invalid> {
+    check_sku(&new.sku)?;
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(invalid("invalid_name", "name must be 1-200 characters"));
+    }
+    check_price(new.price_minor)?;
+    check_currency(&new.currency)?;
+    let attributes = match new.attributes {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err(invalid(
+                "invalid_attributes",
+                "attributes must be a JSON object",
+            ));
+        }
+    };
+    if Value::Object(attributes.clone()).to_string().len() > MAX_ATTRIBUTES_BYTES {
+        return Err(invalid(
+            "invalid_attributes",
+            format!("attributes exceed {MAX_ATTRIBUTES_BYTES} bytes"),
+        ));
+    }
+    Ok(ValidProduct {
+        sku: new.sku,
+        name: name.to_owned(),
+        price_minor: new.price_minor,
+        currency: new.currency,
+        attributes,
+    })
+}
+
+/// The outcome of a price change request against the current price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PriceChange {
+    /// Record price version `version`.
+    NewVersion { version: i64, price_minor: i64 },
+    /// The price is already this; nothing to record.
+    Unchanged,
+}
+
+pub fn change_price(
+    current_version: i64,
+    current_price: i64,
+    requested: i64,
+) -> Result<PriceChange, Invalid> {
+    check_price(requested)?;
+    Ok(if requested == current_price {
+        PriceChange::Unchanged
+    } else {
+        PriceChange::NewVersion {
+            version: current_version + 1,
+            price_minor: requested,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn product() -> NewProduct {
+        NewProduct {
+            sku: "TEE-RED-M".into(),
+            name: " Red tee ".into(),
+            price_minor: 1999,
+            currency: "EUR".into(),
+            attributes: Some(json!({ "size": "M" })),
+        }
+    }
+
+    #[test]
+    fn a_valid_product_is_normalised() {
+        let valid = validate(product()).unwrap();
+        assert_eq!(valid.name, "Red tee");
+        assert_eq!(valid.attributes["size"], "M");
+    }
+
+    #[test]
+    fn missing_attributes_become_an_empty_object() {
+        let valid = validate(NewProduct {
+            attributes: None,
+            ..product()
+        })
+        .unwrap();
+        assert!(valid.attributes.is_empty());
+    }
+
+    #[test]
+    fn bad_fields_are_refused_with_their_code() {
+        let cases = [
+            (
+                NewProduct {
+                    sku: "".into(),
+                    ..product()
+                },
+                "invalid_sku",
+            ),
+            (
+                NewProduct {
+                    sku: "a b".into(),
+                    ..product()
+                },
+                "invalid_sku",
+            ),
+            (
+                NewProduct {
+                    name: "  ".into(),
+                    ..product()
+                },
+                "invalid_name",
+            ),
+            (
+                NewProduct {
+                    price_minor: -1,
+                    ..product()
+                },
+                "invalid_price",
+            ),
+            (
+                NewProduct {
+                    currency: "eur".into(),
+                    ..product()
+                },
+                "invalid_currency",
+            ),
+            (
+                NewProduct {
+                    attributes: Some(json!([1])),
+                    ..product()
+                },
+                "invalid_attributes",
+            ),
+        ];
+        for (new, code) in cases {
+            assert_eq!(validate(new).unwrap_err().code, code);
+        }
+    }
+
+    #[test]
+    fn a_price_change_appends_the_next_version() {
+        assert_eq!(
+            change_price(3, 1999, 2499),
+            Ok(PriceChange::NewVersion {
+                version: 4,
+                price_minor: 2499
+            })
+        );
+        assert_eq!(change_price(3, 1999, 1999), Ok(PriceChange::Unchanged));
+        assert_eq!(change_price(3, 1999, -5).unwrap_err().code, "invalid_price");
+    }
+}
