@@ -184,8 +184,9 @@ async fn a_delayed_event_is_delivered_once_after_its_delay() {
     let seen = app.seen().await;
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0]["sequence"], 2);
+    let due_by = mercato::clock::now_millis() + 400;
     app.host
-        .drain_scheduled(Duration::from_secs(10))
+        .drain_scheduled(due_by, Duration::from_secs(10))
         .await
         .unwrap();
     assert!(committed.elapsed() >= Duration::from_millis(400));

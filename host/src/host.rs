@@ -244,9 +244,10 @@ impl Host {
             .await
     }
 
-    /// Waits until no delayed event is waiting to be delivered.
-    pub async fn drain_scheduled(&self, timeout: Duration) -> Result<(), String> {
-        self.router.drain_scheduled(timeout).await
+    /// Waits until every delayed event due at or before `until_ms` (ms since the
+    /// epoch) has been delivered or dead-lettered.
+    pub async fn drain_scheduled(&self, until_ms: u64, timeout: Duration) -> Result<(), String> {
+        self.router.drain_scheduled(until_ms, timeout).await
     }
 
     /// Stops the router and waits for its tasks.

@@ -30,12 +30,21 @@ struct Stream {
     position: watch::Sender<u64>,
 }
 
+/// A subscriber's delayed events as the router knows them.
+struct Schedule {
+    /// When the earliest scheduled event is due (ms since the epoch), if any.
+    next_due: watch::Sender<Option<u64>>,
+    /// Bumped by every insertion, so the scheduler never publishes a summary
+    /// that missed a concurrent insertion.
+    inserted: std::sync::atomic::AtomicU64,
+    wake: Notify,
+}
+
 /// Tracks every stream and scheduler so callers can observe and drain them.
 #[derive(Default)]
 pub struct Router {
     streams: Mutex<Vec<Arc<Stream>>>,
-    scheduled_pending: Mutex<HashMap<Arc<str>, watch::Sender<u64>>>,
-    wake_schedulers: Mutex<HashMap<Arc<str>, Arc<Notify>>>,
+    schedules: Mutex<HashMap<Arc<str>, Arc<Schedule>>>,
     progress: Notify,
 }
 
@@ -82,21 +91,19 @@ impl Router {
                     stream,
                 )));
             }
-            let pending = watch::Sender::new(0);
-            let wake = Arc::new(Notify::new());
-            self.scheduled_pending
+            let schedule = Arc::new(Schedule {
+                next_due: watch::Sender::new(None),
+                inserted: Default::default(),
+                wake: Notify::new(),
+            });
+            self.schedules
                 .lock()
                 .expect("router poisoned")
-                .insert(subscriber.name.clone(), pending.clone());
-            self.wake_schedulers
-                .lock()
-                .expect("router poisoned")
-                .insert(subscriber.name.clone(), wake.clone());
+                .insert(subscriber.name.clone(), schedule.clone());
             tasks.push(tokio::spawn(run_scheduler(
                 host.clone(),
                 subscriber.clone(),
-                pending,
-                wake,
+                schedule,
             )));
         }
         for source in plugins {
@@ -140,12 +147,13 @@ impl Router {
         self.status(registry).iter().all(|s| s.lag == 0)
     }
 
-    fn scheduled_empty(&self) -> bool {
-        self.scheduled_pending
+    /// True when no delayed event due at or before `until_ms` is still waiting.
+    fn scheduled_done(&self, until_ms: u64) -> bool {
+        self.schedules
             .lock()
             .expect("router poisoned")
             .values()
-            .all(|p| *p.borrow() == 0)
+            .all(|s| s.next_due.borrow().is_none_or(|due| due > until_ms))
     }
 
     async fn wait_for(
@@ -193,9 +201,15 @@ impl Router {
         .await
     }
 
-    pub(crate) async fn drain_scheduled(&self, timeout: Duration) -> Result<(), String> {
-        self.wait_for(timeout, "delayed event delivery", || self.scheduled_empty())
-            .await
+    pub(crate) async fn drain_scheduled(
+        &self,
+        until_ms: u64,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        self.wait_for(timeout, "delayed event delivery", || {
+            self.scheduled_done(until_ms)
+        })
+        .await
     }
 
     /// Stamps `published_at` up to what every subscriber has consumed; run once
@@ -211,14 +225,22 @@ impl Router {
         }
     }
 
-    fn wake_scheduler(&self, subscriber: &str) {
-        if let Some(wake) = self
-            .wake_schedulers
+    /// Records a newly scheduled event (so drains see it at once) and wakes the
+    /// subscriber's scheduler.
+    fn scheduled(&self, subscriber: &str, due_ms: u64) {
+        if let Some(schedule) = self
+            .schedules
             .lock()
             .expect("router poisoned")
             .get(subscriber)
         {
-            wake.notify_one();
+            schedule
+                .inserted
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            schedule
+                .next_due
+                .send_modify(|next| *next = Some(next.map_or(due_ms, |d| d.min(due_ms))));
+            schedule.wake.notify_one();
         }
     }
 }
@@ -320,7 +342,7 @@ async fn deliver(host: &Host, subscriber: &Arc<Plugin>, event: &OutboxEvent) -> 
             schedule(&subscriber.db, event, due)
         })
         .await;
-        host.router.wake_scheduler(&subscriber.name);
+        host.router.scheduled(&subscriber.name, due);
         return scheduled.is_some();
     }
     let events = host.config.events;
@@ -365,16 +387,11 @@ async fn deliver(host: &Host, subscriber: &Arc<Plugin>, event: &OutboxEvent) -> 
     }
 }
 
-async fn run_scheduler(
-    host: Host,
-    subscriber: Arc<Plugin>,
-    pending: watch::Sender<u64>,
-    wake: Arc<Notify>,
-) {
+async fn run_scheduler(host: Host, subscriber: Arc<Plugin>, schedule: Arc<Schedule>) {
     let poll = Duration::from_millis(host.config.events.poll_ms);
     let events = host.config.events;
     loop {
-        let woken = wake.notified();
+        let woken = schedule.wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
         let now = crate::clock::now_millis();
@@ -431,14 +448,16 @@ async fn run_scheduler(
                 }
             }
         }
-        let Some((count, next_due)) = persist(&host, "reading schedule", || {
-            schedule_summary(&subscriber.db)
-        })
-        .await
+        let inserted = schedule.inserted.load(std::sync::atomic::Ordering::SeqCst);
+        let Some(next_due) = persist(&host, "reading schedule", || next_due(&subscriber.db)).await
         else {
             return;
         };
-        pending.send_replace(count);
+        if schedule.inserted.load(std::sync::atomic::Ordering::SeqCst) != inserted {
+            // An event was scheduled meanwhile; look again before publishing.
+            continue;
+        }
+        schedule.next_due.send_replace(next_due);
         host.router.progress.notify_waiters();
         let now = crate::clock::now_millis();
         let sleep = next_due.map_or(poll, |due| {
@@ -633,19 +652,18 @@ async fn reschedule(db: &Database, event_id: &str, due_at_ms: u64) -> Result<(),
     tx.commit().await
 }
 
-async fn schedule_summary(db: &Database) -> Result<(u64, Option<u64>), StorageError> {
+async fn next_due(db: &Database) -> Result<Option<u64>, StorageError> {
     let mut tx = db.begin(TxMode::ReadOnly).await?;
     let rows = tx
         .host_query(
-            "SELECT COUNT(*) AS n, MIN(due_at_ms) AS next_due FROM mercato_scheduled",
+            "SELECT MIN(due_at_ms) AS next_due FROM mercato_scheduled",
             &[],
         )
         .await?;
     tx.rollback().await?;
-    let next = cell(&rows, 0, "next_due")
+    Ok(cell(&rows, 0, "next_due")
         .as_opt_text()
-        .and_then(|t| t.parse().ok());
-    Ok((cell(&rows, 0, "n").as_i64() as u64, next))
+        .and_then(|t| t.parse().ok()))
 }
 
 async fn dead_letter(

@@ -1,0 +1,996 @@
+//! The shop end to end: products, orders, inventory, payments and coupons joined
+//! by the order saga, through the real host and the real plugin components. Every
+//! invariant of ARCHITECTURE.md §10 is checked through each context's own API.
+mod common;
+
+use common::{TestApp, config, drop_postgres, postgres_config};
+use futures_util::future::join_all;
+use mercato::config::Config;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+const SHOP: [&str; 5] = ["products", "orders", "inventory", "payments", "coupons"];
+
+struct Shop {
+    app: TestApp,
+}
+
+impl Shop {
+    async fn start(config: Config) -> Shop {
+        let mut config = config;
+        config.limits.deadline_ms = 10_000;
+        config.max_instances = 256;
+        Shop {
+            app: TestApp::start(config, &SHOP).await,
+        }
+    }
+
+    async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
+        let (status, value) = self.app.request(method, path, Some(&body), &[]).await;
+        assert!(
+            status.is_success(),
+            "{method} {path} {body} → {status} {value}"
+        );
+        value
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, value) = self.app.get(path).await;
+        assert_eq!(status, StatusCode::OK, "GET {path} → {value}");
+        value
+    }
+
+    async fn product(&self, sku: &str, price_minor: i64) -> String {
+        let p = self
+            .ok("POST", "/products", json!({ "sku": sku, "name": format!("Product {sku}"), "price_minor": price_minor, "currency": "EUR" }))
+            .await;
+        p["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn stock(&self, sku: &str, on_hand: i64) {
+        self.ok(
+            "POST",
+            "/inventory/items",
+            json!({ "sku": sku, "on_hand": on_hand }),
+        )
+        .await;
+    }
+
+    async fn place(
+        &self,
+        buyer: &str,
+        items: &[(&str, i64)],
+        coupon: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let items: Vec<Value> = items
+            .iter()
+            .map(|(sku, q)| json!({ "sku": sku, "quantity": q }))
+            .collect();
+        self.app
+            .post("/orders", &json!({ "buyer_id": buyer, "currency": "EUR", "items": items, "coupon_code": coupon }))
+            .await
+    }
+
+    async fn order(&self, id: &str) -> Value {
+        self.get(&format!("/orders/{id}")).await
+    }
+
+    async fn intent(&self, order_id: &str) -> Option<Value> {
+        let intents = self
+            .get(&format!("/payments/intents?order_id={order_id}"))
+            .await;
+        intents["intents"].as_array().unwrap().first().cloned()
+    }
+
+    async fn drain(&self) {
+        self.app.drain().await;
+    }
+}
+
+fn status(order: &Value) -> &str {
+    order["status"].as_str().unwrap()
+}
+
+/// A small deterministic generator: the shop day is the same on every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+const LEGAL: &[(&str, &str)] = &[
+    ("PENDING", "AWAITING_PAYMENT"),
+    ("PENDING", "REJECTED"),
+    ("PENDING", "CANCELLED"),
+    ("AWAITING_PAYMENT", "PAID"),
+    ("AWAITING_PAYMENT", "CANCELLED"),
+    ("PAID", "PARTIALLY_REFUNDED"),
+    ("PAID", "REFUNDED"),
+    ("PARTIALLY_REFUNDED", "REFUNDED"),
+    ("CANCELLED", "REFUNDED"),
+    ("REJECTED", "REFUNDED"),
+];
+
+/// Invariant 5: history is a chain of legal transitions ending in the status.
+fn assert_history_legal(order: &Value) {
+    let history = order["status_history"].as_array().unwrap();
+    assert_eq!(history[0]["from"], Value::Null);
+    assert_eq!(history[0]["to"], "PENDING");
+    for pair in history.windows(2) {
+        let (prev, next) = (&pair[0], &pair[1]);
+        assert_eq!(prev["to"], next["from"], "broken chain in {}", order["id"]);
+        let step = (next["from"].as_str().unwrap(), next["to"].as_str().unwrap());
+        assert!(
+            LEGAL.contains(&step),
+            "illegal transition {step:?} in {}",
+            order["id"]
+        );
+    }
+    assert_eq!(history.last().unwrap()["to"], order["status"]);
+}
+
+fn was_paid(order: &Value) -> bool {
+    order["status_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["to"] == "PAID")
+}
+
+/// Every invariant of ARCHITECTURE.md §10 that the contexts' APIs can show.
+async fn assert_invariants(
+    shop: &Shop,
+    order_ids: &[String],
+    skus: &[&str],
+    coupons: &[(&str, i64, Option<i64>)],
+) {
+    let mut orders = Vec::new();
+    for id in order_ids {
+        orders.push(shop.order(id).await);
+    }
+    // 5. Orders: legal history; totals add up.
+    for o in &orders {
+        assert_history_legal(o);
+        let subtotal: i64 = o["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["line_total_minor"].as_i64().unwrap())
+            .sum();
+        assert_eq!(o["subtotal_minor"], subtotal);
+        assert_eq!(
+            o["total_minor"].as_i64().unwrap(),
+            subtotal - o["discount_minor"].as_i64().unwrap()
+        );
+    }
+    // 1 + 2. Stock: on_hand = available + reserved + committed, nothing negative,
+    // committed = what paid orders bought, and no reservation is left RESERVED.
+    let mut paid_qty: HashMap<String, i64> = HashMap::new();
+    for o in orders.iter().filter(|o| was_paid(o)) {
+        for item in o["items"].as_array().unwrap() {
+            *paid_qty
+                .entry(item["sku"].as_str().unwrap().to_owned())
+                .or_default() += item["quantity"].as_i64().unwrap();
+        }
+    }
+    for sku in skus {
+        let item = shop.get(&format!("/inventory/items/{sku}")).await;
+        let [on_hand, available, reserved, committed] =
+            ["on_hand", "available", "reserved", "committed"].map(|k| item[k].as_i64().unwrap());
+        assert_eq!(on_hand, available + reserved + committed, "{item}");
+        assert!(available >= 0 && reserved >= 0 && committed >= 0, "{item}");
+        assert_eq!(reserved, 0, "no reservation may be left RESERVED: {item}");
+        assert_eq!(
+            committed,
+            paid_qty.get(*sku).copied().unwrap_or(0),
+            "{sku} committed"
+        );
+    }
+    for o in &orders {
+        let reservations = shop
+            .get(&format!(
+                "/inventory/reservations?order_id={}",
+                o["id"].as_str().unwrap()
+            ))
+            .await;
+        for r in reservations["reservations"].as_array().unwrap() {
+            let expected = if was_paid(o) && o["stock_status"] != "COMMIT_FAILED" {
+                "COMMITTED"
+            } else {
+                "RELEASED"
+            };
+            assert_eq!(
+                r["status"],
+                expected,
+                "reservation of {} ({})",
+                o["id"],
+                status(o)
+            );
+        }
+    }
+    // 3. Coupons: usage = live redemptions ≤ limit, per customer ≤ its limit.
+    for (code, limit, per_customer) in coupons {
+        let coupon = shop.get(&format!("/coupons/{code}")).await;
+        let live: Vec<&Value> = orders
+            .iter()
+            .filter(|o| o["coupon_code"] == *code && o["coupon_status"] == "APPLIED")
+            .filter(|o| !matches!(status(o), "REJECTED" | "CANCELLED"))
+            .collect();
+        assert_eq!(coupon["used"], live.len(), "{code} usage = redemptions");
+        assert!(coupon["used"].as_i64().unwrap() <= *limit);
+        if let Some(per) = per_customer {
+            let mut by_buyer: HashMap<&str, i64> = HashMap::new();
+            for o in &live {
+                *by_buyer.entry(o["buyer_id"].as_str().unwrap()).or_default() += 1;
+            }
+            assert!(
+                by_buyer.values().all(|n| n <= per),
+                "{code} per-customer limit"
+            );
+        }
+    }
+    // 4. Money: the ledger balances; captured ≤ authorised; refunded ≤ captured;
+    // orders agree with payments.
+    let balance = shop.get("/payments/ledger/trial-balance").await;
+    assert_eq!(balance["balanced"], true, "{balance}");
+    assert_eq!(balance["unbalanced_transactions"], 0);
+    let account = |name: &str, side: &str| {
+        balance["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["account"] == name)
+            .map_or(0, |a| a[side].as_i64().unwrap())
+    };
+    let (mut captured, mut refunded) = (0, 0);
+    for o in &orders {
+        let Some(intent) = shop.intent(o["id"].as_str().unwrap()).await else {
+            assert!(
+                matches!(status(o), "REJECTED" | "CANCELLED" | "PENDING"),
+                "{o}"
+            );
+            continue;
+        };
+        assert_eq!(intent["amount_minor"], o["total_minor"]);
+        assert!(intent["captured_minor"].as_i64() <= intent["amount_minor"].as_i64());
+        assert!(intent["refunded_minor"].as_i64() <= intent["captured_minor"].as_i64());
+        assert_eq!(intent["captured_minor"], o["captured_minor"], "{}", o["id"]);
+        assert_eq!(intent["refunded_minor"], o["refunded_minor"], "{}", o["id"]);
+        captured += intent["captured_minor"].as_i64().unwrap();
+        refunded += intent["refunded_minor"].as_i64().unwrap();
+    }
+    assert_eq!(account("merchant_revenue", "credit_minor"), captured);
+    assert_eq!(account("merchant_refunds", "debit_minor"), refunded);
+    // 6. Events: nothing dead-lettered, nothing left behind.
+    let (_, events) = shop.app.get("/admin/events").await;
+    assert_eq!(events["dead_letters"], json!([]), "{events}");
+    assert!(
+        events["subscribers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["lag"] == 0)
+    );
+}
+
+/// A day of trading: 200 orders from 20 buyers with coupons, scarce stock, a
+/// price change, declined cards, cancellations, expiring reservations and refunds.
+async fn shop_day(config: Config) {
+    let shop = Shop::start(config).await;
+    let skus = ["TEE", "MUG", "CAP", "SOCKS", "POSTER", "LIMITED"];
+    let mut product_ids = BTreeMap::new();
+    for (i, sku) in skus.iter().enumerate() {
+        product_ids.insert(*sku, shop.product(sku, 500 + 350 * i as i64).await);
+        shop.stock(sku, if *sku == "LIMITED" { 12 } else { 400 })
+            .await;
+    }
+    let coupons: [(&str, i64, Option<i64>); 3] = [
+        ("WELCOME10", 30, Some(2)),
+        ("FIVEOFF", 1_000, None),
+        ("HALF", 5, None),
+    ];
+    shop.ok("POST", "/coupons", json!({ "code": "WELCOME10", "kind": "percent", "percent": 10, "currency": "EUR", "usage_limit": 30, "per_customer_limit": 2 })).await;
+    shop.ok("POST", "/coupons", json!({ "code": "FIVEOFF", "kind": "fixed", "amount_minor": 500, "currency": "EUR", "min_subtotal_minor": 3000, "usage_limit": 1000 })).await;
+    shop.ok("POST", "/coupons", json!({ "code": "HALF", "kind": "percent", "percent": 50, "currency": "EUR", "usage_limit": 5 })).await;
+    shop.drain().await;
+
+    let mut rng = Lcg(7);
+    let mut order_ids = Vec::new();
+    let mut placed_at_price: Vec<(String, i64)> = Vec::new();
+    for wave in 0..10 {
+        if wave == 5 {
+            // Mid-day price change: earlier orders keep their snapshot.
+            shop.ok(
+                "PUT",
+                &format!("/products/{}/price", product_ids["TEE"]),
+                json!({ "price_minor": 777 }),
+            )
+            .await;
+            shop.drain().await;
+        }
+        let tee_price = if wave < 5 { 500 } else { 777 };
+        let mut requests = Vec::new();
+        for n in 0..20 {
+            let buyer = format!("buyer-{:02}", (wave * 20 + n) % 20);
+            let lines: Vec<(&str, i64)> = (0..1 + rng.next(3))
+                .map(|_| {
+                    (
+                        skus[rng.next(skus.len() as u64) as usize],
+                        1 + rng.next(3) as i64,
+                    )
+                })
+                .collect();
+            let coupon = match rng.next(8) {
+                0 | 1 => Some("WELCOME10"),
+                2 => Some("FIVEOFF"),
+                3 => Some("HALF"),
+                _ => None,
+            };
+            requests.push((buyer, lines, coupon));
+        }
+        let placed = join_all(requests.iter().map(|(b, l, c)| shop.place(b, l, *c))).await;
+        for (status, body) in placed {
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            let id = body["id"].as_str().unwrap().to_owned();
+            placed_at_price.push((id.clone(), tee_price));
+            order_ids.push(id);
+        }
+        shop.drain().await;
+    }
+
+    // Settle every confirmed order: pay, decline, cancel.
+    let mut paid = Vec::new();
+    for (i, id) in order_ids.iter().enumerate() {
+        let order = shop.order(id).await;
+        if status(&order) != "AWAITING_PAYMENT" {
+            assert!(matches!(status(&order), "REJECTED"), "{order}");
+            continue;
+        }
+        let intent = shop
+            .intent(id)
+            .await
+            .expect("a confirmed order has an intent");
+        let intent_id = intent["id"].as_str().unwrap();
+        match i % 10 {
+            0 => {
+                shop.ok("POST", &format!("/orders/{id}/cancel"), json!({}))
+                    .await;
+            }
+            1 | 2 => {
+                let method = if i % 10 == 1 {
+                    "pm_card_declined"
+                } else {
+                    "pm_card_insufficient_funds"
+                };
+                let result = shop
+                    .ok(
+                        "POST",
+                        &format!("/payments/intents/{intent_id}/confirm"),
+                        json!({ "payment_method": method }),
+                    )
+                    .await;
+                assert_eq!(result["status"], "FAILED");
+            }
+            _ => {
+                let result = shop
+                    .ok(
+                        "POST",
+                        &format!("/payments/intents/{intent_id}/confirm"),
+                        json!({ "payment_method": "pm_card_ok" }),
+                    )
+                    .await;
+                assert_eq!(result["status"], "SUCCEEDED");
+                paid.push((
+                    id.clone(),
+                    intent_id.to_owned(),
+                    intent["amount_minor"].as_i64().unwrap(),
+                ));
+            }
+        }
+    }
+    shop.drain().await;
+
+    // Refunds: some in full, some partially, some partially twice up to full.
+    for (n, (id, intent_id, amount)) in paid.iter().enumerate() {
+        let refunds: Vec<i64> = match n % 6 {
+            0 => vec![*amount],
+            1 => vec![amount / 2],
+            2 => vec![amount / 3, amount - amount / 3],
+            _ => vec![],
+        };
+        for refund in refunds.into_iter().filter(|r| *r > 0) {
+            shop.ok(
+                "POST",
+                &format!("/payments/intents/{intent_id}/refunds"),
+                json!({ "amount_minor": refund }),
+            )
+            .await;
+        }
+        let _ = id;
+    }
+    shop.drain().await;
+
+    // Expiring reservations: a short TTL, orders nobody pays.
+    shop.ok(
+        "PUT",
+        "/inventory/settings",
+        json!({ "reservation_ttl_ms": 1_000 }),
+    )
+    .await;
+    let mut expiring = Vec::new();
+    for n in 0..5 {
+        let (status, body) = shop
+            .place(&format!("buyer-{n:02}"), &[("MUG", 1)], None)
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        expiring.push(body["id"].as_str().unwrap().to_owned());
+    }
+    shop.drain().await;
+    let expiry = mercato::clock::now_millis() + 1_000;
+    shop.app
+        .host
+        .drain_scheduled(expiry, Duration::from_secs(30))
+        .await
+        .unwrap();
+    shop.drain().await;
+    for id in &expiring {
+        let order = shop.order(id).await;
+        assert_eq!(status(&order), "CANCELLED", "{order}");
+        assert_eq!(
+            order["status_history"].as_array().unwrap().last().unwrap()["reason"],
+            "reservation expired before payment"
+        );
+        // A late confirm of the expired order's intent is refused.
+        let intent = shop.intent(id).await.unwrap();
+        let (status, body) = shop
+            .app
+            .post(
+                &format!(
+                    "/payments/intents/{}/confirm",
+                    intent["id"].as_str().unwrap()
+                ),
+                &json!({ "payment_method": "pm_card_ok" }),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("intent_canceled"))
+        );
+    }
+    order_ids.extend(expiring);
+
+    // The day produced every outcome.
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for id in &order_ids {
+        *outcomes
+            .entry(status(&shop.order(id).await).to_owned())
+            .or_default() += 1;
+    }
+    for expected in [
+        "PAID",
+        "PARTIALLY_REFUNDED",
+        "REFUNDED",
+        "REJECTED",
+        "CANCELLED",
+    ] {
+        assert!(
+            outcomes.get(expected).is_some_and(|n| *n > 0),
+            "no {expected} order: {outcomes:?}"
+        );
+    }
+    // Price snapshots never change: TEE lines carry the price of their wave.
+    for (id, tee_price) in &placed_at_price {
+        let order = shop.order(id).await;
+        for item in order["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["sku"] == "TEE")
+        {
+            assert_eq!(item["unit_price_minor"], *tee_price, "{id}");
+        }
+    }
+    assert_invariants(&shop, &order_ids, &skus, &coupons).await;
+    shop.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_day_on_sqlite_keeps_every_invariant() {
+    let dir = tempfile::tempdir().unwrap();
+    shop_day(config(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_day_on_postgres_keeps_every_invariant() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = postgres_config(dir.path()).await;
+    shop_day(config.clone()).await;
+    drop_postgres(&config, &SHOP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flash_sale_sells_exactly_the_stock() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = Shop::start(config(dir.path())).await;
+    shop.product("FLASH", 999).await;
+    shop.stock("FLASH", 100).await;
+    shop.drain().await;
+
+    let sale = join_all((0..1000).map(|n| {
+        let shop = &shop;
+        async move {
+            shop.place(&format!("flash-{n}"), &[("FLASH", 1)], None)
+                .await
+        }
+    }));
+    // Watch the stock while the sale runs: it never goes below zero.
+    let watch = async {
+        let mut lowest = i64::MAX;
+        for _ in 0..50 {
+            let item = shop.get("/inventory/items/FLASH").await;
+            lowest = lowest.min(item["available"].as_i64().unwrap());
+            tokio::task::yield_now().await;
+        }
+        lowest
+    };
+    let (placed, lowest) = tokio::join!(sale, watch);
+    assert!(lowest >= 0);
+    let ids: Vec<String> = placed
+        .into_iter()
+        .map(|(status, body)| {
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    shop.drain().await;
+
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for id in &ids {
+        *outcomes
+            .entry(status(&shop.order(id).await).to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        outcomes,
+        BTreeMap::from([("AWAITING_PAYMENT".into(), 100), ("REJECTED".into(), 900)])
+    );
+    let item = shop.get("/inventory/items/FLASH").await;
+    assert_eq!(
+        (item["available"].as_i64(), item["reserved"].as_i64()),
+        (Some(0), Some(100))
+    );
+    shop.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coupon_limited_to_50_is_redeemed_exactly_50_times_by_500_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = Shop::start(config(dir.path())).await;
+    shop.product("BOOK", 2_000).await;
+    shop.stock("BOOK", 10_000).await;
+    shop.ok("POST", "/coupons", json!({ "code": "LIMIT50", "kind": "fixed", "amount_minor": 300, "currency": "EUR", "usage_limit": 50 })).await;
+    shop.drain().await;
+
+    let placed = join_all((0..500).map(|n| {
+        let shop = &shop;
+        async move {
+            shop.place(&format!("reader-{n}"), &[("BOOK", 1)], Some("LIMIT50"))
+                .await
+        }
+    }))
+    .await;
+    let ids: Vec<String> = placed
+        .into_iter()
+        .map(|(_, body)| body["id"].as_str().unwrap().to_owned())
+        .collect();
+    shop.drain().await;
+
+    let coupon = shop.get("/coupons/LIMIT50").await;
+    assert_eq!(coupon["used"], 50);
+    let mut confirmed = 0;
+    for id in &ids {
+        let order = shop.order(id).await;
+        match status(&order) {
+            "AWAITING_PAYMENT" => {
+                confirmed += 1;
+                assert_eq!(order["total_minor"], 1_700);
+            }
+            "REJECTED" => assert_eq!(order["coupon_status"], "REJECTED"),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(confirmed, 50);
+    // The rejected orders' stock went back.
+    let item = shop.get("/inventory/items/BOOK").await;
+    assert_eq!(item["reserved"], 50);
+    shop.app.stop().await;
+}
+
+/// A state fingerprint across every context, to prove a refused request changed nothing.
+async fn fingerprint(shop: &Shop, order_id: &str, product_id: &str) -> Value {
+    let (_, events) = shop.app.get("/admin/events").await;
+    // Outbox heads move with every committed change (`unpublished` is stamped
+    // asynchronously, so it is left out).
+    let heads: Vec<Value> = events["outboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| json!([o["plugin"], o["head"]]))
+        .collect();
+    json!({
+        "outbox_heads": heads,
+        "order": shop.order(order_id).await,
+        "intents": shop.get(&format!("/payments/intents?order_id={order_id}")).await,
+        "product": shop.get(&format!("/products/{product_id}")).await,
+        "stock": shop.get("/inventory/items/GADGET").await,
+        "coupon": shop.get("/coupons/SAVE5").await,
+        "ledger": shop.get("/payments/ledger/trial-balance").await,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_4xx_and_changes_nothing_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = Shop::start(config(dir.path())).await;
+    let product_id = shop.product("GADGET", 2_500).await;
+    shop.stock("GADGET", 10).await;
+    shop.ok(
+        "POST",
+        "/coupons",
+        json!({ "code": "SAVE5", "kind": "fixed", "amount_minor": 500, "currency": "EUR" }),
+    )
+    .await;
+    shop.drain().await;
+    // One paid order (to over-refund) and one cancelled order (to confirm late).
+    let (_, paid) = shop.place("alice", &[("GADGET", 1)], None).await;
+    let (_, cancelled) = shop.place("bob", &[("GADGET", 1)], None).await;
+    let paid_id = paid["id"].as_str().unwrap().to_owned();
+    let cancelled_id = cancelled["id"].as_str().unwrap().to_owned();
+    shop.drain().await;
+    let paid_intent = shop.intent(&paid_id).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    shop.ok(
+        "POST",
+        &format!("/payments/intents/{paid_intent}/confirm"),
+        json!({ "payment_method": "pm_card_ok" }),
+    )
+    .await;
+    let cancelled_intent = shop.intent(&cancelled_id).await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    shop.ok("POST", &format!("/orders/{cancelled_id}/cancel"), json!({}))
+        .await;
+    shop.drain().await;
+
+    let order = |items: Value| json!({ "buyer_id": "carol", "currency": "EUR", "items": items });
+    let huge = "x".repeat(2 << 20);
+    let cases: Vec<(&str, String, Option<Value>, Option<&str>, StatusCode, &str)> = vec![
+        (
+            "unknown sku",
+            "/orders".into(),
+            Some(order(json!([{ "sku": "NOPE", "quantity": 1 }]))),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_sku",
+        ),
+        (
+            "quantity 0",
+            "/orders".into(),
+            Some(order(json!([{ "sku": "GADGET", "quantity": 0 }]))),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_quantity",
+        ),
+        (
+            "negative quantity",
+            "/orders".into(),
+            Some(order(json!([{ "sku": "GADGET", "quantity": -3 }]))),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_quantity",
+        ),
+        (
+            "absurd quantity",
+            "/orders".into(),
+            Some(order(
+                json!([{ "sku": "GADGET", "quantity": 1_000_000_000_000i64 }]),
+            )),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_quantity",
+        ),
+        (
+            "mismatched currency",
+            "/orders".into(),
+            Some(
+                json!({ "buyer_id": "carol", "currency": "USD", "items": [{ "sku": "GADGET", "quantity": 1 }] }),
+            ),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency_mismatch",
+        ),
+        (
+            "unknown currency",
+            "/orders".into(),
+            Some(
+                json!({ "buyer_id": "carol", "currency": "euro", "items": [{ "sku": "GADGET", "quantity": 1 }] }),
+            ),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_currency",
+        ),
+        (
+            "no items",
+            "/orders".into(),
+            Some(order(json!([]))),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_items",
+        ),
+        (
+            "malformed JSON",
+            "/orders".into(),
+            None,
+            Some("{\"buyer_id\": "),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "oversized body",
+            "/orders".into(),
+            None,
+            Some(huge.as_str()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            "refund above captured",
+            format!("/payments/intents/{paid_intent}/refunds"),
+            Some(json!({ "amount_minor": 2_501 })),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refund_exceeds_captured",
+        ),
+        (
+            "confirm a cancelled order's intent",
+            format!("/payments/intents/{cancelled_intent}/confirm"),
+            Some(json!({ "payment_method": "pm_card_ok" })),
+            None,
+            StatusCode::CONFLICT,
+            "intent_canceled",
+        ),
+        (
+            "unknown payment method",
+            format!("/payments/intents/{paid_intent}/confirm"),
+            Some(json!({ "payment_method": "pm_bitcoin" })),
+            None,
+            StatusCode::BAD_REQUEST,
+            "unknown_payment_method",
+        ),
+        (
+            "cancel a paid order",
+            format!("/orders/{paid_id}/cancel"),
+            Some(json!({})),
+            None,
+            StatusCode::CONFLICT,
+            "order_not_cancellable",
+        ),
+        (
+            "negative stock adjustment past reservations",
+            "/inventory/items/GADGET/adjustments".into(),
+            Some(json!({ "delta": -10, "reason": "theft" })),
+            None,
+            StatusCode::CONFLICT,
+            "insufficient_stock",
+        ),
+        (
+            "coupon of 150 percent",
+            "/coupons".into(),
+            Some(
+                json!({ "code": "TOOMUCH", "kind": "percent", "percent": 150, "currency": "EUR" }),
+            ),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_percent",
+        ),
+    ];
+    for (name, path, json_body, raw_body, expected, code) in cases {
+        let before = fingerprint(&shop, &paid_id, &product_id).await;
+        let mut req = shop.app.client.post(format!("{}{path}", shop.app.url));
+        req = match (json_body, raw_body) {
+            (Some(j), _) => req.json(&j),
+            (None, Some(raw)) => req
+                .header("content-type", "application/json")
+                .body(raw.to_owned()),
+            (None, None) => req,
+        };
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, expected, "{name}: {body}");
+        assert_eq!(body["error"]["code"], code, "{name}: {body}");
+        assert!(
+            !body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty(),
+            "{name}"
+        );
+        shop.drain().await;
+        assert_eq!(
+            fingerprint(&shop, &paid_id, &product_id).await,
+            before,
+            "{name} changed something"
+        );
+    }
+    // A price change to a negative amount (PUT).
+    let before = fingerprint(&shop, &paid_id, &product_id).await;
+    let (status, body) = shop
+        .app
+        .request(
+            "PUT",
+            &format!("/products/{product_id}/price"),
+            Some(&json!({ "price_minor": -100 })),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_price"))
+    );
+    shop.drain().await;
+    assert_eq!(fingerprint(&shop, &paid_id, &product_id).await, before);
+    shop.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn financial_rows_cannot_be_updated_or_deleted_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = Shop::start(config(dir.path())).await;
+    pay_and_refund_one(&shop).await;
+    shop.app.stop().await;
+    let conn = rusqlite::Connection::open(dir.path().join("payments.db")).unwrap();
+    for table in [
+        "ledger_entries",
+        "ledger_transactions",
+        "payment_transactions",
+        "refunds",
+    ] {
+        let n: i64 = conn
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert!(n > 0, "{table} has rows to protect");
+        for sql in [
+            format!("UPDATE {table} SET created_at = 'tampered'"),
+            format!("DELETE FROM {table}"),
+        ] {
+            let err = conn.execute(&sql, []).expect_err(&sql);
+            assert!(
+                err.to_string().contains("append-only") || err.to_string().contains("never"),
+                "{sql}: {err}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn financial_rows_cannot_be_updated_or_deleted_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = postgres_config(dir.path()).await;
+    let shop = Shop::start(config.clone()).await;
+    pay_and_refund_one(&shop).await;
+    shop.app.stop().await;
+    let schema = format!("{}payments", config.storage.namespace);
+    let mut conn =
+        <sqlx::PgConnection as sqlx::Connection>::connect(config.storage.url.as_deref().unwrap())
+            .await
+            .unwrap();
+    for table in [
+        "ledger_entries",
+        "ledger_transactions",
+        "payment_transactions",
+        "refunds",
+    ] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {schema}.{table}"))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert!(n > 0, "{table} has rows to protect");
+        for sql in [
+            format!("UPDATE {schema}.{table} SET created_at = 'tampered'"),
+            format!("DELETE FROM {schema}.{table}"),
+        ] {
+            // Even the superuser that owns the tables is refused by the triggers.
+            let err = sqlx::query(&sql).execute(&mut conn).await.expect_err(&sql);
+            assert!(
+                err.to_string().contains("append-only") || err.to_string().contains("never"),
+                "{sql}: {err}"
+            );
+        }
+    }
+    drop_postgres(&config, &SHOP).await;
+}
+
+async fn pay_and_refund_one(shop: &Shop) {
+    shop.product("LAMP", 4_000).await;
+    shop.stock("LAMP", 5).await;
+    shop.drain().await;
+    let (_, placed) = shop.place("dora", &[("LAMP", 1)], None).await;
+    shop.drain().await;
+    let intent = shop.intent(placed["id"].as_str().unwrap()).await.unwrap();
+    let intent_id = intent["id"].as_str().unwrap();
+    shop.ok(
+        "POST",
+        &format!("/payments/intents/{intent_id}/confirm"),
+        json!({ "payment_method": "pm_card_ok" }),
+    )
+    .await;
+    shop.ok(
+        "POST",
+        &format!("/payments/intents/{intent_id}/refunds"),
+        json!({ "amount_minor": 1_000 }),
+    )
+    .await;
+    shop.drain().await;
+    assert_eq!(
+        status(&shop.order(placed["id"].as_str().unwrap()).await),
+        "PARTIALLY_REFUNDED"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_documents_every_plugin_route_with_error_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = Shop::start(config(dir.path())).await;
+    let doc = shop.get("/openapi.json").await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/products", "post"),
+        ("/products/{id}/price", "put"),
+        ("/orders", "post"),
+        ("/orders/{id}", "get"),
+        ("/orders/{id}/cancel", "post"),
+        ("/inventory/items", "post"),
+        ("/inventory/items/{sku}/adjustments", "post"),
+        ("/payments/intents/{id}/confirm", "post"),
+        ("/payments/intents/{id}/refunds", "post"),
+        ("/payments/ledger/trial-balance", "get"),
+        ("/coupons", "post"),
+        ("/coupons/{code}/quote", "post"),
+        ("/admin/events", "get"),
+    ] {
+        let op = &paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} undocumented"))[method];
+        assert!(op.is_object(), "{method} {path} undocumented");
+        if !path.starts_with("/admin") {
+            assert!(
+                op["responses"]["500"].is_object(),
+                "{path} documents no 500"
+            );
+        }
+    }
+    // Every reference resolves inside the document.
+    let text = doc.to_string();
+    for reference in text.split("\"$ref\":\"#/components/").skip(1) {
+        let target = reference.split('"').next().unwrap();
+        let (kind, name) = target.split_once('/').unwrap();
+        assert!(
+            doc["components"][kind][name].is_object(),
+            "dangling $ref {target}"
+        );
+    }
+    shop.app.stop().await;
+}
