@@ -675,7 +675,16 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing_anywhere() {
 
     let order = |items: Value| json!({ "buyer_id": "carol", "currency": "EUR", "items": items });
     let huge = "x".repeat(2 << 20);
-    let cases: Vec<(&str, String, Option<Value>, Option<&str>, StatusCode, &str)> = vec![
+    // (what, path, JSON body, raw body, expected status, expected error code)
+    type Case<'a> = (
+        &'a str,
+        String,
+        Option<Value>,
+        Option<&'a str>,
+        StatusCode,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "unknown sku",
             "/orders".into(),
