@@ -264,3 +264,32 @@ fn mercato_serve_runs_with_zero_config_and_stops_on_sigterm() {
     );
     assert!(child.wait().unwrap().success(), "graceful exit on SIGTERM");
 }
+
+#[test]
+fn mercato_demo_walks_one_order_from_product_to_refund() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mercato"))
+        .args(["demo", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "AWAITING_PAYMENT",
+        "\"PAID\"",
+        "PARTIALLY_REFUNDED",
+        "\"REFUNDED\"",
+        "\"balanced\":true",
+    ] {
+        assert!(
+            stdout.contains(step),
+            "{step} missing from the walkthrough:\n{stdout}"
+        );
+    }
+}

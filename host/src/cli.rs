@@ -17,6 +17,12 @@ pub struct Cli {
 enum Command {
     /// Run the shop: load the plugins and serve HTTP.
     Serve(ServeArgs),
+    /// Walk one order from product to refund against an in-process shop, printing each step.
+    Demo {
+        /// Keep the demo's databases here (default: a fresh temporary directory).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 /// Options for `mercato serve`. Each overrides the config file.
@@ -81,6 +87,7 @@ impl ServeArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args.into_config()?).await,
+        Command::Demo { data_dir } => crate::demo::run(data_dir).await,
     }
 }
 

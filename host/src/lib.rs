@@ -29,6 +29,7 @@ pub mod bindings;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod events;
 pub mod host;
 pub mod http;

@@ -1,0 +1,236 @@
+//! `mercato demo`: one order from product to refund, step by step, against an
+//! in-process shop on a fresh data directory. Each step prints the request and
+//! the answer, and waits for the saga (the router) instead of sleeping.
+use crate::config::Config;
+use crate::host::{Component, Host};
+use axum::body::Body;
+use axum::http::Request;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::Duration;
+use tower::ServiceExt;
+
+struct Demo {
+    host: Host,
+    step: usize,
+}
+
+impl Demo {
+    async fn call(
+        &mut self,
+        what: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        self.step += 1;
+        println!("\n{}. {what}", self.step);
+        match &body {
+            Some(b) => println!("   → {method} {path} {b}"),
+            None => println!("   → {method} {path}"),
+        }
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))?;
+        let response = crate::http::app(self.host.clone()).oneshot(request).await?;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        println!("   ← {status} {}", summary(&value));
+        anyhow::ensure!(
+            status.is_success(),
+            "{method} {path} answered {status}: {value}"
+        );
+        Ok(value)
+    }
+
+    async fn settle(&self) -> anyhow::Result<()> {
+        self.host
+            .drain(Duration::from_secs(30))
+            .await
+            .map_err(anyhow::Error::msg)?;
+        println!("   … events delivered");
+        Ok(())
+    }
+}
+
+/// A one-line view of a response: the fields a reader follows.
+fn summary(value: &Value) -> String {
+    let Value::Object(map) = value else {
+        return value.to_string();
+    };
+    let keys = [
+        "id",
+        "sku",
+        "status",
+        "price_minor",
+        "available",
+        "reserved",
+        "committed",
+        "code",
+        "used",
+        "subtotal_minor",
+        "discount_minor",
+        "total_minor",
+        "captured_minor",
+        "refunded_minor",
+        "refunded_total_minor",
+        "balanced",
+        "total_debit_minor",
+        "total_credit_minor",
+    ];
+    let picked: serde_json::Map<String, Value> = keys
+        .iter()
+        .filter_map(|k| map.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+    if picked.is_empty() {
+        value.to_string()
+    } else {
+        Value::Object(picked).to_string()
+    }
+}
+
+/// Runs the walkthrough. With `data_dir` the databases are kept there.
+pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let temporary = data_dir.is_none();
+    let dir = data_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("mercato-demo-{}", uuid::Uuid::new_v4().simple()))
+    });
+    println!(
+        "Mercato demo: one order from product to refund (data in {})",
+        dir.display()
+    );
+    let config = Config {
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    let host = Host::start(config, Component::embedded()).await?;
+    let mut demo = Demo { host, step: 0 };
+
+    let sku = format!(
+        "DEMO-TEE-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    demo.call(
+        "Publish a product (products emits ProductPublished)",
+        "POST",
+        "/products",
+        Some(json!({ "sku": sku, "name": "Demo tee", "price_minor": 2500, "currency": "EUR" })),
+    )
+    .await?;
+    demo.call(
+        "Stock it",
+        "POST",
+        "/inventory/items",
+        Some(json!({ "sku": sku, "on_hand": 10 })),
+    )
+    .await?;
+    let code = format!("DEMO{}", &uuid::Uuid::new_v4().simple().to_string()[..6]).to_uppercase();
+    demo.call("Create a 10 % coupon", "POST", "/coupons",
+        Some(json!({ "code": code, "kind": "percent", "percent": 10, "currency": "EUR", "usage_limit": 100 }))).await?;
+    demo.settle().await?;
+
+    let placed = demo.call("Place an order for two (orders prices it from its catalog projection)", "POST", "/orders",
+        Some(json!({ "buyer_id": "demo-buyer", "currency": "EUR", "items": [{ "sku": sku, "quantity": 2 }], "coupon_code": code }))).await?;
+    let order_id = placed["id"].as_str().unwrap_or_default().to_owned();
+    demo.settle().await?;
+    demo.call(
+        "Inventory reserved the stock, coupons applied the discount: the order awaits payment",
+        "GET",
+        &format!("/orders/{order_id}"),
+        None,
+    )
+    .await?;
+    let intents = demo
+        .call(
+            "Payments created an intent for the total",
+            "GET",
+            &format!("/payments/intents?order_id={order_id}"),
+            None,
+        )
+        .await?;
+    let intent_id = intents["intents"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    demo.call(
+        "The buyer confirms with the test card pm_card_ok",
+        "POST",
+        &format!("/payments/intents/{intent_id}/confirm"),
+        Some(json!({ "payment_method": "pm_card_ok" })),
+    )
+    .await?;
+    demo.settle().await?;
+    demo.call(
+        "The order is PAID",
+        "GET",
+        &format!("/orders/{order_id}"),
+        None,
+    )
+    .await?;
+    demo.call(
+        "Inventory committed the reservation",
+        "GET",
+        &format!("/inventory/items/{sku}"),
+        None,
+    )
+    .await?;
+
+    demo.call(
+        "Refund part of it",
+        "POST",
+        &format!("/payments/intents/{intent_id}/refunds"),
+        Some(json!({ "amount_minor": 1500 })),
+    )
+    .await?;
+    demo.settle().await?;
+    demo.call(
+        "The order is PARTIALLY_REFUNDED",
+        "GET",
+        &format!("/orders/{order_id}"),
+        None,
+    )
+    .await?;
+    demo.call(
+        "Refund the rest",
+        "POST",
+        &format!("/payments/intents/{intent_id}/refunds"),
+        Some(json!({ "amount_minor": 3000 })),
+    )
+    .await?;
+    demo.settle().await?;
+    let order = demo
+        .call(
+            "The order is REFUNDED",
+            "GET",
+            &format!("/orders/{order_id}"),
+            None,
+        )
+        .await?;
+    demo.call(
+        "Every ledger transaction balances",
+        "GET",
+        "/payments/ledger/trial-balance",
+        None,
+    )
+    .await?;
+
+    println!("\nStatus history of order {order_id}:");
+    for h in order["status_history"].as_array().into_iter().flatten() {
+        println!(
+            "   {:>18} → {:<18} {}",
+            h["from"].as_str().unwrap_or("—"),
+            h["to"].as_str().unwrap_or("?"),
+            h["reason"].as_str().unwrap_or("")
+        );
+    }
+    demo.host.shutdown().await;
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    println!("\nDone. `mercato serve` runs the same shop over HTTP (docs/api.md).");
+    Ok(())
+}
