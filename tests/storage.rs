@@ -5,7 +5,7 @@ mod common;
 use common::{TestApp, drop_postgres, postgres_config, postgres_url};
 use mercato::bindings::{GuestError, SqlValue};
 use mercato::events::{PendingEvent, flush};
-use mercato::migrate::{self, MigrationError};
+use mercato::migrate::{self, MigrationError, Mode};
 use mercato::storage::postgres::PgDb;
 use mercato::storage::sqlite::SqliteDb;
 use mercato::storage::{Database, StorageError, TxMode};
@@ -49,9 +49,9 @@ async fn count(db: &Database) -> i64 {
 
 /// The behaviour every backend must share.
 async fn conformance(db: Database) {
-    migrate::run("conf", &db, &migrations()).await.unwrap();
+    migrate::run("conf", &db, &migrations(), Mode::Forward).await.unwrap();
     // Applying the same migrations again is a no-op.
-    migrate::run("conf", &db, &migrations()).await.unwrap();
+    migrate::run("conf", &db, &migrations(), Mode::Forward).await.unwrap();
 
     // Every value type round-trips through `$n` placeholders.
     let mut tx = db.begin(TxMode::ReadWrite).await.unwrap();
@@ -206,7 +206,7 @@ async fn conformance(db: Database) {
     // An edited, already-applied migration refuses to load and names the file.
     let mut edited = migrations();
     edited[2].1 = "CREATE INDEX conf_t ON conf (t, id);".into();
-    match migrate::run("conf", &db, &edited).await {
+    match migrate::run("conf", &db, &edited, Mode::Forward).await {
         Err(e @ MigrationError::Changed { .. }) => {
             let message = e.to_string();
             assert!(
@@ -219,9 +219,13 @@ async fn conformance(db: Database) {
     // A build that no longer carries an applied migration is refused too.
     let missing = migrations()[..2].to_vec();
     assert!(matches!(
-        migrate::run("conf", &db, &missing).await,
+        migrate::run("conf", &db, &missing, Mode::Forward).await,
         Err(MigrationError::Missing { version: 2, .. })
     ));
+    // …unless it is a rollback onto the expanded schema.
+    migrate::run("conf", &db, &missing, Mode::AllowNewerSchema)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

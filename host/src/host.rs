@@ -2,7 +2,7 @@
 use crate::config::Config;
 use crate::events::{Pattern, router::Router, valid_name};
 use crate::metrics::Metrics;
-use crate::migrate::MigrationError;
+use crate::migrate::{MigrationError, Mode};
 use crate::plugin::{Plugin, Registry};
 use crate::runtime::{EngineConfig, LoadError, Sandbox};
 use crate::storage::postgres::PgDb;
@@ -11,6 +11,7 @@ use crate::storage::{Database, SqlValueExt, StorageError, TxMode, cell};
 use sha2::{Digest, Sha256};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +58,24 @@ pub enum StartError {
         /// Why it failed.
         source: PluginLoadError,
     },
+}
+
+/// A compiled and checked component, not yet serving.
+pub struct Candidate {
+    /// Name from its manifest.
+    pub name: String,
+    /// sha256 of its bytes, hex.
+    pub sha256: String,
+    subscriptions: Vec<Pattern>,
+    openapi: serde_json::Value,
+    compiled: crate::runtime::Compiled,
+}
+
+impl Candidate {
+    /// The manifest it reported.
+    pub fn manifest(&self) -> &crate::bindings::Manifest {
+        &self.compiled.manifest
+    }
 }
 
 /// A component to load and where it came from (for messages).
@@ -134,13 +153,26 @@ impl Host {
                     source,
                 })?;
         }
-        let tasks = host.router.start(&host);
+        let tasks = host.router.ensure(&host);
         host.tasks.lock().expect("tasks poisoned").extend(tasks);
         Ok(host)
     }
 
     /// Compiles, checks, migrates and registers one plugin component.
     pub async fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, PluginLoadError> {
+        let candidate = self.prepare(bytes).await?;
+        if self.registry.get(&candidate.name).is_some() {
+            return Err(PluginLoadError::Duplicate(format!(
+                "a plugin named `{}` is already loaded",
+                candidate.name
+            )));
+        }
+        self.activate(candidate, Mode::Forward).await
+    }
+
+    /// Compiles a component (off the async workers), checks that it fits the
+    /// `domain` world and imports nothing else, and validates its manifest.
+    pub async fn prepare(&self, bytes: &[u8]) -> Result<Candidate, PluginLoadError> {
         let sha256 = hex::encode(Sha256::digest(bytes));
         let compiled = self.sandbox.compile(bytes, self.config.limits).await?;
         let manifest = compiled.manifest.clone();
@@ -150,19 +182,14 @@ impl Host {
                 manifest.name
             )));
         }
-        if matches!(
-            manifest.name.as_str(),
-            "admin" | "healthz" | "readyz" | "metrics" | "openapi"
-        ) {
+        if matches!(manifest.name.as_str(), "admin" | "healthz" | "readyz" | "metrics" | "openapi.json") {
             return Err(PluginLoadError::Manifest(format!(
                 "plugin name `{}` is reserved for host routes",
                 manifest.name
             )));
         }
         if manifest.version.trim().is_empty() {
-            return Err(PluginLoadError::Manifest(
-                "version must not be empty".into(),
-            ));
+            return Err(PluginLoadError::Manifest("version must not be empty".into()));
         }
         let subscriptions = manifest
             .subscriptions
@@ -170,40 +197,52 @@ impl Host {
             .map(|s| Pattern::parse(s))
             .collect::<Result<Vec<_>, _>>()
             .map_err(PluginLoadError::Manifest)?;
-        let openapi =
-            crate::http::parse_fragment(&manifest.openapi).map_err(PluginLoadError::Manifest)?;
-        if self.registry.get(&manifest.name).is_some() {
-            return Err(PluginLoadError::Duplicate(format!(
-                "a plugin named `{}` is already loaded",
-                manifest.name
-            )));
-        }
-        let storage_error = |source| PluginLoadError::Storage {
-            plugin: manifest.name.clone(),
-            source,
-        };
-        let db = self
-            .open_database(&manifest.name)
-            .await
-            .map_err(storage_error)?;
-        crate::migrate::run(&manifest.name, &db, &manifest.migrations).await?;
-        let head = outbox_head(&db).await.map_err(storage_error)?;
-        let plugin = Arc::new(Plugin {
-            name: manifest.name.as_str().into(),
-            version: manifest.version.clone(),
+        let openapi = crate::http::parse_fragment(&manifest.openapi).map_err(PluginLoadError::Manifest)?;
+        Ok(Candidate {
+            name: manifest.name.clone(),
             sha256,
             subscriptions,
             openapi,
-            limits: self.config.limits_for(&manifest.name),
             compiled,
+        })
+    }
+
+    /// Migrates the candidate's database and makes it the version new calls
+    /// use. A plugin that is already running keeps its database, outbox head
+    /// and in-flight idempotency keys; calls in flight finish on the old version.
+    pub async fn activate(&self, candidate: Candidate, mode: Mode) -> Result<Arc<Plugin>, PluginLoadError> {
+        let name = candidate.name.clone();
+        let storage_error = |source| PluginLoadError::Storage {
+            plugin: name.clone(),
+            source,
+        };
+        let running = self.registry.get(&name);
+        let db = match &running {
+            Some(p) => p.db.clone(),
+            None => self.open_database(&name).await.map_err(storage_error)?,
+        };
+        crate::migrate::run(&name, &db, &candidate.compiled.manifest.migrations, mode).await?;
+        let (head, inflight_keys) = match &running {
+            Some(p) => (p.head.clone(), p.inflight_keys.clone()),
+            None => (
+                watch::Sender::new(outbox_head(&db).await.map_err(storage_error)?),
+                Arc::default(),
+            ),
+        };
+        let plugin = Arc::new(Plugin {
+            name: name.as_str().into(),
+            version: candidate.compiled.manifest.version.clone(),
+            sha256: candidate.sha256,
+            subscriptions: candidate.subscriptions,
+            openapi: candidate.openapi,
+            limits: self.config.limits_for(&name),
+            compiled: candidate.compiled,
             db,
-            head: watch::Sender::new(head),
-            inflight_keys: Mutex::new(Default::default()),
+            head,
+            inflight_keys,
         });
-        self.registry
-            .insert(plugin.clone())
-            .map_err(PluginLoadError::Duplicate)?;
-        tracing::info!(plugin = %plugin.name, version = %plugin.version, sha256 = %plugin.sha256, "plugin loaded");
+        self.registry.put(plugin.clone());
+        tracing::info!(plugin = %plugin.name, version = %plugin.version, sha256 = %plugin.sha256, "plugin active");
         Ok(plugin)
     }
 

@@ -56,12 +56,12 @@ pub enum MigrationError {
     Storage(#[from] StorageError),
 }
 
-struct Planned {
-    file: String,
-    migration: Migration,
+pub(crate) struct Planned {
+    pub(crate) file: String,
+    pub(crate) migration: Migration,
 }
 
-fn plan(files: &[(String, String)], kind: BackendKind) -> Result<Vec<Planned>, MigrationError> {
+pub(crate) fn plan(files: &[(String, String)], kind: BackendKind) -> Result<Vec<Planned>, MigrationError> {
     let mut planned: Vec<Planned> = Vec::new();
     for (file, sql) in files {
         let stem = file
@@ -101,16 +101,27 @@ fn plan(files: &[(String, String)], kind: BackendKind) -> Result<Vec<Planned>, M
     Ok(planned)
 }
 
+/// Whether the database may already carry migrations this build does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A new or newer build: every applied migration must be one it carries.
+    Forward,
+    /// A rollback (or a restart on a rolled-back version): the newer version's
+    /// expand migrations stay applied, which an older build tolerates.
+    AllowNewerSchema,
+}
+
 /// Creates the host tables and applies the plugin's migrations.
 pub async fn run(
     plugin: &str,
     db: &Database,
     files: &[(String, String)],
+    mode: Mode,
 ) -> Result<(), MigrationError> {
     let planned = plan(files, db.kind())?;
     let migrator = Migrator {
         migrations: Cow::Owned(planned.iter().map(|p| p.migration.clone()).collect()),
-        ignore_missing: false,
+        ignore_missing: mode == Mode::AllowNewerSchema,
         locking: true,
         no_tx: false,
     };

@@ -22,12 +22,12 @@ pub struct Plugin {
     pub limits: Limits,
     /// The compiled component.
     pub compiled: Compiled,
-    /// Its database.
+    /// Its database (shared by all versions).
     pub db: Database,
-    /// Highest committed outbox sequence; the router waits on it.
+    /// Highest committed outbox sequence; the router waits on it (shared by all versions).
     pub head: watch::Sender<u64>,
-    /// Idempotency keys of requests currently running.
-    pub inflight_keys: Mutex<HashSet<String>>,
+    /// Idempotency keys of requests currently running (shared by all versions).
+    pub inflight_keys: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Plugin {
@@ -77,16 +77,12 @@ impl Registry {
             .collect()
     }
 
-    /// Adds a plugin; refuses a second plugin with the same name.
-    pub fn insert(&self, plugin: Arc<Plugin>) -> Result<(), String> {
-        let mut plugins = self.plugins.write().expect("registry poisoned");
-        if plugins.contains_key(&*plugin.name) {
-            return Err(format!(
-                "a plugin named `{}` is already loaded",
-                plugin.name
-            ));
-        }
-        plugins.insert(plugin.name.to_string(), plugin);
-        Ok(())
+    /// Makes `plugin` the version that new calls use; calls already running
+    /// keep the version they started with. Returns the version it replaced.
+    pub fn put(&self, plugin: Arc<Plugin>) -> Option<Arc<Plugin>> {
+        self.plugins
+            .write()
+            .expect("registry poisoned")
+            .insert(plugin.name.to_string(), plugin)
     }
 }

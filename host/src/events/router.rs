@@ -45,6 +45,7 @@ struct Schedule {
 pub struct Router {
     streams: Mutex<Vec<Arc<Stream>>>,
     schedules: Mutex<HashMap<Arc<str>, Arc<Schedule>>>,
+    marked: Mutex<std::collections::HashSet<Arc<str>>>,
     progress: Notify,
 }
 
@@ -62,8 +63,11 @@ pub struct StreamStatus {
 }
 
 impl Router {
-    /// Spawns streams, schedulers and markers for the registered plugins.
-    pub fn start(&self, host: &Host) -> Vec<JoinHandle<()>> {
+    /// Spawns the streams, schedulers and markers the registered plugins need
+    /// and that are not running yet: at start, and after a deploy brings a new
+    /// plugin or new subscriptions. (A stream whose subscription was dropped
+    /// keeps running and skips everything, which keeps its cursor current.)
+    pub fn ensure(&self, host: &Host) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
         let plugins = host.registry.all();
         for subscriber in &plugins {
@@ -75,39 +79,34 @@ impl Router {
                     tracing::warn!(plugin = %subscriber.name, source = %source_name, "subscription names a plugin that is not loaded");
                     continue;
                 };
+                let mut streams = self.streams.lock().expect("router poisoned");
+                if streams.iter().any(|s| s.subscriber == subscriber.name && s.source == source.name) {
+                    continue;
+                }
                 let stream = Arc::new(Stream {
                     subscriber: subscriber.name.clone(),
                     source: source.name.clone(),
                     position: watch::Sender::new(0),
                 });
-                self.streams
-                    .lock()
-                    .expect("router poisoned")
-                    .push(stream.clone());
-                tasks.push(tokio::spawn(run_stream(
-                    host.clone(),
-                    subscriber.clone(),
-                    source,
-                    stream,
-                )));
+                streams.push(stream.clone());
+                tasks.push(tokio::spawn(run_stream(host.clone(), subscriber.name.clone(), source, stream)));
             }
-            let schedule = Arc::new(Schedule {
-                next_due: watch::Sender::new(None),
-                inserted: Default::default(),
-                wake: Notify::new(),
-            });
-            self.schedules
-                .lock()
-                .expect("router poisoned")
-                .insert(subscriber.name.clone(), schedule.clone());
-            tasks.push(tokio::spawn(run_scheduler(
-                host.clone(),
-                subscriber.clone(),
-                schedule,
-            )));
+            let mut schedules = self.schedules.lock().expect("router poisoned");
+            if !schedules.contains_key(&subscriber.name) {
+                let schedule = Arc::new(Schedule {
+                    next_due: watch::Sender::new(None),
+                    inserted: Default::default(),
+                    wake: Notify::new(),
+                });
+                schedules.insert(subscriber.name.clone(), schedule.clone());
+                tasks.push(tokio::spawn(run_scheduler(host.clone(), subscriber.name.clone(), schedule)));
+            }
         }
+        let mut marked = self.marked.lock().expect("router poisoned");
         for source in plugins {
-            tasks.push(tokio::spawn(run_marker(host.clone(), source)));
+            if marked.insert(source.name.clone()) {
+                tasks.push(tokio::spawn(run_marker(host.clone(), source)));
+            }
         }
         tasks
     }
@@ -265,7 +264,16 @@ where
     }
 }
 
-async fn run_stream(host: Host, subscriber: Arc<Plugin>, source: Arc<Plugin>, stream: Arc<Stream>) {
+/// The version of `name` that new calls use (each delivery attempt asks again,
+/// so a deploy takes effect on the next event).
+fn current(host: &Host, name: &str, fallback: &Arc<Plugin>) -> Arc<Plugin> {
+    host.registry.get(name).unwrap_or_else(|| fallback.clone())
+}
+
+async fn run_stream(host: Host, name: Arc<str>, source: Arc<Plugin>, stream: Arc<Stream>) {
+    let Some(subscriber) = host.registry.get(&name) else {
+        return;
+    };
     let Some(mut position) = persist(&host, "reading cursor", || {
         load_cursor(&subscriber.db, &source.name)
     })
@@ -296,7 +304,7 @@ async fn run_stream(host: Host, subscriber: Arc<Plugin>, source: Arc<Plugin>, st
         let consumed_before = position;
         let mut persisted = position;
         for event in batch {
-            if subscriber.subscribes_to(&source.name, &event.event_type) {
+            if current(&host, &name, &subscriber).subscribes_to(&source.name, &event.event_type) {
                 if !deliver(&host, &subscriber, &event).await {
                     return;
                 }
@@ -349,7 +357,7 @@ async fn deliver(host: &Host, subscriber: &Arc<Plugin>, event: &OutboxEvent) -> 
     let mut attempt = 1;
     loop {
         match host
-            .call_event(subscriber, event, attempt, Delivery::Stream)
+            .call_event(&current(host, &subscriber.name, subscriber), event, attempt, Delivery::Stream)
             .await
         {
             Ok(EventOutcome::Handled | EventOutcome::AlreadyHandled) => {
@@ -387,7 +395,10 @@ async fn deliver(host: &Host, subscriber: &Arc<Plugin>, event: &OutboxEvent) -> 
     }
 }
 
-async fn run_scheduler(host: Host, subscriber: Arc<Plugin>, schedule: Arc<Schedule>) {
+async fn run_scheduler(host: Host, name: Arc<str>, schedule: Arc<Schedule>) {
+    let Some(subscriber) = host.registry.get(&name) else {
+        return;
+    };
     let poll = Duration::from_millis(host.config.events.poll_ms);
     let events = host.config.events;
     loop {
@@ -406,7 +417,7 @@ async fn run_scheduler(host: Host, subscriber: Arc<Plugin>, schedule: Arc<Schedu
             let attempt = attempts + 1;
             let labels = [&*subscriber.name, event.source.as_str()];
             match host
-                .call_event(&subscriber, &event, attempt, Delivery::Scheduled)
+                .call_event(&current(&host, &name, &subscriber), &event, attempt, Delivery::Scheduled)
                 .await
             {
                 Ok(_) => host

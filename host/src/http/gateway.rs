@@ -110,6 +110,15 @@ async fn forward(
         StatusCode::from_u16(answer.response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, answer.response.body).into_response();
     let out = response.headers_mut();
+    // The plugin's content type replaces the default one for raw bytes.
+    if answer
+        .response
+        .headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    {
+        out.remove(axum::http::header::CONTENT_TYPE);
+    }
     for (name, value) in answer.response.headers {
         if HOST_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
             continue;

@@ -4,6 +4,8 @@ use serde_json::{Value, json};
 
 pub const MAX_LINES: usize = 100;
 pub const MAX_QUANTITY: i64 = 1_000;
+/// Largest order total, in minor units; payments accepts no larger intent.
+pub const MAX_TOTAL_MINOR: i64 = 1_000_000_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -312,6 +314,13 @@ pub fn place(
             line_total_minor: line_total,
         });
     }
+    if subtotal > MAX_TOTAL_MINOR {
+        return Err(refuse(
+            422,
+            "amount_too_large",
+            format!("the order total may not exceed {MAX_TOTAL_MINOR} minor units"),
+        ));
+    }
     let order = Order {
         id: id.to_owned(),
         buyer_id: buyer.to_owned(),
@@ -415,7 +424,8 @@ impl Decision {
 
     fn to(&mut self, to: Status, reason: impl Into<String>) {
         let from = self.order.status;
-        debug_assert!(legal(from, to), "illegal transition {from:?} → {to:?}");
+        // Always checked: an illegal transition is a bug that must not persist.
+        assert!(legal(from, to), "illegal transition {from:?} → {to:?}");
         self.order.status = to;
         self.transition = Some(Transition {
             from,
@@ -593,6 +603,15 @@ mod tests {
                 version: 1,
                 attributes: json!({}),
             }),
+            "GOLD" => Some(Offer {
+                sku: "GOLD".into(),
+                product_id: "p-gold".into(),
+                name: "Gold bar".into(),
+                price_minor: MAX_TOTAL_MINOR,
+                currency: "EUR".into(),
+                version: 1,
+                attributes: json!({}),
+            }),
             _ => None,
         }
     }
@@ -643,6 +662,7 @@ mod tests {
             (cmd(vec![("TEE", -2)], None), "invalid_quantity"),
             (cmd(vec![("TEE", 1_000_000)], None), "invalid_quantity"),
             (cmd(vec![("MUG", 1)], None), "currency_mismatch"),
+            (cmd(vec![("GOLD", 2)], None), "amount_too_large"),
             (cmd(vec![], None), "no_items"),
             (cmd(vec![("bad sku", 1)], None), "invalid_sku"),
             (cmd(vec![("TEE", 1)], Some("x")), "invalid_coupon_code"),
