@@ -20,6 +20,12 @@ const PLUGINS: &[&str] = &[
     "notes",
     "audit",
     "hostile",
+    // Variants deployed over a running plugin by the hot-swap tests.
+    "orders-v2",
+    "audit-trap",
+    "notes-destructive",
+    "wrong-world",
+    "forbidden-import",
 ];
 
 /// Plugins compiled into the `mercato` binary and loaded by `mercato serve`.

@@ -17,6 +17,39 @@ pub struct Cli {
 enum Command {
     /// Run the shop: load the plugins and serve HTTP.
     Serve(ServeArgs),
+    /// Deploy a plugin component to a running host (hot swap).
+    Deploy {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// Plugin name; defaults to the file name without `.wasm`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Sign the upload with this hex ed25519 secret key file (see `mercato keygen`).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Return a plugin to its previous version on a running host.
+    Rollback {
+        /// Plugin name.
+        plugin: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the plugins of a running host (or one plugin's versions).
+    Plugins {
+        /// Show this plugin's versions.
+        plugin: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Create an ed25519 key pair for signing plugins: the secret goes to FILE,
+    /// the public key (for `trusted_keys`) is printed.
+    Keygen {
+        /// Where to write the secret key (hex).
+        file: PathBuf,
+    },
     /// Walk one order from product to refund against an in-process shop, printing each step.
     Demo {
         /// Keep the demo's databases here (default: a fresh temporary directory).
@@ -51,6 +84,44 @@ pub struct ServeArgs {
     /// Do not load the plugins embedded in the binary.
     #[arg(long)]
     no_embedded: bool,
+    /// Development mode: redeploy a plugin whenever a `.wasm` file in DIR changes.
+    #[arg(long, value_name = "DIR")]
+    watch: Option<PathBuf>,
+}
+
+/// Where the running host is.
+#[derive(Debug, clap::Args)]
+pub struct Remote {
+    /// Base URL of the running host.
+    #[arg(long, env = "MERCATO_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Admin token of the running host.
+    #[arg(long, env = "MERCATO_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Remote {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = reqwest::Client::new().request(method, format!("{}{path}", self.url.trim_end_matches('/')));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+}
+
+/// Sends a request and prints the JSON answer; a refusal becomes the error.
+async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<()> {
+    let response = request.send().await.map_err(|e| anyhow::anyhow!("cannot reach the host: {e}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        let message = body["error"]["message"].as_str().unwrap_or("no details");
+        let code = body["error"]["code"].as_str().unwrap_or("error");
+        anyhow::bail!("{status} {code}: {message}");
+    }
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    Ok(())
 }
 
 impl ServeArgs {
@@ -86,12 +157,51 @@ impl ServeArgs {
 /// Parses the command line and runs it.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args.into_config()?).await,
+        Command::Serve(args) => {
+            let watch = args.watch.clone();
+            serve(args.into_config()?, watch).await
+        }
         Command::Demo { data_dir } => crate::demo::run(data_dir).await,
+        Command::Deploy { file, name, key, remote } => {
+            let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+            let name = match name {
+                Some(n) => n,
+                None => file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .map(|s| s.replace('_', "-"))
+                    .ok_or_else(|| anyhow::anyhow!("cannot derive a plugin name from {}; pass --name", file.display()))?,
+            };
+            let mut request = remote
+                .request(reqwest::Method::PUT, &format!("/admin/plugins/{name}"))
+                .header("content-type", "application/wasm");
+            if let Some(key) = key {
+                let secret = std::fs::read_to_string(&key).map_err(|e| anyhow::anyhow!("reading {}: {e}", key.display()))?;
+                let signature = crate::deploy::signing::sign(&secret, &bytes).map_err(anyhow::Error::msg)?;
+                request = request.header("x-mercato-signature", signature);
+            }
+            send(request.body(bytes)).await
+        }
+        Command::Rollback { plugin, remote } => {
+            send(remote.request(reqwest::Method::POST, &format!("/admin/plugins/{plugin}/rollback"))).await
+        }
+        Command::Plugins { plugin, remote } => {
+            let path = match plugin {
+                Some(p) => format!("/admin/plugins/{p}/versions"),
+                None => "/admin/plugins".into(),
+            };
+            send(remote.request(reqwest::Method::GET, &path)).await
+        }
+        Command::Keygen { file } => {
+            let (secret, public) = crate::deploy::signing::generate().map_err(anyhow::Error::msg)?;
+            std::fs::write(&file, secret).map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
+            println!("secret key written to {}\npublic key (add to trusted_keys): {public}", file.display());
+            Ok(())
+        }
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, watch: Option<PathBuf>) -> anyhow::Result<()> {
     let mut components = if config.embedded_plugins {
         Component::embedded()
     } else {
@@ -102,6 +212,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("reading plugin {}: {e}", load.path.display()))?;
         components.push(Component {
             origin: load.path.display().to_string(),
+            name: None,
             bytes,
         });
     }
@@ -117,6 +228,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         plugins = ?host.registry.all().iter().map(|p| p.name.to_string()).collect::<Vec<_>>(),
         "mercato is serving"
     );
+    if let Some(dir) = watch {
+        tokio::spawn(crate::deploy::watch(host.clone(), dir));
+    }
     crate::http::serve(host, listener, shutdown_signal()).await?;
     tracing::info!("mercato stopped");
     Ok(())

@@ -86,6 +86,10 @@ pub struct Config {
     pub load: Vec<LoadConfig>,
     /// How long shutdown waits for in-flight calls.
     pub shutdown_grace_ms: u64,
+    /// Hex ed25519 public keys; when set, deploys must be signed by one of them.
+    pub trusted_keys: Vec<String>,
+    /// Largest component a deploy may upload, in bytes.
+    pub max_component_bytes: usize,
 }
 
 impl Default for Config {
@@ -103,6 +107,8 @@ impl Default for Config {
             plugins: BTreeMap::new(),
             load: Vec::new(),
             shutdown_grace_ms: 10_000,
+            trusted_keys: Vec::new(),
+            max_component_bytes: 64 << 20,
         }
     }
 }

@@ -66,6 +66,7 @@ pub struct Candidate {
     pub name: String,
     /// sha256 of its bytes, hex.
     pub sha256: String,
+    bytes: Vec<u8>,
     subscriptions: Vec<Pattern>,
     openapi: serde_json::Value,
     compiled: crate::runtime::Compiled,
@@ -82,6 +83,8 @@ impl Candidate {
 pub struct Component {
     /// `embedded:notes`, a file path…
     pub origin: String,
+    /// The plugin's name when known before compiling (embedded plugins).
+    pub name: Option<String>,
     /// The component bytes.
     pub bytes: Vec<u8>,
 }
@@ -93,6 +96,7 @@ impl Component {
             .iter()
             .map(|(name, bytes)| Component {
                 origin: format!("embedded plugin `{name}`"),
+                name: Some(name.to_string()),
                 bytes: bytes.to_vec(),
             })
             .collect()
@@ -113,6 +117,12 @@ pub struct HostInner {
     pub router: Router,
     /// Cancelled on shutdown.
     pub cancel: CancellationToken,
+    /// Deployed component bytes and version stacks.
+    pub store: crate::deploy::store::Store,
+    /// Keys whose signatures deploys must carry (none: unsigned accepted).
+    pub trusted_keys: Vec<ed25519_dalek::VerifyingKey>,
+    /// Serialises deploys and rollbacks.
+    pub deploying: tokio::sync::Mutex<()>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -136,7 +146,12 @@ impl Host {
             max_memory_bytes: config.max_memory_bytes(),
         })
         .map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let trusted_keys = crate::deploy::signing::parse_keys(&config.trusted_keys)
+            .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e.to_string())))?;
         let host = Host(Arc::new(HostInner {
+            store: crate::deploy::store::Store::new(&config.data_dir),
+            trusted_keys,
+            deploying: tokio::sync::Mutex::new(()),
             config,
             sandbox,
             registry: Registry::default(),
@@ -145,17 +160,58 @@ impl Host {
             cancel: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
         }));
+        host.load_deployed().await?;
         for component in components {
-            host.load(&component.bytes)
-                .await
-                .map_err(|source| StartError::Plugin {
-                    origin: component.origin.clone(),
-                    source,
-                })?;
+            let origin = component.origin.clone();
+            let failed = |source| StartError::Plugin {
+                origin: origin.clone(),
+                source,
+            };
+            // A deployed version of this plugin takes precedence over the shipped one.
+            if component.name.as_ref().is_some_and(|n| host.registry.get(n).is_some()) {
+                continue;
+            }
+            let candidate = host.prepare(&component.bytes).await.map_err(failed)?;
+            if host.registry.get(&candidate.name).is_some() {
+                continue;
+            }
+            host.activate(candidate, Mode::Forward).await.map_err(failed)?;
         }
         let tasks = host.router.ensure(&host);
         host.tasks.lock().expect("tasks poisoned").extend(tasks);
         Ok(host)
+    }
+
+    /// Loads the versions recorded by earlier deploys and rollbacks.
+    async fn load_deployed(&self) -> Result<(), StartError> {
+        let deployments = self.store.deployments().map_err(|e| StartError::Plugin {
+            origin: "the plugin registry".into(),
+            source: PluginLoadError::Duplicate(e.to_string()),
+        })?;
+        for (name, history) in deployments.plugins {
+            let Some(current) = history.stack.last() else {
+                continue;
+            };
+            let origin = format!("deployed plugin `{name}` {} ({})", current.version, current.sha256);
+            let failed = |source| StartError::Plugin {
+                origin: origin.clone(),
+                source,
+            };
+            let bytes = self
+                .store
+                .get(&current.sha256)
+                .map_err(|e| failed(PluginLoadError::Duplicate(e.to_string())))?;
+            let candidate = self.prepare(&bytes).await.map_err(failed)?;
+            // A rolled-back version runs on the newer version's expanded schema.
+            self.activate(candidate, Mode::AllowNewerSchema).await.map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    /// Starts event routing for plugins and subscriptions that have none yet.
+    pub fn ensure_routing(&self) {
+        let tasks = self.router.ensure(self);
+        self.tasks.lock().expect("tasks poisoned").extend(tasks);
     }
 
     /// Compiles, checks, migrates and registers one plugin component.
@@ -200,6 +256,7 @@ impl Host {
         let openapi = crate::http::parse_fragment(&manifest.openapi).map_err(PluginLoadError::Manifest)?;
         Ok(Candidate {
             name: manifest.name.clone(),
+            bytes: bytes.to_vec(),
             sha256,
             subscriptions,
             openapi,
@@ -222,6 +279,10 @@ impl Host {
             None => self.open_database(&name).await.map_err(storage_error)?,
         };
         crate::migrate::run(&name, &db, &candidate.compiled.manifest.migrations, mode).await?;
+        // Every version that ever served is kept, so a rollback can return to it.
+        self.store
+            .put(&candidate.sha256, &candidate.bytes)
+            .map_err(|e| storage_error(StorageError::Setup(format!("storing the component: {e}"))))?;
         let (head, inflight_keys) = match &running {
             Some(p) => (p.head.clone(), p.inflight_keys.clone()),
             None => (

@@ -30,6 +30,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod deploy;
 pub mod events;
 pub mod host;
 pub mod http;

@@ -8,7 +8,7 @@
 use crate::storage::schema::host_tables_ddl;
 use crate::storage::{BackendKind, Database, StorageError};
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
-use sqlx::{Connection, Executor};
+use sqlx::Executor;
 use std::borrow::Cow;
 
 /// Why a plugin's migrations could not be applied.
@@ -126,30 +126,34 @@ pub async fn run(
         no_tx: false,
     };
     let ddl = host_tables_ddl(db.kind());
+    // Through a one-connection pool: `Migrator::run(&mut conn)` makes callers'
+    // futures non-`Send` (a higher-ranked `Acquire` bound), and deploys run in
+    // HTTP handlers, which must be `Send`.
     let result = match db {
         Database::Sqlite(sqlite) => {
-            let mut conn = sqlx::SqliteConnection::connect(&sqlite.sqlx_url())
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect(&sqlite.sqlx_url())
                 .await
                 .map_err(StorageError::from)?;
-            conn.execute(sqlx::raw_sql(&ddl))
-                .await
-                .map_err(StorageError::from)?;
-            let result = migrator.run(&mut conn).await;
-            conn.close().await.map_err(StorageError::from)?;
+            pool.execute(sqlx::raw_sql(&ddl)).await.map_err(StorageError::from)?;
+            let result = migrator.run(&pool).await;
+            pool.close().await;
             result
         }
         Database::Postgres(pg) => {
-            let mut conn = sqlx::PgConnection::connect_with(&pg.admin_options())
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(pg.admin_options())
                 .await
                 .map_err(StorageError::from)?;
-            conn.execute(sqlx::raw_sql(&ddl))
-                .await
-                .map_err(StorageError::from)?;
-            let result = migrator.run(&mut conn).await;
+            pool.execute(sqlx::raw_sql(&ddl)).await.map_err(StorageError::from)?;
+            let result = migrator.run(&pool).await;
             if result.is_ok() {
+                let mut conn = pool.acquire().await.map_err(StorageError::from)?;
                 pg.grant(&mut conn).await?;
             }
-            conn.close().await.map_err(StorageError::from)?;
+            pool.close().await;
             result
         }
     };

@@ -76,6 +76,8 @@ pub enum Delivery {
     Stream,
     /// A delayed event that became due; its `mercato_scheduled` row is removed.
     Scheduled,
+    /// A dead letter redriven after a fix; its `mercato_dead_letters` row is removed.
+    DeadLetter,
 }
 
 /// The outcome of one event delivery attempt.
@@ -280,6 +282,14 @@ fn describe_guest_error(e: &GuestError) -> String {
     }
 }
 
+/// Where an event waiting outside the ordered stream is kept.
+fn pending_table(delivery: Delivery) -> &'static str {
+    match delivery {
+        Delivery::DeadLetter => "mercato_dead_letters",
+        _ => "mercato_scheduled",
+    }
+}
+
 fn for_update(tx_kind: BackendKind) -> &'static str {
     match tx_kind {
         BackendKind::Postgres => " FOR UPDATE",
@@ -310,10 +320,11 @@ async fn already_consumed(
                 .await?;
             Ok(cell(&rows, 0, "sequence").as_i64() as u64 >= event.sequence)
         }
-        Delivery::Scheduled => {
+        Delivery::Scheduled | Delivery::DeadLetter => {
+            let table = pending_table(delivery);
             let rows = tx
                 .host_query(
-                    &format!("SELECT event_id FROM mercato_scheduled WHERE event_id = $1{lock}"),
+                    &format!("SELECT event_id FROM {table} WHERE event_id = $1{lock}"),
                     &[SqlValue::Text(event.id.clone())],
                 )
                 .await?;
@@ -341,9 +352,9 @@ pub(crate) async fn record_consumed(
             )
             .await?;
         }
-        Delivery::Scheduled => {
+        Delivery::Scheduled | Delivery::DeadLetter => {
             tx.host_execute(
-                "DELETE FROM mercato_scheduled WHERE event_id = $1",
+                &format!("DELETE FROM {} WHERE event_id = $1", pending_table(delivery)),
                 &[SqlValue::Text(event.id.clone())],
             )
             .await?;

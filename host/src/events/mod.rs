@@ -6,6 +6,7 @@
 //! every matching subscriber, recording the subscriber's cursor in the
 //! subscriber's own transaction, which makes the effect exactly once.
 mod host;
+pub mod redrive;
 pub mod router;
 
 use crate::bindings::SqlValue;

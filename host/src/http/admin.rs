@@ -3,7 +3,7 @@ use super::error::ApiError;
 use crate::events::router::{dead_letters, outbox_depth};
 use crate::host::Host;
 use axum::Json;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -114,4 +114,70 @@ pub(super) async fn events(
         "subscribers": host.router.status(&host.registry),
         "dead_letters": letters,
     })))
+}
+
+/// Body of `PUT /admin/plugins/{name}`: the component bytes.
+pub(super) async fn deploy(
+    State(host): State<Host>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<Json<Value>, ApiError> {
+    let limit = host.config.max_component_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::BodyTooLarge(limit))?;
+    let signature = headers.get("x-mercato-signature").and_then(|v| v.to_str().ok());
+    let switched = host.deploy(Some(&name), &bytes, signature).await.map_err(deploy_error)?;
+    Ok(Json(serde_json::to_value(switched).unwrap_or_default()))
+}
+
+pub(super) async fn rollback(State(host): State<Host>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let switched = host.rollback(&name).await.map_err(deploy_error)?;
+    Ok(Json(serde_json::to_value(switched).unwrap_or_default()))
+}
+
+pub(super) async fn versions(State(host): State<Host>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let versions = host.versions(&name).map_err(deploy_error)?;
+    Ok(Json(json!({ "name": name, "versions": versions })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RedriveBody {
+    plugin: String,
+    #[serde(default)]
+    event_ids: Option<Vec<String>>,
+}
+
+pub(super) async fn redrive(
+    State(host): State<Host>,
+    body: Result<Json<RedriveBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::BadRequest("invalid_json", e.body_text()))?;
+    match host.redrive(&body.plugin, body.event_ids.as_deref()).await {
+        Ok(report) => Ok(Json(serde_json::to_value(report).unwrap_or_default())),
+        Err(crate::events::redrive::RedriveError::UnknownPlugin(p)) => Err(ApiError::UnknownPlugin(p)),
+        Err(e) => {
+            tracing::error!(error = %e, "redrive failed");
+            Err(ApiError::Internal {
+                code: "storage_error",
+                request_id: String::new(),
+            })
+        }
+    }
+}
+
+fn deploy_error(e: crate::deploy::DeployError) -> ApiError {
+    let (status, code) = e.status_and_code();
+    if status >= 500 {
+        tracing::error!(error = %e, "deploy failed");
+    } else {
+        tracing::warn!(error = %e, "deploy refused; the running version keeps serving");
+    }
+    ApiError::Refused {
+        status,
+        code,
+        message: e.to_string(),
+    }
 }

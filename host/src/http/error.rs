@@ -51,6 +51,16 @@ pub enum ApiError {
         /// Request id.
         request_id: String,
     },
+    /// 4xx/5xx with its own code: a deploy or rollback that was refused.
+    #[error("{message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Stable code.
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
     /// 503: the host is shutting down.
     #[error("the host is shutting down")]
     ShuttingDown,
@@ -75,6 +85,10 @@ impl ApiError {
             }
             ApiError::Internal { code, .. } => (StatusCode::INTERNAL_SERVER_ERROR, (*code).into()),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down".into()),
+            ApiError::Refused { status, code, .. } => (
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
+                (*code).into(),
+            ),
         }
     }
 }

@@ -39,6 +39,9 @@ pub enum LoadError {
     /// It imports something the host does not provide or exports the wrong world.
     #[error("component does not fit the `mercato:plugin/domain` world: {0}")]
     WrongWorld(String),
+    /// It imports interfaces the host does not grant.
+    #[error("component imports interfaces the host does not grant: {0} (plugins may import only mercato:plugin/* and WASI)")]
+    ForbiddenImport(String),
     /// `describe` failed.
     #[error("describe() failed: {0}")]
     Describe(String),
@@ -150,8 +153,24 @@ impl Sandbox {
     /// Compiles a component, resolves its imports and reads its manifest.
     /// CPU-heavy: run it off the request path.
     pub async fn compile(&self, bytes: &[u8], limits: Limits) -> Result<Compiled, LoadError> {
-        let component = Component::new(&self.engine, bytes)
+        // Cranelift takes tens of milliseconds per component: keep it off the
+        // async workers so a deploy never stalls requests.
+        let engine = self.engine.clone();
+        let owned = bytes.to_vec();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &owned))
+            .await
+            .map_err(|e| LoadError::NotAComponent(format!("compilation aborted: {e}")))?
             .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+        let forbidden: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name)
+            .filter(|name| !granted(name))
+            .map(str::to_owned)
+            .collect();
+        if !forbidden.is_empty() {
+            return Err(LoadError::ForbiddenImport(forbidden.join(", ")));
+        }
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -229,6 +248,12 @@ impl Sandbox {
         let state = store.into_data();
         (result, state, elapsed)
     }
+}
+
+/// Imports a plugin may have: the host's own interfaces and WASI (linked with
+/// no capabilities).
+fn granted(import: &str) -> bool {
+    import.starts_with("mercato:plugin/") || import.starts_with("wasi:")
 }
 
 fn classify(e: &wasmtime::Error, store: &Store<CallState>, limits: Limits) -> CallError {

@@ -1,0 +1,221 @@
+//! Hot swap: deploy a new version of a plugin while traffic flows, and roll it
+//! back. A deploy compiles off the request path, checks the component (world,
+//! imports, name, signature), refuses destructive migrations that are not marked
+//! as contract steps, applies the migrations, records the version durably and
+//! then switches: new calls use the new version, calls in flight finish on the
+//! old one, and each event is handled by whichever version is current when its
+//! delivery starts (its cursor makes it once).
+mod checks;
+pub mod signing;
+pub mod store;
+mod watch;
+
+pub use checks::CONTRACT_MARKER;
+pub use watch::watch;
+
+use crate::host::{Host, PluginLoadError};
+use crate::migrate::{Mode, plan};
+use crate::runtime::LoadError;
+use crate::storage::{SqlValueExt, StorageError, TxMode, cell};
+use store::Record;
+
+/// Why a deploy or rollback was refused. Each leaves the running version serving.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// Signed plugins are required and the signature is missing or wrong.
+    #[error(transparent)]
+    Signature(#[from] signing::SignatureError),
+    /// The upload could not be loaded.
+    #[error(transparent)]
+    Load(PluginLoadError),
+    /// The component is for another plugin.
+    #[error("the component is plugin `{found}`, not `{expected}`")]
+    NameMismatch {
+        /// Name in the URL.
+        expected: String,
+        /// Name in the manifest.
+        found: String,
+    },
+    /// A pending migration drops or renames data without the contract marker.
+    #[error(
+        "migration `{file}` is destructive (`{statement}`); expand → migrate → contract: ship it only once no running version needs the data, starting the file with `{CONTRACT_MARKER}`"
+    )]
+    Destructive {
+        /// The migration file.
+        file: String,
+        /// The offending statement.
+        statement: String,
+    },
+    /// There is no earlier version to return to.
+    #[error("plugin `{0}` has no previous version to roll back to")]
+    NoPrevious(String),
+    /// No plugin of that name runs.
+    #[error("no plugin named `{0}` is loaded")]
+    Unknown(String),
+    /// The registry on disk could not be read or written.
+    #[error("plugin registry: {0}")]
+    Registry(String),
+}
+
+impl DeployError {
+    /// HTTP status and stable error code.
+    pub fn status_and_code(&self) -> (u16, &'static str) {
+        match self {
+            DeployError::Signature(signing::SignatureError::Missing) => (401, "unsigned_component"),
+            DeployError::Signature(_) => (403, "bad_signature"),
+            DeployError::Load(PluginLoadError::Load(LoadError::NotAComponent(_))) => (400, "not_a_component"),
+            DeployError::Load(PluginLoadError::Load(LoadError::ForbiddenImport(_))) => (422, "forbidden_import"),
+            DeployError::Load(PluginLoadError::Load(_)) => (422, "wrong_world"),
+            DeployError::Load(PluginLoadError::Manifest(_)) => (422, "invalid_manifest"),
+            DeployError::Load(PluginLoadError::Migration(_)) => (422, "migration_failed"),
+            DeployError::Load(_) | DeployError::Registry(_) => (500, "deploy_failed"),
+            DeployError::NameMismatch { .. } => (400, "name_mismatch"),
+            DeployError::Destructive { .. } => (422, "destructive_migration"),
+            DeployError::NoPrevious(_) => (409, "no_previous_version"),
+            DeployError::Unknown(_) => (404, "unknown_plugin"),
+        }
+    }
+}
+
+impl From<PluginLoadError> for DeployError {
+    fn from(e: PluginLoadError) -> Self {
+        DeployError::Load(e)
+    }
+}
+
+/// The outcome of a deploy or rollback.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Switched {
+    /// Plugin name.
+    pub name: String,
+    /// The version now serving.
+    pub current: Record,
+    /// The version it replaced, if any.
+    pub previous: Option<Record>,
+}
+
+fn registry_error(e: std::io::Error) -> DeployError {
+    DeployError::Registry(e.to_string())
+}
+
+impl Host {
+    /// Deploys `bytes` as the new version of plugin `expected` (any name when `None`).
+    pub async fn deploy(&self, expected: Option<&str>, bytes: &[u8], signature: Option<&str>) -> Result<Switched, DeployError> {
+        signing::verify(&self.trusted_keys, bytes, signature)?;
+        let candidate = self.prepare(bytes).await?;
+        if let Some(expected) = expected
+            && expected != candidate.name
+        {
+            return Err(DeployError::NameMismatch {
+                expected: expected.to_owned(),
+                found: candidate.name,
+            });
+        }
+        // One deploy at a time, so the registry file and the switch stay in step.
+        let _deploying = self.deploying.lock().await;
+        let running = self.registry.get(&candidate.name);
+        if let Some(running) = &running {
+            let applied = applied_migrations(running).await.map_err(|e| DeployError::Registry(e.to_string()))?;
+            refuse_destructive(&candidate.manifest().migrations, running.db.kind(), &applied)?;
+        }
+        let name = candidate.name.clone();
+        let plugin = self.activate(candidate, Mode::Forward).await?;
+        let record = Record {
+            version: plugin.version.clone(),
+            sha256: plugin.sha256.clone(),
+            deployed_at: crate::clock::now_rfc3339(),
+        };
+        let mut deployments = self.store.deployments().map_err(registry_error)?;
+        let history = deployments.plugins.entry(name.clone()).or_default();
+        if history.stack.is_empty()
+            && let Some(running) = &running
+        {
+            // The version that served before the first deploy becomes the rollback target.
+            history.stack.push(Record {
+                version: running.version.clone(),
+                sha256: running.sha256.clone(),
+                deployed_at: crate::clock::now_rfc3339(),
+            });
+        }
+        let previous = history.stack.last().cloned();
+        history.stack.push(record.clone());
+        self.store.save(&deployments).map_err(registry_error)?;
+        self.ensure_routing();
+        tracing::info!(plugin = %name, version = %record.version, sha256 = %record.sha256, "deployed");
+        Ok(Switched {
+            name,
+            current: record,
+            previous,
+        })
+    }
+
+    /// Returns plugin `name` to the version before the current one.
+    pub async fn rollback(&self, name: &str) -> Result<Switched, DeployError> {
+        let _deploying = self.deploying.lock().await;
+        if self.registry.get(name).is_none() {
+            return Err(DeployError::Unknown(name.to_owned()));
+        }
+        let mut deployments = self.store.deployments().map_err(registry_error)?;
+        let history = deployments.plugins.entry(name.to_owned()).or_default();
+        if history.stack.len() < 2 {
+            return Err(DeployError::NoPrevious(name.to_owned()));
+        }
+        let target = history.stack[history.stack.len() - 2].clone();
+        let bytes = self.store.get(&target.sha256).map_err(registry_error)?;
+        let candidate = self.prepare(&bytes).await?;
+        // The newer version's expand migrations stay; the older build tolerates them.
+        self.activate(candidate, Mode::AllowNewerSchema).await?;
+        let previous = history.stack.pop();
+        self.store.save(&deployments).map_err(registry_error)?;
+        self.ensure_routing();
+        tracing::info!(plugin = %name, version = %target.version, "rolled back");
+        Ok(Switched {
+            name: name.to_owned(),
+            current: target,
+            previous,
+        })
+    }
+
+    /// The versions of `name`, newest first; the first one serves.
+    pub fn versions(&self, name: &str) -> Result<Vec<Record>, DeployError> {
+        let running = self.registry.get(name).ok_or_else(|| DeployError::Unknown(name.to_owned()))?;
+        let deployments = self.store.deployments().map_err(registry_error)?;
+        let mut stack = deployments.plugins.get(name).map(|h| h.stack.clone()).unwrap_or_default();
+        if stack.is_empty() {
+            stack.push(Record {
+                version: running.version.clone(),
+                sha256: running.sha256.clone(),
+                deployed_at: String::new(),
+            });
+        }
+        stack.reverse();
+        Ok(stack)
+    }
+}
+
+async fn applied_migrations(plugin: &crate::plugin::Plugin) -> Result<Vec<i64>, StorageError> {
+    let mut tx = plugin.db.begin(TxMode::ReadOnly).await?;
+    let rows = tx.host_query("SELECT version FROM _sqlx_migrations", &[]).await?;
+    tx.rollback().await?;
+    Ok((0..rows.rows.len()).map(|i| cell(&rows, i, "version").as_i64()).collect())
+}
+
+fn refuse_destructive(
+    files: &[(String, String)],
+    kind: crate::storage::BackendKind,
+    applied: &[i64],
+) -> Result<(), DeployError> {
+    let planned = plan(files, kind).map_err(|e| DeployError::Load(PluginLoadError::Migration(e)))?;
+    for p in planned.iter().filter(|p| !applied.contains(&p.migration.version)) {
+        if checks::is_contract(&p.migration.sql) {
+            continue;
+        }
+        if let Some(statement) = checks::destructive_statement(&p.migration.sql) {
+            return Err(DeployError::Destructive {
+                file: p.file.clone(),
+                statement,
+            });
+        }
+    }
+    Ok(())
+}
