@@ -3,15 +3,13 @@
 //! invariant of ARCHITECTURE.md §10 is checked through each context's own API.
 mod common;
 
-use common::{TestApp, config, drop_postgres, postgres_config};
+use common::{SHOP, TestApp, config, drop_postgres, postgres_config};
 use futures_util::future::join_all;
 use mercato::config::Config;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-
-const SHOP: [&str; 5] = ["products", "orders", "inventory", "payments", "coupons"];
 
 struct Shop {
     app: TestApp,

@@ -49,9 +49,13 @@ async fn count(db: &Database) -> i64 {
 
 /// The behaviour every backend must share.
 async fn conformance(db: Database) {
-    migrate::run("conf", &db, &migrations(), Mode::Forward).await.unwrap();
+    migrate::run("conf", &db, &migrations(), Mode::Forward)
+        .await
+        .unwrap();
     // Applying the same migrations again is a no-op.
-    migrate::run("conf", &db, &migrations(), Mode::Forward).await.unwrap();
+    migrate::run("conf", &db, &migrations(), Mode::Forward)
+        .await
+        .unwrap();
 
     // Every value type round-trips through `$n` placeholders.
     let mut tx = db.begin(TxMode::ReadWrite).await.unwrap();

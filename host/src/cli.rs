@@ -102,7 +102,8 @@ pub struct Remote {
 
 impl Remote {
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let request = reqwest::Client::new().request(method, format!("{}{path}", self.url.trim_end_matches('/')));
+        let request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url.trim_end_matches('/')));
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -112,7 +113,10 @@ impl Remote {
 
 /// Sends a request and prints the JSON answer; a refusal becomes the error.
 async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<()> {
-    let response = request.send().await.map_err(|e| anyhow::anyhow!("cannot reach the host: {e}"))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the host: {e}"))?;
     let status = response.status();
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     if !status.is_success() {
@@ -162,28 +166,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             serve(args.into_config()?, watch).await
         }
         Command::Demo { data_dir } => crate::demo::run(data_dir).await,
-        Command::Deploy { file, name, key, remote } => {
-            let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+        Command::Deploy {
+            file,
+            name,
+            key,
+            remote,
+        } => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
             let name = match name {
                 Some(n) => n,
                 None => file
                     .file_stem()
                     .and_then(|s| s.to_str())
                     .map(|s| s.replace('_', "-"))
-                    .ok_or_else(|| anyhow::anyhow!("cannot derive a plugin name from {}; pass --name", file.display()))?,
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "cannot derive a plugin name from {}; pass --name",
+                            file.display()
+                        )
+                    })?,
             };
             let mut request = remote
                 .request(reqwest::Method::PUT, &format!("/admin/plugins/{name}"))
                 .header("content-type", "application/wasm");
             if let Some(key) = key {
-                let secret = std::fs::read_to_string(&key).map_err(|e| anyhow::anyhow!("reading {}: {e}", key.display()))?;
-                let signature = crate::deploy::signing::sign(&secret, &bytes).map_err(anyhow::Error::msg)?;
+                let secret = std::fs::read_to_string(&key)
+                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", key.display()))?;
+                let signature =
+                    crate::deploy::signing::sign(&secret, &bytes).map_err(anyhow::Error::msg)?;
                 request = request.header("x-mercato-signature", signature);
             }
             send(request.body(bytes)).await
         }
         Command::Rollback { plugin, remote } => {
-            send(remote.request(reqwest::Method::POST, &format!("/admin/plugins/{plugin}/rollback"))).await
+            send(remote.request(
+                reqwest::Method::POST,
+                &format!("/admin/plugins/{plugin}/rollback"),
+            ))
+            .await
         }
         Command::Plugins { plugin, remote } => {
             let path = match plugin {
@@ -193,9 +214,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             send(remote.request(reqwest::Method::GET, &path)).await
         }
         Command::Keygen { file } => {
-            let (secret, public) = crate::deploy::signing::generate().map_err(anyhow::Error::msg)?;
-            std::fs::write(&file, secret).map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
-            println!("secret key written to {}\npublic key (add to trusted_keys): {public}", file.display());
+            let (secret, public) =
+                crate::deploy::signing::generate().map_err(anyhow::Error::msg)?;
+            std::fs::write(&file, secret)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
+            println!(
+                "secret key written to {}\npublic key (add to trusted_keys): {public}",
+                file.display()
+            );
             Ok(())
         }
     }

@@ -168,14 +168,20 @@ impl Host {
                 source,
             };
             // A deployed version of this plugin takes precedence over the shipped one.
-            if component.name.as_ref().is_some_and(|n| host.registry.get(n).is_some()) {
+            if component
+                .name
+                .as_ref()
+                .is_some_and(|n| host.registry.get(n).is_some())
+            {
                 continue;
             }
             let candidate = host.prepare(&component.bytes).await.map_err(failed)?;
             if host.registry.get(&candidate.name).is_some() {
                 continue;
             }
-            host.activate(candidate, Mode::Forward).await.map_err(failed)?;
+            host.activate(candidate, Mode::Forward)
+                .await
+                .map_err(failed)?;
         }
         let tasks = host.router.ensure(&host);
         host.tasks.lock().expect("tasks poisoned").extend(tasks);
@@ -192,7 +198,10 @@ impl Host {
             let Some(current) = history.stack.last() else {
                 continue;
             };
-            let origin = format!("deployed plugin `{name}` {} ({})", current.version, current.sha256);
+            let origin = format!(
+                "deployed plugin `{name}` {} ({})",
+                current.version, current.sha256
+            );
             let failed = |source| StartError::Plugin {
                 origin: origin.clone(),
                 source,
@@ -203,7 +212,9 @@ impl Host {
                 .map_err(|e| failed(PluginLoadError::Duplicate(e.to_string())))?;
             let candidate = self.prepare(&bytes).await.map_err(failed)?;
             // A rolled-back version runs on the newer version's expanded schema.
-            self.activate(candidate, Mode::AllowNewerSchema).await.map_err(failed)?;
+            self.activate(candidate, Mode::AllowNewerSchema)
+                .await
+                .map_err(failed)?;
         }
         Ok(())
     }
@@ -238,14 +249,19 @@ impl Host {
                 manifest.name
             )));
         }
-        if matches!(manifest.name.as_str(), "admin" | "healthz" | "readyz" | "metrics" | "openapi.json") {
+        if matches!(
+            manifest.name.as_str(),
+            "admin" | "healthz" | "readyz" | "metrics" | "openapi.json"
+        ) {
             return Err(PluginLoadError::Manifest(format!(
                 "plugin name `{}` is reserved for host routes",
                 manifest.name
             )));
         }
         if manifest.version.trim().is_empty() {
-            return Err(PluginLoadError::Manifest("version must not be empty".into()));
+            return Err(PluginLoadError::Manifest(
+                "version must not be empty".into(),
+            ));
         }
         let subscriptions = manifest
             .subscriptions
@@ -253,7 +269,8 @@ impl Host {
             .map(|s| Pattern::parse(s))
             .collect::<Result<Vec<_>, _>>()
             .map_err(PluginLoadError::Manifest)?;
-        let openapi = crate::http::parse_fragment(&manifest.openapi).map_err(PluginLoadError::Manifest)?;
+        let openapi =
+            crate::http::parse_fragment(&manifest.openapi).map_err(PluginLoadError::Manifest)?;
         Ok(Candidate {
             name: manifest.name.clone(),
             bytes: bytes.to_vec(),
@@ -267,7 +284,11 @@ impl Host {
     /// Migrates the candidate's database and makes it the version new calls
     /// use. A plugin that is already running keeps its database, outbox head
     /// and in-flight idempotency keys; calls in flight finish on the old version.
-    pub async fn activate(&self, candidate: Candidate, mode: Mode) -> Result<Arc<Plugin>, PluginLoadError> {
+    pub async fn activate(
+        &self,
+        candidate: Candidate,
+        mode: Mode,
+    ) -> Result<Arc<Plugin>, PluginLoadError> {
         let name = candidate.name.clone();
         let storage_error = |source| PluginLoadError::Storage {
             plugin: name.clone(),
@@ -282,7 +303,9 @@ impl Host {
         // Every version that ever served is kept, so a rollback can return to it.
         self.store
             .put(&candidate.sha256, &candidate.bytes)
-            .map_err(|e| storage_error(StorageError::Setup(format!("storing the component: {e}"))))?;
+            .map_err(|e| {
+                storage_error(StorageError::Setup(format!("storing the component: {e}")))
+            })?;
         let (head, inflight_keys) = match &running {
             Some(p) => (p.head.clone(), p.inflight_keys.clone()),
             None => (

@@ -7,8 +7,8 @@
 //! changed refuses to load.
 use crate::storage::schema::host_tables_ddl;
 use crate::storage::{BackendKind, Database, StorageError};
-use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::Executor;
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use std::borrow::Cow;
 
 /// Why a plugin's migrations could not be applied.
@@ -61,7 +61,10 @@ pub(crate) struct Planned {
     pub(crate) migration: Migration,
 }
 
-pub(crate) fn plan(files: &[(String, String)], kind: BackendKind) -> Result<Vec<Planned>, MigrationError> {
+pub(crate) fn plan(
+    files: &[(String, String)],
+    kind: BackendKind,
+) -> Result<Vec<Planned>, MigrationError> {
     let mut planned: Vec<Planned> = Vec::new();
     for (file, sql) in files {
         let stem = file
@@ -136,7 +139,9 @@ pub async fn run(
                 .connect(&sqlite.sqlx_url())
                 .await
                 .map_err(StorageError::from)?;
-            pool.execute(sqlx::raw_sql(&ddl)).await.map_err(StorageError::from)?;
+            pool.execute(sqlx::raw_sql(&ddl))
+                .await
+                .map_err(StorageError::from)?;
             let result = migrator.run(&pool).await;
             pool.close().await;
             result
@@ -147,7 +152,9 @@ pub async fn run(
                 .connect_with(pg.admin_options())
                 .await
                 .map_err(StorageError::from)?;
-            pool.execute(sqlx::raw_sql(&ddl)).await.map_err(StorageError::from)?;
+            pool.execute(sqlx::raw_sql(&ddl))
+                .await
+                .map_err(StorageError::from)?;
             let result = migrator.run(&pool).await;
             if result.is_ok() {
                 let mut conn = pool.acquire().await.map_err(StorageError::from)?;

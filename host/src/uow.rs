@@ -354,7 +354,10 @@ pub(crate) async fn record_consumed(
         }
         Delivery::Scheduled | Delivery::DeadLetter => {
             tx.host_execute(
-                &format!("DELETE FROM {} WHERE event_id = $1", pending_table(delivery)),
+                &format!(
+                    "DELETE FROM {} WHERE event_id = $1",
+                    pending_table(delivery)
+                ),
                 &[SqlValue::Text(event.id.clone())],
             )
             .await?;

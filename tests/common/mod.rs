@@ -5,9 +5,9 @@
 use mercato::config::{Config, EventsConfig, StorageConfig};
 use mercato::host::{Component, Host};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct TestApp {
     pub host: Host,
@@ -37,6 +37,7 @@ pub fn components(names: &[&str]) -> Vec<Component> {
         .iter()
         .map(|name| Component {
             origin: format!("test plugin {name}"),
+            name: None,
             bytes: std::fs::read(mercato::artifacts::path(name)).expect("plugin artifact"),
         })
         .collect()
@@ -161,4 +162,92 @@ impl TestApp {
 pub fn sqlite_count(data_dir: &Path, plugin: &str, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open(data_dir.join(format!("{plugin}.db"))).unwrap();
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+// ---- shop and hot-swap helpers ----
+
+pub fn component(name: &str) -> Vec<u8> {
+    std::fs::read(mercato::artifacts::path(name)).expect("built component")
+}
+
+pub async fn put_component(
+    app: &TestApp,
+    plugin: &str,
+    bytes: Vec<u8>,
+    signature: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut req = app
+        .client
+        .put(format!("{}/admin/plugins/{plugin}", app.url))
+        .header("content-type", "application/wasm")
+        .body(bytes);
+    if let Some(sig) = signature {
+        req = req.header("x-mercato-signature", sig);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn plugin_version(app: &TestApp, name: &str) -> (String, String) {
+    let (_, plugins) = app.get("/admin/plugins").await;
+    let p = plugins["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not loaded"))
+        .clone();
+    (
+        p["version"].as_str().unwrap().to_owned(),
+        p["sha256"].as_str().unwrap().to_owned(),
+    )
+}
+
+pub fn shop_config(dir: &std::path::Path) -> Config {
+    let mut config = config(dir);
+    config.limits.deadline_ms = 10_000;
+    config.max_instances = 256;
+    config
+}
+
+pub const SHOP: [&str; 5] = ["products", "orders", "inventory", "payments", "coupons"];
+
+pub async fn seed(app: &TestApp, sku: &str, on_hand: i64) {
+    let (status, body) = app
+        .post(
+            "/products",
+            &json!({ "sku": sku, "name": sku, "price_minor": 1_000, "currency": "EUR" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .post(
+            "/inventory/items",
+            &json!({ "sku": sku, "on_hand": on_hand }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.drain().await;
+}
+
+pub async fn place(app: &TestApp, sku: &str, buyer: &str) -> String {
+    let (status, body) = app
+        .post("/orders", &json!({ "buyer_id": buyer, "currency": "EUR", "items": [{ "sku": sku, "quantity": 1 }] }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// Polls until `check` holds; returns how long it took.
+pub async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
+        tokio::task::yield_now().await;
+    }
+    started.elapsed()
 }

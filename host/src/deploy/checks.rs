@@ -91,7 +91,11 @@ mod tests {
 
     #[test]
     fn the_marker_must_lead_the_file() {
-        assert!(is_contract("\n-- mercato:contract\nALTER TABLE t DROP COLUMN c;"));
-        assert!(!is_contract("ALTER TABLE t DROP COLUMN c;\n-- mercato:contract"));
+        assert!(is_contract(
+            "\n-- mercato:contract\nALTER TABLE t DROP COLUMN c;"
+        ));
+        assert!(!is_contract(
+            "ALTER TABLE t DROP COLUMN c;\n-- mercato:contract"
+        ));
     }
 }

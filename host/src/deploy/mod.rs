@@ -11,7 +11,7 @@ pub mod store;
 mod watch;
 
 pub use checks::CONTRACT_MARKER;
-pub use watch::watch;
+pub use watch::{Watcher, watch};
 
 use crate::host::{Host, PluginLoadError};
 use crate::migrate::{Mode, plan};
@@ -63,8 +63,12 @@ impl DeployError {
         match self {
             DeployError::Signature(signing::SignatureError::Missing) => (401, "unsigned_component"),
             DeployError::Signature(_) => (403, "bad_signature"),
-            DeployError::Load(PluginLoadError::Load(LoadError::NotAComponent(_))) => (400, "not_a_component"),
-            DeployError::Load(PluginLoadError::Load(LoadError::ForbiddenImport(_))) => (422, "forbidden_import"),
+            DeployError::Load(PluginLoadError::Load(LoadError::NotAComponent(_))) => {
+                (400, "not_a_component")
+            }
+            DeployError::Load(PluginLoadError::Load(LoadError::ForbiddenImport(_))) => {
+                (422, "forbidden_import")
+            }
             DeployError::Load(PluginLoadError::Load(_)) => (422, "wrong_world"),
             DeployError::Load(PluginLoadError::Manifest(_)) => (422, "invalid_manifest"),
             DeployError::Load(PluginLoadError::Migration(_)) => (422, "migration_failed"),
@@ -100,7 +104,12 @@ fn registry_error(e: std::io::Error) -> DeployError {
 
 impl Host {
     /// Deploys `bytes` as the new version of plugin `expected` (any name when `None`).
-    pub async fn deploy(&self, expected: Option<&str>, bytes: &[u8], signature: Option<&str>) -> Result<Switched, DeployError> {
+    pub async fn deploy(
+        &self,
+        expected: Option<&str>,
+        bytes: &[u8],
+        signature: Option<&str>,
+    ) -> Result<Switched, DeployError> {
         signing::verify(&self.trusted_keys, bytes, signature)?;
         let candidate = self.prepare(bytes).await?;
         if let Some(expected) = expected
@@ -115,8 +124,14 @@ impl Host {
         let _deploying = self.deploying.lock().await;
         let running = self.registry.get(&candidate.name);
         if let Some(running) = &running {
-            let applied = applied_migrations(running).await.map_err(|e| DeployError::Registry(e.to_string()))?;
-            refuse_destructive(&candidate.manifest().migrations, running.db.kind(), &applied)?;
+            let applied = applied_migrations(running)
+                .await
+                .map_err(|e| DeployError::Registry(e.to_string()))?;
+            refuse_destructive(
+                &candidate.manifest().migrations,
+                running.db.kind(),
+                &applied,
+            )?;
         }
         let name = candidate.name.clone();
         let plugin = self.activate(candidate, Mode::Forward).await?;
@@ -178,9 +193,16 @@ impl Host {
 
     /// The versions of `name`, newest first; the first one serves.
     pub fn versions(&self, name: &str) -> Result<Vec<Record>, DeployError> {
-        let running = self.registry.get(name).ok_or_else(|| DeployError::Unknown(name.to_owned()))?;
+        let running = self
+            .registry
+            .get(name)
+            .ok_or_else(|| DeployError::Unknown(name.to_owned()))?;
         let deployments = self.store.deployments().map_err(registry_error)?;
-        let mut stack = deployments.plugins.get(name).map(|h| h.stack.clone()).unwrap_or_default();
+        let mut stack = deployments
+            .plugins
+            .get(name)
+            .map(|h| h.stack.clone())
+            .unwrap_or_default();
         if stack.is_empty() {
             stack.push(Record {
                 version: running.version.clone(),
@@ -195,9 +217,13 @@ impl Host {
 
 async fn applied_migrations(plugin: &crate::plugin::Plugin) -> Result<Vec<i64>, StorageError> {
     let mut tx = plugin.db.begin(TxMode::ReadOnly).await?;
-    let rows = tx.host_query("SELECT version FROM _sqlx_migrations", &[]).await?;
+    let rows = tx
+        .host_query("SELECT version FROM _sqlx_migrations", &[])
+        .await?;
     tx.rollback().await?;
-    Ok((0..rows.rows.len()).map(|i| cell(&rows, i, "version").as_i64()).collect())
+    Ok((0..rows.rows.len())
+        .map(|i| cell(&rows, i, "version").as_i64())
+        .collect())
 }
 
 fn refuse_destructive(
@@ -205,8 +231,12 @@ fn refuse_destructive(
     kind: crate::storage::BackendKind,
     applied: &[i64],
 ) -> Result<(), DeployError> {
-    let planned = plan(files, kind).map_err(|e| DeployError::Load(PluginLoadError::Migration(e)))?;
-    for p in planned.iter().filter(|p| !applied.contains(&p.migration.version)) {
+    let planned =
+        plan(files, kind).map_err(|e| DeployError::Load(PluginLoadError::Migration(e)))?;
+    for p in planned
+        .iter()
+        .filter(|p| !applied.contains(&p.migration.version))
+    {
         if checks::is_contract(&p.migration.sql) {
             continue;
         }

@@ -7,7 +7,9 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignatureError {
     /// Keys are configured and the upload has no signature.
-    #[error("this host only accepts signed plugins; sign the component and send x-mercato-signature")]
+    #[error(
+        "this host only accepts signed plugins; sign the component and send x-mercato-signature"
+    )]
     Missing,
     /// The signature does not verify against any trusted key.
     #[error("the signature does not match the component under any trusted key")]
@@ -31,7 +33,11 @@ pub fn parse_keys(keys: &[String]) -> Result<Vec<VerifyingKey>, SignatureError> 
 }
 
 /// Checks `signature` over `bytes` when any key is trusted.
-pub fn verify(trusted: &[VerifyingKey], bytes: &[u8], signature: Option<&str>) -> Result<(), SignatureError> {
+pub fn verify(
+    trusted: &[VerifyingKey],
+    bytes: &[u8],
+    signature: Option<&str>,
+) -> Result<(), SignatureError> {
     if trusted.is_empty() {
         return Ok(());
     }
@@ -41,7 +47,10 @@ pub fn verify(trusted: &[VerifyingKey], bytes: &[u8], signature: Option<&str>) -
         .and_then(|b| b.try_into().ok())
         .ok_or(SignatureError::Invalid)?;
     let signature = Signature::from_bytes(&raw);
-    if trusted.iter().any(|key| key.verify_strict(bytes, &signature).is_ok()) {
+    if trusted
+        .iter()
+        .any(|key| key.verify_strict(bytes, &signature).is_ok())
+    {
         Ok(())
     } else {
         Err(SignatureError::Invalid)
@@ -54,7 +63,9 @@ pub fn sign(secret_hex: &str, bytes: &[u8]) -> Result<String, String> {
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or("the signing key must be 32 bytes of hex (see `mercato keygen`)")?;
-    Ok(hex::encode(SigningKey::from_bytes(&secret).sign(bytes).to_bytes()))
+    Ok(hex::encode(
+        SigningKey::from_bytes(&secret).sign(bytes).to_bytes(),
+    ))
 }
 
 /// A new key pair as (secret hex, public hex).
@@ -62,7 +73,10 @@ pub fn generate() -> Result<(String, String), String> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| format!("no randomness: {e}"))?;
     let key = SigningKey::from_bytes(&secret);
-    Ok((hex::encode(secret), hex::encode(key.verifying_key().to_bytes())))
+    Ok((
+        hex::encode(secret),
+        hex::encode(key.verifying_key().to_bytes()),
+    ))
 }
 
 #[cfg(test)]
@@ -76,15 +90,27 @@ mod tests {
         let keys = parse_keys(&[public]).unwrap();
         let signature = sign(&secret, b"component").unwrap();
         assert_eq!(verify(&keys, b"component", Some(&signature)), Ok(()));
-        assert_eq!(verify(&keys, b"component!", Some(&signature)), Err(SignatureError::Invalid));
+        assert_eq!(
+            verify(&keys, b"component!", Some(&signature)),
+            Err(SignatureError::Invalid)
+        );
         let forged = sign(&other_secret, b"component").unwrap();
-        assert_eq!(verify(&keys, b"component", Some(&forged)), Err(SignatureError::Invalid));
-        assert_eq!(verify(&keys, b"component", None), Err(SignatureError::Missing));
+        assert_eq!(
+            verify(&keys, b"component", Some(&forged)),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            verify(&keys, b"component", None),
+            Err(SignatureError::Missing)
+        );
         assert_eq!(verify(&[], b"anything", None), Ok(()));
     }
 
     #[test]
     fn malformed_keys_are_reported() {
-        assert!(matches!(parse_keys(&["abc".into()]), Err(SignatureError::BadKey(_))));
+        assert!(matches!(
+            parse_keys(&["abc".into()]),
+            Err(SignatureError::BadKey(_))
+        ));
     }
 }

@@ -93,19 +93,28 @@ mod tests {
 
     #[test]
     fn artifacts_and_records_survive_a_reopen() {
-        let dir = std::env::temp_dir().join(format!("mercato-store-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("mercato-store-{}", uuid::Uuid::new_v4().simple()));
         let store = Store::new(&dir);
         store.put("abc", b"component").unwrap();
         let mut deployments = Deployments::default();
-        deployments.plugins.entry("orders".into()).or_default().stack.push(Record {
-            version: "2.0.0".into(),
-            sha256: "abc".into(),
-            deployed_at: "2026-01-01T00:00:00.000Z".into(),
-        });
+        deployments
+            .plugins
+            .entry("orders".into())
+            .or_default()
+            .stack
+            .push(Record {
+                version: "2.0.0".into(),
+                sha256: "abc".into(),
+                deployed_at: "2026-01-01T00:00:00.000Z".into(),
+            });
         store.save(&deployments).unwrap();
         let reopened = Store::new(&dir);
         assert_eq!(reopened.get("abc").unwrap(), b"component");
-        assert_eq!(reopened.deployments().unwrap().plugins["orders"].stack[0].version, "2.0.0");
+        assert_eq!(
+            reopened.deployments().unwrap().plugins["orders"].stack[0].version,
+            "2.0.0"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -22,26 +22,50 @@ fn snapshot(dir: &PathBuf) -> HashMap<PathBuf, (SystemTime, u64)> {
         .collect()
 }
 
-/// Watches `dir` until the host shuts down.
-pub async fn watch(host: Host, dir: PathBuf) {
-    tracing::info!(dir = %dir.display(), "watching for plugin changes");
-    let mut seen = snapshot(&dir);
-    loop {
-        tokio::select! {
-            _ = host.cancel.cancelled() => return,
-            _ = tokio::time::sleep(POLL) => {}
-        }
-        let now = snapshot(&dir);
-        for (path, stamp) in &now {
-            if seen.get(path) == Some(stamp) {
-                continue;
-            }
-            let Ok(bytes) = std::fs::read(path) else { continue };
-            match host.deploy(None, &bytes, None).await {
-                Ok(done) => tracing::info!(file = %path.display(), plugin = %done.name, version = %done.current.version, "redeployed"),
-                Err(e) => tracing::error!(file = %path.display(), error = %e, "redeploy refused; the running version keeps serving"),
-            }
-        }
-        seen = now;
+/// Watches a directory; files present when it is created are the baseline.
+pub struct Watcher {
+    dir: PathBuf,
+    seen: HashMap<PathBuf, (SystemTime, u64)>,
+}
+
+impl Watcher {
+    /// Takes the baseline of `dir` now.
+    pub fn new(dir: PathBuf) -> Self {
+        let seen = snapshot(&dir);
+        Watcher { dir, seen }
     }
+
+    /// Deploys changed components until the host shuts down.
+    pub async fn run(mut self, host: Host) {
+        tracing::info!(dir = %self.dir.display(), "watching for plugin changes");
+        loop {
+            tokio::select! {
+                _ = host.cancel.cancelled() => return,
+                _ = tokio::time::sleep(POLL) => {}
+            }
+            let now = snapshot(&self.dir);
+            for (path, stamp) in &now {
+                if self.seen.get(path) == Some(stamp) {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(path) else {
+                    continue;
+                };
+                match host.deploy(None, &bytes, None).await {
+                    Ok(done) => {
+                        tracing::info!(file = %path.display(), plugin = %done.name, version = %done.current.version, "redeployed")
+                    }
+                    Err(e) => {
+                        tracing::error!(file = %path.display(), error = %e, "redeploy refused; the running version keeps serving")
+                    }
+                }
+            }
+            self.seen = now;
+        }
+    }
+}
+
+/// Watches `dir` until the host shuts down (`mercato serve --watch`).
+pub async fn watch(host: Host, dir: PathBuf) {
+    Watcher::new(dir).run(host).await;
 }

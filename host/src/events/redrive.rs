@@ -21,7 +21,11 @@ pub struct RedriveReport {
 
 impl Host {
     /// Redrives `plugin`'s dead letters (all, or those in `event_ids`), oldest first.
-    pub async fn redrive(&self, plugin: &str, event_ids: Option<&[String]>) -> Result<RedriveReport, RedriveError> {
+    pub async fn redrive(
+        &self,
+        plugin: &str,
+        event_ids: Option<&[String]>,
+    ) -> Result<RedriveReport, RedriveError> {
         let subscriber = self
             .registry
             .get(plugin)
@@ -34,7 +38,10 @@ impl Host {
             if event_ids.is_some_and(|ids| !ids.contains(&event.id)) {
                 continue;
             }
-            match self.call_event(&subscriber, &event, 1, Delivery::DeadLetter).await {
+            match self
+                .call_event(&subscriber, &event, 1, Delivery::DeadLetter)
+                .await
+            {
                 Ok(EventOutcome::Handled) => report.redriven.push(event.id),
                 Ok(EventOutcome::AlreadyHandled) => {}
                 Err(error) => {
@@ -82,7 +89,11 @@ async fn dead_letters(db: &crate::storage::Database) -> Result<Vec<OutboxEvent>,
         .collect())
 }
 
-async fn note_failure(db: &crate::storage::Database, event_id: &str, error: &str) -> Result<(), StorageError> {
+async fn note_failure(
+    db: &crate::storage::Database,
+    event_id: &str,
+    error: &str,
+) -> Result<(), StorageError> {
     let mut tx = db.begin(TxMode::ReadWrite).await?;
     tx.host_execute(
         "UPDATE mercato_dead_letters SET error = $1, attempts = attempts + 1, failed_at = $2 WHERE event_id = $3",

@@ -80,7 +80,10 @@ impl Router {
                     continue;
                 };
                 let mut streams = self.streams.lock().expect("router poisoned");
-                if streams.iter().any(|s| s.subscriber == subscriber.name && s.source == source.name) {
+                if streams
+                    .iter()
+                    .any(|s| s.subscriber == subscriber.name && s.source == source.name)
+                {
                     continue;
                 }
                 let stream = Arc::new(Stream {
@@ -89,7 +92,12 @@ impl Router {
                     position: watch::Sender::new(0),
                 });
                 streams.push(stream.clone());
-                tasks.push(tokio::spawn(run_stream(host.clone(), subscriber.name.clone(), source, stream)));
+                tasks.push(tokio::spawn(run_stream(
+                    host.clone(),
+                    subscriber.name.clone(),
+                    source,
+                    stream,
+                )));
             }
             let mut schedules = self.schedules.lock().expect("router poisoned");
             if !schedules.contains_key(&subscriber.name) {
@@ -99,7 +107,11 @@ impl Router {
                     wake: Notify::new(),
                 });
                 schedules.insert(subscriber.name.clone(), schedule.clone());
-                tasks.push(tokio::spawn(run_scheduler(host.clone(), subscriber.name.clone(), schedule)));
+                tasks.push(tokio::spawn(run_scheduler(
+                    host.clone(),
+                    subscriber.name.clone(),
+                    schedule,
+                )));
             }
         }
         let mut marked = self.marked.lock().expect("router poisoned");
@@ -357,7 +369,12 @@ async fn deliver(host: &Host, subscriber: &Arc<Plugin>, event: &OutboxEvent) -> 
     let mut attempt = 1;
     loop {
         match host
-            .call_event(&current(host, &subscriber.name, subscriber), event, attempt, Delivery::Stream)
+            .call_event(
+                &current(host, &subscriber.name, subscriber),
+                event,
+                attempt,
+                Delivery::Stream,
+            )
             .await
         {
             Ok(EventOutcome::Handled | EventOutcome::AlreadyHandled) => {
@@ -417,7 +434,12 @@ async fn run_scheduler(host: Host, name: Arc<str>, schedule: Arc<Schedule>) {
             let attempt = attempts + 1;
             let labels = [&*subscriber.name, event.source.as_str()];
             match host
-                .call_event(&current(&host, &name, &subscriber), &event, attempt, Delivery::Scheduled)
+                .call_event(
+                    &current(&host, &name, &subscriber),
+                    &event,
+                    attempt,
+                    Delivery::Scheduled,
+                )
                 .await
             {
                 Ok(_) => host

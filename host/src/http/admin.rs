@@ -127,17 +127,28 @@ pub(super) async fn deploy(
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::BodyTooLarge(limit))?;
-    let signature = headers.get("x-mercato-signature").and_then(|v| v.to_str().ok());
-    let switched = host.deploy(Some(&name), &bytes, signature).await.map_err(deploy_error)?;
+    let signature = headers
+        .get("x-mercato-signature")
+        .and_then(|v| v.to_str().ok());
+    let switched = host
+        .deploy(Some(&name), &bytes, signature)
+        .await
+        .map_err(deploy_error)?;
     Ok(Json(serde_json::to_value(switched).unwrap_or_default()))
 }
 
-pub(super) async fn rollback(State(host): State<Host>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn rollback(
+    State(host): State<Host>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let switched = host.rollback(&name).await.map_err(deploy_error)?;
     Ok(Json(serde_json::to_value(switched).unwrap_or_default()))
 }
 
-pub(super) async fn versions(State(host): State<Host>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn versions(
+    State(host): State<Host>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let versions = host.versions(&name).map_err(deploy_error)?;
     Ok(Json(json!({ "name": name, "versions": versions })))
 }
@@ -157,7 +168,9 @@ pub(super) async fn redrive(
     let Json(body) = body.map_err(|e| ApiError::BadRequest("invalid_json", e.body_text()))?;
     match host.redrive(&body.plugin, body.event_ids.as_deref()).await {
         Ok(report) => Ok(Json(serde_json::to_value(report).unwrap_or_default())),
-        Err(crate::events::redrive::RedriveError::UnknownPlugin(p)) => Err(ApiError::UnknownPlugin(p)),
+        Err(crate::events::redrive::RedriveError::UnknownPlugin(p)) => {
+            Err(ApiError::UnknownPlugin(p))
+        }
         Err(e) => {
             tracing::error!(error = %e, "redrive failed");
             Err(ApiError::Internal {

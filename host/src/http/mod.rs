@@ -41,9 +41,15 @@ pub fn app(host: Host) -> Router {
         .route("/admin/plugins", get(admin::plugins))
         .route("/admin/events", get(admin::events))
         .route("/admin/plugins/{name}", axum::routing::put(admin::deploy))
-        .route("/admin/plugins/{name}/rollback", axum::routing::post(admin::rollback))
+        .route(
+            "/admin/plugins/{name}/rollback",
+            axum::routing::post(admin::rollback),
+        )
         .route("/admin/plugins/{name}/versions", get(admin::versions))
-        .route("/admin/events/dead-letters/redrive", axum::routing::post(admin::redrive))
+        .route(
+            "/admin/events/dead-letters/redrive",
+            axum::routing::post(admin::redrive),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             host.clone(),
             admin::require_admin,

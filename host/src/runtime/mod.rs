@@ -40,7 +40,9 @@ pub enum LoadError {
     #[error("component does not fit the `mercato:plugin/domain` world: {0}")]
     WrongWorld(String),
     /// It imports interfaces the host does not grant.
-    #[error("component imports interfaces the host does not grant: {0} (plugins may import only mercato:plugin/* and WASI)")]
+    #[error(
+        "component imports interfaces the host does not grant: {0} (plugins may import only mercato:plugin/* and WASI)"
+    )]
     ForbiddenImport(String),
     /// `describe` failed.
     #[error("describe() failed: {0}")]

@@ -9,7 +9,8 @@ use mercato_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-struct Orders;
+/// The plugin; other components can wrap it (see `plugins/testing/`).
+pub struct Orders;
 
 impl Plugin for Orders {
     fn manifest() -> Manifest {
@@ -557,4 +558,5 @@ fn view(o: &Order, version: i64) -> Result<Value, HttpError> {
     }))
 }
 
+#[cfg(feature = "export")]
 mercato_sdk::export_plugin!(Orders);

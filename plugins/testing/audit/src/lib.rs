@@ -5,7 +5,8 @@ use mercato_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
 
-struct Audit;
+/// The plugin; other components can wrap it (see `plugins/testing/`).
+pub struct Audit;
 
 #[derive(Deserialize, Default)]
 struct Script {
@@ -97,4 +98,5 @@ fn seen(req: &Request) -> HttpResult {
     Ok(Response::json(200, &json!({ "events": events })))
 }
 
+#[cfg(feature = "export")]
 mercato_sdk::export_plugin!(Audit);

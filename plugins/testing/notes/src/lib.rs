@@ -5,7 +5,8 @@ use mercato_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-struct Notes;
+/// The plugin; other components can wrap it (see `plugins/testing/`).
+pub struct Notes;
 
 impl Plugin for Notes {
     fn manifest() -> Manifest {
@@ -124,4 +125,5 @@ fn count(_req: &Request) -> HttpResult {
     Ok(Response::json(200, &json!({ "count": n })))
 }
 
+#[cfg(feature = "export")]
 mercato_sdk::export_plugin!(Notes);

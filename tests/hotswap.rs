@@ -1,0 +1,277 @@
+//! Hot swap under traffic: deploy, migrate, switch, roll back — with nothing lost.
+mod common;
+
+use common::{
+    SHOP, TestApp, component, config, place, plugin_version, put_component, seed, shop_config,
+    within,
+};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapping_version_dead_letters_and_a_fix_plus_redrive_handles_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.events.max_attempts = 2;
+    let app = TestApp::start(config, &["notes", "audit", "hostile"]).await;
+    let (status, body) = put_component(&app, "audit", component("audit-trap"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for _ in 0..3 {
+        assert_eq!(
+            app.post("/hostile/emit", &json!({})).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    app.post("/notes/notes", &json!({ "id": "n1", "body": "x" }))
+        .await;
+    app.drain().await;
+    let (_, events) = app.get("/admin/events").await;
+    let letters = events["dead_letters"].as_array().unwrap();
+    assert_eq!(letters.len(), 3, "{events}");
+    assert!(letters.iter().all(|l| l["event_type"] == "Ping"));
+    assert_eq!(
+        app.seen().await.len(),
+        1,
+        "other events are handled by the trapping version"
+    );
+
+    // The fix is the original audit build.
+    let (status, body) = put_component(&app, "audit", component("audit"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, report) = app
+        .post(
+            "/admin/events/dead-letters/redrive",
+            &json!({ "plugin": "audit" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["redriven"].as_array().unwrap().len(), 3, "{report}");
+    let (_, again) = app
+        .post(
+            "/admin/events/dead-letters/redrive",
+            &json!({ "plugin": "audit" }),
+        )
+        .await;
+    assert_eq!(again["redriven"], json!([]));
+    let pings: Vec<Value> = app
+        .seen()
+        .await
+        .into_iter()
+        .filter(|e| e["event_type"] == "Ping")
+        .collect();
+    assert_eq!(pings.len(), 3, "each redriven event handled exactly once");
+    let (_, events) = app.get("/admin/events").await;
+    assert_eq!(events["dead_letters"], json!([]));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_refused_and_the_running_version_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(config(dir.path()), &["notes", "audit"]).await;
+    let before = plugin_version(&app, "notes").await;
+    let cases: [(&str, Vec<u8>, StatusCode, &str, &str); 5] = [
+        (
+            "notes",
+            b"\0asm garbage".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "not_a_component",
+            "component",
+        ),
+        (
+            "notes",
+            component("wrong-world"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wrong_world",
+            "mercato:plugin",
+        ),
+        (
+            "notes",
+            component("forbidden-import"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "forbidden_import",
+            "test:evil/exfil",
+        ),
+        (
+            "notes",
+            component("notes-destructive"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "destructive_migration",
+            "0002_drop_body.sql",
+        ),
+        (
+            "audit",
+            component("notes"),
+            StatusCode::BAD_REQUEST,
+            "name_mismatch",
+            "`notes`",
+        ),
+    ];
+    for (n, (plugin, bytes, status, code, mentions)) in cases.into_iter().enumerate() {
+        let (got, body) = put_component(&app, plugin, bytes, None).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(mentions), "{code}: {message}");
+        // The old version still serves, right after.
+        let (status, _) = app
+            .post(
+                "/notes/notes",
+                &json!({ "id": format!("after-{n}"), "body": "x" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(plugin_version(&app, "notes").await, before);
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_serves_the_deployed_version_and_rollback_works_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
+    seed(&app, "KEEP", 100).await;
+    let id = place(&app, "KEEP", "r").await;
+    let (status, body) = put_component(&app, "orders", component("orders-v2"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.stop().await;
+
+    let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
+    assert_eq!(plugin_version(&app, "orders").await.0, "2.0.0");
+    assert_eq!(app.get(&format!("/orders/{id}")).await.1["channel"], "web");
+    let (_, versions) = app.get("/admin/plugins/orders/versions").await;
+    let versions: Vec<&str> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["2.0.0", "0.1.0"]);
+    let (status, body) = app
+        .request("POST", "/admin/plugins/orders/rollback", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        app.get(&format!("/orders/{id}"))
+            .await
+            .1
+            .get("channel")
+            .is_none()
+    );
+    let (status, body) = app
+        .request("POST", "/admin/plugins/orders/rollback", None, &[])
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("no_previous_version"))
+    );
+    app.stop().await;
+
+    let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
+    assert_eq!(plugin_version(&app, "orders").await.0, "0.1.0");
+    assert_eq!(app.get(&format!("/orders/{id}")).await.0, StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_deploys_need_a_trusted_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let (secret, public) = mercato::deploy::signing::generate().unwrap();
+    let (other, _) = mercato::deploy::signing::generate().unwrap();
+    let mut config = config(dir.path());
+    config.trusted_keys = vec![public];
+    let app = TestApp::start(config, &["notes"]).await;
+    let bytes = component("notes");
+    let (status, body) = put_component(&app, "notes", bytes.clone(), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unsigned_component"))
+    );
+    let forged = mercato::deploy::signing::sign(&other, &bytes).unwrap();
+    let (status, body) = put_component(&app, "notes", bytes.clone(), Some(&forged)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("bad_signature"))
+    );
+    let signature = mercato::deploy::signing::sign(&secret, &bytes).unwrap();
+    let (status, body) = put_component(&app, "notes", bytes, Some(&signature)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_deploys_lists_and_rolls_back_a_running_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
+    let url = app.url.clone();
+    let cli = move |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mercato"))
+            .args(args)
+            .args(["--url", &url])
+            .env_remove("MERCATO_ADMIN_TOKEN")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let v2 = mercato::artifacts::path("orders-v2");
+    let (ok, out) = tokio::task::spawn_blocking({
+        let cli = cli.clone();
+        move || cli(&["deploy", v2, "--name", "orders"])
+    })
+    .await
+    .unwrap();
+    assert!(ok && out.contains("2.0.0"), "{out}");
+    let (ok, out) = tokio::task::spawn_blocking({
+        let cli = cli.clone();
+        move || cli(&["plugins", "orders"])
+    })
+    .await
+    .unwrap();
+    assert!(
+        ok && out.contains("0.1.0") && out.contains("2.0.0"),
+        "{out}"
+    );
+    let (ok, out) = tokio::task::spawn_blocking({
+        let cli = cli.clone();
+        move || cli(&["deploy", v2])
+    })
+    .await
+    .unwrap();
+    assert!(
+        !ok && out.contains("name_mismatch"),
+        "a file named orders_v2 is not plugin orders-v2: {out}"
+    );
+    let (ok, out) = tokio::task::spawn_blocking(move || cli(&["rollback", "orders"]))
+        .await
+        .unwrap();
+    assert!(ok && out.contains("0.1.0"), "{out}");
+    assert_eq!(plugin_version(&app, "orders").await.0, "0.1.0");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_mode_redeploys_a_changed_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let watched = tempfile::tempdir().unwrap();
+    let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
+    let watcher = mercato::deploy::Watcher::new(watched.path().to_owned());
+    tokio::spawn(watcher.run(app.host.clone()));
+    std::fs::copy(
+        mercato::artifacts::path("orders-v2"),
+        watched.path().join("orders.wasm"),
+    )
+    .unwrap();
+    within(Duration::from_secs(20), async || {
+        plugin_version(&app, "orders").await.0 == "2.0.0"
+    })
+    .await;
+    app.stop().await;
+}
