@@ -43,15 +43,7 @@ async fn a_handler_that_fails_three_times_is_retried_with_backoff_and_succeeds()
         "{:?}",
         started.elapsed()
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let prefix =
         r#"mercato_event_deliveries_total{outcome="retry",source="notes",subscriber="audit"}"#;
     assert_eq!(metric(&metrics, prefix), 3, "{metrics}");

@@ -39,15 +39,7 @@ async fn host_routes_report_health_plugins_events_and_metrics() {
         events["subscribers"],
         json!([{ "subscriber": "audit", "source": "notes", "position": 1, "lag": 0 }])
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for expected in [
         r#"mercato_plugin_calls_total{kind="request",outcome="ok",plugin="notes"} 1"#,
         r#"mercato_plugin_calls_total{kind="event",outcome="ok",plugin="audit"} 1"#,

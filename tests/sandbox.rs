@@ -37,15 +37,7 @@ async fn an_infinite_loop_is_stopped_by_the_deadline() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body["error"]["code"], "plugin_timeout", "{body}");
     assert_still_serving(&app).await;
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(
             r#"mercato_plugin_calls_total{kind="request",outcome="timeout",plugin="hostile"} 1"#

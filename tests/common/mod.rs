@@ -140,6 +140,17 @@ impl TestApp {
             .expect("events drained");
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = self
+            .client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap();
+        resp.text().await.unwrap()
+    }
+
     /// Events the audit plugin has recorded.
     pub async fn seen(&self) -> Vec<Value> {
         let (status, body) = self.get("/audit/seen").await;

@@ -69,6 +69,25 @@ impl OutboxEvent {
     }
 }
 
+/// Columns of an event kept outside the outbox (`mercato_scheduled`,
+/// `mercato_dead_letters`), in the order [`held_event`] reads them.
+pub(crate) const HELD_EVENT_COLUMNS: &str =
+    "event_id, source, sequence, event_type, aggregate_id, payload, occurred_at";
+
+/// Row `i` of a query selecting [`HELD_EVENT_COLUMNS`].
+pub(crate) fn held_event(rows: &crate::bindings::Rows, i: usize) -> OutboxEvent {
+    OutboxEvent {
+        id: cell(rows, i, "event_id").as_text(),
+        source: cell(rows, i, "source").as_text(),
+        sequence: cell(rows, i, "sequence").as_i64() as u64,
+        event_type: cell(rows, i, "event_type").as_text(),
+        aggregate_id: cell(rows, i, "aggregate_id").as_text(),
+        payload: cell(rows, i, "payload").as_text(),
+        created_at: cell(rows, i, "occurred_at").as_text(),
+        deliver_after_ms: None,
+    }
+}
+
 /// A subscription: `source.EventType` or `source.*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {

@@ -2,10 +2,10 @@
 //! delivered again to its current version. Each delivery deletes the dead letter
 //! in the handler's own transaction, so a redriven event takes effect once; one
 //! that fails again stays, with its new error.
-use super::OutboxEvent;
+use super::{HELD_EVENT_COLUMNS, OutboxEvent, held_event};
 use crate::bindings::SqlValue;
 use crate::host::Host;
-use crate::storage::{SqlValueExt, StorageError, TxMode, cell};
+use crate::storage::{StorageError, TxMode};
 use crate::uow::{Delivery, EventOutcome};
 
 /// What a redrive did.
@@ -69,24 +69,12 @@ async fn dead_letters(db: &crate::storage::Database) -> Result<Vec<OutboxEvent>,
     let mut tx = db.begin(TxMode::ReadOnly).await?;
     let rows = tx
         .host_query(
-            "SELECT event_id, source, sequence, event_type, aggregate_id, payload, occurred_at \
-             FROM mercato_dead_letters ORDER BY failed_at, source, sequence",
+            &format!("SELECT {HELD_EVENT_COLUMNS} FROM mercato_dead_letters ORDER BY failed_at, source, sequence"),
             &[],
         )
         .await?;
     tx.rollback().await?;
-    Ok((0..rows.rows.len())
-        .map(|i| OutboxEvent {
-            id: cell(&rows, i, "event_id").as_text(),
-            source: cell(&rows, i, "source").as_text(),
-            sequence: cell(&rows, i, "sequence").as_i64() as u64,
-            event_type: cell(&rows, i, "event_type").as_text(),
-            aggregate_id: cell(&rows, i, "aggregate_id").as_text(),
-            payload: cell(&rows, i, "payload").as_text(),
-            created_at: cell(&rows, i, "occurred_at").as_text(),
-            deliver_after_ms: None,
-        })
-        .collect())
+    Ok((0..rows.rows.len()).map(|i| held_event(&rows, i)).collect())
 }
 
 async fn note_failure(

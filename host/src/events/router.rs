@@ -9,7 +9,7 @@
 //! stream into the subscriber's `mercato_scheduled` table and delivered by the
 //! subscriber's *scheduler* task when due. A *marker* task per source stamps
 //! `published_at` once every subscriber has consumed an event.
-use super::OutboxEvent;
+use super::{HELD_EVENT_COLUMNS, OutboxEvent, held_event};
 use crate::bindings::SqlValue;
 use crate::host::Host;
 use crate::plugin::{Plugin, Registry};
@@ -649,25 +649,20 @@ async fn read_due(db: &Database, now_ms: u64) -> Result<Vec<(OutboxEvent, u32)>,
     let mut tx = db.begin(TxMode::ReadOnly).await?;
     let rows = tx
         .host_query(
-            "SELECT event_id, source, sequence, event_type, aggregate_id, payload, occurred_at, attempts \
-             FROM mercato_scheduled WHERE due_at_ms <= $1 ORDER BY due_at_ms, source, sequence LIMIT $2",
+            &format!(
+                "SELECT {HELD_EVENT_COLUMNS}, attempts FROM mercato_scheduled \
+                 WHERE due_at_ms <= $1 ORDER BY due_at_ms, source, sequence LIMIT $2"
+            ),
             &[SqlValue::Integer(now_ms as i64), SqlValue::Integer(BATCH)],
         )
         .await?;
     tx.rollback().await?;
     Ok((0..rows.rows.len())
         .map(|i| {
-            let event = OutboxEvent {
-                id: cell(&rows, i, "event_id").as_text(),
-                source: cell(&rows, i, "source").as_text(),
-                sequence: cell(&rows, i, "sequence").as_i64() as u64,
-                event_type: cell(&rows, i, "event_type").as_text(),
-                aggregate_id: cell(&rows, i, "aggregate_id").as_text(),
-                payload: cell(&rows, i, "payload").as_text(),
-                created_at: cell(&rows, i, "occurred_at").as_text(),
-                deliver_after_ms: None,
-            };
-            (event, cell(&rows, i, "attempts").as_i64() as u32)
+            (
+                held_event(&rows, i),
+                cell(&rows, i, "attempts").as_i64() as u32,
+            )
         })
         .collect())
 }
