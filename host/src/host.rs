@@ -39,6 +39,9 @@ pub enum PluginLoadError {
     /// A plugin with that name is already running.
     #[error("{0}")]
     Duplicate(String),
+    /// The deployed-versions registry on disk could not be read.
+    #[error("plugin registry: {0}")]
+    Registry(String),
 }
 
 /// Why the host could not start.
@@ -192,7 +195,7 @@ impl Host {
     async fn load_deployed(&self) -> Result<(), StartError> {
         let deployments = self.store.deployments().map_err(|e| StartError::Plugin {
             origin: "the plugin registry".into(),
-            source: PluginLoadError::Duplicate(e.to_string()),
+            source: PluginLoadError::Registry(e.to_string()),
         })?;
         for (name, history) in deployments.plugins {
             let Some(current) = history.stack.last() else {
@@ -209,7 +212,7 @@ impl Host {
             let bytes = self
                 .store
                 .get(&current.sha256)
-                .map_err(|e| failed(PluginLoadError::Duplicate(e.to_string())))?;
+                .map_err(|e| failed(PluginLoadError::Registry(e.to_string())))?;
             let candidate = self.prepare(&bytes).await.map_err(failed)?;
             // A rolled-back version runs on the newer version's expanded schema.
             self.activate(candidate, Mode::AllowNewerSchema)
