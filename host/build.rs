@@ -20,16 +20,35 @@ const PLUGINS: &[&str] = &[
     "notes",
     "audit",
     "hostile",
+    // The no-op plugin the benchmark harness (`host/benches/`) calls.
+    "noop",
     // Variants deployed over a running plugin by the hot-swap tests.
     "orders-v2",
     "audit-trap",
     "notes-destructive",
     "wrong-world",
     "forbidden-import",
+    // Coupon rules (`plugins/rules/`).
+    "tiered-spend",
+    "buy-x-get-y",
+    // Rule variants for the rule tests.
+    "rule-hostile",
+    "rule-forbidden-import",
+    "rule-flat-v1",
+    "rule-flat-v2",
 ];
 
 /// Plugins compiled into the `mercato` binary and loaded by `mercato serve`.
-const EMBEDDED: &[&str] = &["products", "orders", "inventory", "payments", "coupons"];
+const EMBEDDED: &[&str] = &[
+    "products",
+    "orders",
+    "inventory",
+    "payments",
+    "coupons",
+    // The example coupon rules, so rule coupons work out of the box.
+    "tiered-spend",
+    "buy-x-get-y",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -158,7 +177,8 @@ fn target_installed() -> bool {
         .exists()
 }
 
-/// The listed plugin crates: `plugins/<name>/` or `plugins/testing/<name>/`.
+/// The listed plugin crates: `plugins/<name>/`, `plugins/testing/<name>/` or
+/// `plugins/rules/<name>/`.
 fn plugin_crates(plugins_dir: &Path) -> Vec<(String, PathBuf)> {
     PLUGINS
         .iter()
@@ -166,6 +186,7 @@ fn plugin_crates(plugins_dir: &Path) -> Vec<(String, PathBuf)> {
             let dir = [
                 plugins_dir.join(name),
                 plugins_dir.join("testing").join(name),
+                plugins_dir.join("rules").join(name),
             ]
             .into_iter()
             .find(|d| d.join("Cargo.toml").exists())

@@ -90,6 +90,8 @@ pub struct Config {
     pub trusted_keys: Vec<String>,
     /// Largest component a deploy may upload, in bytes.
     pub max_component_bytes: usize,
+    /// Coupon-rule limits and pool.
+    pub rules: crate::rules::RulesConfig,
 }
 
 impl Default for Config {
@@ -109,6 +111,7 @@ impl Default for Config {
             shutdown_grace_ms: 10_000,
             trusted_keys: Vec::new(),
             max_component_bytes: 64 << 20,
+            rules: crate::rules::RulesConfig::default(),
         }
     }
 }
@@ -207,6 +210,15 @@ pub struct PartialLimits {
     pub fuel: Option<u64>,
 }
 
+fn overridden(mut limits: Limits, plugin: Option<&PluginConfig>) -> Limits {
+    if let Some(p) = plugin.and_then(|p| p.limits) {
+        limits.memory_mib = p.memory_mib.unwrap_or(limits.memory_mib);
+        limits.deadline_ms = p.deadline_ms.unwrap_or(limits.deadline_ms);
+        limits.fuel = p.fuel.or(limits.fuel);
+    }
+    limits
+}
+
 /// An extra component to load.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -230,13 +242,12 @@ impl Config {
 
     /// Limits for `plugin`: its overrides over the defaults.
     pub fn limits_for(&self, plugin: &str) -> Limits {
-        let mut limits = self.limits;
-        if let Some(p) = self.plugins.get(plugin).and_then(|p| p.limits) {
-            limits.memory_mib = p.memory_mib.unwrap_or(limits.memory_mib);
-            limits.deadline_ms = p.deadline_ms.unwrap_or(limits.deadline_ms);
-            limits.fuel = p.fuel.or(limits.fuel);
-        }
-        limits
+        overridden(self.limits, self.plugins.get(plugin))
+    }
+
+    /// Limits for coupon rule `rule`: its `[plugins.<rule>.limits]` over `[rules.limits]`.
+    pub fn rule_limits_for(&self, rule: &str) -> Limits {
+        overridden(self.rules.limits, self.plugins.get(rule))
     }
 
     /// Storage for `plugin`.
@@ -249,9 +260,14 @@ impl Config {
 
     /// The largest memory limit of any plugin, in bytes (sizes the instance pool).
     pub fn max_memory_bytes(&self) -> usize {
-        let mut max = self.limits.memory_bytes();
+        let mut max = self
+            .limits
+            .memory_bytes()
+            .max(self.rules.limits.memory_bytes());
         for name in self.plugins.keys() {
-            max = max.max(self.limits_for(name).memory_bytes());
+            max = max
+                .max(self.limits_for(name).memory_bytes())
+                .max(self.rule_limits_for(name).memory_bytes());
         }
         max
     }
@@ -276,8 +292,10 @@ impl Config {
                 }
             }
         }
-        let all_limits =
-            std::iter::once(self.limits).chain(self.plugins.keys().map(|n| self.limits_for(n)));
+        let all_limits = std::iter::once(self.limits)
+            .chain(self.plugins.keys().map(|n| self.limits_for(n)))
+            .chain(std::iter::once(self.rules.limits))
+            .chain(self.plugins.keys().map(|n| self.rule_limits_for(n)));
         for l in all_limits {
             if l.memory_mib == 0 || l.memory_mib > 4096 {
                 return Err(ConfigError::Invalid(
@@ -289,6 +307,16 @@ impl Config {
                     "limits.deadline_ms must be positive".into(),
                 ));
             }
+        }
+        if self.rules.limits.fuel.is_none_or(|f| f == 0) {
+            return Err(ConfigError::Invalid(
+                "rules.limits.fuel must be a positive number of instructions".into(),
+            ));
+        }
+        if self.rules.max_instances == 0 {
+            return Err(ConfigError::Invalid(
+                "rules.max_instances must be at least 1".into(),
+            ));
         }
         if self.events.max_attempts == 0 {
             return Err(ConfigError::Invalid(

@@ -3,7 +3,8 @@ use crate::config::Config;
 use crate::events::{Pattern, router::Router, valid_name};
 use crate::metrics::Metrics;
 use crate::migrate::{MigrationError, Mode};
-use crate::plugin::{Plugin, Registry};
+use crate::plugin::{Kind, Plugin, Registry};
+use crate::rules::{Rule, RuleSandbox, Rules};
 use crate::runtime::{EngineConfig, LoadError, Sandbox};
 use crate::storage::postgres::PgDb;
 use crate::storage::sqlite::SqliteDb;
@@ -67,18 +68,41 @@ pub enum StartError {
 pub struct Candidate {
     /// Name from its manifest.
     pub name: String,
+    /// Version from its manifest.
+    pub version: String,
     /// sha256 of its bytes, hex.
     pub sha256: String,
     bytes: Vec<u8>,
-    subscriptions: Vec<Pattern>,
-    openapi: serde_json::Value,
-    compiled: crate::runtime::Compiled,
+    kind: Prepared,
+}
+
+/// What each kind of component brings.
+enum Prepared {
+    Domain {
+        subscriptions: Vec<Pattern>,
+        openapi: serde_json::Value,
+        compiled: crate::runtime::Compiled,
+    },
+    Rule {
+        compiled: crate::rules::CompiledRule,
+    },
 }
 
 impl Candidate {
-    /// The manifest it reported.
-    pub fn manifest(&self) -> &crate::bindings::Manifest {
-        &self.compiled.manifest
+    /// A domain plugin or a coupon rule.
+    pub fn kind(&self) -> Kind {
+        match self.kind {
+            Prepared::Domain { .. } => Kind::Domain,
+            Prepared::Rule { .. } => Kind::Rule,
+        }
+    }
+
+    /// Its migrations (a rule has none).
+    pub fn migrations(&self) -> &[(String, String)] {
+        match &self.kind {
+            Prepared::Domain { compiled, .. } => &compiled.manifest.migrations,
+            Prepared::Rule { .. } => &[],
+        }
     }
 }
 
@@ -114,6 +138,8 @@ pub struct HostInner {
     pub sandbox: Sandbox,
     /// Running plugins.
     pub registry: Registry,
+    /// Running coupon rules (their names are taken from the same space).
+    pub rules: Arc<Rules>,
     /// Metrics.
     pub metrics: Metrics,
     /// Event router.
@@ -147,8 +173,17 @@ impl Host {
         let sandbox = Sandbox::new(&EngineConfig {
             max_instances: config.max_instances,
             max_memory_bytes: config.max_memory_bytes(),
+            rule_instances: config.rules.max_instances,
         })
         .map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let rule_sandbox = RuleSandbox::new(sandbox.engine().clone(), config.rules.max_instances)
+            .map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let metrics = Metrics::new();
+        let rules = Arc::new(Rules::new(
+            rule_sandbox,
+            &config.rules,
+            metrics.rules.clone(),
+        ));
         let trusted_keys = crate::deploy::signing::parse_keys(&config.trusted_keys)
             .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e.to_string())))?;
         let host = Host(Arc::new(HostInner {
@@ -158,7 +193,8 @@ impl Host {
             config,
             sandbox,
             registry: Registry::default(),
-            metrics: Metrics::new(),
+            rules,
+            metrics,
             router: Router::default(),
             cancel: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
@@ -171,15 +207,11 @@ impl Host {
                 source,
             };
             // A deployed version of this plugin takes precedence over the shipped one.
-            if component
-                .name
-                .as_ref()
-                .is_some_and(|n| host.registry.get(n).is_some())
-            {
+            if component.name.as_ref().is_some_and(|n| host.is_running(n)) {
                 continue;
             }
             let candidate = host.prepare(&component.bytes).await.map_err(failed)?;
-            if host.registry.get(&candidate.name).is_some() {
+            if host.is_running(&candidate.name) {
                 continue;
             }
             host.activate(candidate, Mode::Forward)
@@ -228,71 +260,125 @@ impl Host {
         self.tasks.lock().expect("tasks poisoned").extend(tasks);
     }
 
-    /// Compiles, checks, migrates and registers one plugin component.
-    pub async fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, PluginLoadError> {
-        let candidate = self.prepare(bytes).await?;
-        if self.registry.get(&candidate.name).is_some() {
-            return Err(PluginLoadError::Duplicate(format!(
-                "a plugin named `{}` is already loaded",
-                candidate.name
-            )));
-        }
-        self.activate(candidate, Mode::Forward).await
+    /// True when a plugin or a rule named `name` is running.
+    pub fn is_running(&self, name: &str) -> bool {
+        self.registry.get(name).is_some() || self.rules.get(name).is_some()
     }
 
     /// Compiles a component (off the async workers), checks that it fits the
-    /// `domain` world and imports nothing else, and validates its manifest.
+    /// `domain` or the `coupon-rule` world and imports nothing else, and
+    /// validates its manifest.
     pub async fn prepare(&self, bytes: &[u8]) -> Result<Candidate, PluginLoadError> {
         let sha256 = hex::encode(Sha256::digest(bytes));
-        let compiled = self.sandbox.compile(bytes, self.config.limits).await?;
-        let manifest = compiled.manifest.clone();
-        if !valid_name(&manifest.name) {
+        let component = self.sandbox.component(bytes).await?;
+        let (name, version, kind) = if self.sandbox.is_rule(&component) {
+            // Limits by name are known only after `describe`; it runs under the defaults.
+            let compiled = self
+                .rules
+                .sandbox()
+                .compile(component, self.config.rules.limits)
+                .await?;
+            let m = &compiled.manifest;
+            (
+                m.name.clone(),
+                m.version.clone(),
+                Prepared::Rule { compiled },
+            )
+        } else {
+            let compiled = self.sandbox.compile(component, self.config.limits).await?;
+            let manifest = &compiled.manifest;
+            let subscriptions = manifest
+                .subscriptions
+                .iter()
+                .map(|s| Pattern::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(PluginLoadError::Manifest)?;
+            let openapi = crate::http::parse_fragment(&manifest.openapi)
+                .map_err(PluginLoadError::Manifest)?;
+            let (name, version) = (manifest.name.clone(), manifest.version.clone());
+            let kind = Prepared::Domain {
+                subscriptions,
+                openapi,
+                compiled,
+            };
+            (name, version, kind)
+        };
+        if !valid_name(&name) {
             return Err(PluginLoadError::Manifest(format!(
-                "plugin name `{}` must be 1-48 lower-case letters, digits or `-`, starting with a letter",
-                manifest.name
+                "plugin name `{name}` must be 1-48 lower-case letters, digits or `-`, starting with a letter"
             )));
         }
         if matches!(
-            manifest.name.as_str(),
+            name.as_str(),
             "admin" | "healthz" | "readyz" | "metrics" | "openapi.json"
         ) {
             return Err(PluginLoadError::Manifest(format!(
-                "plugin name `{}` is reserved for host routes",
-                manifest.name
+                "plugin name `{name}` is reserved for host routes"
             )));
         }
-        if manifest.version.trim().is_empty() {
+        if version.trim().is_empty() {
             return Err(PluginLoadError::Manifest(
                 "version must not be empty".into(),
             ));
         }
-        let subscriptions = manifest
-            .subscriptions
-            .iter()
-            .map(|s| Pattern::parse(s))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(PluginLoadError::Manifest)?;
-        let openapi =
-            crate::http::parse_fragment(&manifest.openapi).map_err(PluginLoadError::Manifest)?;
+        let kind_in_use = match kind {
+            Prepared::Domain { .. } => self.rules.get(&name).map(|_| Kind::Rule),
+            Prepared::Rule { .. } => self.registry.get(&name).map(|_| Kind::Domain),
+        };
+        if let Some(other) = kind_in_use {
+            return Err(PluginLoadError::Duplicate(format!(
+                "the name `{name}` is taken by a running {} plugin",
+                other.as_str()
+            )));
+        }
         Ok(Candidate {
-            name: manifest.name.clone(),
+            name,
+            version,
             bytes: bytes.to_vec(),
             sha256,
-            subscriptions,
-            openapi,
-            compiled,
+            kind,
         })
     }
 
     /// Migrates the candidate's database and makes it the version new calls
     /// use. A plugin that is already running keeps its database, outbox head
     /// and in-flight idempotency keys; calls in flight finish on the old version.
-    pub async fn activate(
-        &self,
-        candidate: Candidate,
-        mode: Mode,
-    ) -> Result<Arc<Plugin>, PluginLoadError> {
-        let name = candidate.name.clone();
+    pub async fn activate(&self, candidate: Candidate, mode: Mode) -> Result<(), PluginLoadError> {
+        let Candidate {
+            name,
+            version,
+            sha256,
+            bytes,
+            kind,
+        } = candidate;
+        // Every version that ever served is kept, so a rollback can return to it.
+        self.store
+            .put(&sha256, &bytes)
+            .map_err(|e| PluginLoadError::Storage {
+                plugin: name.clone(),
+                source: StorageError::Setup(format!("storing the component: {e}")),
+            })?;
+        let (subscriptions, openapi, compiled) = match kind {
+            Prepared::Rule { compiled } => {
+                let rule = Arc::new(Rule {
+                    name: name.as_str().into(),
+                    version,
+                    description: compiled.manifest.description.clone(),
+                    sha256,
+                    limits: self.config.rule_limits_for(&name),
+                    compiled,
+                    stats: Default::default(),
+                });
+                self.rules.put(rule.clone());
+                tracing::info!(rule = %rule.name, version = %rule.version, sha256 = %rule.sha256, "coupon rule active");
+                return Ok(());
+            }
+            Prepared::Domain {
+                subscriptions,
+                openapi,
+                compiled,
+            } => (subscriptions, openapi, compiled),
+        };
         let storage_error = |source| PluginLoadError::Storage {
             plugin: name.clone(),
             source,
@@ -302,13 +388,7 @@ impl Host {
             Some(p) => p.db.clone(),
             None => self.open_database(&name).await.map_err(storage_error)?,
         };
-        crate::migrate::run(&name, &db, &candidate.compiled.manifest.migrations, mode).await?;
-        // Every version that ever served is kept, so a rollback can return to it.
-        self.store
-            .put(&candidate.sha256, &candidate.bytes)
-            .map_err(|e| {
-                storage_error(StorageError::Setup(format!("storing the component: {e}")))
-            })?;
+        crate::migrate::run(&name, &db, &compiled.manifest.migrations, mode).await?;
         let (head, inflight_keys) = match &running {
             Some(p) => (p.head.clone(), p.inflight_keys.clone()),
             None => (
@@ -318,19 +398,19 @@ impl Host {
         };
         let plugin = Arc::new(Plugin {
             name: name.as_str().into(),
-            version: candidate.compiled.manifest.version.clone(),
-            sha256: candidate.sha256,
-            subscriptions: candidate.subscriptions,
-            openapi: candidate.openapi,
+            version,
+            sha256,
+            subscriptions,
+            openapi,
             limits: self.config.limits_for(&name),
-            compiled: candidate.compiled,
+            compiled,
             db,
             head,
             inflight_keys,
         });
         self.registry.put(plugin.clone());
         tracing::info!(plugin = %plugin.name, version = %plugin.version, sha256 = %plugin.sha256, "plugin active");
-        Ok(plugin)
+        Ok(())
     }
 
     async fn open_database(&self, plugin: &str) -> Result<Database, StorageError> {

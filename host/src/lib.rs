@@ -37,6 +37,7 @@ pub mod http;
 pub mod metrics;
 pub mod migrate;
 pub mod plugin;
+pub mod rules;
 pub mod runtime;
 pub mod storage;
 pub mod uow;

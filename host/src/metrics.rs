@@ -18,6 +18,81 @@ pub struct Metrics {
     pub outbox_lag: IntGaugeVec,
     /// Unpublished events in each plugin's outbox.
     pub outbox_depth: IntGaugeVec,
+    /// Coupon-rule evaluations.
+    pub rules: RuleMetrics,
+}
+
+/// Metrics of coupon-rule evaluations (handles shared with the host's registry).
+#[derive(Clone)]
+pub struct RuleMetrics {
+    /// Evaluations by rule, version and outcome (`ok` or a rejection code).
+    pub evaluations: IntCounterVec,
+    /// Fuel per evaluation, by rule.
+    pub fuel: HistogramVec,
+    /// Evaluation latency, by rule.
+    pub seconds: HistogramVec,
+    /// Rejections by rule and reason code.
+    pub rejections: IntCounterVec,
+}
+
+impl RuleMetrics {
+    fn new() -> Self {
+        RuleMetrics {
+            evaluations: IntCounterVec::new(
+                Opts::new(
+                    "mercato_rule_evaluations_total",
+                    "Coupon-rule evaluations by outcome (ok or a rejection code)",
+                ),
+                &["rule", "version", "outcome"],
+            )
+            .expect("valid metric"),
+            fuel: HistogramVec::new(
+                HistogramOpts::new(
+                    "mercato_rule_fuel_used",
+                    "Fuel (about one per wasm instruction) per coupon-rule evaluation",
+                )
+                .buckets(vec![1e3, 1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 1e8]),
+                &["rule"],
+            )
+            .expect("valid metric"),
+            seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "mercato_rule_duration_seconds",
+                    "Coupon-rule evaluation latency, instantiate to answer",
+                )
+                .buckets(vec![
+                    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                    0.01, 0.025, 0.05, 0.1,
+                ]),
+                &["rule"],
+            )
+            .expect("valid metric"),
+            rejections: IntCounterVec::new(
+                Opts::new(
+                    "mercato_rule_rejections_total",
+                    "Coupons rejected by a rule or its limits, by reason code",
+                ),
+                &["rule", "reason"],
+            )
+            .expect("valid metric"),
+        }
+    }
+
+    /// Records one evaluation that ran (or was refused before running).
+    pub fn evaluated(&self, rule: &str, version: &str, outcome: &str, fuel: u64, micros: u64) {
+        self.evaluations
+            .with_label_values(&[rule, version, outcome])
+            .inc();
+        self.fuel.with_label_values(&[rule]).observe(fuel as f64);
+        self.seconds
+            .with_label_values(&[rule])
+            .observe(micros as f64 / 1e6);
+    }
+
+    /// Counts one rejection.
+    pub fn rejected(&self, rule: &str, reason: &str) {
+        self.rejections.with_label_values(&[rule, reason]).inc();
+    }
 }
 
 impl Metrics {
@@ -73,8 +148,13 @@ impl Metrics {
             &["plugin"],
         )
         .expect("valid metric");
+        let rules = RuleMetrics::new();
         for c in [
-            Box::new(calls.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(rules.evaluations.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(rules.fuel.clone()),
+            Box::new(rules.seconds.clone()),
+            Box::new(rules.rejections.clone()),
+            Box::new(calls.clone()),
             Box::new(call_seconds.clone()),
             Box::new(deliveries.clone()),
             Box::new(in_flight.clone()),
@@ -91,6 +171,7 @@ impl Metrics {
             in_flight,
             outbox_lag,
             outbox_depth,
+            rules,
         }
     }
 

@@ -6,6 +6,25 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 
+/// What a component is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A bounded context (`world domain`).
+    Domain,
+    /// A coupon rule (`world coupon-rule`).
+    Rule,
+}
+
+impl Kind {
+    /// `domain` or `rule`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Domain => "domain",
+            Kind::Rule => "rule",
+        }
+    }
+}
+
 /// One plugin version, compiled and connected to its database.
 pub struct Plugin {
     /// Name from the manifest: HTTP mount point and event source.

@@ -132,7 +132,9 @@ impl Host {
             return answer;
         }
 
-        let state = CallState::new(plugin.name.clone(), Some(tx)).read_only(read_only);
+        let state = CallState::new(plugin.name.clone(), Some(tx))
+            .read_only(read_only)
+            .with_rules(self.rules.clone());
         let (result, mut state, elapsed) = self
             .sandbox
             .call(&plugin.compiled, state, plugin.limits, |instance, store| {
@@ -212,7 +214,8 @@ impl Host {
             return Ok(EventOutcome::AlreadyHandled);
         }
         let wit_event = event.to_wit(attempt);
-        let state = CallState::new(subscriber.name.clone(), Some(tx));
+        let state =
+            CallState::new(subscriber.name.clone(), Some(tx)).with_rules(self.rules.clone());
         let (result, mut state, elapsed) = self
             .sandbox
             .call(

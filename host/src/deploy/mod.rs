@@ -66,9 +66,10 @@ impl DeployError {
             DeployError::Load(PluginLoadError::Load(LoadError::NotAComponent(_))) => {
                 (400, "not_a_component")
             }
-            DeployError::Load(PluginLoadError::Load(LoadError::ForbiddenImport(_))) => {
-                (422, "forbidden_import")
-            }
+            DeployError::Load(PluginLoadError::Load(
+                LoadError::ForbiddenImport(_) | LoadError::RuleForbiddenImport(_),
+            )) => (422, "forbidden_import"),
+            DeployError::Load(PluginLoadError::Duplicate(_)) => (409, "name_taken"),
             DeployError::Load(PluginLoadError::Load(_)) => (422, "wrong_world"),
             DeployError::Load(PluginLoadError::Manifest(_)) => (422, "invalid_manifest"),
             DeployError::Load(PluginLoadError::Migration(_)) => (422, "migration_failed"),
@@ -122,24 +123,20 @@ impl Host {
         }
         // One deploy at a time, so the registry file and the switch stay in step.
         let _deploying = self.deploying.lock().await;
-        let running = self.registry.get(&candidate.name);
-        if let Some(running) = &running {
-            let applied = applied_migrations(running)
+        let running = self.running_version(&candidate.name);
+        if let Some(plugin) = self.registry.get(&candidate.name) {
+            let applied = applied_migrations(&plugin)
                 .await
                 .map_err(|e| DeployError::Registry(e.to_string()))?;
-            refuse_destructive(
-                &candidate.manifest().migrations,
-                running.db.kind(),
-                &applied,
-            )?;
+            refuse_destructive(candidate.migrations(), plugin.db.kind(), &applied)?;
         }
         let name = candidate.name.clone();
-        let plugin = self.activate(candidate, Mode::Forward).await?;
         let record = Record {
-            version: plugin.version.clone(),
-            sha256: plugin.sha256.clone(),
+            version: candidate.version.clone(),
+            sha256: candidate.sha256.clone(),
             deployed_at: crate::clock::now_rfc3339(),
         };
+        self.activate(candidate, Mode::Forward).await?;
         let mut deployments = self.store.deployments().map_err(registry_error)?;
         let history = deployments.plugins.entry(name.clone()).or_default();
         if history.stack.is_empty()
@@ -147,9 +144,8 @@ impl Host {
         {
             // The version that served before the first deploy becomes the rollback target.
             history.stack.push(Record {
-                version: running.version.clone(),
-                sha256: running.sha256.clone(),
                 deployed_at: crate::clock::now_rfc3339(),
+                ..running.clone()
             });
         }
         let previous = history.stack.last().cloned();
@@ -164,10 +160,24 @@ impl Host {
         })
     }
 
+    /// The version of plugin or rule `name` serving now (`deployed_at` empty).
+    fn running_version(&self, name: &str) -> Option<Record> {
+        let (version, sha256) = match (self.registry.get(name), self.rules.get(name)) {
+            (Some(p), _) => (p.version.clone(), p.sha256.clone()),
+            (None, Some(r)) => (r.version.clone(), r.sha256.clone()),
+            (None, None) => return None,
+        };
+        Some(Record {
+            version,
+            sha256,
+            deployed_at: String::new(),
+        })
+    }
+
     /// Returns plugin `name` to the version before the current one.
     pub async fn rollback(&self, name: &str) -> Result<Switched, DeployError> {
         let _deploying = self.deploying.lock().await;
-        if self.registry.get(name).is_none() {
+        if !self.is_running(name) {
             return Err(DeployError::Unknown(name.to_owned()));
         }
         let mut deployments = self.store.deployments().map_err(registry_error)?;
@@ -194,8 +204,7 @@ impl Host {
     /// The versions of `name`, newest first; the first one serves.
     pub fn versions(&self, name: &str) -> Result<Vec<Record>, DeployError> {
         let running = self
-            .registry
-            .get(name)
+            .running_version(name)
             .ok_or_else(|| DeployError::Unknown(name.to_owned()))?;
         let deployments = self.store.deployments().map_err(registry_error)?;
         let mut stack = deployments
@@ -204,11 +213,7 @@ impl Host {
             .map(|h| h.stack.clone())
             .unwrap_or_default();
         if stack.is_empty() {
-            stack.push(Record {
-                version: running.version.clone(),
-                sha256: running.sha256.clone(),
-                deployed_at: String::new(),
-            });
+            stack.push(running);
         }
         stack.reverse();
         Ok(stack)

@@ -2,6 +2,7 @@
 use super::error::ApiError;
 use crate::events::router::{dead_letters, outbox_depth};
 use crate::host::Host;
+use crate::plugin::Kind;
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::header;
@@ -69,13 +70,14 @@ pub(super) async fn require_admin(
 }
 
 pub(super) async fn plugins(State(host): State<Host>) -> Json<Value> {
-    let plugins: Vec<Value> = host
+    let mut plugins: Vec<Value> = host
         .registry
         .all()
         .iter()
         .map(|p| {
             json!({
                 "name": &*p.name,
+                "kind": Kind::Domain.as_str(),
                 "version": p.version,
                 "sha256": p.sha256,
                 "subscriptions": p.subscriptions.iter().map(|s| format!("{}.{}", s.source, s.event_type.as_deref().unwrap_or("*"))).collect::<Vec<_>>(),
@@ -84,6 +86,18 @@ pub(super) async fn plugins(State(host): State<Host>) -> Json<Value> {
             })
         })
         .collect();
+    plugins.extend(host.rules.all().iter().map(|r| {
+        json!({
+            "name": &*r.name,
+            "kind": Kind::Rule.as_str(),
+            "version": r.version,
+            "sha256": r.sha256,
+            "description": r.description,
+            "limits": r.limits,
+            "evaluations": r.stats.to_json(),
+        })
+    }));
+    plugins.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     Json(json!({ "plugins": plugins }))
 }
 

@@ -28,6 +28,8 @@ pub struct EngineConfig {
     pub max_instances: u32,
     /// Largest memory limit any plugin has, in bytes (sizes pool slots).
     pub max_memory_bytes: usize,
+    /// Further slots reserved for coupon-rule evaluations.
+    pub rule_instances: u32,
 }
 
 /// Errors loading a component.
@@ -44,6 +46,14 @@ pub enum LoadError {
         "component imports interfaces the host does not grant: {0} (plugins may import only mercato:plugin/* and WASI)"
     )]
     ForbiddenImport(String),
+    /// A coupon rule imports something other than WASI.
+    #[error(
+        "rule imports interfaces the host does not grant: {0} (a coupon rule may import only WASI, linked with no capabilities)"
+    )]
+    RuleForbiddenImport(String),
+    /// A coupon rule does not export `mercato:plugin/rule`.
+    #[error("component does not fit the `mercato:plugin/coupon-rule` world: {0}")]
+    RuleWrongWorld(String),
     /// `describe` failed.
     #[error("describe() failed: {0}")]
     Describe(String),
@@ -109,10 +119,13 @@ impl Sandbox {
     pub fn new(config: &EngineConfig) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         let slots = config.max_instances.max(1);
-        pool.total_component_instances(slots)
-            .total_core_instances(slots * 4)
-            .total_memories(slots * 2)
-            .total_tables(slots * 4)
+        let total = slots + config.rule_instances;
+        // Interpreters built into components (componentize-py, -js) bring
+        // several core instances, memories and tables of their own.
+        pool.total_component_instances(total)
+            .total_core_instances(total * 8)
+            .total_memories(total * 4)
+            .total_tables(total * 8)
             .max_memory_size(config.max_memory_bytes);
         let mut wasm = Config::new();
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
@@ -152,17 +165,37 @@ impl Sandbox {
         })
     }
 
-    /// Compiles a component, resolves its imports and reads its manifest.
-    /// CPU-heavy: run it off the request path.
-    pub async fn compile(&self, bytes: &[u8], limits: Limits) -> Result<Compiled, LoadError> {
-        // Cranelift takes tens of milliseconds per component: keep it off the
-        // async workers so a deploy never stalls requests.
+    /// The engine, shared with the rule sandbox.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles component bytes. CPU-heavy (Cranelift takes tens of
+    /// milliseconds per component, seconds for an interpreter), so it runs on
+    /// a blocking thread and a deploy never stalls requests.
+    pub async fn component(&self, bytes: &[u8]) -> Result<Component, LoadError> {
         let engine = self.engine.clone();
         let owned = bytes.to_vec();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &owned))
+        tokio::task::spawn_blocking(move || Component::new(&engine, &owned))
             .await
             .map_err(|e| LoadError::NotAComponent(format!("compilation aborted: {e}")))?
-            .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+            .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))
+    }
+
+    /// True when `component` exports the coupon-rule interface.
+    pub fn is_rule(&self, component: &Component) -> bool {
+        component
+            .component_type()
+            .exports(&self.engine)
+            .any(|(name, _)| name.starts_with("mercato:plugin/rule@"))
+    }
+
+    /// Resolves a domain component's imports and reads its manifest.
+    pub async fn compile(
+        &self,
+        component: Component,
+        limits: Limits,
+    ) -> Result<Compiled, LoadError> {
         let forbidden: Vec<String> = component
             .component_type()
             .imports(&self.engine)

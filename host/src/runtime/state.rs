@@ -23,6 +23,8 @@ pub struct CallState {
     pub limiter: CallLimiter,
     /// A read-only call (GET) may not emit events.
     pub read_only: bool,
+    /// The rules the `rules` import may run; `None` while loading.
+    pub rules: Option<Arc<crate::rules::Rules>>,
     wasi: WasiCtx,
     table: ResourceTable,
     stdout: MemoryOutputPipe,
@@ -47,11 +49,18 @@ impl CallState {
             events: Vec::new(),
             limiter: CallLimiter::new(0),
             read_only: false,
+            rules: None,
             wasi,
             table: ResourceTable::new(),
             stdout,
             stderr,
         }
+    }
+
+    /// Lets the call evaluate coupon rules.
+    pub fn with_rules(mut self, rules: Arc<crate::rules::Rules>) -> Self {
+        self.rules = Some(rules);
+        self
     }
 
     /// Marks the call read-only.

@@ -54,12 +54,35 @@ impl Currency {
     }
 }
 
-/// What a coupon takes off: a percentage (1..=100) or a fixed amount (> 0)
-/// in minor units of the coupon's currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a coupon takes off: a percentage (1..=100), a fixed amount (> 0) in
+/// minor units of the coupon's currency, or whatever a coupon-rule component
+/// decides for the cart.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Discount {
     Percent(i64),
     Fixed(i64),
+    Rule(RuleRef),
+}
+
+/// A coupon-rule component and the coupon's config for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleRef {
+    /// The rule's name: 1-48 of `[a-z0-9-]`, starting with a letter.
+    pub name: String,
+    /// Compact JSON, at most [`MAX_RULE_CONFIG_BYTES`].
+    pub config: String,
+}
+
+/// Largest rule config a coupon may carry; the host caps a rule's whole input
+/// (config plus cart) at 64 KiB, so the cart keeps most of it.
+pub const MAX_RULE_CONFIG_BYTES: usize = 16 * 1024;
+
+fn rule_name(raw: &str) -> bool {
+    (1..=48).contains(&raw.len())
+        && raw.starts_with(|c: char| c.is_ascii_lowercase())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// A point in time at millisecond precision (the host clock's), UTC.
@@ -234,6 +257,8 @@ const DEFINITION_FIELDS: &[&str] = &[
     "valid_until",
     "usage_limit",
     "per_customer_limit",
+    "rule",
+    "config",
 ];
 
 /// Validates the body of `POST /coupons`. `null` counts as absent.
@@ -249,6 +274,20 @@ pub fn validate_definition(body: &Value) -> Result<Definition, Invalid> {
     let kind = required_text(fields, "kind", "invalid_kind")?;
     let percent = integer(fields, "percent", "invalid_percent")?;
     let amount = integer(fields, "amount_minor", "invalid_amount_minor")?;
+    if kind != "rule" {
+        for field in ["rule", "config"] {
+            if fields.get(field).is_some_and(|v| !v.is_null()) {
+                return Err(invalid(
+                    if field == "rule" {
+                        "invalid_rule"
+                    } else {
+                        "invalid_config"
+                    },
+                    format!("{field} applies to rule coupons only"),
+                ));
+            }
+        }
+    }
     let discount = match kind {
         "percent" => {
             if amount.is_some() {
@@ -284,10 +323,46 @@ pub fn validate_definition(body: &Value) -> Result<Definition, Invalid> {
                 }
             }
         }
+        "rule" => {
+            if percent.is_some() || amount.is_some() {
+                return Err(invalid(
+                    if percent.is_some() {
+                        "invalid_percent"
+                    } else {
+                        "invalid_amount_minor"
+                    },
+                    "a rule coupon's discount comes from its rule",
+                ));
+            }
+            let name = required_text(fields, "rule", "invalid_rule")?;
+            if !rule_name(name) {
+                return Err(invalid(
+                    "invalid_rule",
+                    "rule must be 1-48 lower-case letters, digits or '-', starting with a letter",
+                ));
+            }
+            let config = match fields.get("config") {
+                None | Some(Value::Null) => "{}".to_owned(),
+                Some(v @ Value::Object(_)) => v.to_string(),
+                Some(_) => {
+                    return Err(invalid("invalid_config", "config must be a JSON object"));
+                }
+            };
+            if config.len() > MAX_RULE_CONFIG_BYTES {
+                return Err(invalid(
+                    "invalid_config",
+                    format!("config must be at most {MAX_RULE_CONFIG_BYTES} bytes of JSON"),
+                ));
+            }
+            Discount::Rule(RuleRef {
+                name: name.to_owned(),
+                config,
+            })
+        }
         _ => {
             return Err(invalid(
                 "invalid_kind",
-                "kind must be \"percent\" or \"fixed\"",
+                "kind must be \"percent\", \"fixed\" or \"rule\"",
             ));
         }
     };
@@ -328,7 +403,20 @@ pub struct Cart {
     /// As received: an order's currency is compared, not validated.
     pub currency: String,
     pub subtotal_minor: i64,
+    /// What a rule coupon's rule sees; the built-in kinds need only the subtotal.
+    pub lines: Vec<Line>,
 }
+
+/// One line of a cart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub sku: String,
+    pub quantity: u32,
+    pub unit_price_minor: i64,
+}
+
+/// Most lines a quote may carry (an order has at most as many).
+pub const MAX_QUOTE_LINES: usize = 500;
 
 /// The body of `POST /coupons/{code}/quote`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,15 +426,41 @@ pub struct QuoteRequest {
     pub buyer_id: Option<String>,
 }
 
-/// Validates the body of a quote. `null` counts as absent.
+/// Validates the body of a quote. `null` counts as absent. With `lines` the
+/// subtotal is theirs (a `subtotal_minor` given too must match it).
 pub fn validate_quote(body: &Value) -> Result<QuoteRequest, Invalid> {
-    let fields = object(body, &["currency", "subtotal_minor", "buyer_id"])?;
+    let fields = object(body, &["currency", "subtotal_minor", "buyer_id", "lines"])?;
     let currency = currency(fields)?;
-    let subtotal_minor = required(
-        integer(fields, "subtotal_minor", "invalid_subtotal_minor")?,
-        "subtotal_minor",
-        "invalid_subtotal_minor",
-    )?;
+    let given = integer(fields, "subtotal_minor", "invalid_subtotal_minor")?;
+    let lines = match fields.get("lines") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() <= MAX_QUOTE_LINES => {
+            items.iter().map(quote_line).collect::<Result<_, _>>()?
+        }
+        Some(_) => {
+            return Err(invalid(
+                "invalid_lines",
+                format!("lines must be an array of at most {MAX_QUOTE_LINES} lines"),
+            ));
+        }
+    };
+    let subtotal_minor = if lines.is_empty() {
+        required(given, "subtotal_minor", "invalid_subtotal_minor")?
+    } else {
+        let sum: i128 = lines
+            .iter()
+            .map(|l| i128::from(l.quantity) * i128::from(l.unit_price_minor))
+            .sum();
+        let sum = i64::try_from(sum)
+            .map_err(|_| invalid("invalid_lines", "the lines' total is too large"))?;
+        if given.is_some_and(|g| g != sum) {
+            return Err(invalid(
+                "subtotal_mismatch",
+                format!("subtotal_minor must equal the lines' total {sum}"),
+            ));
+        }
+        sum
+    };
     if subtotal_minor < 0 {
         return Err(invalid(
             "invalid_subtotal_minor",
@@ -366,8 +480,39 @@ pub fn validate_quote(body: &Value) -> Result<QuoteRequest, Invalid> {
         cart: Cart {
             currency: currency.as_str().to_owned(),
             subtotal_minor,
+            lines,
         },
         buyer_id,
+    })
+}
+
+fn quote_line(item: &Value) -> Result<Line, Invalid> {
+    let bad = || {
+        invalid(
+            "invalid_lines",
+            "each line is {\"sku\": 1-64 characters, \"quantity\": 1-10000, \"unit_price_minor\": >= 0}",
+        )
+    };
+    let fields = object(item, &["sku", "quantity", "unit_price_minor"]).map_err(|_| bad())?;
+    let sku = fields
+        .get("sku")
+        .and_then(Value::as_str)
+        .filter(|s| (1..=64).contains(&s.len()))
+        .ok_or_else(bad)?;
+    let quantity = fields
+        .get("quantity")
+        .and_then(Value::as_u64)
+        .filter(|q| (1..=10_000).contains(q))
+        .ok_or_else(bad)?;
+    let unit_price_minor = fields
+        .get("unit_price_minor")
+        .and_then(Value::as_i64)
+        .filter(|p| *p >= 0)
+        .ok_or_else(bad)?;
+    Ok(Line {
+        sku: sku.to_owned(),
+        quantity: u32::try_from(quantity).map_err(|_| bad())?,
+        unit_price_minor,
     })
 }
 
@@ -382,6 +527,8 @@ pub enum Reason {
     MinimumNotMet,
     CustomerLimitReached,
     UsageLimitReached,
+    /// The coupon's rule declined, broke a limit or is not deployed.
+    RuleRejected,
 }
 
 impl Reason {
@@ -394,14 +541,19 @@ impl Reason {
             Reason::MinimumNotMet => "minimum_not_met",
             Reason::CustomerLimitReached => "customer_limit_reached",
             Reason::UsageLimitReached => "usage_limit_reached",
+            Reason::RuleRejected => "rule_rejected",
         }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    Apply { discount_minor: i64 },
+    Apply {
+        discount_minor: i64,
+    },
     Reject(Reason),
+    /// Every check passed; the coupon's rule prices the cart.
+    AskRule,
 }
 
 /// Decides whether `cart` may redeem `coupon` at `now`. (A code with no coupon
@@ -435,24 +587,27 @@ pub fn decide(
     } else {
         None
     };
-    match reason {
-        Some(reason) => Decision::Reject(reason),
-        None => Decision::Apply {
-            discount_minor: discount_minor(rules.discount, cart.subtotal_minor),
+    match (reason, &rules.discount) {
+        (Some(reason), _) => Decision::Reject(reason),
+        (None, Discount::Rule(_)) => Decision::AskRule,
+        (None, discount) => Decision::Apply {
+            discount_minor: discount_minor(discount, cart.subtotal_minor),
         },
     }
 }
 
 /// The discount on `subtotal_minor`, in whole minor units: a percentage is
 /// rounded half away from zero; the result never exceeds the subtotal (and is
-/// 0 for a subtotal that is not positive).
-pub fn discount_minor(discount: Discount, subtotal_minor: i64) -> i64 {
+/// 0 for a subtotal that is not positive). A rule coupon's discount is its
+/// rule's answer, which [`decide`] asks for instead; here it is 0.
+pub fn discount_minor(discount: &Discount, subtotal_minor: i64) -> i64 {
     let subtotal = subtotal_minor.max(0);
     let raw = match discount {
-        Discount::Fixed(amount) => amount,
+        Discount::Fixed(amount) => *amount,
+        Discount::Rule(_) => 0,
         // Exact in Decimal (96-bit mantissa: i64 × 100 fits), and at most the
         // subtotal, so the conversion back cannot fail; 0 is the safe side anyway.
-        Discount::Percent(percent) => (Decimal::from(subtotal) * Decimal::from(percent)
+        Discount::Percent(percent) => (Decimal::from(subtotal) * Decimal::from(*percent)
             / Decimal::ONE_HUNDRED)
             .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero)
             .to_i64()
@@ -598,6 +753,7 @@ mod tests {
         Cart {
             currency: "EUR".into(),
             subtotal_minor,
+            lines: Vec::new(),
         }
     }
 
@@ -1010,6 +1166,7 @@ mod tests {
         let usd_cart = Cart {
             currency: "USD".into(),
             subtotal_minor: 2500,
+            lines: Vec::new(),
         };
 
         assert_eq!(
@@ -1127,6 +1284,7 @@ mod tests {
         let usd = Cart {
             currency: "USD".into(),
             subtotal_minor: 10,
+            lines: Vec::new(),
         };
         let when = |cart: &Cart, now: &str| decide(&coupon, cart, Some(1), at(now));
 
@@ -1176,38 +1334,150 @@ mod tests {
 
     #[test]
     fn percentages_round_half_away_from_zero_to_whole_minor_units() {
-        assert_eq!(discount_minor(Discount::Percent(15), 1003), 150); // 150.45
-        assert_eq!(discount_minor(Discount::Percent(15), 1010), 152); // 151.5
-        assert_eq!(discount_minor(Discount::Percent(10), 5), 1); // 0.5
-        assert_eq!(discount_minor(Discount::Percent(10), 4), 0); // 0.4
-        assert_eq!(discount_minor(Discount::Percent(33), 1), 0); // 0.33
-        assert_eq!(discount_minor(Discount::Percent(50), 1), 1); // 0.5
-        assert_eq!(discount_minor(Discount::Percent(1), 149), 1); // 1.49
-        assert_eq!(discount_minor(Discount::Percent(1), 150), 2); // 1.5
+        assert_eq!(discount_minor(&Discount::Percent(15), 1003), 150); // 150.45
+        assert_eq!(discount_minor(&Discount::Percent(15), 1010), 152); // 151.5
+        assert_eq!(discount_minor(&Discount::Percent(10), 5), 1); // 0.5
+        assert_eq!(discount_minor(&Discount::Percent(10), 4), 0); // 0.4
+        assert_eq!(discount_minor(&Discount::Percent(33), 1), 0); // 0.33
+        assert_eq!(discount_minor(&Discount::Percent(50), 1), 1); // 0.5
+        assert_eq!(discount_minor(&Discount::Percent(1), 149), 1); // 1.49
+        assert_eq!(discount_minor(&Discount::Percent(1), 150), 2); // 1.5
     }
 
     #[test]
     fn a_discount_never_exceeds_the_subtotal() {
-        assert_eq!(discount_minor(Discount::Percent(100), 1999), 1999);
-        assert_eq!(discount_minor(Discount::Fixed(500), 300), 300);
-        assert_eq!(discount_minor(Discount::Fixed(500), 500), 500);
-        assert_eq!(discount_minor(Discount::Fixed(500), 501), 500);
-        assert_eq!(discount_minor(Discount::Fixed(500), 0), 0);
-        assert_eq!(discount_minor(Discount::Percent(10), 0), 0);
-        assert_eq!(discount_minor(Discount::Fixed(500), -10), 0);
+        assert_eq!(discount_minor(&Discount::Percent(100), 1999), 1999);
+        assert_eq!(discount_minor(&Discount::Fixed(500), 300), 300);
+        assert_eq!(discount_minor(&Discount::Fixed(500), 500), 500);
+        assert_eq!(discount_minor(&Discount::Fixed(500), 501), 500);
+        assert_eq!(discount_minor(&Discount::Fixed(500), 0), 0);
+        assert_eq!(discount_minor(&Discount::Percent(10), 0), 0);
+        assert_eq!(discount_minor(&Discount::Fixed(500), -10), 0);
     }
 
     #[test]
     fn percentages_of_the_largest_subtotals_are_exact() {
-        assert_eq!(discount_minor(Discount::Percent(100), i64::MAX), i64::MAX);
+        assert_eq!(discount_minor(&Discount::Percent(100), i64::MAX), i64::MAX);
         // 4611686018427387903.5 rounds up.
         assert_eq!(
-            discount_minor(Discount::Percent(50), i64::MAX),
+            discount_minor(&Discount::Percent(50), i64::MAX),
             4_611_686_018_427_387_904
         );
         assert_eq!(
-            discount_minor(Discount::Fixed(i64::MAX), i64::MAX),
+            discount_minor(&Discount::Fixed(i64::MAX), i64::MAX),
             i64::MAX
+        );
+    }
+
+    fn rule_coupon(body: Value) -> Result<Definition, Invalid> {
+        let mut base =
+            json!({ "code": "SPEND", "kind": "rule", "rule": "tiered-spend", "currency": "EUR" });
+        for (k, v) in body.as_object().expect("object") {
+            base[k] = v.clone();
+        }
+        validate_definition(&base)
+    }
+
+    #[test]
+    fn a_rule_coupon_names_a_rule_and_keeps_its_config_as_compact_json() {
+        let d = rule_coupon(
+            json!({ "config": { "tiers": [ { "min_subtotal": 100, "percent": 5 } ] } }),
+        )
+        .unwrap();
+        assert_eq!(
+            d.discount,
+            Discount::Rule(RuleRef {
+                name: "tiered-spend".into(),
+                config: r#"{"tiers":[{"min_subtotal":100,"percent":5}]}"#.into(),
+            })
+        );
+        let defaulted = rule_coupon(json!({})).unwrap();
+        assert!(matches!(defaulted.discount, Discount::Rule(ref r) if r.config == "{}"));
+    }
+
+    #[test]
+    fn a_rule_coupon_with_a_bad_name_config_or_a_built_in_amount_is_refused() {
+        let code_of = |body: Value| rule_coupon(body).unwrap_err().code;
+        assert_eq!(code_of(json!({ "rule": "Tiered" })), "invalid_rule");
+        assert_eq!(code_of(json!({ "rule": "" })), "invalid_rule");
+        assert_eq!(code_of(json!({ "rule": null })), "invalid_rule");
+        assert_eq!(code_of(json!({ "config": [1, 2] })), "invalid_config");
+        assert_eq!(
+            code_of(json!({ "config": { "x": "y".repeat(MAX_RULE_CONFIG_BYTES) } })),
+            "invalid_config"
+        );
+        assert_eq!(code_of(json!({ "percent": 10 })), "invalid_percent");
+        assert_eq!(
+            code_of(json!({ "amount_minor": 10 })),
+            "invalid_amount_minor"
+        );
+        let percent_with_rule = validate_definition(&json!({
+            "code": "SAVE10", "kind": "percent", "percent": 10, "currency": "EUR", "rule": "flat"
+        }));
+        assert_eq!(percent_with_rule.unwrap_err().code, "invalid_rule");
+    }
+
+    #[test]
+    fn a_rule_coupon_that_passes_every_check_asks_its_rule_and_one_that_fails_does_not() {
+        let mut coupon = ten_percent();
+        coupon.definition.discount = Discount::Rule(RuleRef {
+            name: "flat".into(),
+            config: "{}".into(),
+        });
+        coupon.definition.min_subtotal_minor = 1_000;
+        assert_eq!(
+            decide(&coupon, &cart(1_000), None, noon()),
+            Decision::AskRule
+        );
+        assert_eq!(
+            decide(&coupon, &cart(999), None, noon()),
+            Decision::Reject(Reason::MinimumNotMet)
+        );
+        assert_eq!(discount_minor(&coupon.definition.discount, 1_000), 0);
+    }
+
+    #[test]
+    fn quote_lines_make_the_subtotal_and_a_given_subtotal_must_match_them() {
+        let lines = json!([
+            { "sku": "TEE", "quantity": 2, "unit_price_minor": 2_500 },
+            { "sku": "MUG", "quantity": 1, "unit_price_minor": 900 }
+        ]);
+        let q = validate_quote(&json!({ "currency": "EUR", "lines": lines })).unwrap();
+        assert_eq!(q.cart.subtotal_minor, 5_900);
+        assert_eq!(q.cart.lines.len(), 2);
+        assert_eq!(q.cart.lines[0].sku, "TEE");
+        let matching = json!({ "currency": "EUR", "subtotal_minor": 5_900, "lines": lines });
+        assert!(validate_quote(&matching).is_ok());
+        let code_of = |body: Value| validate_quote(&body).unwrap_err().code;
+        assert_eq!(
+            code_of(json!({ "currency": "EUR", "subtotal_minor": 1, "lines": lines })),
+            "subtotal_mismatch"
+        );
+        assert_eq!(
+            code_of(
+                json!({ "currency": "EUR", "lines": [ { "sku": "", "quantity": 1, "unit_price_minor": 1 } ] })
+            ),
+            "invalid_lines"
+        );
+        assert_eq!(
+            code_of(
+                json!({ "currency": "EUR", "lines": [ { "sku": "A", "quantity": 0, "unit_price_minor": 1 } ] })
+            ),
+            "invalid_lines"
+        );
+        assert_eq!(
+            code_of(
+                json!({ "currency": "EUR", "lines": [ { "sku": "A", "quantity": 1, "unit_price_minor": -1 } ] })
+            ),
+            "invalid_lines"
+        );
+        assert_eq!(
+            code_of(json!({ "currency": "EUR", "lines": "TEE" })),
+            "invalid_lines"
+        );
+        assert_eq!(
+            code_of(json!({ "currency": "EUR" })),
+            "invalid_subtotal_minor"
         );
     }
 }

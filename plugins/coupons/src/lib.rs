@@ -6,8 +6,9 @@
 mod domain;
 mod store;
 
-use domain::{Cart, Code, Coupon, Decision, Discount, Instant, Invalid, Reason};
+use domain::{Cart, Code, Coupon, Decision, Discount, Instant, Invalid, Line, Reason, RuleRef};
 use mercato_sdk::prelude::*;
+use mercato_sdk::rules;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use store::NewRedemption;
@@ -24,6 +25,14 @@ impl Plugin for Coupons {
                 "0001_create_coupons.sql",
                 include_str!("../../../migrations/coupons/0001_create_coupons.sql"),
             )
+            .migration(
+                "0002_rule_coupons.sqlite.sql",
+                include_str!("../../../migrations/coupons/0002_rule_coupons.sqlite.sql"),
+            )
+            .migration(
+                "0002_rule_coupons.postgres.sql",
+                include_str!("../../../migrations/coupons/0002_rule_coupons.postgres.sql"),
+            )
             .openapi(include_str!("../openapi.json"))
     }
 
@@ -32,6 +41,7 @@ impl Plugin for Coupons {
             .post("/", create)
             .get("/{code}", get)
             .post("/{code}/quote", quote)
+            .get("/{code}/redemptions", redemptions)
             .dispatch(req)
     }
 
@@ -65,15 +75,18 @@ fn find(raw: &str) -> Result<Coupon, HttpError> {
 
 fn view(coupon: &Coupon) -> Value {
     let d = &coupon.definition;
-    let (kind, percent, amount_minor) = match d.discount {
-        Discount::Percent(p) => ("percent", Some(p), None),
-        Discount::Fixed(a) => ("fixed", None, Some(a)),
+    let (kind, percent, amount_minor, rule) = match &d.discount {
+        Discount::Percent(p) => ("percent", Some(*p), None, None),
+        Discount::Fixed(a) => ("fixed", None, Some(*a), None),
+        Discount::Rule(rule) => ("rule", None, None, Some(rule)),
     };
     json!({
         "code": d.code.as_str(),
         "kind": kind,
         "percent": percent,
         "amount_minor": amount_minor,
+        "rule": rule.map(|r| r.name.as_str()),
+        "config": rule.map(|r| serde_json::from_str::<Value>(&r.config).unwrap_or(Value::Null)),
         "currency": d.currency.as_str(),
         "min_subtotal_minor": d.min_subtotal_minor,
         "valid_from": d.valid_from.map(|t| t.to_string()),
@@ -110,7 +123,8 @@ fn get(req: &Request) -> HttpResult {
 }
 
 /// `POST /coupons/{code}/quote`: what the coupon would do for a cart right
-/// now. It redeems nothing; the order saga does that.
+/// now. It redeems nothing; the order saga does that. A rule coupon's rule
+/// runs on the quoted cart (its `lines`, when given).
 fn quote(req: &Request) -> HttpResult {
     let body: Value = req.json()?;
     let request = domain::validate_quote(&body).map_err(unprocessable)?;
@@ -120,21 +134,120 @@ fn quote(req: &Request) -> HttpResult {
         (Some(buyer_id), Some(_)) => Some(store::active_redemptions_of_buyer(code, buyer_id)?),
         _ => None,
     };
+    let buyer_id = request.buyer_id.as_deref().unwrap_or("");
     let decision = domain::decide(&coupon, &request.cart, customer_redemptions, now());
-    let (discount_minor, reason) = match decision {
-        Decision::Apply { discount_minor } => (discount_minor, None),
-        Decision::Reject(reason) => (0, Some(reason.as_str())),
+    let priced = price(&coupon, &request.cart, buyer_id, decision);
+    let subtotal = request.cart.subtotal_minor;
+    let body = match &priced {
+        Priced::Apply {
+            discount_minor,
+            rule,
+        } => json!({
+            "code": code.as_str(),
+            "applicable": true,
+            "discount_minor": discount_minor,
+            "total_minor": subtotal - discount_minor,
+            "reason": null,
+            "rule": rule.as_ref().map(applied_view),
+        }),
+        Priced::Reject { reason, rule } => json!({
+            "code": code.as_str(),
+            "applicable": false,
+            "discount_minor": 0,
+            "total_minor": subtotal,
+            "reason": reason.as_str(),
+            "rule": rule.as_ref().map(rejected_view),
+        }),
     };
+    Ok(Response::json(200, &body))
+}
+
+/// `GET /coupons/{code}/redemptions`: who redeemed the coupon, for how much,
+/// and which rule version priced each (oldest first, at most 1,000).
+fn redemptions(req: &Request) -> HttpResult {
+    let coupon = find(req.param("code"))?;
+    let list = store::redemptions(&coupon.definition.code, 1_000)?;
     Ok(Response::json(
         200,
-        &json!({
-            "code": code.as_str(),
-            "applicable": reason.is_none(),
-            "discount_minor": discount_minor,
-            "total_minor": request.cart.subtotal_minor - discount_minor,
-            "reason": reason,
-        }),
+        &json!({ "code": coupon.definition.code.as_str(), "redemptions": list }),
     ))
+}
+
+/// What pricing a cart came to, with the rule's answer when a rule ran.
+enum Priced {
+    Apply {
+        discount_minor: i64,
+        rule: Option<rules::Evaluation>,
+    },
+    Reject {
+        reason: Reason,
+        rule: Option<rules::Rejection>,
+    },
+}
+
+/// Turns a decision into a price, asking the host to run the coupon's rule
+/// when the decision says so. A rule's failure of any kind (it declined,
+/// broke a limit, trapped, or is not deployed) rejects this coupon only.
+fn price(coupon: &Coupon, cart: &Cart, buyer_id: &str, decision: Decision) -> Priced {
+    match (decision, &coupon.definition.discount) {
+        (Decision::Apply { discount_minor }, _) => Priced::Apply {
+            discount_minor,
+            rule: None,
+        },
+        (Decision::Reject(reason), _) => Priced::Reject { reason, rule: None },
+        (Decision::AskRule, Discount::Rule(rule)) => match evaluate(rule, cart, buyer_id) {
+            Ok(evaluation) => Priced::Apply {
+                // The host checked 0 <= discount <= subtotal.
+                discount_minor: evaluation.adjustment.discount,
+                rule: Some(evaluation),
+            },
+            Err(rejection) => Priced::Reject {
+                reason: Reason::RuleRejected,
+                rule: Some(rejection),
+            },
+        },
+        (Decision::AskRule, _) => Priced::Reject {
+            reason: Reason::RuleRejected,
+            rule: None,
+        },
+    }
+}
+
+fn evaluate(
+    rule: &RuleRef,
+    cart: &Cart,
+    buyer_id: &str,
+) -> Result<rules::Evaluation, rules::Rejection> {
+    let lines = cart
+        .lines
+        .iter()
+        .map(|l| rules::CartLine {
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+            unit_price: l.unit_price_minor,
+        })
+        .collect();
+    let cart = rules::Cart {
+        currency: cart.currency.clone(),
+        buyer_id: buyer_id.to_owned(),
+        subtotal: cart.subtotal_minor,
+        lines,
+    };
+    rules::evaluate(&rule.name, &cart, &rule.config)
+}
+
+fn applied_view(e: &rules::Evaluation) -> Value {
+    json!({
+        "version": e.rule_version,
+        "reason": e.adjustment.reason,
+        "lines": e.adjustment.lines.iter().map(|l| json!({ "sku": l.sku, "discount_minor": l.amount })).collect::<Vec<_>>(),
+        "fuel": e.fuel,
+        "micros": e.micros,
+    })
+}
+
+fn rejected_view(r: &rules::Rejection) -> Value {
+    json!({ "version": r.rule_version, "code": r.code, "message": r.message })
 }
 
 /// The part of `orders.OrderPlaced` this context needs.
@@ -145,6 +258,15 @@ struct OrderPlaced {
     currency: String,
     subtotal_minor: i64,
     coupon_code: Option<String>,
+    #[serde(default)]
+    items: Vec<OrderItem>,
+}
+
+#[derive(Deserialize)]
+struct OrderItem {
+    sku: String,
+    quantity: u32,
+    unit_price_minor: i64,
 }
 
 /// Redeems the order's coupon, or says why not. Exactly one of
@@ -161,7 +283,7 @@ fn redeem(order: &OrderPlaced) -> Result<(), Error> {
         None => None,
     };
     let Some(coupon) = found else {
-        return reject(order, raw_code, Reason::UnknownCoupon);
+        return reject(order, raw_code, Reason::UnknownCoupon, None);
     };
     let code = &coupon.definition.code;
     let customer_redemptions = match coupon.definition.per_customer_limit {
@@ -171,17 +293,36 @@ fn redeem(order: &OrderPlaced) -> Result<(), Error> {
     let cart = Cart {
         currency: order.currency.clone(),
         subtotal_minor: order.subtotal_minor,
+        lines: order
+            .items
+            .iter()
+            .map(|i| Line {
+                sku: i.sku.clone(),
+                quantity: i.quantity,
+                unit_price_minor: i.unit_price_minor,
+            })
+            .collect(),
     };
     let now = now();
-    let discount_minor = match domain::decide(&coupon, &cart, customer_redemptions, now) {
-        Decision::Apply { discount_minor } => discount_minor,
-        Decision::Reject(reason) => return reject(order, raw_code, reason),
+    let decision = domain::decide(&coupon, &cart, customer_redemptions, now);
+    let (discount_minor, rule) = match price(&coupon, &cart, &order.buyer_id, decision) {
+        Priced::Apply {
+            discount_minor,
+            rule,
+        } => (discount_minor, rule),
+        Priced::Reject { reason, rule } => {
+            return reject(order, raw_code, reason, rule.as_ref());
+        }
     };
     // The decision saw `used` as read; the conditional update is what holds
     // the limit.
     if !store::claim_use(code, now)? {
-        return reject(order, raw_code, Reason::UsageLimitReached);
+        return reject(order, raw_code, Reason::UsageLimitReached, None);
     }
+    let rule_name = match &coupon.definition.discount {
+        Discount::Rule(r) => Some(r.name.as_str()),
+        _ => None,
+    };
     let recorded = store::insert_redemption(
         &NewRedemption {
             code,
@@ -189,6 +330,8 @@ fn redeem(order: &OrderPlaced) -> Result<(), Error> {
             buyer_id: &order.buyer_id,
             discount_minor,
             currency: &coupon.definition.currency,
+            rule: rule_name.zip(rule.as_ref().map(|e| e.rule_version.as_str())),
+            reason: rule.as_ref().map(|e| e.adjustment.reason.as_str()),
         },
         now,
     )?;
@@ -207,24 +350,50 @@ fn redeem(order: &OrderPlaced) -> Result<(), Error> {
             "code": code.as_str(),
             "discount_minor": discount_minor,
             "currency": coupon.definition.currency.as_str(),
+            "rule": rule_name,
+            "rule_version": rule.as_ref().map(|e| e.rule_version.as_str()),
+            "reason": rule.as_ref().map(|e| e.adjustment.reason.as_str()),
+            "lines": rule.as_ref().map(|e| e.adjustment.lines.iter().map(|l| json!({ "sku": l.sku, "discount_minor": l.amount })).collect::<Vec<_>>()),
         }),
     )
 }
 
-fn reject(order: &OrderPlaced, raw_code: &str, reason: Reason) -> Result<(), Error> {
+/// Longest rule message carried in an event (a rule's own decline text can
+/// be long; the whole of it is in the host's log).
+const MAX_EVENT_MESSAGE: usize = 500;
+
+fn reject(
+    order: &OrderPlaced,
+    raw_code: &str,
+    reason: Reason,
+    rule: Option<&rules::Rejection>,
+) -> Result<(), Error> {
     // The canonical form when the code is well-formed, so the event names the
     // coupon as `GET /coupons/{code}` does.
     let code = raw_code.to_ascii_uppercase();
     log::info(&format!(
-        "order {}: coupon {code} rejected ({})",
+        "order {}: coupon {code} rejected ({}{})",
         order.order_id,
-        reason.as_str()
+        reason.as_str(),
+        rule.map(|r| format!(": {}", r.message)).unwrap_or_default()
     ));
-    events::emit(
-        "CouponRejected",
-        &order.order_id,
-        &json!({ "order_id": order.order_id, "code": code, "reason": reason.as_str() }),
-    )
+    let mut payload =
+        json!({ "order_id": order.order_id, "code": code, "reason": reason.as_str() });
+    if let Some(r) = rule {
+        let mut message = r.message.clone();
+        if message.len() > MAX_EVENT_MESSAGE {
+            let mut end = MAX_EVENT_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
+        payload["rule_code"] = json!(r.code);
+        payload["rule_version"] = json!(r.rule_version);
+        payload["message"] = json!(message);
+    }
+    events::emit("CouponRejected", &order.order_id, &payload)
 }
 
 /// The part of `orders.OrderRejected` / `orders.OrderCancelled` this context
@@ -275,6 +444,7 @@ mod tests {
             ("post", "/", "201", true),
             ("get", "/{code}", "200", false),
             ("post", "/{code}/quote", "200", true),
+            ("get", "/{code}/redemptions", "200", false),
         ] {
             let op = &doc["paths"][path][method];
             assert!(op.is_object(), "{method} {path} is undocumented");

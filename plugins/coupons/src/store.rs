@@ -3,7 +3,7 @@
 //! Writes that depend on state are conditional and report whether they took
 //! effect (the changed-row count), because a failed statement would abort the
 //! whole call's transaction.
-use crate::domain::{Code, Coupon, Currency, Definition, Discount, Instant};
+use crate::domain::{Code, Coupon, Currency, Definition, Discount, Instant, RuleRef};
 use mercato_sdk::db::Row;
 use mercato_sdk::prelude::*;
 
@@ -19,14 +19,15 @@ pub fn insert_coupon(definition: &Definition, now: Instant) -> Result<bool, Erro
     if inserted == 0 {
         return Ok(false);
     }
-    let (kind, percent, amount_minor) = match definition.discount {
-        Discount::Percent(p) => ("PERCENT", Some(p), None),
-        Discount::Fixed(a) => ("FIXED", None, Some(a)),
+    let (kind, percent, amount_minor, rule) = match &definition.discount {
+        Discount::Percent(p) => ("PERCENT", Some(*p), None, None),
+        Discount::Fixed(a) => ("FIXED", None, Some(*a), None),
+        Discount::Rule(rule) => ("RULE", None, None, Some(rule)),
     };
     db::execute(
         "INSERT INTO coupon_rules (code, kind, percent, amount_minor, currency, \
-         min_subtotal_minor, valid_from, valid_until, per_customer_limit) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         min_subtotal_minor, valid_from, valid_until, per_customer_limit, rule, config) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         &[
             code.into(),
             kind.into(),
@@ -37,6 +38,8 @@ pub fn insert_coupon(definition: &Definition, now: Instant) -> Result<bool, Erro
             definition.valid_from.map(|t| t.to_string()).into(),
             definition.valid_until.map(|t| t.to_string()).into(),
             definition.per_customer_limit.into(),
+            rule.map(|r| r.name.clone()).into(),
+            rule.map(|r| r.config.clone()).into(),
         ],
     )?;
     Ok(true)
@@ -46,7 +49,7 @@ pub fn insert_coupon(definition: &Definition, now: Instant) -> Result<bool, Erro
 pub fn find_coupon(code: &Code) -> Result<Option<Coupon>, Error> {
     let rows = db::query(
         "SELECT c.code, c.used, c.usage_limit, r.kind, r.percent, r.amount_minor, r.currency, \
-         r.min_subtotal_minor, r.valid_from, r.valid_until, r.per_customer_limit \
+         r.min_subtotal_minor, r.valid_from, r.valid_until, r.per_customer_limit, r.rule, r.config \
          FROM coupons c JOIN coupon_rules r ON r.code = c.code WHERE c.code = $1",
         &[code.as_str().into()],
     )?;
@@ -66,6 +69,16 @@ fn coupon_from_row(row: Row<'_>) -> Result<Coupon, Error> {
     ) {
         ("PERCENT", Some(p), None) => Discount::Percent(p),
         ("FIXED", None, Some(a)) => Discount::Fixed(a),
+        ("RULE", None, None) => Discount::Rule(RuleRef {
+            name: row
+                .opt_text("rule")?
+                .ok_or_else(|| corrupt("rule"))?
+                .to_owned(),
+            config: row
+                .opt_text("config")?
+                .ok_or_else(|| corrupt("config"))?
+                .to_owned(),
+        }),
         _ => return Err(corrupt("kind")),
     };
     let instant = |column: &str| -> Result<Option<Instant>, Error> {
@@ -136,14 +149,18 @@ pub struct NewRedemption<'a> {
     pub buyer_id: &'a str,
     pub discount_minor: i64,
     pub currency: &'a Currency,
+    /// The rule and version that priced it, and the reason it gave.
+    pub rule: Option<(&'a str, &'a str)>,
+    pub reason: Option<&'a str>,
 }
 
 /// Records an ACTIVE redemption; `false` if the order already has one.
 pub fn insert_redemption(redemption: &NewRedemption<'_>, now: Instant) -> Result<bool, Error> {
     let changed = db::execute(
         "INSERT INTO coupon_redemptions \
-         (id, code, order_id, buyer_id, discount_minor, currency, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'ACTIVE', $7) ON CONFLICT (order_id) DO NOTHING",
+         (id, code, order_id, buyer_id, discount_minor, currency, status, created_at, \
+          rule, rule_version, reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'ACTIVE', $7, $8, $9, $10) ON CONFLICT (order_id) DO NOTHING",
         &[
             new_id().into(),
             redemption.code.as_str().into(),
@@ -152,6 +169,9 @@ pub fn insert_redemption(redemption: &NewRedemption<'_>, now: Instant) -> Result
             redemption.discount_minor.into(),
             redemption.currency.as_str().into(),
             now.to_string().into(),
+            redemption.rule.map(|(name, _)| name).into(),
+            redemption.rule.map(|(_, version)| version).into(),
+            redemption.reason.into(),
         ],
     )?;
     Ok(changed == 1)
@@ -186,4 +206,30 @@ pub fn revert_redemption(id: &str, now: Instant) -> Result<bool, Error> {
         &[id.into(), now.to_string().into()],
     )?;
     Ok(changed == 1)
+}
+
+/// The coupon's redemptions, oldest first (at most `limit`).
+pub fn redemptions(code: &Code, limit: i64) -> Result<Vec<serde_json::Value>, Error> {
+    let rows = db::query(
+        "SELECT order_id, buyer_id, discount_minor, currency, status, created_at, reverted_at, \
+         rule, rule_version, reason FROM coupon_redemptions WHERE code = $1 \
+         ORDER BY created_at, id LIMIT $2",
+        &[code.as_str().into(), limit.into()],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(serde_json::json!({
+                "order_id": r.text("order_id")?,
+                "buyer_id": r.text("buyer_id")?,
+                "discount_minor": r.int("discount_minor")?,
+                "currency": r.text("currency")?,
+                "status": r.text("status")?,
+                "created_at": r.text("created_at")?,
+                "reverted_at": r.opt_text("reverted_at")?,
+                "rule": r.opt_text("rule")?,
+                "rule_version": r.opt_text("rule_version")?,
+                "reason": r.opt_text("reason")?,
+            }))
+        })
+        .collect()
 }

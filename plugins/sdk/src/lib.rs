@@ -46,6 +46,7 @@ pub mod events;
 pub mod http;
 pub mod log;
 mod plugin;
+pub mod rules;
 
 pub use bindings::mercato::plugin::types::{Error, Event, SqlValue};
 

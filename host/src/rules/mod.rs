@@ -1,0 +1,344 @@
+//! Third-party coupon rules (ARCHITECTURE §9): components of the world
+//! `coupon-rule` that price a cart and can never hurt the shop.
+//!
+//! A rule sees only the cart and the coupon's config. Each evaluation runs in a
+//! store of its own (never the calling plugin's), on a fresh instance, under
+//! the rule's limits: fuel, memory, a deadline, and size caps on what goes in
+//! and comes out. Any breach rejects that one coupon with a reason that names
+//! the limit; the calling plugin carries on. Rules deploy, version, roll back
+//! and sign like domain plugins (`deploy`), and share their name space.
+mod host;
+mod sandbox;
+mod validate;
+
+pub use sandbox::{CompiledRule, RuleSandbox};
+
+use crate::bindings::{Adjustment, Cart};
+use crate::metrics::RuleMetrics;
+use crate::runtime::Limits;
+use sandbox::Outcome;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// The `[rules]` configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Default limits of every rule; `[plugins.<rule>.limits]` overrides them per rule.
+    pub limits: Limits,
+    /// Largest input (config plus cart), in bytes.
+    pub max_input_bytes: usize,
+    /// Largest answer (adjustment or decline message), in bytes.
+    pub max_output_bytes: usize,
+    /// Evaluations running at once (pool slots reserved for rules).
+    pub max_instances: u32,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            // Shopify Functions' budget: 11M instructions; a few MiB of memory.
+            limits: Limits {
+                memory_mib: 16,
+                deadline_ms: 100,
+                fuel: Some(11_000_000),
+            },
+            max_input_bytes: 64 * 1024,
+            max_output_bytes: 20 * 1024,
+            max_instances: 64,
+        }
+    }
+}
+
+/// Why a rule did not price a cart. Each rejects one coupon, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Reason {
+    /// No rule of that name is deployed.
+    #[error("no rule of that name is deployed")]
+    UnknownRule,
+    /// Config plus cart are over the input cap.
+    #[error("its input is {size} bytes, over the {limit}-byte input limit")]
+    InputTooLarge {
+        /// Measured size.
+        size: usize,
+        /// The cap.
+        limit: usize,
+    },
+    /// The rule itself said no.
+    #[error("declined: {0}")]
+    Declined(String),
+    /// The fuel ran out.
+    #[error("ran out of fuel (limit {0} instructions)")]
+    OutOfFuel(u64),
+    /// It tried to grow memory past its limit.
+    #[error("exceeded its memory limit of {0} MiB")]
+    OutOfMemory(u64),
+    /// The deadline passed.
+    #[error("missed its {0} ms deadline")]
+    Deadline(u64),
+    /// It trapped (a panic, an unreachable, a bad memory access…).
+    #[error("trapped: {0}")]
+    Trap(String),
+    /// Its answer is over the output cap.
+    #[error("its output is {size} bytes, over the {limit}-byte output limit")]
+    OutputTooLarge {
+        /// Measured size.
+        size: usize,
+        /// The cap.
+        limit: usize,
+    },
+    /// Its adjustment does not fit the cart.
+    #[error("returned an invalid adjustment: {0}")]
+    InvalidOutput(String),
+    /// No evaluation slot freed up within the deadline.
+    #[error("no evaluation slot freed up within {0} ms")]
+    Busy(u64),
+}
+
+impl Reason {
+    /// Stable code, used in events and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::UnknownRule => "unknown_rule",
+            Reason::InputTooLarge { .. } => "input_too_large",
+            Reason::Declined(_) => "declined",
+            Reason::OutOfFuel(_) => "out_of_fuel",
+            Reason::OutOfMemory(_) => "out_of_memory",
+            Reason::Deadline(_) => "deadline",
+            Reason::Trap(_) => "trap",
+            Reason::OutputTooLarge { .. } => "output_too_large",
+            Reason::InvalidOutput(_) => "invalid_output",
+            Reason::Busy(_) => "busy",
+        }
+    }
+}
+
+/// A rejection: which rule, which version, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule `{rule}`{}: {reason}", version.as_deref().map(|v| format!(" {v}")).unwrap_or_default())]
+pub struct Rejection {
+    /// Rule name as asked for.
+    pub rule: String,
+    /// The version that ran, when one did.
+    pub version: Option<String>,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// A priced cart.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// What the rule granted (checked against the cart).
+    pub adjustment: Adjustment,
+    /// The version that priced it.
+    pub version: String,
+    /// Fuel used.
+    pub fuel: u64,
+    /// Wall-clock time, in microseconds.
+    pub micros: u64,
+}
+
+/// Running totals of one rule version, for `GET /admin/plugins`.
+#[derive(Default)]
+pub struct Stats {
+    calls: AtomicU64,
+    fuel_total: AtomicU64,
+    fuel_max: AtomicU64,
+    micros_total: AtomicU64,
+    micros_max: AtomicU64,
+    rejections: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Stats {
+    fn record(&self, fuel: u64, micros: u64, rejected: Option<&'static str>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.fuel_total.fetch_add(fuel, Ordering::Relaxed);
+        self.fuel_max.fetch_max(fuel, Ordering::Relaxed);
+        self.micros_total.fetch_add(micros, Ordering::Relaxed);
+        self.micros_max.fetch_max(micros, Ordering::Relaxed);
+        if let Some(code) = rejected {
+            *self
+                .rejections
+                .lock()
+                .expect("stats poisoned")
+                .entry(code)
+                .or_default() += 1;
+        }
+    }
+
+    /// The totals as JSON: calls, fuel and µs (mean and max), rejections by reason.
+    pub fn to_json(&self) -> serde_json::Value {
+        let calls = self.calls.load(Ordering::Relaxed);
+        let mean = |total: &AtomicU64| total.load(Ordering::Relaxed).checked_div(calls);
+        serde_json::json!({
+            "calls": calls,
+            "fuel": { "mean": mean(&self.fuel_total), "max": self.fuel_max.load(Ordering::Relaxed) },
+            "micros": { "mean": mean(&self.micros_total), "max": self.micros_max.load(Ordering::Relaxed) },
+            "rejections": *self.rejections.lock().expect("stats poisoned"),
+        })
+    }
+}
+
+/// One rule version, compiled.
+pub struct Rule {
+    /// Name from its manifest.
+    pub name: Arc<str>,
+    /// Version from its manifest.
+    pub version: String,
+    /// What it does, from its manifest.
+    pub description: String,
+    /// sha256 of the component, hex.
+    pub sha256: String,
+    /// Limits of each evaluation.
+    pub limits: Limits,
+    /// The compiled component.
+    pub compiled: CompiledRule,
+    /// Its running totals.
+    pub stats: Stats,
+}
+
+/// The deployed rules and the sandbox that runs them.
+pub struct Rules {
+    sandbox: RuleSandbox,
+    rules: RwLock<BTreeMap<String, Arc<Rule>>>,
+    max_input_bytes: usize,
+    max_output_bytes: usize,
+    metrics: RuleMetrics,
+}
+
+impl Rules {
+    /// An empty set of rules evaluated in `sandbox`.
+    pub fn new(sandbox: RuleSandbox, config: &RulesConfig, metrics: RuleMetrics) -> Self {
+        Rules {
+            sandbox,
+            rules: RwLock::default(),
+            max_input_bytes: config.max_input_bytes,
+            max_output_bytes: config.max_output_bytes,
+            metrics,
+        }
+    }
+
+    /// The sandbox (to compile rules).
+    pub fn sandbox(&self) -> &RuleSandbox {
+        &self.sandbox
+    }
+
+    /// The running version of rule `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Rule>> {
+        self.rules
+            .read()
+            .expect("rules poisoned")
+            .get(name)
+            .cloned()
+    }
+
+    /// All running rules, by name.
+    pub fn all(&self) -> Vec<Arc<Rule>> {
+        self.rules
+            .read()
+            .expect("rules poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Makes `rule` the version new evaluations use; evaluations running keep
+    /// theirs.
+    pub fn put(&self, rule: Arc<Rule>) -> Option<Arc<Rule>> {
+        self.rules
+            .write()
+            .expect("rules poisoned")
+            .insert(rule.name.to_string(), rule)
+    }
+
+    /// Prices `cart` with rule `name` and the coupon's `config`.
+    pub async fn evaluate(
+        &self,
+        name: &str,
+        cart: &Cart,
+        config: &str,
+    ) -> Result<Evaluation, Rejection> {
+        let Some(rule) = self.get(name) else {
+            self.metrics.rejected(name, Reason::UnknownRule.code());
+            return Err(Rejection {
+                rule: name.to_owned(),
+                version: None,
+                reason: Reason::UnknownRule,
+            });
+        };
+        let (result, fuel, micros) = self.run(&rule, cart, config).await;
+        let rejected = result.as_ref().err().map(Reason::code);
+        rule.stats.record(fuel, micros, rejected);
+        self.metrics.evaluated(
+            &rule.name,
+            &rule.version,
+            rejected.unwrap_or("ok"),
+            fuel,
+            micros,
+        );
+        if let Some(code) = rejected {
+            self.metrics.rejected(&rule.name, code);
+        }
+        match result {
+            Ok(adjustment) => Ok(Evaluation {
+                adjustment,
+                version: rule.version.clone(),
+                fuel,
+                micros,
+            }),
+            Err(reason) => {
+                tracing::info!(rule = %rule.name, version = %rule.version, code = reason.code(), "rule rejected: {reason}");
+                Err(Rejection {
+                    rule: rule.name.to_string(),
+                    version: Some(rule.version.clone()),
+                    reason,
+                })
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        rule: &Rule,
+        cart: &Cart,
+        config: &str,
+    ) -> (Result<Adjustment, Reason>, u64, u64) {
+        let size = validate::input_size(cart, config);
+        if size > self.max_input_bytes {
+            let limit = self.max_input_bytes;
+            return (Err(Reason::InputTooLarge { size, limit }), 0, 0);
+        }
+        let limits = rule.limits;
+        let Some(run) = self
+            .sandbox
+            .evaluate(&rule.compiled, cart, config, limits)
+            .await
+        else {
+            return (Err(Reason::Busy(limits.deadline_ms)), 0, 0);
+        };
+        let micros = u64::try_from(run.elapsed.as_micros()).unwrap_or(u64::MAX);
+        let result = match run.outcome {
+            Outcome::OutOfFuel => Err(Reason::OutOfFuel(limits.fuel.unwrap_or(u64::MAX))),
+            Outcome::OutOfMemory => Err(Reason::OutOfMemory(limits.memory_mib)),
+            Outcome::Deadline => Err(Reason::Deadline(limits.deadline_ms)),
+            Outcome::Trap(message) => Err(Reason::Trap(message)),
+            Outcome::Returned(answer) => {
+                let size = validate::output_size(&answer);
+                if size > self.max_output_bytes {
+                    let limit = self.max_output_bytes;
+                    Err(Reason::OutputTooLarge { size, limit })
+                } else {
+                    match answer {
+                        Err(message) => Err(Reason::Declined(message)),
+                        Ok(adjustment) => validate::check_adjustment(cart, &adjustment)
+                            .map(|()| adjustment)
+                            .map_err(Reason::InvalidOutput),
+                    }
+                }
+            }
+        };
+        (result, run.fuel, micros)
+    }
+}

@@ -1,0 +1,53 @@
+//! The rule `flat`, shared by `rule-flat-v1` and `rule-flat-v2`: each crate sets
+//! `FACTOR`, and its package version is the rule's version.
+use super::FACTOR;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+wit_bindgen::generate!({
+    path: "../../../wit/coupon-rule.wit",
+    world: "coupon-rule",
+});
+
+use exports::mercato::plugin::rule::Guest;
+use mercato::plugin::rule_types::{Adjustment, Cart, RuleManifest};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    percent: u32,
+}
+
+struct Flat;
+
+impl Guest for Flat {
+    fn describe() -> RuleManifest {
+        RuleManifest {
+            name: "flat".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: format!("{FACTOR} × the configured percentage off the subtotal."),
+        }
+    }
+
+    fn evaluate(cart: Cart, config: String) -> Result<Adjustment, String> {
+        let Config { percent } =
+            serde_json::from_str(&config).map_err(|e| format!("invalid config: {e}"))?;
+        if percent > 100 {
+            return Err("invalid config: percent must be 0-100".to_owned());
+        }
+        let percent = FACTOR * percent;
+        let discount = (Decimal::from(cart.subtotal) * Decimal::from(percent)
+            / Decimal::ONE_HUNDRED)
+            .floor()
+            .to_i64()
+            .ok_or("the subtotal is too large")?
+            .min(cart.subtotal);
+        Ok(Adjustment {
+            discount,
+            lines: Vec::new(),
+            reason: format!("flat v{}: {percent}% off", env!("CARGO_PKG_VERSION_MAJOR")),
+        })
+    }
+}
+
+export!(Flat);

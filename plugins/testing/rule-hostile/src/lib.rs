@@ -1,0 +1,63 @@
+//! Rule test component `hostile-rule`: misbehaves as its coupon's config says,
+//! `{"mode": "loop" | "alloc" | "panic" | "big-output" | "overdiscount" | "decline"}`;
+//! any other config grants 1 minor unit ("one off"). Tests prove the host
+//! contains each breach and the next evaluation still works.
+wit_bindgen::generate!({
+    path: "../../../wit/coupon-rule.wit",
+    world: "coupon-rule",
+});
+
+use exports::mercato::plugin::rule::Guest;
+use mercato::plugin::rule_types::{Adjustment, Cart, RuleManifest};
+use std::hint::black_box;
+
+struct HostileRule;
+
+impl Guest for HostileRule {
+    fn describe() -> RuleManifest {
+        RuleManifest {
+            name: "hostile-rule".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: "Misbehaves on request, for the host's rule tests.".to_owned(),
+        }
+    }
+
+    fn evaluate(cart: Cart, config: String) -> Result<Adjustment, String> {
+        let config: serde_json::Value = serde_json::from_str(&config).unwrap_or_default();
+        match config["mode"].as_str().unwrap_or_default() {
+            "loop" => spin(),
+            "alloc" => Ok(adjustment(touch_a_gibibyte(), "allocated")),
+            "panic" => panic!("hostile rule panics on purpose"),
+            "big-output" => Ok(adjustment(1, &"x".repeat(1 << 20))),
+            "overdiscount" => Ok(adjustment(cart.subtotal.saturating_add(1), "too much")),
+            "decline" => Err("hostile rule declines".to_owned()),
+            _ => Ok(adjustment(1, "one off")),
+        }
+    }
+}
+
+/// Never returns: the counter goes through `black_box`, so the optimizer can
+/// neither prove the loop endless nor remove it.
+fn spin() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// Allocates 1 GiB and writes every byte; returns 0 if it ever gets that far.
+fn touch_a_gibibyte() -> i64 {
+    let mut v: Vec<u8> = Vec::with_capacity(1 << 30);
+    v.resize(1 << 30, 1);
+    i64::from(black_box(&v)[v.len() - 1]) - 1
+}
+
+fn adjustment(discount: i64, reason: &str) -> Adjustment {
+    Adjustment {
+        discount,
+        lines: Vec::new(),
+        reason: reason.to_owned(),
+    }
+}
+
+export!(HostileRule);

@@ -1,0 +1,453 @@
+//! Third-party coupon rules through the real host: the example rules priced in
+//! end-to-end orders, hostile rules contained, a rule swapped while orders
+//! flow, and the cost of each evaluation reported.
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The shop with the two example rules (as `mercato serve` runs it).
+const SHOP_WITH_RULES: [&str; 7] = [
+    "products",
+    "orders",
+    "inventory",
+    "payments",
+    "coupons",
+    "tiered-spend",
+    "buy-x-get-y",
+];
+
+async fn product(app: &TestApp, sku: &str, price_minor: i64, on_hand: i64) {
+    let (status, body) = app
+        .post(
+            "/products",
+            &json!({ "sku": sku, "name": sku, "price_minor": price_minor, "currency": "EUR" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .post(
+            "/inventory/items",
+            &json!({ "sku": sku, "on_hand": on_hand }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+async fn coupon(app: &TestApp, body: Value) {
+    let (status, reply) = app.post("/coupons", &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+}
+
+async fn rule_coupon(app: &TestApp, code: &str, rule: &str, config: Value) {
+    coupon(
+        app,
+        json!({ "code": code, "kind": "rule", "rule": rule, "config": config, "currency": "EUR" }),
+    )
+    .await;
+}
+
+/// Places an order of `items` (sku, quantity) with `coupon`; returns its id.
+async fn order(app: &TestApp, buyer: &str, items: &[(&str, u32)], coupon: Option<&str>) -> String {
+    let items: Vec<Value> = items
+        .iter()
+        .map(|(sku, quantity)| json!({ "sku": sku, "quantity": quantity }))
+        .collect();
+    let (status, body) = app
+        .post(
+            "/orders",
+            &json!({ "buyer_id": buyer, "currency": "EUR", "items": items, "coupon_code": coupon }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn get_order(app: &TestApp, id: &str) -> Value {
+    let (status, body) = app.get(&format!("/orders/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Confirms the order's payment intent with a good card and waits for PAID.
+async fn pay(app: &TestApp, id: &str) {
+    let (status, intents) = app.get(&format!("/payments/intents?order_id={id}")).await;
+    assert_eq!(status, StatusCode::OK, "{intents}");
+    let intent = intents["intents"][0]["id"]
+        .as_str()
+        .expect("an intent")
+        .to_owned();
+    let (status, body) = app
+        .post(
+            &format!("/payments/intents/{intent}/confirm"),
+            &json!({ "payment_method": "pm_card_ok" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.drain().await;
+    assert_eq!(get_order(app, id).await["status"], "PAID");
+}
+
+async fn redemptions(app: &TestApp, code: &str) -> Vec<Value> {
+    let (status, body) = app.get(&format!("/coupons/{code}/redemptions")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["redemptions"].as_array().unwrap().clone()
+}
+
+async fn quote(app: &TestApp, code: &str, lines: Value) -> Value {
+    let (status, body) = app
+        .post(
+            &format!("/coupons/{code}/quote"),
+            &json!({ "currency": "EUR", "buyer_id": "q", "lines": lines }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Items (sku, quantity), coupon, expected discount, expected total.
+type Case = (&'static [(&'static str, u32)], &'static str, i64, i64);
+
+fn tiers() -> Value {
+    json!({ "tiers": [
+        { "min_subtotal": 10_000, "percent": 5 },
+        { "min_subtotal": 20_000, "percent": 10 },
+        { "min_subtotal": 50_000, "percent": 15 },
+    ] })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_example_rules_give_the_right_discounts_in_orders_through_the_saga() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(shop_config(dir.path()), &SHOP_WITH_RULES).await;
+    product(&app, "TEE", 2_500, 100).await;
+    product(&app, "MUG", 900, 100).await;
+    product(&app, "HAT", 1_500, 100).await;
+    app.drain().await;
+    rule_coupon(&app, "SPEND", "tiered-spend", tiers()).await;
+    rule_coupon(
+        &app,
+        "B2G1",
+        "buy-x-get-y",
+        json!({ "buy": 2, "get": 1, "skus": ["TEE", "MUG"] }),
+    )
+    .await;
+
+    // (items, coupon, expected discount, expected total)
+    let cases: [Case; 6] = [
+        // 4 × 25.00 = 100.00: exactly the 5 % tier.
+        (&[("TEE", 4)], "SPEND", 500, 9_500),
+        // 8 × 25.00 + 1 × 9.00 = 209.00: 10 % = 20.90.
+        (&[("TEE", 8), ("MUG", 1)], "SPEND", 2_090, 18_810),
+        // 21 × 25.00 + 3 × 9.00 = 552.00: 15 % = 82.80.
+        (&[("TEE", 21), ("MUG", 3)], "SPEND", 8_280, 46_920),
+        // 2 TEE + 1 MUG: the cheapest eligible unit (a MUG) is free.
+        (&[("TEE", 2), ("MUG", 1)], "B2G1", 900, 5_000),
+        // 6 eligible units (HAT is not eligible): two free, both MUGs.
+        (&[("TEE", 3), ("MUG", 3), ("HAT", 1)], "B2G1", 1_800, 9_900),
+        // 3 TEE: one TEE free.
+        (&[("TEE", 3)], "B2G1", 2_500, 5_000),
+    ];
+    let mut ids = Vec::new();
+    for (i, (items, code, _, _)) in cases.iter().enumerate() {
+        ids.push(order(&app, &format!("buyer-{i}"), items, Some(code)).await);
+    }
+    app.drain().await;
+    for (id, (items, code, discount, total)) in ids.iter().zip(cases) {
+        let o = get_order(&app, id).await;
+        assert_eq!(o["status"], "AWAITING_PAYMENT", "{items:?} {code}: {o}");
+        assert_eq!(o["discount_minor"], discount, "{items:?} {code}: {o}");
+        assert_eq!(o["total_minor"], total, "{items:?} {code}: {o}");
+        pay(&app, id).await;
+    }
+
+    let b2g1 = redemptions(&app, "B2G1").await;
+    assert_eq!(b2g1.len(), 3);
+    assert!(
+        b2g1.iter()
+            .all(|r| r["rule"] == "buy-x-get-y" && r["rule_version"] == "1.0.0"),
+        "{b2g1:?}"
+    );
+    assert!(
+        b2g1[0]["reason"].as_str().unwrap().contains("free"),
+        "{b2g1:?}"
+    );
+    let spend = redemptions(&app, "SPEND").await;
+    assert_eq!(
+        spend
+            .iter()
+            .map(|r| r["discount_minor"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [500, 2_090, 8_280]
+    );
+
+    // Below the lowest tier the rule declines: the coupon is rejected and the
+    // saga rejects the order, as for any rejected coupon.
+    let small = order(&app, "buyer-small", &[("MUG", 1)], Some("SPEND")).await;
+    app.drain().await;
+    let o = get_order(&app, &small).await;
+    assert_eq!(o["status"], "REJECTED", "{o}");
+    assert_eq!(o["coupon_status"], "REJECTED", "{o}");
+    assert_eq!(o["discount_minor"], 0, "{o}");
+    let q = quote(
+        &app,
+        "SPEND",
+        json!([{ "sku": "MUG", "quantity": 1, "unit_price_minor": 900 }]),
+    )
+    .await;
+    assert_eq!(q["applicable"], false, "{q}");
+    assert_eq!(q["reason"], "rule_rejected", "{q}");
+    assert_eq!(q["rule"]["code"], "declined", "{q}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_rules_are_rejected_with_the_limit_they_broke_and_nothing_else_is_hurt() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
+    product(&app, "TEE", 2_500, 1_000).await;
+    app.drain().await;
+    let (status, body) = put_component(&app, "hostile-rule", component("rule-hostile"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A rule that imports a non-WASI interface (the storage of domain plugins)
+    // never loads.
+    let (status, body) = put_component(
+        &app,
+        "sneaky-rule",
+        component("rule-forbidden-import"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden_import", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("mercato:plugin/storage"), "{message}");
+
+    let (status, body) = app
+        .post(
+            "/coupons",
+            &json!({ "code": "TENOFF", "kind": "percent", "percent": 10, "currency": "EUR" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // (mode, expected rejection code, a word the message must contain)
+    let hostile = [
+        ("loop", "out_of_fuel", "11000000"),
+        ("alloc", "out_of_memory", "16 MiB"),
+        ("panic", "trap", "hostile rule panics"),
+        ("big-output", "output_too_large", "20480-byte"),
+        (
+            "overdiscount",
+            "invalid_output",
+            "exceeds the cart subtotal",
+        ),
+        ("decline", "declined", "hostile rule declines"),
+    ];
+    for (mode, _, _) in hostile {
+        rule_coupon(
+            &app,
+            &format!("H-{mode}"),
+            "hostile-rule",
+            json!({ "mode": mode }),
+        )
+        .await;
+    }
+    rule_coupon(&app, "GHOST", "no-such-rule", json!({})).await;
+    let line = json!([{ "sku": "TEE", "quantity": 1, "unit_price_minor": 2_500 }]);
+    for (mode, code, word) in hostile {
+        let q = quote(&app, &format!("H-{mode}"), line.clone()).await;
+        assert_eq!(q["applicable"], false, "{mode}: {q}");
+        assert_eq!(q["rule"]["code"], code, "{mode}: {q}");
+        let message = q["rule"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("`hostile-rule` 1.0.0"),
+            "{mode}: {message}"
+        );
+        assert!(message.contains(word), "{mode}: {message}");
+    }
+    assert_eq!(
+        quote(&app, "GHOST", line.clone()).await["rule"]["code"],
+        "unknown_rule"
+    );
+
+    // Orders with each hostile coupon, interleaved with orders using a sound
+    // coupon: a hostile coupon is rejected and the saga rejects its order (as
+    // for any rejected coupon, releasing its stock); the others go on.
+    let mut placed = Vec::new();
+    for (i, (mode, code, _)) in hostile.iter().enumerate() {
+        let bad = order(
+            &app,
+            &format!("h{i}"),
+            &[("TEE", 1)],
+            Some(&format!("H-{mode}")),
+        )
+        .await;
+        let good = order(&app, &format!("g{i}"), &[("TEE", 1)], Some("TENOFF")).await;
+        placed.push((bad, *code, "REJECTED", 0));
+        placed.push((good, "sound", "AWAITING_PAYMENT", 250));
+    }
+    app.drain().await;
+    for (id, code, status, discount) in &placed {
+        let o = get_order(&app, id).await;
+        assert_eq!(o["status"], *status, "{code}: {o}");
+        assert_eq!(o["discount_minor"], *discount, "{code}: {o}");
+    }
+    let (_, tee) = app.get("/inventory/items/TEE").await;
+    assert_eq!(tee["available"], 1_000 - hostile.len() as i64, "{tee}");
+    pay(&app, &placed[1].0).await;
+    assert_eq!(redemptions(&app, "TENOFF").await.len(), hostile.len());
+    for (mode, _, _) in hostile {
+        assert!(redemptions(&app, &format!("H-{mode}")).await.is_empty());
+    }
+
+    let metrics = app.metrics().await;
+    for (_, code, _) in hostile {
+        assert!(
+            metrics.contains(&format!(
+                "mercato_rule_rejections_total{{reason=\"{code}\",rule=\"hostile-rule\"}} 2"
+            )),
+            "{code} counted twice (quote and order):\n{metrics}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_swapped_while_orders_flow_prices_every_order_by_exactly_one_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
+    product(&app, "TEE", 2_000, 10_000).await;
+    app.drain().await;
+    let (status, body) = put_component(&app, "flat", component("rule-flat-v1"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    rule_coupon(&app, "FLAT", "flat", json!({ "percent": 10 })).await;
+
+    let app = std::sync::Arc::new(app);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (app, stop) = (app.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || n < 5 {
+                ids.push(order(&app, &format!("c{c}-{n}"), &[("TEE", 1)], Some("FLAT")).await);
+                n += 1;
+            }
+            ids
+        }));
+    }
+    // Let orders flow on v1, swap to v2 under them, then back to v1.
+    within(Duration::from_secs(60), async || {
+        redemptions(&app, "FLAT").await.len() >= 10
+    })
+    .await;
+    let (status, body) = put_component(&app, "flat", component("rule-flat-v2"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["current"]["version"], "2.0.0", "{body}");
+    within(Duration::from_secs(60), async || {
+        redemptions(&app, "FLAT")
+            .await
+            .iter()
+            .filter(|r| r["rule_version"] == "2.0.0")
+            .count()
+            >= 10
+    })
+    .await;
+    let (status, body) = app.post("/admin/plugins/flat/rollback", &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["current"]["version"], "1.0.0", "{body}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut ids = Vec::new();
+    for c in clients {
+        ids.extend(c.await.unwrap());
+    }
+    app.drain().await;
+
+    let redeemed = redemptions(&app, "FLAT").await;
+    assert_eq!(redeemed.len(), ids.len(), "one redemption per order");
+    let mut by_version = std::collections::BTreeMap::<String, usize>::new();
+    for r in &redeemed {
+        let version = r["rule_version"].as_str().expect("priced by a version");
+        // v1 grants 10 % of 20.00, v2 twice that: the amount tells which ran.
+        let expected = match version {
+            "1.0.0" => 200,
+            "2.0.0" => 400,
+            other => panic!("unknown version {other}"),
+        };
+        assert_eq!(r["discount_minor"], expected, "{r}");
+        let o = get_order(&app, r["order_id"].as_str().unwrap()).await;
+        assert_eq!(o["discount_minor"], expected, "{o}");
+        *by_version.entry(version.to_owned()).or_default() += 1;
+    }
+    assert!(
+        by_version["1.0.0"] >= 10 && by_version["2.0.0"] >= 10,
+        "{by_version:?}"
+    );
+    app.drain().await;
+    let (_, events) = app.get("/admin/events").await;
+    assert_eq!(events["dead_letters"], json!([]), "{events}");
+    std::sync::Arc::into_inner(app).unwrap().stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluation_cost_is_reported_in_the_admin_api_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = shop_config(dir.path());
+    // A per-rule fuel budget, from the same `[plugins.<name>.limits]` table.
+    config.plugins.insert(
+        "buy-x-get-y".into(),
+        toml::from_str("limits = { fuel = 5000000 }").unwrap(),
+    );
+    let app = TestApp::start(config, &SHOP_WITH_RULES).await;
+    rule_coupon(&app, "SPEND", "tiered-spend", tiers()).await;
+    rule_coupon(&app, "B2G1", "buy-x-get-y", json!({ "buy": 1, "get": 1 })).await;
+    let lines = json!([{ "sku": "TEE", "quantity": 8, "unit_price_minor": 2_500 }]);
+    for _ in 0..3 {
+        assert_eq!(
+            quote(&app, "SPEND", lines.clone()).await["discount_minor"],
+            2_000
+        );
+        let q = quote(&app, "B2G1", lines.clone()).await;
+        assert_eq!(q["discount_minor"], 10_000, "{q}");
+        assert!(q["rule"]["fuel"].as_u64().unwrap() > 0, "{q}");
+        assert!(q["rule"]["micros"].as_u64().unwrap() > 0, "{q}");
+    }
+
+    let (_, body) = app.get("/admin/plugins").await;
+    let plugins = body["plugins"].as_array().unwrap();
+    let find = |name: &str| plugins.iter().find(|p| p["name"] == name).unwrap().clone();
+    assert_eq!(find("orders")["kind"], "domain");
+    let spend = find("tiered-spend");
+    assert_eq!(spend["kind"], "rule", "{spend}");
+    assert_eq!(spend["limits"]["fuel"], 11_000_000, "{spend}");
+    assert_eq!(spend["limits"]["memory_mib"], 16, "{spend}");
+    assert_eq!(spend["evaluations"]["calls"], 3, "{spend}");
+    let fuel = spend["evaluations"]["fuel"]["mean"].as_u64().unwrap();
+    assert!(fuel > 1_000 && fuel < 11_000_000, "{spend}");
+    assert!(
+        spend["evaluations"]["micros"]["mean"].as_u64().unwrap() > 0,
+        "{spend}"
+    );
+    assert_eq!(find("buy-x-get-y")["limits"]["fuel"], 5_000_000);
+
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(
+            "mercato_rule_evaluations_total{outcome=\"ok\",rule=\"tiered-spend\",version=\"1.0.0\"} 3"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mercato_rule_fuel_used_count{rule=\"tiered-spend\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mercato_rule_duration_seconds_count{rule=\"buy-x-get-y\"} 3"),
+        "{metrics}"
+    );
+
+    app.stop().await;
+}
