@@ -451,3 +451,32 @@ async fn evaluation_cost_is_reported_in_the_admin_api_and_metrics() {
 
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_with_a_huge_fuel_budget_is_stopped_by_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = shop_config(dir.path());
+    config.plugins.insert(
+        "hostile-rule".into(),
+        toml::from_str("limits = { fuel = 1000000000000, deadline_ms = 50 }").unwrap(),
+    );
+    let app = TestApp::start(config, &["coupons"]).await;
+    let (status, body) = put_component(&app, "hostile-rule", component("rule-hostile"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    rule_coupon(&app, "H-LOOP", "hostile-rule", json!({ "mode": "loop" })).await;
+    rule_coupon(&app, "H-OK", "hostile-rule", json!({ "mode": "fine" })).await;
+    let line = json!([{ "sku": "TEE", "quantity": 1, "unit_price_minor": 2_500 }]);
+    let q = quote(&app, "H-LOOP", line.clone()).await;
+    assert_eq!(q["rule"]["code"], "deadline", "{q}");
+    assert!(
+        q["rule"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missed its 50 ms deadline"),
+        "{q}"
+    );
+    // The same rule, another coupon: the next evaluation runs normally.
+    let q = quote(&app, "H-OK", line).await;
+    assert_eq!(q["discount_minor"], 1, "{q}");
+    app.stop().await;
+}
