@@ -1,0 +1,84 @@
+//! One plugin call three ways, shared by the harness (scenario 1) and the
+//! criterion bench (`benches/call.rs`): through the host's unit of work, through
+//! the sandbox alone, and the same transaction done natively.
+use anyhow::{Context, bail};
+use mercato::bindings::Request;
+use mercato::host::Host;
+use mercato::plugin::Plugin;
+use mercato::runtime::CallState;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The no-op plugin's `POST /`: no body, so nothing but the host's work remains.
+pub fn noop_request() -> Request {
+    Request {
+        method: "POST".into(),
+        path: "/".into(),
+        query: String::new(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    }
+}
+
+/// The running `noop` plugin of `host`.
+pub fn noop_plugin(host: &Host) -> anyhow::Result<Arc<Plugin>> {
+    host.registry
+        .get("noop")
+        .context("the noop plugin is not loaded")
+}
+
+/// A full unit of work: write transaction, fresh instance, call, commit.
+pub async fn host_call(host: &Host, plugin: &Arc<Plugin>) -> anyhow::Result<()> {
+    let answer = host
+        .call_request(plugin, noop_request(), None, "bench")
+        .await?;
+    if answer.response.status != 200 {
+        bail!("noop answered {}", answer.response.status);
+    }
+    Ok(())
+}
+
+/// The instance and the call only: no transaction (storage calls would fail).
+pub async fn sandbox_call(host: &Host, plugin: &Arc<Plugin>) -> anyhow::Result<()> {
+    let request = noop_request();
+    let state = CallState::new(plugin.name.clone(), None);
+    let (result, _state, _elapsed) = host
+        .sandbox
+        .call(&plugin.compiled, state, plugin.limits, |instance, store| {
+            Box::pin(async move {
+                instance
+                    .mercato_plugin_plugin()
+                    .call_handle_request(store, &request)
+                    .await
+            })
+        })
+        .await;
+    let response = result?;
+    if response.status != 200 {
+        bail!("noop answered {}", response.status);
+    }
+    Ok(())
+}
+
+/// The same empty write transaction without the host: a rusqlite connection
+/// opened the way the host opens a plugin's database.
+pub struct NativeTx {
+    conn: rusqlite::Connection,
+}
+
+impl NativeTx {
+    pub fn open(path: &Path) -> anyhow::Result<NativeTx> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(NativeTx { conn })
+    }
+
+    pub fn begin_commit(&self) -> anyhow::Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! The six scenarios of the issue, run in one process against one SQLite shop
+//! (and a PostgreSQL shop for the saga), each for a fixed time.
+mod flash_sale;
+mod get_order;
+mod memory;
+mod overhead;
+mod relay;
+mod saga;
+
+use crate::machine::rss_bytes;
+use crate::options::Options;
+use crate::report::Row;
+use crate::shop::{Backend, Shop, postgres_url};
+use std::time::Duration;
+
+/// Durations and sizes: the full run fits in a few minutes on two cores; the
+/// quick one (CI smoke, debug build) in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub warmup: Duration,
+    /// Each timed phase of scenarios 1 and 4.
+    pub short: Duration,
+    /// Each timed phase of scenarios 2 and 3.
+    pub long: Duration,
+    pub connections: usize,
+    pub orders_to_read: usize,
+    pub buyers: usize,
+    pub flash_buyers: usize,
+    pub flash_units: i64,
+    pub flash_rounds: usize,
+    pub live_instances: usize,
+}
+
+impl Plan {
+    pub fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                warmup: Duration::from_millis(100),
+                short: Duration::from_millis(300),
+                long: Duration::from_millis(500),
+                connections: 4,
+                orders_to_read: 8,
+                buyers: 4,
+                flash_buyers: 100,
+                flash_units: 10,
+                flash_rounds: 1,
+                live_instances: 20,
+            }
+        } else {
+            Plan {
+                warmup: Duration::from_secs(2),
+                short: Duration::from_secs(10),
+                long: Duration::from_secs(20),
+                connections: 8,
+                orders_to_read: 64,
+                buyers: 16,
+                flash_buyers: 1_000,
+                flash_units: 100,
+                flash_rounds: 3,
+                live_instances: 200,
+            }
+        }
+    }
+}
+
+/// SKUs the saga spreads its orders over, with stock for any run.
+pub const SKUS: usize = 16;
+
+pub fn sku(n: usize) -> String {
+    format!("BENCH-{:02}", n % SKUS)
+}
+
+/// Runs the selected scenarios; any error fails the run.
+pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
+    let plan = Plan::new(options.quick);
+    let mut rows = Vec::new();
+    let shop = Shop::start(Backend::Sqlite).await?;
+    for n in 0..SKUS {
+        shop.seed(&sku(n), 1_000_000_000).await?;
+    }
+    let idle_rss = rss_bytes();
+    let mut peak_rss = None;
+    if options.runs("overhead") {
+        step("1 per-call overhead");
+        rows.extend(overhead::run(&shop, &plan).await?);
+    }
+    if options.runs("get-order") {
+        step("2 GET /orders/{id}");
+        rows.extend(get_order::run(&shop, &plan).await?);
+    }
+    if options.runs("saga") {
+        step("3 saga on SQLite");
+        let (saga_rows, peak) = saga::run(&shop, &plan, "SQLite", "sqlite").await?;
+        rows.extend(saga_rows);
+        peak_rss = Some(peak);
+    }
+    if options.runs("relay") {
+        step("4 relay latency");
+        rows.extend(relay::run(&shop, &plan).await?);
+    }
+    if options.runs("flash-sale") {
+        step("5 flash sale");
+        rows.extend(flash_sale::run(&shop, &plan).await?);
+    }
+    if options.runs("memory") {
+        step("6 memory");
+        rows.extend(memory::run(&shop, &plan, idle_rss, peak_rss).await?);
+    }
+    shop.stop().await?;
+    if options.runs("saga") {
+        step("3 saga on PostgreSQL");
+        match postgres_url().await {
+            Ok(url) => {
+                let shop = Shop::start(Backend::Postgres { url }).await?;
+                for n in 0..SKUS {
+                    shop.seed(&sku(n), 1_000_000_000).await?;
+                }
+                let result = saga::run(&shop, &plan, "PostgreSQL", "postgres").await;
+                shop.stop().await?;
+                rows.extend(result?.0);
+            }
+            Err(why) if options.smoke => {
+                anyhow::bail!("{why}; the smoke run needs PostgreSQL (CI has it)")
+            }
+            Err(why) => {
+                eprintln!("{why}");
+                rows.push(Row::skipped(
+                    3,
+                    "saga_postgres",
+                    "saga → PAID, PostgreSQL",
+                    "skipped: PostgreSQL unreachable",
+                ));
+            }
+        }
+    }
+    rows.sort_by_key(|r| r.number);
+    Ok(rows)
+}
+
+/// Progress on stderr, so stdout carries only the table.
+fn step(what: &str) {
+    eprintln!("bench: {what}…");
+}
