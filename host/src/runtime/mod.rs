@@ -18,6 +18,11 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
+/// Bytes of each linear memory / table slot reset in place (not decommitted)
+/// when an instance ends: a call of a shop plugin dirties well under this.
+const KEEP_RESIDENT_MEMORY: usize = 4 << 20;
+const KEEP_RESIDENT_TABLE: usize = 64 << 10;
+
 /// How often the epoch ticks; guests yield to the scheduler once per tick.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -126,7 +131,15 @@ impl Sandbox {
             .total_core_instances(total * 8)
             .total_memories(total * 4)
             .total_tables(total * 8)
-            .max_memory_size(config.max_memory_bytes);
+            .max_memory_size(config.max_memory_bytes)
+            // Recycling a slot by `madvise` was the largest cost in the
+            // profile (docs/benchmarks.md): the syscall, TLB shootdowns on every
+            // core, then page faults as the next instance touches the same
+            // pages. Instead, keep the pages a guest dirtied resident and reset
+            // only those (found by Linux's PAGEMAP_SCAN where available).
+            .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
+            .table_keep_resident(KEEP_RESIDENT_TABLE)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut wasm = Config::new();
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .epoch_interruption(true)
