@@ -19,23 +19,6 @@ const SHOP_WITH_RULES: [&str; 7] = [
     "buy-x-get-y",
 ];
 
-async fn product(app: &TestApp, sku: &str, price_minor: i64, on_hand: i64) {
-    let (status, body) = app
-        .post(
-            "/products",
-            &json!({ "sku": sku, "name": sku, "price_minor": price_minor, "currency": "EUR" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = app
-        .post(
-            "/inventory/items",
-            &json!({ "sku": sku, "on_hand": on_hand }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-}
-
 async fn coupon(app: &TestApp, body: Value) {
     let (status, reply) = app.post("/coupons", &body).await;
     assert_eq!(status, StatusCode::CREATED, "{reply}");

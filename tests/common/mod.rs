@@ -225,10 +225,16 @@ pub fn shop_config(dir: &std::path::Path) -> Config {
 pub const SHOP: [&str; 5] = ["products", "orders", "inventory", "payments", "coupons"];
 
 pub async fn seed(app: &TestApp, sku: &str, on_hand: i64) {
+    product(app, sku, 1_000, on_hand).await;
+    app.drain().await;
+}
+
+/// Creates product `sku` at `price_minor` EUR with `on_hand` units in stock.
+pub async fn product(app: &TestApp, sku: &str, price_minor: i64, on_hand: i64) {
     let (status, body) = app
         .post(
             "/products",
-            &json!({ "sku": sku, "name": sku, "price_minor": 1_000, "currency": "EUR" }),
+            &json!({ "sku": sku, "name": sku, "price_minor": price_minor, "currency": "EUR" }),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -239,7 +245,6 @@ pub async fn seed(app: &TestApp, sku: &str, on_hand: i64) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    app.drain().await;
 }
 
 pub async fn place(app: &TestApp, sku: &str, buyer: &str) -> String {

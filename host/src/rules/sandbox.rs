@@ -4,7 +4,7 @@
 //! epoch so a rule prices a cart the same way whenever it runs).
 use crate::bindings::rule::{CouponRule, CouponRulePre};
 use crate::bindings::{Adjustment, Cart, RuleManifest};
-use crate::runtime::{CallLimiter, Limits, LoadError};
+use crate::runtime::{CallLimiter, Limits, LoadError, imports_outside};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -152,13 +152,9 @@ impl RuleSandbox {
         component: Component,
         limits: Limits,
     ) -> Result<CompiledRule, LoadError> {
-        let forbidden: Vec<String> = component
-            .component_type()
-            .imports(&self.engine)
-            .map(|(name, _)| name)
-            .filter(|name| !name.starts_with("wasi:") && !name.starts_with(RULE_TYPES))
-            .map(str::to_owned)
-            .collect();
+        let forbidden = imports_outside(&self.engine, &component, |name| {
+            name.starts_with("wasi:") || name.starts_with(RULE_TYPES)
+        });
         if !forbidden.is_empty() {
             return Err(LoadError::RuleForbiddenImport(forbidden.join(", ")));
         }

@@ -209,13 +209,7 @@ impl Sandbox {
         component: Component,
         limits: Limits,
     ) -> Result<Compiled, LoadError> {
-        let forbidden: Vec<String> = component
-            .component_type()
-            .imports(&self.engine)
-            .map(|(name, _)| name)
-            .filter(|name| !granted(name))
-            .map(str::to_owned)
-            .collect();
+        let forbidden = imports_outside(&self.engine, &component, granted);
         if !forbidden.is_empty() {
             return Err(LoadError::ForbiddenImport(forbidden.join(", ")));
         }
@@ -296,6 +290,21 @@ impl Sandbox {
         let state = store.into_data();
         (result, state, elapsed)
     }
+}
+
+/// The imports of `component` that `allowed` refuses.
+pub fn imports_outside(
+    engine: &Engine,
+    component: &Component,
+    allowed: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name)
+        .filter(|name| !allowed(name))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Imports a plugin may have: the host's own interfaces and WASI (linked with
