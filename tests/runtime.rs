@@ -2,9 +2,10 @@
 //! error or trap, exactly-once effects across a restart, idempotency keys.
 mod common;
 
-use common::{TestApp, config, sqlite_count};
+use common::{TestApp, config, sqlite_count, within};
 use reqwest::StatusCode;
 use serde_json::json;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_event_is_handled_once_and_a_restart_neither_repeats_nor_loses_it() {
@@ -206,6 +207,13 @@ async fn a_concurrent_duplicate_gets_409_while_the_first_is_in_flight() {
                 .status()
         })
     };
+    // Send the duplicate only once the first holds the key: otherwise the
+    // duplicate could reach the host first and become the original.
+    let notes = app.host.registry.get("notes").unwrap();
+    within(Duration::from_secs(10), async || {
+        notes.inflight_keys.lock().unwrap().contains("key-slow") || first.is_finished()
+    })
+    .await;
     // Retry the duplicate until the first request is seen in flight (or done).
     let mut saw_conflict = false;
     while !first.is_finished() {
