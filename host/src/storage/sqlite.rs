@@ -99,6 +99,54 @@ pub struct SqliteDb {
     writer: Arc<tokio::sync::Mutex<SqliteConn>>,
     readers: Arc<Mutex<Vec<SqliteConn>>>,
     reader_slots: Arc<Semaphore>,
+    _checkpointer: Checkpointer,
+}
+
+/// How often the background checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Runs WAL checkpoints on a thread of its own. SQLite's automatic
+/// checkpoint runs inside whichever commit crosses 1,000 WAL pages, while that
+/// commit holds the plugin's only write lock: one commit in a few hundred took
+/// milliseconds and stalled every writer behind it (the relay's p99 in
+/// docs/benchmarks.md). Passive checkpoints beside the writer never block it.
+struct Checkpointer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Self, StorageError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let name = format!(
+            "mercato-ckpt-{}",
+            path.file_stem().and_then(|s| s.to_str()).unwrap_or("db")
+        );
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "background WAL checkpoint failed");
+                    }
+                }
+            })
+            .map_err(|e| StorageError::Setup(format!("starting the WAL checkpointer: {e}")))?;
+        Ok(Checkpointer { stop })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl SqliteDb {
@@ -109,6 +157,8 @@ impl SqliteDb {
                 .map_err(|e| StorageError::Setup(format!("creating {}: {e}", dir.display())))?;
         }
         let writer = SqliteConn::open(path)?;
+        // Checkpoints run beside the writer (`Checkpointer`), never in a commit.
+        writer.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let readers = (0..READERS)
             .map(|_| SqliteConn::open(path))
             .collect::<Result<Vec<_>, _>>()?;
@@ -117,6 +167,7 @@ impl SqliteDb {
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
             readers: Arc::new(Mutex::new(readers)),
             reader_slots: Arc::new(Semaphore::new(READERS)),
+            _checkpointer: Checkpointer::start(path)?,
         })
     }
 
