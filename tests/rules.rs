@@ -8,16 +8,13 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// The shop with the two example rules (as `mercato serve` runs it).
-const SHOP_WITH_RULES: [&str; 7] = [
-    "products",
-    "orders",
-    "inventory",
-    "payments",
-    "coupons",
-    "tiered-spend",
-    "buy-x-get-y",
-];
+/// The plugins `mercato serve` embeds: the shop and the two example rules.
+fn served() -> Vec<&'static str> {
+    mercato::artifacts::EMBEDDED
+        .iter()
+        .map(|(name, _)| *name)
+        .collect()
+}
 
 async fn coupon(app: &TestApp, body: Value) {
     let (status, reply) = app.post("/coupons", &body).await;
@@ -104,7 +101,7 @@ fn tiers() -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_example_rules_give_the_right_discounts_in_orders_through_the_saga() {
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(shop_config(dir.path()), &SHOP_WITH_RULES).await;
+    let app = TestApp::start(shop_config(dir.path()), &served()).await;
     product(&app, "TEE", 2_500, 100).await;
     product(&app, "MUG", 900, 100).await;
     product(&app, "HAT", 1_500, 100).await;
@@ -384,7 +381,7 @@ async fn evaluation_cost_is_reported_in_the_admin_api_and_metrics() {
         "buy-x-get-y".into(),
         toml::from_str("limits = { fuel = 5000000 }").unwrap(),
     );
-    let app = TestApp::start(config, &SHOP_WITH_RULES).await;
+    let app = TestApp::start(config, &served()).await;
     rule_coupon(&app, "SPEND", "tiered-spend", tiers()).await;
     rule_coupon(&app, "B2G1", "buy-x-get-y", json!({ "buy": 1, "get": 1 })).await;
     let lines = json!([{ "sku": "TEE", "quantity": 8, "unit_price_minor": 2_500 }]);
