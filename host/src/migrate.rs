@@ -1,15 +1,18 @@
-//! Per-plugin migrations: carried in the plugin's manifest, applied with sqlx's
-//! migrator in the plugin's own database when the plugin loads.
+//! Per-plugin migrations: carried in the plugin's manifest, applied in the
+//! plugin's own database when the plugin loads.
+//!
+//! A migration is plugin code, so it runs in the sandbox like the plugin's
+//! calls: statement by statement under the backend's rules for plugin SQL
+//! (SQLite's authorizer; on PostgreSQL the plugin's owner role), each file in
+//! one transaction together with its bookkeeping row.
 //!
 //! File names follow sqlx: `NNNN_description.sql` for every backend, or
 //! `NNNN_description.sqlite.sql` / `NNNN_description.postgres.sql` where the
-//! dialects differ. Checksums are verified: an applied migration whose text
-//! changed refuses to load.
-use crate::storage::schema::host_tables_ddl;
-use crate::storage::{BackendKind, Database, StorageError};
-use sqlx::Executor;
-use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
-use std::borrow::Cow;
+//! dialects differ. The bookkeeping table is sqlx's (`_sqlx_migrations`, SHA-384
+//! checksums), so databases migrated by earlier builds carry on. Checksums are
+//! verified: an applied migration whose text changed refuses to load.
+use crate::storage::{BackendKind, Database, MigrationStep, StorageError};
+use sha2::{Digest, Sha384};
 
 /// Why a plugin's migrations could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -43,13 +46,15 @@ pub enum MigrationError {
         /// The version.
         version: i64,
     },
-    /// A migration's SQL failed.
-    #[error("migration of {plugin} failed: {source}")]
+    /// A migration's SQL failed or was refused; nothing of it was applied.
+    #[error("migration `{file}` of {plugin} failed: {source}")]
     Failed {
         /// Plugin name.
         plugin: String,
-        /// What sqlx said.
-        source: MigrateError,
+        /// The file.
+        file: String,
+        /// What the database or the sandbox said.
+        source: StorageError,
     },
     /// The database could not be reached.
     #[error(transparent)]
@@ -58,7 +63,7 @@ pub enum MigrationError {
 
 pub(crate) struct Planned {
     pub(crate) file: String,
-    pub(crate) migration: Migration,
+    pub(crate) step: MigrationStep,
 }
 
 pub(crate) fn plan(
@@ -86,21 +91,21 @@ pub(crate) fn plan(
             .ok()
             .filter(|v| *v > 0)
             .ok_or_else(|| MigrationError::BadName(file.clone()))?;
-        if let Some(other) = planned.iter().find(|p| p.migration.version == version) {
+        if let Some(other) = planned.iter().find(|p| p.step.version == version) {
             return Err(MigrationError::Duplicate(other.file.clone(), file.clone()));
         }
         planned.push(Planned {
             file: file.clone(),
-            migration: Migration::new(
+            step: MigrationStep {
                 version,
-                Cow::Owned(description.replace('_', " ")),
-                MigrationType::Simple,
-                Cow::Owned(sql.clone()),
-                false,
-            ),
+                description: description.replace('_', " "),
+                file: file.clone(),
+                sql: sql.clone(),
+                checksum: Sha384::digest(sql.as_bytes()).to_vec(),
+            },
         });
     }
-    planned.sort_by_key(|p| p.migration.version);
+    planned.sort_by_key(|p| p.step.version);
     Ok(planned)
 }
 
@@ -114,7 +119,7 @@ pub enum Mode {
     AllowNewerSchema,
 }
 
-/// Creates the host tables and applies the plugin's migrations.
+/// Creates the host tables and applies the plugin's pending migrations.
 pub async fn run(
     plugin: &str,
     db: &Database,
@@ -122,72 +127,39 @@ pub async fn run(
     mode: Mode,
 ) -> Result<(), MigrationError> {
     let planned = plan(files, db.kind())?;
-    let migrator = Migrator {
-        migrations: Cow::Owned(planned.iter().map(|p| p.migration.clone()).collect()),
-        ignore_missing: mode == Mode::AllowNewerSchema,
-        locking: true,
-        no_tx: false,
-    };
-    let ddl = host_tables_ddl(db.kind());
-    // Through a one-connection pool: `Migrator::run(&mut conn)` makes callers'
-    // futures non-`Send` (a higher-ranked `Acquire` bound), and deploys run in
-    // HTTP handlers, which must be `Send`.
-    let result = match db {
-        Database::Sqlite(sqlite) => {
-            let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect(&sqlite.sqlx_url())
-                .await
-                .map_err(StorageError::from)?;
-            pool.execute(sqlx::raw_sql(&ddl))
-                .await
-                .map_err(StorageError::from)?;
-            let result = migrator.run(&pool).await;
-            pool.close().await;
-            result
-        }
-        Database::Postgres(pg) => {
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(1)
-                .connect_with(pg.admin_options())
-                .await
-                .map_err(StorageError::from)?;
-            pool.execute(sqlx::raw_sql(&ddl))
-                .await
-                .map_err(StorageError::from)?;
-            let result = migrator.run(&pool).await;
-            if result.is_ok() {
-                let mut conn = pool.acquire().await.map_err(StorageError::from)?;
-                pg.grant(&mut conn).await?;
+    db.prepare_host_tables().await?;
+    let applied = db.applied_migrations().await?;
+    for done in &applied {
+        match planned.iter().find(|p| p.step.version == done.version) {
+            Some(p) if p.step.checksum != done.checksum => {
+                return Err(MigrationError::Changed {
+                    plugin: plugin.to_owned(),
+                    file: p.file.clone(),
+                });
             }
-            pool.close().await;
-            result
+            Some(_) => {}
+            None if mode == Mode::AllowNewerSchema => {}
+            None => {
+                return Err(MigrationError::Missing {
+                    plugin: plugin.to_owned(),
+                    version: done.version,
+                });
+            }
         }
-    };
-    result.map_err(|e| explain(plugin, &planned, e))
-}
-
-fn explain(plugin: &str, planned: &[Planned], e: MigrateError) -> MigrationError {
-    let file_of = |v: i64| {
-        planned
-            .iter()
-            .find(|p| p.migration.version == v)
-            .map_or_else(|| format!("version {v}"), |p| p.file.clone())
-    };
-    match e {
-        MigrateError::VersionMismatch(v) => MigrationError::Changed {
-            plugin: plugin.to_owned(),
-            file: file_of(v),
-        },
-        MigrateError::VersionMissing(version) => MigrationError::Missing {
-            plugin: plugin.to_owned(),
-            version,
-        },
-        source => MigrationError::Failed {
-            plugin: plugin.to_owned(),
-            source,
-        },
     }
+    for p in planned
+        .iter()
+        .filter(|p| !applied.iter().any(|a| a.version == p.step.version))
+    {
+        db.apply_migration(&p.step)
+            .await
+            .map_err(|source| MigrationError::Failed {
+                plugin: plugin.to_owned(),
+                file: p.file.clone(),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

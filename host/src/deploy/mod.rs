@@ -16,7 +16,7 @@ pub use watch::{Watcher, watch};
 use crate::host::{Host, PluginLoadError};
 use crate::migrate::{Mode, plan};
 use crate::runtime::LoadError;
-use crate::storage::{SqlValueExt, StorageError, TxMode, cell};
+use crate::storage::StorageError;
 use store::Record;
 
 /// Why a deploy or rollback was refused. Each leaves the running version serving.
@@ -221,13 +221,12 @@ impl Host {
 }
 
 async fn applied_migrations(plugin: &crate::plugin::Plugin) -> Result<Vec<i64>, StorageError> {
-    let mut tx = plugin.db.begin(TxMode::ReadOnly).await?;
-    let rows = tx
-        .host_query("SELECT version FROM _sqlx_migrations", &[])
-        .await?;
-    tx.rollback().await?;
-    Ok((0..rows.rows.len())
-        .map(|i| cell(&rows, i, "version").as_i64())
+    Ok(plugin
+        .db
+        .applied_migrations()
+        .await?
+        .into_iter()
+        .map(|m| m.version)
         .collect())
 }
 
@@ -240,12 +239,12 @@ fn refuse_destructive(
         plan(files, kind).map_err(|e| DeployError::Load(PluginLoadError::Migration(e)))?;
     for p in planned
         .iter()
-        .filter(|p| !applied.contains(&p.migration.version))
+        .filter(|p| !applied.contains(&p.step.version))
     {
-        if checks::is_contract(&p.migration.sql) {
+        if checks::is_contract(&p.step.sql) {
             continue;
         }
-        if let Some(statement) = checks::destructive_statement(&p.migration.sql) {
+        if let Some(statement) = checks::destructive_statement(&p.step.sql) {
             return Err(DeployError::Destructive {
                 file: p.file.clone(),
                 statement,

@@ -12,6 +12,7 @@ pub mod sqlite;
 
 use crate::bindings::{GuestError, Rows, SqlValue};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Largest result a guest query may return; bigger results are refused rather
 /// than buffered into host memory.
@@ -51,6 +52,45 @@ pub enum StorageError {
     /// A guest statement failed earlier in the transaction, so it was rolled back.
     #[error("transaction aborted by a failed statement: {0}")]
     Aborted(String),
+    /// The sandbox refused a statement of plugin code (a migration).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What one guest call may make the database spend: enforced by the backend on
+/// every guest statement, so the SQL a plugin runs obeys the same limits as its
+/// code.
+#[derive(Debug, Clone, Copy)]
+pub struct CallBudget {
+    /// The call's deadline: a statement still running then is stopped.
+    pub deadline: Instant,
+    /// Largest result, in bytes, one query may return to the guest.
+    pub max_query_bytes: usize,
+}
+
+/// A migration about to be applied (the bookkeeping is sqlx-compatible:
+/// `_sqlx_migrations` with a SHA-384 checksum of the SQL text).
+#[derive(Debug, Clone)]
+pub struct MigrationStep {
+    /// Version from the file name.
+    pub version: i64,
+    /// Description from the file name.
+    pub description: String,
+    /// The file name, for messages.
+    pub file: String,
+    /// The SQL text: plugin code, run statement by statement in the sandbox.
+    pub sql: String,
+    /// SHA-384 of `sql`.
+    pub checksum: Vec<u8>,
+}
+
+/// A migration recorded as applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedMigration {
+    /// Its version.
+    pub version: i64,
+    /// SHA-384 of the SQL that was applied.
+    pub checksum: Vec<u8>,
 }
 
 /// How a transaction may be used.
@@ -80,11 +120,46 @@ impl Database {
         }
     }
 
-    /// Starts a transaction. Write transactions on SQLite wait for the single writer.
+    /// Starts a transaction for host work. Write transactions on SQLite wait
+    /// for the single writer.
     pub async fn begin(&self, mode: TxMode) -> Result<Tx, StorageError> {
+        self.open_tx(mode, None).await
+    }
+
+    /// Starts the transaction of a guest call: its statements obey `budget`.
+    pub async fn begin_call(&self, mode: TxMode, budget: CallBudget) -> Result<Tx, StorageError> {
+        self.open_tx(mode, Some(budget)).await
+    }
+
+    async fn open_tx(&self, mode: TxMode, budget: Option<CallBudget>) -> Result<Tx, StorageError> {
         match self {
-            Database::Sqlite(db) => Ok(Tx::new(TxInner::Sqlite(db.begin(mode).await?))),
-            Database::Postgres(db) => Ok(Tx::new(TxInner::Postgres(db.begin(mode).await?))),
+            Database::Sqlite(db) => Ok(Tx::new(TxInner::Sqlite(db.begin(mode, budget).await?))),
+            Database::Postgres(db) => Ok(Tx::new(TxInner::Postgres(db.begin(mode, budget).await?))),
+        }
+    }
+
+    /// Creates the host tables (idempotent).
+    pub async fn prepare_host_tables(&self) -> Result<(), StorageError> {
+        match self {
+            Database::Sqlite(db) => db.prepare_host_tables().await,
+            Database::Postgres(db) => db.prepare_host_tables().await,
+        }
+    }
+
+    /// The migrations recorded as applied, by version.
+    pub async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>, StorageError> {
+        match self {
+            Database::Sqlite(db) => db.applied_migrations().await,
+            Database::Postgres(db) => db.applied_migrations().await,
+        }
+    }
+
+    /// Applies one migration and records it, in one transaction, under the
+    /// sandbox's rules for plugin code (a refused statement changes nothing).
+    pub async fn apply_migration(&self, step: &MigrationStep) -> Result<(), StorageError> {
+        match self {
+            Database::Sqlite(db) => db.apply_migration(step).await,
+            Database::Postgres(db) => db.apply_migration(step).await,
         }
     }
 }
@@ -186,6 +261,24 @@ impl Tx {
         match &mut self.inner {
             TxInner::Sqlite(_) => Ok(()),
             TxInner::Postgres(tx) => tx.lock_outbox().await,
+        }
+    }
+
+    /// True when a guest statement was stopped because the call's deadline
+    /// passed: the call is a timeout, whatever the guest did next.
+    pub fn deadline_exceeded(&self) -> bool {
+        match &self.inner {
+            TxInner::Sqlite(tx) => tx.deadline_exceeded(),
+            TxInner::Postgres(tx) => tx.deadline_exceeded(),
+        }
+    }
+
+    /// Rolls back a transaction whose call timed out, stopping a statement that
+    /// may still be running in the database.
+    pub async fn rollback_after_timeout(self) -> Result<(), StorageError> {
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.rollback(),
+            TxInner::Postgres(tx) => tx.rollback_after_timeout().await,
         }
     }
 

@@ -5,7 +5,7 @@
 //! that logs in *as the plugin's role*, which has DML rights on its own schema
 //! only. Because the session user is that role, a guest cannot `SET ROLE` its
 //! way out: another plugin's schema is simply not visible to it.
-use super::{MAX_QUERY_ROWS, StorageError, TxMode};
+use super::{AppliedMigration, CallBudget, MAX_QUERY_ROWS, MigrationStep, StorageError, TxMode};
 use crate::bindings::{GuestError, Rows, SqlValue};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgTypeInfo};
 use sqlx::{
@@ -136,7 +136,62 @@ impl PgDb {
         &self.pool
     }
 
-    pub(super) async fn begin(&self, mode: TxMode) -> Result<PgTx, StorageError> {
+    pub(super) async fn prepare_host_tables(&self) -> Result<(), StorageError> {
+        let mut conn = PgConnection::connect_with(&self.admin_options()).await?;
+        conn.execute(sqlx::raw_sql(&super::schema::host_tables_ddl(
+            super::BackendKind::Postgres,
+        )))
+        .await?;
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS _sqlx_migrations (version BIGINT PRIMARY KEY, \
+             description TEXT NOT NULL, installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), \
+             success BOOLEAN NOT NULL, checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL)",
+        )
+        .await?;
+        self.grant(&mut conn).await?;
+        conn.close().await?;
+        Ok(())
+    }
+
+    pub(super) async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>, StorageError> {
+        let mut conn = PgConnection::connect_with(&self.admin_options()).await?;
+        let rows: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&mut conn)
+                .await?;
+        conn.close().await?;
+        Ok(rows
+            .into_iter()
+            .map(|(version, checksum)| AppliedMigration { version, checksum })
+            .collect())
+    }
+
+    pub(super) async fn apply_migration(&self, step: &MigrationStep) -> Result<(), StorageError> {
+        let mut conn = PgConnection::connect_with(&self.admin_options()).await?;
+        let mut tx = conn.begin().await?;
+        let started = std::time::Instant::now();
+        tx.execute(sqlx::raw_sql(&step.sql)).await?;
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES ($1, $2, TRUE, $3, $4)",
+        )
+        .bind(step.version)
+        .bind(&step.description)
+        .bind(&step.checksum)
+        .bind(started.elapsed().as_nanos() as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.grant(&mut conn).await?;
+        conn.close().await?;
+        Ok(())
+    }
+
+    pub(super) async fn begin(
+        &self,
+        mode: TxMode,
+        _budget: Option<CallBudget>,
+    ) -> Result<PgTx, StorageError> {
         let mut tx = self.pool.begin().await?;
         if mode == TxMode::ReadOnly {
             tx.execute("SET TRANSACTION READ ONLY").await?;
@@ -223,6 +278,14 @@ impl PgTx {
             .execute(&mut *self.tx)
             .await?;
         Ok(())
+    }
+
+    pub(super) fn deadline_exceeded(&self) -> bool {
+        false
+    }
+
+    pub(super) async fn rollback_after_timeout(self) -> Result<(), StorageError> {
+        self.rollback().await
     }
 
     pub(super) async fn commit(self) -> Result<(), StorageError> {

@@ -9,7 +9,7 @@
 //! Guest statements pass through an authorizer: no ATTACH, no extensions, no
 //! PRAGMA, no DDL, no transaction control, and no writes to host tables.
 use super::schema::is_host_table;
-use super::{MAX_QUERY_ROWS, StorageError, TxMode};
+use super::{AppliedMigration, CallBudget, MAX_QUERY_ROWS, MigrationStep, StorageError, TxMode};
 use crate::bindings::{GuestError, Rows, SqlValue};
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{Value, ValueRef};
@@ -181,7 +181,66 @@ impl SqliteDb {
         format!("sqlite://{}", self.path.display())
     }
 
-    pub(super) async fn begin(&self, mode: TxMode) -> Result<SqliteTx, StorageError> {
+    pub(super) async fn prepare_host_tables(&self) -> Result<(), StorageError> {
+        let writer = self.writer.lock().await;
+        writer
+            .conn
+            .execute_batch(&super::schema::host_tables_ddl(super::BackendKind::Sqlite))?;
+        writer.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS _sqlx_migrations (version BIGINT PRIMARY KEY, \
+             description TEXT NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, \
+             success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
+        )?;
+        Ok(())
+    }
+
+    pub(super) async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>, StorageError> {
+        let writer = self.writer.lock().await;
+        let mut stmt = writer
+            .conn
+            .prepare("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(AppliedMigration {
+                    version: r.get(0)?,
+                    checksum: r.get(1)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub(super) async fn apply_migration(&self, step: &MigrationStep) -> Result<(), StorageError> {
+        let writer = self.writer.lock().await;
+        let started = std::time::Instant::now();
+        writer.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let applied = writer.conn.execute_batch(&step.sql).and_then(|()| {
+            writer.conn.execute(
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                 VALUES (?1, ?2, TRUE, ?3, ?4)",
+                rusqlite::params![
+                    step.version,
+                    step.description,
+                    step.checksum,
+                    started.elapsed().as_nanos() as i64
+                ],
+            )
+        });
+        match applied {
+            Ok(_) => writer.conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = writer.conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn begin(
+        &self,
+        mode: TxMode,
+        _budget: Option<CallBudget>,
+    ) -> Result<SqliteTx, StorageError> {
         let handle = match mode {
             TxMode::ReadWrite => Handle::Writer(self.writer.clone().lock_owned().await),
             TxMode::ReadOnly => {
@@ -302,6 +361,10 @@ impl SqliteTx {
         params: &[SqlValue],
     ) -> Result<Rows, StorageError> {
         Ok(run_query(self.handle.conn(), &host_sql(sql), params)?)
+    }
+
+    pub(super) fn deadline_exceeded(&self) -> bool {
+        false
     }
 
     pub(super) fn commit(mut self) -> Result<(), StorageError> {
