@@ -1,12 +1,17 @@
 //! The HTTP gateway and the `mercato` binary: host routes, admin auth, limits,
-//! JSON errors, request ids, graceful shutdown, and zero-config `mercato serve`.
+//! JSON errors, request ids, graceful shutdown, slow clients, and zero-config
+//! `mercato serve`.
 mod common;
 
 use common::{TestApp, config};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_routes_report_health_plugins_events_and_metrics() {
@@ -284,4 +289,175 @@ fn mercato_demo_walks_one_order_from_product_to_refund() {
             "{step} missing from the walkthrough:\n{stdout}"
         );
     }
+}
+
+const GET_HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// Reads until the server closes the connection (end of stream or reset);
+/// returns what arrived. Fails if it is still open at `deadline`.
+async fn read_until_closed(stream: &mut (impl AsyncRead + Unpin), deadline: Instant) -> String {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return String::from_utf8_lossy(&received).into_owned(),
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+            Err(_) => panic!(
+                "the connection is still open; received: {}",
+                String::from_utf8_lossy(&received)
+            ),
+        }
+    }
+}
+
+/// Reads one response (its body sized by Content-Length) from a keep-alive connection.
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if received.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed in the middle of a response: {text}");
+        received.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.http.header_read_timeout_ms = 1_000;
+    let app = TestApp::start(config, &[]).await;
+    let started = Instant::now();
+    let (mut reader, mut writer) = TcpStream::connect(app.addr).await.unwrap().into_split();
+    writer
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // One more header byte every 200 ms, for as long as the server listens.
+    let trickle = tokio::spawn(async move {
+        for byte in b"x-slow: ".iter().chain(std::iter::repeat(&b'a')) {
+            if writer.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let received = read_until_closed(&mut reader, started + Duration::from_secs(2)).await;
+    let elapsed = started.elapsed();
+    trickle.abort();
+    assert_eq!(received, "", "an unfinished request gets no answer");
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "closed before the timeout: {elapsed:?}"
+    );
+    assert_eq!(app.get("/healthz").await.0, StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_body_is_cut_off_with_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.http.body_read_timeout_ms = 1_000;
+    let app = TestApp::start(config, &["notes"]).await;
+    let started = Instant::now();
+    let (mut reader, mut writer) = TcpStream::connect(app.addr).await.unwrap().into_split();
+    writer
+        .write_all(
+            b"POST /notes/notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 1000\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let trickle = tokio::spawn(async move {
+        while writer.write_all(b" ").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let received = read_until_closed(&mut reader, started + Duration::from_secs(2)).await;
+    let elapsed = started.elapsed();
+    trickle.abort();
+    assert!(received.starts_with("HTTP/1.1 408"), "{received}");
+    assert!(
+        received.to_ascii_lowercase().contains("connection: close"),
+        "{received}"
+    );
+    let body: Value = serde_json::from_str(received.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "request_timeout", "{body}");
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "cut off before the timeout: {elapsed:?}"
+    );
+    let (_, count) = app.get("/notes/notes").await;
+    assert_eq!(count["count"], 0, "nothing was written");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // Shorter than the idle timeout: it must not be what closes an idle connection.
+    config.http.header_read_timeout_ms = 300;
+    config.http.keep_alive_timeout_ms = 1_000;
+    let app = TestApp::start(config, &[]).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(GET_HEALTHZ).await.unwrap();
+    let response = read_response(&mut stream).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let idle = Instant::now();
+    let received = read_until_closed(&mut stream, idle + Duration::from_secs(2)).await;
+    assert_eq!(received, "");
+    let elapsed = idle.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(800),
+        "closed long before the idle timeout: {elapsed:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.http.max_connections = 2;
+    let app = TestApp::start(config, &[]).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(app.addr).await.unwrap();
+        stream.write_all(GET_HEALTHZ).await.unwrap();
+        assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+        held.push(stream);
+    }
+    // The kernel completes the handshake; the host does not accept it yet.
+    let mut third = TcpStream::connect(app.addr).await.unwrap();
+    third.write_all(GET_HEALTHZ).await.unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), third.peek(&mut byte))
+            .await
+            .is_err(),
+        "a connection beyond the limit was answered"
+    );
+    drop(held.remove(0));
+    let response = tokio::time::timeout(Duration::from_secs(10), read_response(&mut third))
+        .await
+        .expect("answered once a connection closed");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    drop((held, third));
+    app.stop().await;
 }

@@ -6,6 +6,12 @@
 //! admin_token = "change-me"
 //! max_body_bytes = 1048576
 //!
+//! [http]                    # limits on slow or greedy clients
+//! header_read_timeout_ms = 10000
+//! body_read_timeout_ms = 30000
+//! keep_alive_timeout_ms = 60000
+//! max_connections = 1024
+//!
 //! [storage]                 # default backend for every plugin
 //! backend = "sqlite"        # or "postgres"
 //! # url = "postgres://postgres@127.0.0.1/mercato"
@@ -70,6 +76,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// HTTP server limits: timeouts and the connection cap.
+    pub http: HttpConfig,
     /// Load the plugins embedded in the binary.
     pub embedded_plugins: bool,
     /// Default storage for plugins.
@@ -101,6 +109,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             admin_token: None,
             max_body_bytes: 1 << 20,
+            http: HttpConfig::default(),
             embedded_plugins: true,
             storage: StorageConfig::default(),
             limits: Limits::default(),
@@ -113,6 +122,50 @@ impl Default for Config {
             max_component_bytes: 64 << 20,
             rules: crate::rules::RulesConfig::default(),
         }
+    }
+}
+
+/// Limits that keep slow or greedy clients from tying up the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A request's headers must be complete this long after the connection
+    /// opens, or after the first byte of a later request on it.
+    pub header_read_timeout_ms: u64,
+    /// A request's body must be complete this long after its headers (408).
+    pub body_read_timeout_ms: u64,
+    /// A keep-alive connection with no request in flight is closed after this.
+    pub keep_alive_timeout_ms: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            keep_alive_timeout_ms: 60_000,
+            max_connections: 1_024,
+        }
+    }
+}
+
+impl HttpConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("keep_alive_timeout_ms", self.keep_alive_timeout_ms),
+            ("max_connections", self.max_connections.into()),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "http.{name} must be positive"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -318,6 +371,7 @@ impl Config {
                 "rules.max_instances must be at least 1".into(),
             ));
         }
+        self.http.validate()?;
         if self.events.max_attempts == 0 {
             return Err(ConfigError::Invalid(
                 "events.max_attempts must be at least 1".into(),
@@ -367,6 +421,42 @@ mod tests {
         );
         let config: Config = toml::from_str("[storage]\nbackend = \"postgres\"").unwrap();
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn http_limits_default_and_must_be_positive() {
+        let config: Config = toml::from_str("[http]\nmax_connections = 2").unwrap();
+        assert_eq!(
+            config.http,
+            HttpConfig {
+                max_connections: 2,
+                ..HttpConfig::default()
+            }
+        );
+        let defaults = HttpConfig::default();
+        assert_eq!(
+            (
+                defaults.header_read_timeout_ms,
+                defaults.body_read_timeout_ms,
+                defaults.keep_alive_timeout_ms,
+                defaults.max_connections
+            ),
+            (10_000, 30_000, 60_000, 1_024)
+        );
+        assert!(config.validate().is_ok());
+        for field in [
+            "header_read_timeout_ms",
+            "body_read_timeout_ms",
+            "keep_alive_timeout_ms",
+            "max_connections",
+        ] {
+            let config: Config = toml::from_str(&format!("[http]\n{field} = 0")).unwrap();
+            assert_eq!(
+                config.validate().unwrap_err().to_string(),
+                format!("invalid configuration: http.{field} must be positive")
+            );
+        }
+        assert!(toml::from_str::<Config>("[http]\nidle_ms = 5").is_err());
     }
 
     #[test]

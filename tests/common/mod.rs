@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct TestApp {
     pub host: Host,
     pub url: String,
+    /// The address `url` points at, for raw connections.
+    pub addr: std::net::SocketAddr,
     pub client: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -87,7 +89,8 @@ impl TestApp {
             .await
             .expect("host starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
+        let url = format!("http://{addr}");
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(mercato::http::serve(host.clone(), listener, async move {
             let _ = stopped.await;
@@ -95,6 +98,7 @@ impl TestApp {
         TestApp {
             host,
             url,
+            addr,
             client: reqwest::Client::new(),
             stop: Some(stop),
             server: Some(server),

@@ -140,7 +140,7 @@ pub(super) async fn deploy(
     let limit = host.config.max_component_bytes;
     let bytes = axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::BodyTooLarge(limit))?;
+        .map_err(|e| ApiError::unreadable_body(&e, limit))?;
     let signature = headers
         .get("x-mercato-signature")
         .and_then(|v| v.to_str().ok());
@@ -179,7 +179,10 @@ pub(super) async fn redrive(
     State(host): State<Host>,
     body: Result<Json<RedriveBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::BadRequest("invalid_json", e.body_text()))?;
+    let Json(body) = body.map_err(|e| match super::error::body_timeout(&e) {
+        Some(timeout) => ApiError::RequestTimeout(timeout),
+        None => ApiError::BadRequest("invalid_json", e.body_text()),
+    })?;
     match host.redrive(&body.plugin, body.event_ids.as_deref()).await {
         Ok(report) => Ok(Json(serde_json::to_value(report).unwrap_or_default())),
         Err(crate::events::redrive::RedriveError::UnknownPlugin(p)) => {

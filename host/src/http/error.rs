@@ -1,8 +1,10 @@
 //! The one HTTP error type: every non-plugin error body is
 //! `{"error": {"code", "message", "request_id"?}}`.
+use super::server::BodyTimeout;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::time::Duration;
 
 /// An error answered by the host itself.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +18,9 @@ pub enum ApiError {
     /// 413: the body exceeds the configured limit.
     #[error("request body exceeds {0} bytes")]
     BodyTooLarge(usize),
+    /// 408: the request body did not arrive within `http.body_read_timeout_ms`.
+    #[error("the request body did not arrive within {} ms", .0.as_millis())]
+    RequestTimeout(Duration),
     /// 400: a malformed header or body.
     #[error("{1}")]
     BadRequest(&'static str, String),
@@ -67,11 +72,21 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The answer to a body that `axum::body::to_bytes` could not read within
+    /// `limit` bytes: 408 when it came too slowly, else 413.
+    pub(super) fn unreadable_body(error: &axum::Error, limit: usize) -> ApiError {
+        match body_timeout(error) {
+            Some(timeout) => ApiError::RequestTimeout(timeout),
+            None => ApiError::BodyTooLarge(limit),
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, String) {
         match self {
             ApiError::UnknownPlugin(_) => (StatusCode::NOT_FOUND, "unknown_plugin".into()),
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found".into()),
             ApiError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large".into()),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout".into()),
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, (*code).into()),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized".into()),
             ApiError::LoopbackOnly => (StatusCode::FORBIDDEN, "loopback_only".into()),
@@ -102,6 +117,25 @@ impl IntoResponse for ApiError {
         {
             error["request_id"] = request_id.clone().into();
         }
-        (status, Json(serde_json::json!({ "error": error }))).into_response()
+        let mut response = (status, Json(serde_json::json!({ "error": error }))).into_response();
+        if let ApiError::RequestTimeout(_) = self {
+            // The rest of the body may still be on its way; the connection cannot be reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
+}
+
+/// The body deadline, when `error` (or one of its causes) is a [`BodyTimeout`].
+pub(super) fn body_timeout(error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(BodyTimeout(timeout)) = error.downcast_ref() {
+            return Some(*timeout);
+        }
+        cause = error.source();
+    }
+    None
 }

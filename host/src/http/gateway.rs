@@ -56,7 +56,7 @@ async fn forward(
     let limit = host.config.max_body_bytes;
     let body = axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::BodyTooLarge(limit))?;
+        .map_err(|e| ApiError::unreadable_body(&e, limit))?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(value) => Some(

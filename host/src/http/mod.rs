@@ -1,11 +1,13 @@
 //! The HTTP gateway (axum): plugin routes, host routes, admin API.
 //!
-//! [`app`] builds the router (tests drive it directly); [`serve`] binds it and
-//! shuts down gracefully: in-flight calls finish, then event routing stops.
+//! [`app`] builds the router (tests drive it directly); [`serve`] runs it on a
+//! listener with the `[http]` limits (see `server`) and shuts down gracefully:
+//! in-flight calls finish, then event routing stops.
 mod admin;
 mod error;
 mod gateway;
 mod openapi;
+mod server;
 
 pub use openapi::parse_fragment;
 
@@ -15,7 +17,6 @@ use crate::host::Host;
 use axum::Router;
 use axum::http::{HeaderMap, HeaderName, Uri};
 use axum::routing::{any, get};
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -78,28 +79,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = Duration::from_millis(host.config.shutdown_grace_ms);
-    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
+    server::run(
+        app(host.clone()),
         listener,
-        app(host.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        &host.config.http,
+        grace,
+        shutdown,
     )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stopped_tx.send(());
-    });
-    let server = tokio::spawn(async move { server.await });
-    let drained = async {
-        // Once shutdown starts, give in-flight calls the grace period.
-        if stopped_rx.await.is_ok() {
-            tokio::time::sleep(grace).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        result = server => result.map_err(std::io::Error::other)??,
-        _ = drained => tracing::warn!("grace period over; abandoning in-flight requests"),
-    }
+    .await;
     host.shutdown().await;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! plugin documents itself through its manifest (a fragment with paths relative
 //! to its mount point); the host mounts the paths under `/{plugin}`, namespaces
 //! the plugin's components as `{plugin}.{Name}`, adds the responses the host
-//! itself can give (413, 500) and documents its own routes.
+//! itself can give (408, 413, 500) and documents its own routes.
 use crate::host::Host;
 use crate::plugin::Plugin;
 use axum::Json;
@@ -51,6 +51,9 @@ fn document(plugins: &[std::sync::Arc<Plugin>]) -> Value {
                         op.entry("tags").or_insert_with(|| json!([&*plugin.name]));
                         let responses = op.entry("responses").or_insert_with(|| json!({}));
                         if let Value::Object(r) = responses {
+                            r.entry("408").or_insert_with(
+                                || json!({ "$ref": "#/components/responses/HostError" }),
+                            );
                             r.entry("413").or_insert_with(
                                 || json!({ "$ref": "#/components/responses/HostError" }),
                             );
