@@ -208,11 +208,14 @@ async fn the_cli_deploys_lists_and_rolls_back_a_running_host() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
     let url = app.url.clone();
+    // The host made its own admin token; the CLI finds it through --data-dir.
+    let data_dir = dir.path().to_str().unwrap().to_owned();
     let cli = move |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_mercato"))
             .args(args)
-            .args(["--url", &url])
+            .args(["--url", &url, "--data-dir", &data_dir])
             .env_remove("MERCATO_ADMIN_TOKEN")
+            .env_remove("MERCATO_DATA_DIR")
             .output()
             .unwrap();
         (
@@ -254,6 +257,38 @@ async fn the_cli_deploys_lists_and_rolls_back_a_running_host() {
         .unwrap();
     assert!(ok && out.contains("0.1.0"), "{out}");
     assert_eq!(plugin_version(&app, "orders").await.0, "0.1.0");
+
+    // Without the token (no flag, no file in the data dir) the 401 says where to get it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (url, empty) = (app.url.clone(), elsewhere.path().to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mercato"))
+            .args(["plugins", "--url", &url, "--data-dir"])
+            .arg(empty)
+            .env_remove("MERCATO_ADMIN_TOKEN")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    for hint in ["401", "--token", "MERCATO_ADMIN_TOKEN", "admin-token"] {
+        assert!(stderr.contains(hint), "{hint} missing from: {stderr}");
+    }
+    // An explicit token works from anywhere.
+    let (url, token) = (app.url.clone(), app.host.admin_token().to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mercato"))
+            .args(["plugins", "--url", &url])
+            .env("MERCATO_ADMIN_TOKEN", token)
+            .env("MERCATO_DATA_DIR", "/nonexistent")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
     app.stop().await;
 }
 

@@ -1,12 +1,14 @@
 //! The HTTP gateway and the `mercato` binary: host routes, admin auth, limits,
-//! JSON errors, request ids, graceful shutdown, slow clients, and zero-config
-//! `mercato serve`.
+//! JSON errors, request ids, graceful shutdown, slow clients, secret files, and
+//! zero-config `mercato serve`.
 mod common;
 
 use common::{TestApp, config};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -65,7 +67,10 @@ async fn admin_routes_require_the_token_when_one_is_configured() {
     let mut config = config(dir.path());
     config.admin_token = Some("a-long-enough-admin-token".into());
     let app = TestApp::start(config, &["notes"]).await;
-    let (status, body) = app.get("/admin/plugins").await;
+    assert_eq!(app.host.admin_token(), "a-long-enough-admin-token");
+    let (status, body) = app
+        .request_anonymous("GET", "/admin/plugins", None, &[])
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "unauthorized");
     let wrong = [("authorization", "Bearer a-long-enough-admin-tokeX")];
@@ -79,8 +84,13 @@ async fn admin_routes_require_the_token_when_one_is_configured() {
         StatusCode::OK
     );
     // Health and plugin routes stay public.
-    assert_eq!(app.get("/healthz").await.0, StatusCode::OK);
-    assert_eq!(app.get("/notes/notes").await.0, StatusCode::OK);
+    let public = |path| app.request_anonymous("GET", path, None, &[]);
+    assert_eq!(public("/healthz").await.0, StatusCode::OK);
+    assert_eq!(public("/notes/notes").await.0, StatusCode::OK);
+    assert!(
+        !dir.path().join("admin-token").exists(),
+        "a configured token needs no token file"
+    );
     app.stop().await;
 }
 
@@ -226,8 +236,10 @@ fn mercato_serve_runs_with_zero_config_and_stops_on_sigterm() {
         .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let mut address = None;
+    let mut log = String::new();
     for line in stdout.lines() {
         let line = line.unwrap();
+        log += &line;
         if let Some(rest) = line.split("address=").nth(1) {
             address = rest.split_whitespace().next().map(str::to_owned);
             break;
@@ -250,6 +262,13 @@ fn mercato_serve_runs_with_zero_config_and_stops_on_sigterm() {
     assert!(
         dir.path().join("data/orders.db").exists(),
         "zero config uses ./data"
+    );
+    let token_file = dir.path().join("data/admin-token");
+    assert_eq!(mode(&token_file), 0o600);
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    assert!(
+        log.contains("admin-token") && !log.contains(&token),
+        "the log names the token file, never the token: {log}"
     );
     let pid = child.id().to_string();
     assert!(
@@ -333,6 +352,10 @@ async fn read_response(stream: &mut TcpStream) -> String {
         assert!(n > 0, "closed in the middle of a response: {text}");
         received.extend_from_slice(&buf[..n]);
     }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,5 +482,48 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
         .expect("answered once a connection closed");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     drop((held, third));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_configured_token_the_admin_api_refuses_a_proxied_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    assert_eq!(config.admin_token, None);
+    let app = TestApp::start(config.clone(), &["notes"]).await;
+    // A reverse proxy on the same machine: the peer is 127.0.0.1.
+    let proxied = ("x-forwarded-for", "203.0.113.9");
+    let (status, body) = app
+        .request_anonymous("GET", "/admin/plugins", None, &[proxied])
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized")),
+        "{body}"
+    );
+    let path = dir.path().join("admin-token");
+    let token = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        token.len() >= 64 && token.chars().all(|c| c.is_ascii_hexdigit()),
+        "32+ random bytes, hex: {token}"
+    );
+    assert_eq!(mode(&path), 0o600);
+    let bearer = format!("Bearer {token}");
+    let (status, body) = app
+        .request_anonymous(
+            "GET",
+            "/admin/plugins",
+            None,
+            &[proxied, ("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.stop().await;
+
+    // A later start reuses the token, and takes the file back from other readers.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let app = TestApp::start(config, &["notes"]).await;
+    assert_eq!(app.host.admin_token(), token);
+    assert_eq!(mode(&path), 0o600);
     app.stop().await;
 }

@@ -71,7 +71,8 @@ pub struct ServeArgs {
     #[arg(long, env = "MERCATO_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Bearer token required by /admin routes (16+ characters). Without one,
-    /// admin routes answer loopback clients only.
+    /// the host makes a random one in <data-dir>/admin-token (mode 0600) on
+    /// first start and reuses it.
     #[arg(long, env = "MERCATO_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Store every plugin in PostgreSQL at this admin URL (a schema and role per plugin)
@@ -95,37 +96,88 @@ pub struct Remote {
     /// Base URL of the running host.
     #[arg(long, env = "MERCATO_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// Admin token of the running host.
+    /// Admin token of the running host. Without one, a host on this machine
+    /// is sent the token in its data directory (see --data-dir).
     #[arg(long, env = "MERCATO_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Data directory of a host on this machine, whose admin-token file is used
+    /// when no token is given.
+    #[arg(long, env = "MERCATO_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
 }
 
 impl Remote {
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let request = reqwest::Client::new()
+    /// Sends a request and prints the JSON answer; a refusal becomes the error.
+    async fn send(&self, method: reqwest::Method, path: &str) -> anyhow::Result<()> {
+        self.send_with(method, path, |request| request).await
+    }
+
+    /// [`Remote::send`], with `build` adding headers and a body.
+    async fn send_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> anyhow::Result<()> {
+        let mut request = reqwest::Client::new()
             .request(method, format!("{}{path}", self.url.trim_end_matches('/')));
-        match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
+        if let Some(token) = self.token()? {
+            request = request.bearer_auth(token);
+        }
+        let response = build(request)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach the host: {e}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            let message = body["error"]["message"].as_str().unwrap_or("no details");
+            let code = body["error"]["code"].as_str().unwrap_or("error");
+            let mut error = format!("{status} {code}: {message}");
+            if status == reqwest::StatusCode::UNAUTHORIZED && code == "unauthorized" {
+                error += &format!(
+                    "\nhint: pass the host's admin token with --token or MERCATO_ADMIN_TOKEN; \
+                     for a host on this machine without a configured token, point --data-dir \
+                     (MERCATO_DATA_DIR) at its data directory to use {}",
+                    crate::secrets::admin_token_path(&self.data_dir).display()
+                );
+            }
+            anyhow::bail!(error);
+        }
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        Ok(())
+    }
+
+    /// `--token`, else the token file when the host is on this machine (a
+    /// missing file means none: the host's 401 then explains).
+    fn token(&self) -> anyhow::Result<Option<String>> {
+        if self.token.is_some() || !self.is_local()? {
+            return Ok(self.token.clone());
+        }
+        match crate::secrets::read_admin_token(&self.data_dir) {
+            Ok(token) => Ok(Some(token)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => anyhow::bail!(
+                "reading {}: {e}",
+                crate::secrets::admin_token_path(&self.data_dir).display()
+            ),
         }
     }
-}
 
-/// Sends a request and prints the JSON answer; a refusal becomes the error.
-async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<()> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the host: {e}"))?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
-    if !status.is_success() {
-        let message = body["error"]["message"].as_str().unwrap_or("no details");
-        let code = body["error"]["code"].as_str().unwrap_or("error");
-        anyhow::bail!("{status} {code}: {message}");
+    fn is_local(&self) -> anyhow::Result<bool> {
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|e| anyhow::anyhow!("--url {}: {e}", self.url))?;
+        // IPv6 hosts come bracketed: `[::1]`.
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        Ok(host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()))
     }
-    println!("{}", serde_json::to_string_pretty(&body)?);
-    Ok(())
 }
 
 impl ServeArgs {
@@ -187,31 +239,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         )
                     })?,
             };
-            let mut request = remote
-                .request(reqwest::Method::PUT, &format!("/admin/plugins/{name}"))
-                .header("content-type", "application/wasm");
-            if let Some(key) = key {
-                let secret = std::fs::read_to_string(&key)
-                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", key.display()))?;
-                let signature =
-                    crate::deploy::signing::sign(&secret, &bytes).map_err(anyhow::Error::msg)?;
-                request = request.header("x-mercato-signature", signature);
-            }
-            send(request.body(bytes)).await
+            let signature = match key {
+                Some(key) => {
+                    let secret = std::fs::read_to_string(&key)
+                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", key.display()))?;
+                    Some(
+                        crate::deploy::signing::sign(&secret, &bytes)
+                            .map_err(anyhow::Error::msg)?,
+                    )
+                }
+                None => None,
+            };
+            remote
+                .send_with(
+                    reqwest::Method::PUT,
+                    &format!("/admin/plugins/{name}"),
+                    |request| {
+                        let request = request.header("content-type", "application/wasm");
+                        match signature {
+                            Some(signature) => request.header("x-mercato-signature", signature),
+                            None => request,
+                        }
+                        .body(bytes)
+                    },
+                )
+                .await
         }
         Command::Rollback { plugin, remote } => {
-            send(remote.request(
-                reqwest::Method::POST,
-                &format!("/admin/plugins/{plugin}/rollback"),
-            ))
-            .await
+            remote
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/admin/plugins/{plugin}/rollback"),
+                )
+                .await
         }
         Command::Plugins { plugin, remote } => {
             let path = match plugin {
                 Some(p) => format!("/admin/plugins/{p}/versions"),
                 None => "/admin/plugins".into(),
             };
-            send(remote.request(reqwest::Method::GET, &path)).await
+            remote.send(reqwest::Method::GET, &path).await
         }
         Command::Keygen { file } => {
             let (secret, public) =
@@ -245,9 +312,6 @@ async fn serve(config: Config, watch: Option<PathBuf>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
-    if config.admin_token.is_none() {
-        tracing::warn!("no admin token configured: /admin routes answer loopback clients only");
-    }
     let host = Host::start(config, components).await?;
     tracing::info!(
         address = %listener.local_addr()?,

@@ -72,7 +72,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory for SQLite files and host state.
     pub data_dir: PathBuf,
-    /// Bearer token for `/admin/*`; `None` leaves admin routes open to loopback only.
+    /// Bearer token for `/admin/*`. `None`: the host makes a random one in
+    /// `data_dir/admin-token` on first start and reuses it afterwards (see
+    /// [`crate::host::Host::admin_token`]).
     pub admin_token: Option<String>,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,

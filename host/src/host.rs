@@ -54,6 +54,9 @@ pub enum StartError {
     /// The engine could not be built.
     #[error("starting the WebAssembly engine: {0}")]
     Engine(String),
+    /// No admin token was configured and the token file is unusable.
+    #[error("admin token: {0}")]
+    AdminToken(#[from] crate::secrets::SecretError),
     /// A plugin failed to load.
     #[error("loading {origin}: {source}")]
     Plugin {
@@ -152,6 +155,7 @@ pub struct HostInner {
     pub trusted_keys: Vec<ed25519_dalek::VerifyingKey>,
     /// Serialises deploys and rollbacks.
     pub deploying: tokio::sync::Mutex<()>,
+    admin_token: String,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -186,10 +190,16 @@ impl Host {
         ));
         let trusted_keys = crate::deploy::signing::parse_keys(&config.trusted_keys)
             .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e.to_string())))?;
+        // Admin routes are never open: without a configured token, the host's own.
+        let admin_token = match &config.admin_token {
+            Some(token) => token.clone(),
+            None => crate::secrets::load_or_create_admin_token(&config.data_dir)?,
+        };
         let host = Host(Arc::new(HostInner {
             store: crate::deploy::store::Store::new(&config.data_dir),
             trusted_keys,
             deploying: tokio::sync::Mutex::new(()),
+            admin_token,
             config,
             sandbox,
             registry: Registry::default(),
@@ -252,6 +262,12 @@ impl Host {
                 .map_err(failed)?;
         }
         Ok(())
+    }
+
+    /// The bearer token admin routes require: the configured one, else the
+    /// one in `data_dir/admin-token`.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
     }
 
     /// Starts event routing for plugins and subscriptions that have none yet.

@@ -39,5 +39,6 @@ pub mod migrate;
 pub mod plugin;
 pub mod rules;
 pub mod runtime;
+pub mod secrets;
 pub mod storage;
 pub mod uow;

@@ -14,7 +14,11 @@ pub struct TestApp {
     pub url: String,
     /// The address `url` points at, for raw connections.
     pub addr: std::net::SocketAddr,
+    /// Sends the host's admin token with every request (an explicit
+    /// `authorization` header replaces it).
     pub client: reqwest::Client,
+    /// Sends no admin token.
+    pub anonymous: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -95,11 +99,21 @@ impl TestApp {
         let server = tokio::spawn(mercato::http::serve(host.clone(), listener, async move {
             let _ = stopped.await;
         }));
+        let mut auth = reqwest::header::HeaderMap::new();
+        auth.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", host.admin_token()).parse().unwrap(),
+        );
+        let client = reqwest::Client::builder()
+            .default_headers(auth)
+            .build()
+            .unwrap();
         TestApp {
             host,
             url,
             addr,
-            client: reqwest::Client::new(),
+            client,
+            anonymous: reqwest::Client::new(),
             stop: Some(stop),
             server: Some(server),
         }
@@ -112,9 +126,30 @@ impl TestApp {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .client
-            .request(method.parse().unwrap(), format!("{}{path}", self.url));
+        self.send(&self.client, method, path, body, headers).await
+    }
+
+    /// [`TestApp::request`] without the admin token.
+    pub async fn request_anonymous(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        self.send(&self.anonymous, method, path, body, headers)
+            .await
+    }
+
+    async fn send(
+        &self,
+        client: &reqwest::Client,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = client.request(method.parse().unwrap(), format!("{}{path}", self.url));
         if let Some(body) = body {
             req = req.json(body);
         }

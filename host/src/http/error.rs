@@ -27,9 +27,6 @@ pub enum ApiError {
     /// 401: admin route without a valid token.
     #[error("a valid admin token is required (Authorization: Bearer …)")]
     Unauthorized,
-    /// 403: admin route from a non-loopback address while no token is configured.
-    #[error("admin routes accept only loopback clients while no admin token is configured")]
-    LoopbackOnly,
     /// 409: the same Idempotency-Key is in flight.
     #[error("a request with this Idempotency-Key is still in progress; retry later")]
     KeyInProgress,
@@ -89,7 +86,6 @@ impl ApiError {
             ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout".into()),
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, (*code).into()),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized".into()),
-            ApiError::LoopbackOnly => (StatusCode::FORBIDDEN, "loopback_only".into()),
             ApiError::KeyInProgress => (StatusCode::CONFLICT, "idempotency_key_in_use".into()),
             ApiError::KeyReused => (
                 StatusCode::UNPROCESSABLE_ENTITY,

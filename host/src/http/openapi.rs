@@ -123,7 +123,7 @@ fn host_paths() -> Map<String, Value> {
     let ok = |description: &str| json!({ "200": { "description": description } });
     let admin = |summary: &str| {
         json!({ "get": { "summary": summary, "tags": ["admin"], "security": [{ "adminToken": [] }],
-            "responses": { "200": { "description": "OK" }, "401": { "$ref": "#/components/responses/HostError" }, "403": { "$ref": "#/components/responses/HostError" } } } })
+            "responses": { "200": { "description": "OK" }, "401": { "$ref": "#/components/responses/HostError" } } } })
     };
     let mut paths = Map::new();
     paths.insert("/healthz".into(), json!({ "get": { "summary": "Liveness", "tags": ["host"], "responses": ok("The process runs") } }));

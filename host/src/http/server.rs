@@ -19,14 +19,12 @@
 use crate::config::HttpConfig;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::ConnectInfo;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -77,9 +75,9 @@ pub(super) async fn run(
             permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             () = &mut shutdown => break,
         };
-        let (stream, peer) = tokio::select! {
+        let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok((stream, _)) => stream,
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -89,7 +87,6 @@ pub(super) async fn run(
         };
         tokio::spawn(connection(
             stream,
-            peer,
             router.clone(),
             limits,
             closing.clone(),
@@ -128,7 +125,6 @@ async fn accept_failed(error: io::Error) {
 /// Serves one connection, closing it when a header or idle deadline passes.
 async fn connection(
     stream: TcpStream,
-    peer: SocketAddr,
     router: Router,
     limits: Limits,
     closing: CancellationToken,
@@ -144,9 +140,7 @@ async fn connection(
         let activity = activity.clone();
         move |request: hyper::Request<Incoming>| {
             let in_flight = activity.request_started();
-            let mut request = request.map(|body| Body::new(Deadline::new(body, limits.body_read)));
-            // The admin API trusts loopback peers when no token is configured.
-            request.extensions_mut().insert(ConnectInfo(peer));
+            let request = request.map(|body| Body::new(Deadline::new(body, limits.body_read)));
             let response = router.clone().oneshot(request);
             async move {
                 let response = response.await?;
