@@ -527,3 +527,28 @@ async fn without_a_configured_token_the_admin_api_refuses_a_proxied_request() {
     assert_eq!(mode(&path), 0o600);
     app.stop().await;
 }
+
+#[test]
+fn keygen_writes_the_secret_key_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("signing.key");
+    let keygen = || {
+        Command::new(env!("CARGO_BIN_EXE_mercato"))
+            .arg("keygen")
+            .arg(&key)
+            .output()
+            .unwrap()
+    };
+    let out = keygen();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(mode(&key), 0o600);
+    let secret = std::fs::read_to_string(&key).unwrap();
+    assert_eq!(secret.len(), 64, "{secret}");
+    let again = keygen();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && stderr.contains("already exists"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), secret, "unchanged");
+}

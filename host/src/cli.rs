@@ -47,7 +47,7 @@ enum Command {
     /// Create an ed25519 key pair for signing plugins: the secret goes to FILE,
     /// the public key (for `trusted_keys`) is printed.
     Keygen {
-        /// Where to write the secret key (hex).
+        /// Where to write the secret key (hex; a new file, mode 0600).
         file: PathBuf,
     },
     /// Walk one order from product to refund against an in-process shop, printing each step.
@@ -283,8 +283,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen { file } => {
             let (secret, public) =
                 crate::deploy::signing::generate().map_err(anyhow::Error::msg)?;
-            std::fs::write(&file, secret)
-                .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
+            crate::secrets::write_new(&file, &secret).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+                    "{} already exists; refusing to overwrite a key (remove it or choose another file)",
+                    file.display()
+                ),
+                _ => anyhow::anyhow!("writing {}: {e}", file.display()),
+            })?;
             println!(
                 "secret key written to {}\npublic key (add to trusted_keys): {public}",
                 file.display()

@@ -1,5 +1,5 @@
-//! Secret files, such as the admin token: each is created with mode 0600 (on
-//! Unix) and never overwritten.
+//! Secret files: the admin token and signing keys. Each is created with mode
+//! 0600 (on Unix) and never overwritten.
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
