@@ -569,3 +569,130 @@ async fn sqlite_malicious_migrations_are_refused_and_change_nothing() {
     );
     app.stop().await;
 }
+
+/// Peak resident memory of process `pid`, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    kib * 1024
+}
+
+/// A real `mercato serve` process with only the hostile plugin, so its memory
+/// is the host's alone; stopped when dropped.
+struct ServeProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ServeProcess {
+    fn start(dir: &std::path::Path) -> ServeProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mercato"))
+            .args([
+                "serve",
+                "--no-embedded",
+                "--listen",
+                "127.0.0.1:0",
+                "--plugin",
+            ])
+            .arg(mercato::artifacts::path("hostile"))
+            .arg("--data-dir")
+            .arg(dir)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env_remove("MERCATO_DATABASE_URL")
+            .env_remove("MERCATO_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let address = stdout
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.split("address=")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next().map(str::to_owned))
+            })
+            .expect("the server logs its address");
+        ServeProcess {
+            child,
+            url: format!("http://{address}"),
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_memory_attacks_leave_the_host_rss_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path());
+    let client = reqwest::Client::new();
+    let post = async |path: &str, body: Value| {
+        let resp = client
+            .post(format!("{}{path}", server.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    // Warm up: the engine, the instance pool and SQLite's caches.
+    for _ in 0..20 {
+        let (status, body) =
+            post("/hostile/sql", json!({ "sql": "SELECT zeroblob(100000)" })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = post(
+            "/hostile/emit-many",
+            json!({ "count": 10, "bytes": 100_000 }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let pid = server.child.id();
+    let before = peak_rss(pid);
+    let rows = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 9000)";
+    for sql in [
+        "SELECT randomblob(400000000)".to_owned(),
+        "SELECT zeroblob(400000000)".to_owned(),
+        format!("{rows} SELECT zeroblob(100000) FROM c"),
+        format!("{rows} SELECT group_concat(zeroblob(100000)) FROM c"),
+        format!("{rows} SELECT length(group_concat(hex(zeroblob(100000)))) FROM c"),
+    ] {
+        let (status, body) = post("/hostile/sql", json!({ "sql": sql })).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "`{sql}`: {body}");
+    }
+    let (status, body) = post(
+        "/hostile/emit-many",
+        json!({ "count": 10_000, "bytes": 256 * 1024 }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // Sorting big rows is allowed: SQLite's sorter spills to disk.
+    let (status, body) = post(
+        "/hostile/sql",
+        json!({ "sql": format!("{rows} SELECT length(zeroblob(100000) || x) AS n FROM c ORDER BY n DESC LIMIT 1") }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let grown = peak_rss(pid).saturating_sub(before);
+    eprintln!("peak RSS before attacks {} MiB, grew by {} KiB", before >> 20, grown >> 10);
+    assert!(
+        grown < 100 << 20,
+        "host peak RSS grew by {} MiB under memory attacks",
+        grown >> 20
+    );
+}
