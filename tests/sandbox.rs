@@ -101,6 +101,11 @@ async fn a_panic_is_a_500_with_a_request_id_and_output_is_captured() {
     app.stop().await;
 }
 
+/// Rows in the hostile plugin's own table.
+fn loot(dir: &std::path::Path) -> i64 {
+    sqlite_count(dir, "hostile", "SELECT COUNT(*) FROM loot")
+}
+
 async fn attempt(app: &TestApp, sql: &str) -> (StatusCode, Value) {
     app.post("/hostile/sql", &json!({ "sql": sql })).await
 }
@@ -160,10 +165,7 @@ async fn sqlite_refuses_attach_extensions_and_host_table_writes() {
         ),
         1
     );
-    assert_eq!(
-        sqlite_count(dir.path(), "hostile", "SELECT COUNT(*) FROM loot"),
-        0
-    );
+    assert_eq!(loot(dir.path()), 0);
     assert!(!dir.path().join("copy.db").exists());
     assert_eq!(
         sqlite_count(
@@ -352,17 +354,11 @@ async fn sqlite_a_runaway_write_rolls_back_and_commits_nothing() {
     .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     assert_eq!(body["error"]["code"], "plugin_timeout", "{body}");
-    assert_eq!(
-        sqlite_count(dir.path(), "hostile", "SELECT COUNT(*) FROM loot"),
-        0
-    );
+    assert_eq!(loot(dir.path()), 0);
     // The writer connection is usable again: the next write commits.
     let (status, body) = attempt(&app, "INSERT INTO loot (v) VALUES ('ok')").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(
-        sqlite_count(dir.path(), "hostile", "SELECT COUNT(*) FROM loot"),
-        1
-    );
+    assert_eq!(loot(dir.path()), 1);
     app.stop().await;
 }
 
@@ -393,10 +389,7 @@ async fn sqlite_a_second_statement_in_one_call_is_refused() {
         attempt(&app, "SELECT COUNT(*) FROM loot; -- count").await.0,
         StatusCode::OK
     );
-    assert_eq!(
-        sqlite_count(dir.path(), "hostile", "SELECT COUNT(*) FROM loot"),
-        1
-    );
+    assert_eq!(loot(dir.path()), 1);
     app.stop().await;
 }
 
@@ -689,7 +682,11 @@ async fn sqlite_memory_attacks_leave_the_host_rss_bounded() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let grown = peak_rss(pid).saturating_sub(before);
-    eprintln!("peak RSS before attacks {} MiB, grew by {} KiB", before >> 20, grown >> 10);
+    eprintln!(
+        "peak RSS before attacks {} MiB, grew by {} KiB",
+        before >> 20,
+        grown >> 10
+    );
     assert!(
         grown < 100 << 20,
         "host peak RSS grew by {} MiB under memory attacks",
