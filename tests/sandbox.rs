@@ -2,10 +2,14 @@
 //! and SQL aimed at other plugins' data or the host's own tables.
 mod common;
 
-use common::{TestApp, config, drop_postgres, postgres_config, sqlite_count};
+use common::{
+    TestApp, config, drop_postgres, hostile_with_migration, postgres_config, put_component,
+    sqlite_count,
+};
 use mercato::runtime::Limits;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 
 fn strict(dir: &std::path::Path) -> mercato::config::Config {
     mercato::config::Config {
@@ -13,6 +17,7 @@ fn strict(dir: &std::path::Path) -> mercato::config::Config {
             memory_mib: 64,
             deadline_ms: 300,
             fuel: None,
+            ..Limits::default()
         },
         ..config(dir)
     }
@@ -96,6 +101,11 @@ async fn a_panic_is_a_500_with_a_request_id_and_output_is_captured() {
     app.stop().await;
 }
 
+/// Rows in the hostile plugin's own table.
+fn loot(dir: &std::path::Path) -> i64 {
+    sqlite_count(dir, "hostile", "SELECT COUNT(*) FROM loot")
+}
+
 async fn attempt(app: &TestApp, sql: &str) -> (StatusCode, Value) {
     app.post("/hostile/sql", &json!({ "sql": sql })).await
 }
@@ -155,10 +165,7 @@ async fn sqlite_refuses_attach_extensions_and_host_table_writes() {
         ),
         1
     );
-    assert_eq!(
-        sqlite_count(dir.path(), "hostile", "SELECT COUNT(*) FROM loot"),
-        0
-    );
+    assert_eq!(loot(dir.path()), 0);
     assert!(!dir.path().join("copy.db").exists());
     assert_eq!(
         sqlite_count(
@@ -241,4 +248,448 @@ async fn postgres_refuses_reads_of_another_plugins_schema() {
     );
     app.stop().await;
     drop_postgres(&config, &plugins).await;
+}
+
+/// A recursive CTE that never ends on its own.
+const RUNAWAY: &str =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn in_flight(app: &TestApp, plugin: &str) -> i64 {
+    let metrics = app.metrics().await;
+    let prefix = format!("mercato_plugin_calls_in_flight{{plugin=\"{plugin}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_runaway_sql_is_stopped_at_the_deadline_while_the_host_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = strict(dir.path());
+    config.limits.deadline_ms = 1_000;
+    let deadline = Duration::from_millis(config.limits.deadline_ms);
+    let app = std::sync::Arc::new(TestApp::start(config, &["notes", "hostile"]).await);
+    // As many runaway statements as the runtime has workers, and one more:
+    // if statements ran on the async workers, nothing else could be served.
+    let started = Instant::now();
+    let runaways: Vec<_> = (0..3)
+        .map(|_| {
+            let app = app.clone();
+            // GET: read-only calls run side by side on the reader connections.
+            tokio::spawn(async move {
+                let (status, body) = app
+                    .request(
+                        "GET",
+                        &format!("/hostile/sql?q={}", urlencode(RUNAWAY)),
+                        None,
+                        &[],
+                    )
+                    .await;
+                (status, body, started.elapsed())
+            })
+        })
+        .collect();
+    common::within(Duration::from_secs(5), async || {
+        in_flight(&app, "hostile").await == 3
+    })
+    .await;
+    // While all three run: the host answers health checks and another plugin.
+    let served = Instant::now();
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .post(
+            "/notes/notes",
+            &json!({ "id": "n1", "body": "still served" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = app.get("/notes/notes/n1").await;
+    assert_eq!(status, StatusCode::OK);
+    let serving_took = served.elapsed();
+    assert_eq!(
+        in_flight(&app, "hostile").await,
+        3,
+        "the other requests were answered while the runaway statements still ran"
+    );
+    assert!(
+        serving_took < deadline / 2,
+        "health check and notes took {serving_took:?} during runaway SQL"
+    );
+    for runaway in runaways {
+        let (status, body, took) = runaway.await.unwrap();
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+        assert_eq!(body["error"]["code"], "plugin_timeout", "{body}");
+        assert!(
+            took < deadline * 2,
+            "runaway SQL answered after {took:?}, deadline {deadline:?}"
+        );
+    }
+    assert_still_serving(&app).await;
+    let app = std::sync::Arc::into_inner(app).expect("no other handle");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_runaway_write_rolls_back_and_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = strict(dir.path());
+    config.limits.deadline_ms = 500;
+    let app = TestApp::start(config, &["hostile"]).await;
+    let (status, body) = attempt(
+        &app,
+        "INSERT INTO loot (v) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+         SELECT x FROM c",
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["error"]["code"], "plugin_timeout", "{body}");
+    assert_eq!(loot(dir.path()), 0);
+    // The writer connection is usable again: the next write commits.
+    let (status, body) = attempt(&app, "INSERT INTO loot (v) VALUES ('ok')").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(loot(dir.path()), 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_second_statement_in_one_call_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(config(dir.path()), &["hostile"]).await;
+    assert_eq!(
+        attempt(&app, "INSERT INTO loot (v) VALUES ('keep')")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    for sql in [
+        "SELECT 1; DELETE FROM loot",
+        "SELECT 1 ;\n DELETE FROM loot;",
+        "INSERT INTO loot (v) VALUES ('x'); DELETE FROM loot",
+    ] {
+        let (status, body) = attempt(&app, sql).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "`{sql}`: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("one statement"),
+            "{body}"
+        );
+    }
+    // A trailing semicolon or comment is still one statement.
+    assert_eq!(
+        attempt(&app, "SELECT COUNT(*) FROM loot; -- count").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(loot(dir.path()), 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_only_allow_listed_functions_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(config(dir.path()), &["hostile"]).await;
+    for sql in [
+        "SELECT fts3_tokenizer('simple')",
+        "SELECT fts3_tokenizer(?1)",
+        "SELECT load_extension('x')",
+        "SELECT sqlite_compileoption_get(0)",
+        "SELECT readfile('/etc/passwd')",
+    ] {
+        let (status, body) = attempt(&app, sql).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "`{sql}`: {body}");
+    }
+    let (status, body) = attempt(
+        &app,
+        "SELECT abs(-1), upper('x'), json_extract('{\"a\":1}', '$.a'), \
+         strftime('%Y', 'now'), round(2.5), coalesce(NULL, 1), group_concat(v) FROM loot",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_oversized_values_results_and_events_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(config(dir.path()), &["hostile"]).await;
+    let (status, body) = attempt(&app, "SELECT randomblob(400000000)").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("too big"),
+        "{body}"
+    );
+    let (status, body) = attempt(
+        &app,
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 9000) \
+         SELECT zeroblob(100000) FROM c",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds 8388608 bytes"),
+        "{body}"
+    );
+    let (status, body) = app
+        .post(
+            "/hostile/emit-many",
+            &json!({ "count": 10_000, "bytes": 256 * 1024 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most 4194304 bytes"),
+        "{body}"
+    );
+    assert!(body["accepted"].as_u64().unwrap() < 16, "{body}");
+    // Within the budgets, the same things work.
+    let (status, body) = attempt(&app, "SELECT zeroblob(100000)").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .post("/hostile/emit-many", &json!({ "count": 10, "bytes": 1024 }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.stop().await;
+}
+
+/// Deploys a copy of `hostile` whose second migration is `sql`.
+async fn deploy_migration(app: &TestApp, sql: &str) -> (StatusCode, Value) {
+    put_component(app, "hostile", hostile_with_migration(sql), None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_malicious_migrations_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.migration_deadline_ms = 1_000;
+    let app = TestApp::start(config, &["notes", "hostile"]).await;
+    let (status, _) = app
+        .post("/notes/notes", &json!({ "id": "n1", "body": "private" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        attempt(&app, "INSERT INTO loot (v) VALUES ('before')")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    app.drain().await;
+    let notes_db = dir.path().join("notes.db").display().to_string();
+    let attacks = [
+        format!("COMMIT;ATTACH '{notes_db}' AS c;UPDATE c.notes SET body = 'pwned';BEGIN;"),
+        format!("ATTACH DATABASE '{notes_db}' AS c; UPDATE c.notes SET body = 'pwned';"),
+        "CREATE TABLE stolen (x); COMMIT;".to_owned(),
+        "PRAGMA writable_schema = ON;".to_owned(),
+        "UPDATE sqlite_master SET sql = 'CREATE TABLE loot (v)' WHERE name = 'loot';".to_owned(),
+        "DROP TABLE outbox_events;".to_owned(),
+        // Past the destructive-change check, the sandbox still refuses it.
+        "-- mercato:contract\nDROP TABLE outbox_events;".to_owned(),
+        "DELETE FROM mercato_cursors;".to_owned(),
+        "CREATE TRIGGER forge AFTER INSERT ON outbox_events BEGIN DELETE FROM loot; END;"
+            .to_owned(),
+        "CREATE TEMP TABLE shadow (x);".to_owned(),
+        "CREATE TABLE ok_then (x); SELECT load_extension('x');".to_owned(),
+        "SELECT fts3_tokenizer('simple');".to_owned(),
+        format!("VACUUM INTO '{}';", dir.path().join("copy.db").display()),
+        "CREATE TABLE big AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+         SELECT x FROM c;"
+            .to_owned(),
+    ];
+    let (_, running) = common::plugin_version(&app, "hostile").await;
+    for sql in &attacks {
+        let (status, body) = deploy_migration(&app, sql).await;
+        assert!(
+            status.is_client_error() || status.is_server_error(),
+            "`{sql}` must be refused: {status} {body}"
+        );
+        assert_eq!(
+            common::plugin_version(&app, "hostile").await.1,
+            running,
+            "the running version keeps serving after `{sql}`"
+        );
+    }
+    // Nothing changed anywhere: the other plugin's data, this plugin's
+    // tables, host tables and migrations.
+    assert_eq!(
+        sqlite_count(
+            dir.path(),
+            "notes",
+            "SELECT COUNT(*) FROM notes WHERE body = 'private'"
+        ),
+        1
+    );
+    for (sql, expected) in [
+        ("SELECT COUNT(*) FROM loot", 1),
+        ("SELECT COUNT(*) FROM _sqlx_migrations", 1),
+        (
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('stolen', 'ok_then', 'big', 'forge')",
+            0,
+        ),
+        (
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'outbox_events'",
+            1,
+        ),
+    ] {
+        assert_eq!(sqlite_count(dir.path(), "hostile", sql), expected, "{sql}");
+    }
+    assert!(!dir.path().join("copy.db").exists());
+    // A well-behaved second migration deploys.
+    let (status, body) = deploy_migration(
+        &app,
+        "CREATE TABLE loot_v2 (v TEXT NOT NULL);\nCREATE INDEX loot_v2_v ON loot_v2 (v);",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        attempt(&app, "INSERT INTO loot_v2 (v) VALUES ('x')")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    app.stop().await;
+}
+
+/// Peak resident memory of process `pid`, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    kib * 1024
+}
+
+/// A real `mercato serve` process with only the hostile plugin, so its memory
+/// is the host's alone; stopped when dropped.
+struct ServeProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ServeProcess {
+    fn start(dir: &std::path::Path) -> ServeProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mercato"))
+            .args([
+                "serve",
+                "--no-embedded",
+                "--listen",
+                "127.0.0.1:0",
+                "--plugin",
+            ])
+            .arg(mercato::artifacts::path("hostile"))
+            .arg("--data-dir")
+            .arg(dir)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env_remove("MERCATO_DATABASE_URL")
+            .env_remove("MERCATO_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let address = stdout
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.split("address=")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next().map(str::to_owned))
+            })
+            .expect("the server logs its address");
+        ServeProcess {
+            child,
+            url: format!("http://{address}"),
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_memory_attacks_leave_the_host_rss_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path());
+    let client = reqwest::Client::new();
+    let post = async |path: &str, body: Value| {
+        let resp = client
+            .post(format!("{}{path}", server.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    // Warm up: the engine, the instance pool and SQLite's caches.
+    for _ in 0..20 {
+        let (status, body) =
+            post("/hostile/sql", json!({ "sql": "SELECT zeroblob(100000)" })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = post(
+            "/hostile/emit-many",
+            json!({ "count": 10, "bytes": 100_000 }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let pid = server.child.id();
+    let before = peak_rss(pid);
+    let rows = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 9000)";
+    for sql in [
+        "SELECT randomblob(400000000)".to_owned(),
+        "SELECT zeroblob(400000000)".to_owned(),
+        format!("{rows} SELECT zeroblob(100000) FROM c"),
+        format!("{rows} SELECT group_concat(zeroblob(100000)) FROM c"),
+        format!("{rows} SELECT length(group_concat(hex(zeroblob(100000)))) FROM c"),
+    ] {
+        let (status, body) = post("/hostile/sql", json!({ "sql": sql })).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "`{sql}`: {body}");
+    }
+    let (status, body) = post(
+        "/hostile/emit-many",
+        json!({ "count": 10_000, "bytes": 256 * 1024 }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // Sorting big rows is allowed: SQLite's sorter spills to disk.
+    let (status, body) = post(
+        "/hostile/sql",
+        json!({ "sql": format!("{rows} SELECT length(zeroblob(100000) || x) AS n FROM c ORDER BY n DESC LIMIT 1") }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let grown = peak_rss(pid).saturating_sub(before);
+    eprintln!(
+        "peak RSS before attacks {} MiB, grew by {} KiB",
+        before >> 20,
+        grown >> 10
+    );
+    assert!(
+        grown < 100 << 20,
+        "host peak RSS grew by {} MiB under memory attacks",
+        grown >> 20
+    );
 }

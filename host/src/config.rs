@@ -102,6 +102,8 @@ pub struct Config {
     pub max_component_bytes: usize,
     /// Coupon-rule limits and pool.
     pub rules: crate::rules::RulesConfig,
+    /// How long one migration file may run before it is stopped and rolled back.
+    pub migration_deadline_ms: u64,
 }
 
 impl Default for Config {
@@ -123,6 +125,7 @@ impl Default for Config {
             trusted_keys: Vec::new(),
             max_component_bytes: 64 << 20,
             rules: crate::rules::RulesConfig::default(),
+            migration_deadline_ms: crate::migrate::DEFAULT_DEADLINE.as_millis() as u64,
         }
     }
 }
@@ -263,6 +266,10 @@ pub struct PartialLimits {
     pub deadline_ms: Option<u64>,
     /// See [`Limits::fuel`].
     pub fuel: Option<u64>,
+    /// See [`Limits::max_query_bytes`].
+    pub max_query_bytes: Option<u64>,
+    /// See [`Limits::max_event_bytes`].
+    pub max_event_bytes: Option<u64>,
 }
 
 fn overridden(mut limits: Limits, plugin: Option<&PluginConfig>) -> Limits {
@@ -270,6 +277,8 @@ fn overridden(mut limits: Limits, plugin: Option<&PluginConfig>) -> Limits {
         limits.memory_mib = p.memory_mib.unwrap_or(limits.memory_mib);
         limits.deadline_ms = p.deadline_ms.unwrap_or(limits.deadline_ms);
         limits.fuel = p.fuel.or(limits.fuel);
+        limits.max_query_bytes = p.max_query_bytes.unwrap_or(limits.max_query_bytes);
+        limits.max_event_bytes = p.max_event_bytes.unwrap_or(limits.max_event_bytes);
     }
     limits
 }
@@ -362,6 +371,18 @@ impl Config {
                     "limits.deadline_ms must be positive".into(),
                 ));
             }
+            // SQLite cannot build a value over 1 GiB, and a budget below a few
+            // KiB would refuse ordinary rows.
+            if !(4096..=1 << 30).contains(&l.max_query_bytes) {
+                return Err(ConfigError::Invalid(
+                    "limits.max_query_bytes must be 4096..=1073741824".into(),
+                ));
+            }
+            if !(4096..=1 << 30).contains(&l.max_event_bytes) {
+                return Err(ConfigError::Invalid(
+                    "limits.max_event_bytes must be 4096..=1073741824".into(),
+                ));
+            }
         }
         if self.rules.limits.fuel.is_none_or(|f| f == 0) {
             return Err(ConfigError::Invalid(
@@ -374,6 +395,11 @@ impl Config {
             ));
         }
         self.http.validate()?;
+        if self.migration_deadline_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "migration_deadline_ms must be positive".into(),
+            ));
+        }
         if self.events.max_attempts == 0 {
             return Err(ConfigError::Invalid(
                 "events.max_attempts must be at least 1".into(),

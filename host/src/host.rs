@@ -404,7 +404,14 @@ impl Host {
             Some(p) => p.db.clone(),
             None => self.open_database(&name).await.map_err(storage_error)?,
         };
-        crate::migrate::run(&name, &db, &compiled.manifest.migrations, mode).await?;
+        crate::migrate::run_within(
+            &name,
+            &db,
+            &compiled.manifest.migrations,
+            mode,
+            Duration::from_millis(self.config.migration_deadline_ms),
+        )
+        .await?;
         let (head, inflight_keys) = match &running {
             Some(p) => (p.head.clone(), p.inflight_keys.clone()),
             None => (
@@ -443,7 +450,11 @@ impl Host {
             }
             _ => {
                 let path = self.config.data_dir.join(format!("{plugin}.db"));
-                Ok(Database::Sqlite(Arc::new(SqliteDb::open(&path)?)))
+                let limits = self.config.limits_for(plugin);
+                Ok(Database::Sqlite(Arc::new(SqliteDb::open_limited(
+                    &path,
+                    limits.query_bytes(),
+                )?)))
             }
         }
     }

@@ -13,6 +13,10 @@
 //! verified: an applied migration whose text changed refuses to load.
 use crate::storage::{BackendKind, Database, MigrationStep, StorageError};
 use sha2::{Digest, Sha384};
+use std::time::Duration;
+
+/// How long one migration file may run unless configured otherwise.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Why a plugin's migrations could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +106,7 @@ pub(crate) fn plan(
                 file: file.clone(),
                 sql: sql.clone(),
                 checksum: Sha384::digest(sql.as_bytes()).to_vec(),
+                deadline: DEFAULT_DEADLINE,
             },
         });
     }
@@ -119,14 +124,29 @@ pub enum Mode {
     AllowNewerSchema,
 }
 
-/// Creates the host tables and applies the plugin's pending migrations.
+/// Creates the host tables and applies the plugin's pending migrations, each
+/// within [`DEFAULT_DEADLINE`].
 pub async fn run(
     plugin: &str,
     db: &Database,
     files: &[(String, String)],
     mode: Mode,
 ) -> Result<(), MigrationError> {
-    let planned = plan(files, db.kind())?;
+    run_within(plugin, db, files, mode, DEFAULT_DEADLINE).await
+}
+
+/// [`run`], each migration within `deadline`.
+pub async fn run_within(
+    plugin: &str,
+    db: &Database,
+    files: &[(String, String)],
+    mode: Mode,
+    deadline: Duration,
+) -> Result<(), MigrationError> {
+    let mut planned = plan(files, db.kind())?;
+    for p in &mut planned {
+        p.step.deadline = deadline;
+    }
     db.prepare_host_tables().await?;
     let applied = db.applied_migrations().await?;
     for done in &applied {

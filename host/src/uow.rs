@@ -7,9 +7,10 @@ use crate::events::{self, OutboxEvent};
 use crate::host::Host;
 use crate::plugin::Plugin;
 use crate::runtime::{CallError, CallState};
-use crate::storage::{BackendKind, SqlValueExt, StorageError, Tx, TxMode, cell};
+use crate::storage::{BackendKind, CallBudget, SqlValueExt, StorageError, Tx, TxMode, cell};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Why a request could not be answered by the plugin.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +125,7 @@ impl Host {
             None => None,
         };
         let hash = idempotency_key.as_ref().map(|_| request_hash(&req));
-        let mut tx = plugin.db.begin(mode).await?;
+        let mut tx = plugin.db.begin_call(mode, budget(plugin)).await?;
         if let (Some(key), Some(hash)) = (&idempotency_key, &hash)
             && let Some(answer) = stored_response(&mut tx, key, hash).await?
         {
@@ -132,12 +133,9 @@ impl Host {
             return answer;
         }
 
-        let state = CallState::new(plugin.name.clone(), Some(tx))
-            .read_only(read_only)
-            .with_rules(self.rules.clone());
+        let state = self.call_state(plugin, tx).read_only(read_only);
         let (result, mut state, elapsed) = self
-            .sandbox
-            .call(&plugin.compiled, state, plugin.limits, |instance, store| {
+            .run_call(plugin, state, move |instance, store| {
                 Box::pin(async move {
                     instance
                         .mercato_plugin_plugin()
@@ -162,7 +160,7 @@ impl Host {
             Ok(response) => response,
             Err(e) => {
                 tracing::error!(plugin = %plugin.name, version = %plugin.version, request_id, error = %e, "plugin call failed");
-                tx.rollback().await?;
+                abandon(tx, &e).await?;
                 return Err(e.into());
             }
         };
@@ -203,10 +201,10 @@ impl Host {
         let _in_flight = self.metrics.start_call(&subscriber.name);
         let mut tx = subscriber
             .db
-            .begin(TxMode::ReadWrite)
+            .begin_call(TxMode::ReadWrite, budget(subscriber))
             .await
             .map_err(|e| e.to_string())?;
-        if already_consumed(&mut tx, subscriber, event, delivery)
+        if already_consumed(&mut tx, event, delivery)
             .await
             .map_err(|e| e.to_string())?
         {
@@ -214,23 +212,16 @@ impl Host {
             return Ok(EventOutcome::AlreadyHandled);
         }
         let wit_event = event.to_wit(attempt);
-        let state =
-            CallState::new(subscriber.name.clone(), Some(tx)).with_rules(self.rules.clone());
+        let state = self.call_state(subscriber, tx);
         let (result, mut state, elapsed) = self
-            .sandbox
-            .call(
-                &subscriber.compiled,
-                state,
-                subscriber.limits,
-                |instance, store| {
-                    Box::pin(async move {
-                        instance
-                            .mercato_plugin_plugin()
-                            .call_handle_event(store, &wit_event)
-                            .await
-                    })
-                },
-            )
+            .run_call(subscriber, state, move |instance, store| {
+                Box::pin(async move {
+                    instance
+                        .mercato_plugin_plugin()
+                        .call_handle_event(store, &wit_event)
+                        .await
+                })
+            })
             .await;
         state.log_output(&event.id);
         let mut tx = state
@@ -249,29 +240,103 @@ impl Host {
             Ok(Err(e)) => Some(describe_guest_error(&e)),
             Err(e) => {
                 tracing::error!(plugin = %subscriber.name, version = %subscriber.version, event = %event.id, error = %e, "event handler failed");
-                Some(e.to_string())
+                abandon(tx, &e).await.map_err(|e| e.to_string())?;
+                return Err(e.to_string());
             }
         };
         if let Some(failure) = failure {
             tx.rollback().await.map_err(|e| e.to_string())?;
             return Err(failure);
         }
-        let committed: Result<Option<u64>, StorageError> = async {
-            record_consumed(&mut tx, event, delivery).await?;
+        let committed: Result<Option<Option<u64>>, StorageError> = async {
+            // Recorded only now, after the guest ran: before it, the host only
+            // read, so nothing the host wrote is in the transaction while
+            // plugin code runs. A concurrent delivery of the same event that
+            // committed first leaves nothing to record: undo this one.
+            if !record_consumed(&mut tx, event, delivery).await? {
+                tx.rollback().await?;
+                return Ok(None);
+            }
             let head = events::flush(&mut tx, &state.events).await?;
             tx.commit().await?;
-            Ok(head)
+            Ok(Some(head))
         }
         .await;
         match committed {
-            Ok(head) => {
+            Ok(Some(head)) => {
                 if let Some(head) = head {
                     subscriber.head.send_replace(head);
                 }
                 Ok(EventOutcome::Handled)
             }
+            Ok(None) => Ok(EventOutcome::AlreadyHandled),
             Err(e) => Err(e.to_string()),
         }
+    }
+}
+
+impl Host {
+    fn call_state(&self, plugin: &Plugin, tx: Tx) -> CallState {
+        CallState::new(plugin.name.clone(), Some(tx))
+            .with_rules(self.rules.clone())
+            .max_event_bytes(plugin.limits.event_bytes())
+    }
+
+    /// Runs one export of `plugin` in the sandbox. A SQLite plugin's whole
+    /// call runs on a blocking thread: its statements execute synchronously
+    /// (see `storage/sqlite.rs`), and a statement that runs until its deadline
+    /// must stall that thread only, never the async workers serving
+    /// `/healthz` and every other plugin. PostgreSQL statements are awaited.
+    async fn run_call<R, F>(
+        &self,
+        plugin: &Arc<Plugin>,
+        state: CallState,
+        f: F,
+    ) -> (Result<R, CallError>, CallState, Duration)
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(
+                &'a crate::bindings::Domain,
+                &'a mut wasmtime::Store<CallState>,
+            ) -> std::pin::Pin<
+                Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
+            > + Send
+            + 'static,
+    {
+        let kind = plugin.db.kind();
+        let host = self.clone();
+        let plugin = plugin.clone();
+        let call = async move {
+            host.sandbox
+                .call(&plugin.compiled, state, plugin.limits, f)
+                .await
+        };
+        match kind {
+            BackendKind::Postgres => call.await,
+            BackendKind::Sqlite => {
+                let runtime = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || runtime.block_on(call))
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            }
+        }
+    }
+}
+
+/// What one call of `plugin` may make its database spend.
+fn budget(plugin: &Plugin) -> CallBudget {
+    CallBudget {
+        deadline: Instant::now() + plugin.limits.deadline(),
+        max_query_bytes: plugin.limits.query_bytes(),
+    }
+}
+
+/// Rolls back the transaction of a call that failed in the sandbox; after a
+/// timeout a statement may still be running in the database and is stopped.
+async fn abandon(tx: Tx, e: &CallError) -> Result<(), StorageError> {
+    match e {
+        CallError::Timeout(_) => tx.rollback_after_timeout().await,
+        _ => tx.rollback().await,
     }
 }
 
@@ -293,41 +358,30 @@ fn pending_table(delivery: Delivery) -> &'static str {
     }
 }
 
-fn for_update(tx_kind: BackendKind) -> &'static str {
-    match tx_kind {
-        BackendKind::Postgres => " FOR UPDATE",
-        BackendKind::Sqlite => "",
-    }
-}
-
-/// Checks, and on PostgreSQL locks, the record that says whether `event` was consumed.
+/// Whether `event` was consumed already. Only reads: the record is written
+/// after the guest ran ([`record_consumed`]), conditionally, so two deliveries
+/// racing for one event commit at most one effect.
 async fn already_consumed(
     tx: &mut Tx,
-    subscriber: &Plugin,
     event: &OutboxEvent,
     delivery: Delivery,
 ) -> Result<bool, StorageError> {
-    let lock = for_update(subscriber.db.kind());
     match delivery {
         Delivery::Stream => {
-            tx.host_execute(
-                "INSERT INTO mercato_cursors (source, sequence) VALUES ($1, 0) ON CONFLICT (source) DO NOTHING",
-                &[SqlValue::Text(event.source.clone())],
-            )
-            .await?;
             let rows = tx
                 .host_query(
-                    &format!("SELECT sequence FROM mercato_cursors WHERE source = $1{lock}"),
+                    "SELECT sequence FROM mercato_cursors WHERE source = $1",
                     &[SqlValue::Text(event.source.clone())],
                 )
                 .await?;
-            Ok(cell(&rows, 0, "sequence").as_i64() as u64 >= event.sequence)
+            Ok(!rows.rows.is_empty()
+                && cell(&rows, 0, "sequence").as_i64() as u64 >= event.sequence)
         }
         Delivery::Scheduled | Delivery::DeadLetter => {
             let table = pending_table(delivery);
             let rows = tx
                 .host_query(
-                    &format!("SELECT event_id FROM {table} WHERE event_id = $1{lock}"),
+                    &format!("SELECT event_id FROM {table} WHERE event_id = $1"),
                     &[SqlValue::Text(event.id.clone())],
                 )
                 .await?;
@@ -336,13 +390,14 @@ async fn already_consumed(
     }
 }
 
-/// Records that `event` was consumed, in the handler's transaction.
+/// Records that `event` was consumed, in the handler's transaction. False when
+/// it had been recorded already (by a delivery that committed first).
 pub(crate) async fn record_consumed(
     tx: &mut Tx,
     event: &OutboxEvent,
     delivery: Delivery,
-) -> Result<(), StorageError> {
-    match delivery {
+) -> Result<bool, StorageError> {
+    let changed = match delivery {
         Delivery::Stream => {
             tx.host_execute(
                 "INSERT INTO mercato_cursors (source, sequence) VALUES ($1, $2) \
@@ -353,7 +408,7 @@ pub(crate) async fn record_consumed(
                     SqlValue::Integer(event.sequence as i64),
                 ],
             )
-            .await?;
+            .await?
         }
         Delivery::Scheduled | Delivery::DeadLetter => {
             tx.host_execute(
@@ -363,10 +418,10 @@ pub(crate) async fn record_consumed(
                 ),
                 &[SqlValue::Text(event.id.clone())],
             )
-            .await?;
+            .await?
         }
-    }
-    Ok(())
+    };
+    Ok(changed > 0)
 }
 
 async fn stored_response(

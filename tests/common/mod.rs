@@ -309,3 +309,29 @@ pub async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Du
     }
     started.elapsed()
 }
+
+/// A copy of the `hostile` test plugin whose second migration is `sql`: the
+/// component carries a slot of dots (`plugins/testing/hostile/migration-slot.sql`)
+/// that is overwritten in place, padded with spaces, so the component stays valid.
+pub fn hostile_with_migration(sql: &str) -> Vec<u8> {
+    const MARKER: &[u8] = b"-- mercato-test-migration-slot ";
+    let mut bytes = component("hostile");
+    let start = bytes
+        .windows(MARKER.len())
+        .position(|w| w == MARKER)
+        .expect("the hostile component carries its migration slot");
+    let len = MARKER.len()
+        + bytes[start + MARKER.len()..]
+            .iter()
+            .take_while(|b| **b == b'.')
+            .count();
+    assert!(
+        sql.len() < len,
+        "migration of {} bytes does not fit the {len}-byte slot",
+        sql.len()
+    );
+    let slot = &mut bytes[start..start + len];
+    slot.fill(b' ');
+    slot[..sql.len()].copy_from_slice(sql.as_bytes());
+    bytes
+}

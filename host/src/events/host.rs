@@ -18,6 +18,13 @@ impl outbox::Host for CallState {
                 "events cannot be emitted while serving a read-only (GET) request".into(),
             )));
         }
+        let size = event_type.len() + aggregate_id.len() + payload.len();
+        if self.event_bytes + size > self.max_event_bytes {
+            return Ok(Err(GuestError::Invalid(format!(
+                "events emitted by one call may hold at most {} bytes; emit fewer or smaller events",
+                self.max_event_bytes
+            ))));
+        }
         Ok(validate(
             &event_type,
             &aggregate_id,
@@ -26,6 +33,7 @@ impl outbox::Host for CallState {
             self.events.len(),
         )
         .map(|()| {
+            self.event_bytes += size;
             self.events.push(PendingEvent {
                 event_type,
                 aggregate_id,

@@ -44,6 +44,7 @@ impl Default for RulesConfig {
                 memory_mib: 16,
                 deadline_ms: 100,
                 fuel: Some(11_000_000),
+                ..Limits::default()
             },
             max_input_bytes: 64 * 1024,
             max_output_bytes: 20 * 1024,

@@ -12,6 +12,23 @@ pub struct Limits {
     pub deadline_ms: u64,
     /// Fuel (≈ wasm instructions) per call; `None` for no fuel limit.
     pub fuel: Option<u64>,
+    /// Largest result one query may return to the guest, in bytes; also the
+    /// largest string or blob one SQLite statement may build. The host holds
+    /// a result before the guest sees it, so this bounds what a query can
+    /// make the host allocate.
+    #[serde(default = "default_max_query_bytes")]
+    pub max_query_bytes: u64,
+    /// Bytes of event payloads one call may emit (they are held until commit).
+    #[serde(default = "default_max_event_bytes")]
+    pub max_event_bytes: u64,
+}
+
+fn default_max_query_bytes() -> u64 {
+    8 << 20
+}
+
+fn default_max_event_bytes() -> u64 {
+    4 << 20
 }
 
 impl Default for Limits {
@@ -20,6 +37,8 @@ impl Default for Limits {
             memory_mib: 64,
             deadline_ms: 1_000,
             fuel: None,
+            max_query_bytes: default_max_query_bytes(),
+            max_event_bytes: default_max_event_bytes(),
         }
     }
 }
@@ -33,6 +52,16 @@ impl Limits {
     /// The deadline.
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
+    }
+
+    /// [`Limits::max_query_bytes`] as a `usize`.
+    pub fn query_bytes(&self) -> usize {
+        usize::try_from(self.max_query_bytes).unwrap_or(usize::MAX)
+    }
+
+    /// [`Limits::max_event_bytes`] as a `usize`.
+    pub fn event_bytes(&self) -> usize {
+        usize::try_from(self.max_event_bytes).unwrap_or(usize::MAX)
     }
 }
 

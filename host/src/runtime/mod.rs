@@ -275,6 +275,10 @@ impl Sandbox {
             .await
             .expect("the slot semaphore is never closed");
         let started = Instant::now();
+        let mut state = state;
+        if let Some(tx) = state.tx.as_mut() {
+            tx.start_deadline(started + limits.deadline());
+        }
         let mut store = self.store(state, limits);
         let outcome = tokio::time::timeout(limits.deadline(), async {
             let instance = compiled.pre.instantiate_async(&mut store).await?;
@@ -314,6 +318,14 @@ fn granted(import: &str) -> bool {
 }
 
 fn classify(e: &wasmtime::Error, store: &Store<CallState>, limits: Limits) -> CallError {
+    if store
+        .data()
+        .tx
+        .as_ref()
+        .is_some_and(|tx| tx.deadline_exceeded())
+    {
+        return CallError::Timeout(limits.deadline());
+    }
     if store.data().limiter.memory_denied {
         return CallError::OutOfMemory(limits.memory_mib);
     }

@@ -19,6 +19,10 @@ pub struct CallState {
     pub tx: Option<Tx>,
     /// Events emitted during the call, written to the outbox at commit.
     pub events: Vec<PendingEvent>,
+    /// Bytes held in `events`.
+    pub event_bytes: usize,
+    /// Most bytes `events` may hold (the plugin's `max_event_bytes`).
+    pub max_event_bytes: usize,
     /// Enforces the memory limit.
     pub limiter: CallLimiter,
     /// A read-only call (GET) may not emit events.
@@ -47,6 +51,8 @@ impl CallState {
             plugin,
             tx,
             events: Vec::new(),
+            event_bytes: 0,
+            max_event_bytes: usize::MAX,
             limiter: CallLimiter::new(0),
             read_only: false,
             rules: None,
@@ -60,6 +66,12 @@ impl CallState {
     /// Lets the call evaluate coupon rules.
     pub fn with_rules(mut self, rules: Arc<crate::rules::Rules>) -> Self {
         self.rules = Some(rules);
+        self
+    }
+
+    /// Caps the bytes of events the call may emit.
+    pub fn max_event_bytes(mut self, max: usize) -> Self {
+        self.max_event_bytes = max;
         self
     }
 

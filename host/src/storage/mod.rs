@@ -82,6 +82,8 @@ pub struct MigrationStep {
     pub sql: String,
     /// SHA-384 of `sql`.
     pub checksum: Vec<u8>,
+    /// How long the migration may run before it is stopped (and rolled back).
+    pub deadline: std::time::Duration,
 }
 
 /// A migration recorded as applied.
@@ -261,6 +263,14 @@ impl Tx {
         match &mut self.inner {
             TxInner::Sqlite(_) => Ok(()),
             TxInner::Postgres(tx) => tx.lock_outbox().await,
+        }
+    }
+
+    /// Moves the call's deadline to when the sandbox actually started it (a call
+    /// may wait for an instance slot after its transaction began).
+    pub fn start_deadline(&mut self, deadline: Instant) {
+        if let TxInner::Sqlite(tx) = &mut self.inner {
+            tx.start_deadline(deadline);
         }
     }
 

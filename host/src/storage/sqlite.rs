@@ -1,42 +1,227 @@
 //! Embedded SQLite backend: one file per plugin, WAL, one writer connection and a
 //! few readers.
 //!
-//! Statements run synchronously on the calling task: a plugin call issues several
-//! short statements and a hop to a blocking thread per statement would cost more
-//! than the statement itself. Writers are serialised by an async mutex (SQLite
+//! Statements run synchronously on the calling thread: a plugin call issues
+//! several short statements and a hop to another thread per statement would
+//! cost more than the statement itself. So that plugin SQL never stalls the
+//! async runtime, the unit of work runs a SQLite plugin's whole call on a
+//! blocking thread (`uow.rs`). Writers are serialised by an async mutex (SQLite
 //! allows one writer anyway), so waiting for the write lock never blocks a thread.
 //!
-//! Guest statements pass through an authorizer: no ATTACH, no extensions, no
-//! PRAGMA, no DDL, no transaction control, and no writes to host tables.
+//! Plugin SQL is contained on every connection:
+//! - an authorizer: no ATTACH, no extensions, no PRAGMA, no transaction
+//!   control, no writes to host tables, only the functions in [`FUNCTIONS`];
+//!   guest calls get no DDL at all, migrations get DDL on the plugin's own tables;
+//! - a progress handler that stops a statement once its call's deadline passed;
+//! - `sqlite3_limit`s sized for a plugin (value length = the plugin's query
+//!   budget, SQL length, expression depth, compound selects, trigger depth) and
+//!   `SQLITE_DBCONFIG_DEFENSIVE`;
+//! - one statement per storage call, and a cap on the bytes one query returns.
 use super::schema::is_host_table;
 use super::{AppliedMigration, CallBudget, MAX_QUERY_ROWS, MigrationStep, StorageError, TxMode};
 use crate::bindings::{GuestError, Rows, SqlValue};
+use rusqlite::config::DbConfig;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, limits::Limit};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 const READERS: usize = 4;
 
+/// VM instructions between deadline checks: a check is one clock read, and a
+/// thousand instructions take microseconds, so a runaway statement stops
+/// within microseconds of its deadline at no measurable cost.
+const PROGRESS_EVERY: i32 = 1_000;
+
+/// Default largest value (string or blob) a statement may build, when the
+/// plugin's limits are not known (tests, tools).
+const DEFAULT_VALUE_BYTES: usize = 8 << 20;
+
+/// Functions plugin SQL may call: SQLite's core scalar, aggregate, window,
+/// date/time, math and JSON functions, and FTS5's auxiliary functions. Not
+/// `load_extension`, `fts3_tokenizer` (a pointer-taking backdoor), nor the
+/// introspection helpers.
+const FUNCTIONS: &[&str] = &[
+    "abs",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atan2",
+    "atanh",
+    "avg",
+    "bm25",
+    "ceil",
+    "ceiling",
+    "char",
+    "coalesce",
+    "concat",
+    "concat_ws",
+    "cos",
+    "cosh",
+    "count",
+    "cume_dist",
+    "date",
+    "datetime",
+    "degrees",
+    "dense_rank",
+    "exp",
+    "first_value",
+    "floor",
+    "format",
+    "glob",
+    "group_concat",
+    "hex",
+    "highlight",
+    "ifnull",
+    "iif",
+    "instr",
+    "json",
+    "json_array",
+    "json_array_length",
+    "json_each",
+    "json_error_position",
+    "json_extract",
+    "json_group_array",
+    "json_group_object",
+    "json_insert",
+    "json_object",
+    "json_patch",
+    "json_quote",
+    "json_remove",
+    "json_replace",
+    "json_set",
+    "json_tree",
+    "json_type",
+    "json_valid",
+    "jsonb",
+    "jsonb_array",
+    "jsonb_extract",
+    "jsonb_group_array",
+    "jsonb_group_object",
+    "jsonb_insert",
+    "jsonb_object",
+    "jsonb_patch",
+    "jsonb_remove",
+    "jsonb_replace",
+    "jsonb_set",
+    "julianday",
+    "lag",
+    "last_insert_rowid",
+    "last_value",
+    "lead",
+    "length",
+    "like",
+    "likelihood",
+    "likely",
+    "ln",
+    "log",
+    "log10",
+    "log2",
+    "lower",
+    "ltrim",
+    "max",
+    "min",
+    "mod",
+    "nth_value",
+    "ntile",
+    "nullif",
+    "octet_length",
+    "percent_rank",
+    "pi",
+    "pow",
+    "power",
+    "printf",
+    "quote",
+    "radians",
+    "random",
+    "randomblob",
+    "rank",
+    "replace",
+    "round",
+    "row_number",
+    "rtrim",
+    "sign",
+    "sin",
+    "sinh",
+    "snippet",
+    "sqrt",
+    "strftime",
+    "string_agg",
+    "substr",
+    "substring",
+    "sum",
+    "tan",
+    "tanh",
+    "time",
+    "timediff",
+    "total",
+    "trim",
+    "trunc",
+    "typeof",
+    "unhex",
+    "unicode",
+    "unistr",
+    "unistr_quote",
+    "unixepoch",
+    "unlikely",
+    "upper",
+    "zeroblob",
+];
+
+/// SQLite's own helpers that `ALTER TABLE … RENAME`/`DROP COLUMN` run; SQLite
+/// itself refuses them when called from SQL text, so only DDL reaches them.
+const ALTER_FUNCTIONS: &[&str] = &[
+    "sqlite_drop_column",
+    "sqlite_rename_column",
+    "sqlite_rename_quotefix",
+    "sqlite_rename_table",
+    "sqlite_rename_test",
+];
+
+/// Virtual-table modules a migration may create (full-text search).
+const VTAB_MODULES: &[&str] = &["fts5"];
+
 /// Who is running statements on a connection right now.
 #[repr(u8)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Actor {
     Host = 0,
     Guest = 1,
     GuestReadOnly = 2,
+    Migration = 3,
+}
+
+/// What the connection's callbacks consult: who is acting, and until when.
+struct Guard {
+    actor: AtomicU8,
+    /// Nanoseconds after [`EPOCH`] at which running statements are stopped; 0: never.
+    deadline_ns: AtomicU64,
+    /// Set when the progress handler stopped a statement for the deadline.
+    deadline_hit: AtomicBool,
+}
+
+/// A fixed origin for deadlines stored in atomics.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn since_epoch(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(*EPOCH).as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 struct SqliteConn {
     conn: Connection,
-    actor: Arc<AtomicU8>,
+    guard: Arc<Guard>,
 }
 
 impl SqliteConn {
-    fn open(path: &Path) -> Result<Self, StorageError> {
+    fn open(path: &Path, max_value_bytes: usize) -> Result<Self, StorageError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -46,51 +231,172 @@ impl SqliteConn {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // Belt and braces beside the authorizer: this connection can attach nothing.
-        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0);
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // What one statement may build, sized so that no statement can make
+        // the host allocate more than the plugin's query budget for one value.
+        let value_bytes = i32::try_from(max_value_bytes)
+            .unwrap_or(i32::MAX)
+            .max(1 << 20);
+        for (limit, value) in [
+            (Limit::SQLITE_LIMIT_LENGTH, value_bytes),
+            (Limit::SQLITE_LIMIT_SQL_LENGTH, 1 << 20),
+            (Limit::SQLITE_LIMIT_EXPR_DEPTH, 256),
+            (Limit::SQLITE_LIMIT_COMPOUND_SELECT, 64),
+            (Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1_000),
+            (Limit::SQLITE_LIMIT_TRIGGER_DEPTH, 32),
+            (Limit::SQLITE_LIMIT_WORKER_THREADS, 0),
+            // Belt and braces beside the authorizer: this connection can attach nothing.
+            (Limit::SQLITE_LIMIT_ATTACHED, 0),
+        ] {
+            conn.set_limit(limit, value);
+        }
+        // No SQL may corrupt the file (writable_schema, sqlite_dbpage…), and
+        // functions reached through the schema (views, triggers) must be safe ones.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
         conn.set_prepared_statement_cache_capacity(256);
-        let actor = Arc::new(AtomicU8::new(Actor::Host as u8));
-        let seen = actor.clone();
+        let guard = Arc::new(Guard {
+            actor: AtomicU8::new(Actor::Host as u8),
+            deadline_ns: AtomicU64::new(0),
+            deadline_hit: AtomicBool::new(false),
+        });
+        let seen = guard.clone();
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-            authorize(seen.load(Ordering::Relaxed), &ctx.action)
+            authorize(seen.actor.load(Ordering::Relaxed), &ctx)
         }));
-        Ok(SqliteConn { conn, actor })
+        let timed = guard.clone();
+        conn.progress_handler(
+            PROGRESS_EVERY,
+            Some(move || {
+                let deadline = timed.deadline_ns.load(Ordering::Relaxed);
+                let passed = deadline != 0 && since_epoch(Instant::now()) >= deadline;
+                if passed {
+                    timed.deadline_hit.store(true, Ordering::Relaxed);
+                }
+                passed
+            }),
+        );
+        Ok(SqliteConn { conn, guard })
     }
 
-    fn set_actor(&self, actor: Actor) {
-        self.actor.store(actor as u8, Ordering::Relaxed);
+    /// Hands the connection to plugin code until [`SqliteConn::leave`].
+    fn enter(&self, actor: Actor, deadline: Option<Instant>) {
+        self.guard.deadline_hit.store(false, Ordering::Relaxed);
+        self.guard
+            .deadline_ns
+            .store(deadline.map_or(0, since_epoch), Ordering::Relaxed);
+        self.guard.actor.store(actor as u8, Ordering::Relaxed);
+    }
+
+    /// Back to the host; true when a statement was stopped at the deadline.
+    fn leave(&self) -> bool {
+        self.guard.actor.store(Actor::Host as u8, Ordering::Relaxed);
+        self.guard.deadline_ns.store(0, Ordering::Relaxed);
+        self.guard.deadline_hit.swap(false, Ordering::Relaxed)
+    }
+
+    /// Rolls back whatever transaction is open (an interrupted write statement
+    /// already rolled it back inside SQLite).
+    fn rollback(&self) -> rusqlite::Result<()> {
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn.execute_batch("ROLLBACK")
     }
 }
 
-fn authorize(actor: u8, action: &AuthAction<'_>) -> Authorization {
+fn authorize(actor: u8, ctx: &AuthContext<'_>) -> Authorization {
     if actor == Actor::Host as u8 {
         return Authorization::Allow;
     }
-    let read_only = actor == Actor::GuestReadOnly as u8;
-    match action {
-        AuthAction::Select | AuthAction::Read { .. } | AuthAction::Recursive => {
+    let verdict = judge(actor, ctx);
+    if verdict == Authorization::Deny {
+        tracing::debug!(action = ?ctx.action, database = ?ctx.database_name, "plugin SQL refused by the authorizer");
+    }
+    verdict
+}
+
+fn judge(actor: u8, ctx: &AuthContext<'_>) -> Authorization {
+    let allow = |yes: bool| {
+        if yes {
             Authorization::Allow
+        } else {
+            Authorization::Deny
         }
-        AuthAction::Function { function_name } => {
-            if function_name.eq_ignore_ascii_case("load_extension") {
-                Authorization::Deny
-            } else {
-                Authorization::Allow
-            }
+    };
+    let read_only = actor == Actor::GuestReadOnly as u8;
+    let migration = actor == Actor::Migration as u8;
+    // Only the plugin's own database, never `temp` (a temp table or trigger
+    // would outlive the call on this pooled connection).
+    let own = ctx.database_name.is_none_or(|db| db == "main");
+    match ctx.action {
+        AuthAction::Select | AuthAction::Recursive => Authorization::Allow,
+        AuthAction::Read { .. } => Authorization::Allow,
+        AuthAction::Function { function_name } => allow(
+            FUNCTIONS
+                .binary_search_by(|f| cmp_ignore_case(f, function_name))
+                .is_ok()
+                || (migration && ALTER_FUNCTIONS.contains(&function_name)),
+        ),
+        // DDL also writes the schema tables (ALTER TABLE … RENAME fixes up
+        // `temp`'s too); DEFENSIVE keeps direct writes out.
+        AuthAction::Insert { table_name }
+        | AuthAction::Delete { table_name }
+        | AuthAction::Update { table_name, .. }
+            if migration && is_schema_table(table_name) =>
+        {
+            Authorization::Allow
         }
         AuthAction::Insert { table_name }
         | AuthAction::Delete { table_name }
         | AuthAction::Update { table_name, .. } => {
-            if read_only || is_host_table(table_name) {
-                Authorization::Deny
-            } else {
-                Authorization::Allow
-            }
+            allow(own && !read_only && !is_host_table(table_name))
         }
-        // ATTACH/DETACH, PRAGMA, DDL, transaction control, ANALYZE, virtual tables…
+        AuthAction::CreateTable { table_name }
+        | AuthAction::DropTable { table_name }
+        | AuthAction::CreateIndex { table_name, .. }
+        | AuthAction::DropIndex { table_name, .. }
+        | AuthAction::CreateTrigger { table_name, .. }
+        | AuthAction::DropTrigger { table_name, .. }
+        | AuthAction::AlterTable { table_name, .. }
+        | AuthAction::Analyze { table_name } => {
+            allow(migration && own && !is_host_table(table_name))
+        }
+        AuthAction::CreateView { view_name } | AuthAction::DropView { view_name } => {
+            allow(migration && own && !is_host_table(view_name))
+        }
+        AuthAction::Reindex { .. } => allow(migration && own),
+        AuthAction::CreateVtable {
+            table_name,
+            module_name,
+        }
+        | AuthAction::DropVtable {
+            table_name,
+            module_name,
+        } => allow(
+            migration && own && !is_host_table(table_name) && VTAB_MODULES.contains(&module_name),
+        ),
+        // ATTACH/DETACH, PRAGMA, transaction control and savepoints, temp
+        // objects, anything SQLite adds later.
         _ => Authorization::Deny,
     }
+}
+
+fn cmp_ignore_case(a: &str, b: &str) -> std::cmp::Ordering {
+    a.bytes()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+}
+
+fn is_schema_table(name: &str) -> bool {
+    [
+        "sqlite_master",
+        "sqlite_schema",
+        "sqlite_temp_master",
+        "sqlite_temp_schema",
+    ]
+    .iter()
+    .any(|t| t.eq_ignore_ascii_case(name))
 }
 
 /// A plugin's SQLite database.
@@ -152,15 +458,21 @@ impl Drop for Checkpointer {
 impl SqliteDb {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
+        Self::open_limited(path, DEFAULT_VALUE_BYTES)
+    }
+
+    /// Opens the database of a plugin whose statements may build values of at
+    /// most `max_value_bytes` (its query budget).
+    pub fn open_limited(path: &Path, max_value_bytes: usize) -> Result<Self, StorageError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StorageError::Setup(format!("creating {}: {e}", dir.display())))?;
         }
-        let writer = SqliteConn::open(path)?;
+        let writer = SqliteConn::open(path, max_value_bytes)?;
         // Checkpoints run beside the writer (`Checkpointer`), never in a commit.
         writer.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let readers = (0..READERS)
-            .map(|_| SqliteConn::open(path))
+            .map(|_| SqliteConn::open(path, max_value_bytes))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(SqliteDb {
             path: path.to_owned(),
@@ -176,21 +488,12 @@ impl SqliteDb {
         &self.path
     }
 
-    /// A sqlx URL for the same file (the migrator runs through sqlx).
-    pub fn sqlx_url(&self) -> String {
-        format!("sqlite://{}", self.path.display())
-    }
-
     pub(super) async fn prepare_host_tables(&self) -> Result<(), StorageError> {
         let writer = self.writer.lock().await;
         writer
             .conn
             .execute_batch(&super::schema::host_tables_ddl(super::BackendKind::Sqlite))?;
-        writer.conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS _sqlx_migrations (version BIGINT PRIMARY KEY, \
-             description TEXT NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, \
-             success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
-        )?;
+        writer.conn.execute_batch(MIGRATIONS_TABLE)?;
         Ok(())
     }
 
@@ -210,36 +513,22 @@ impl SqliteDb {
         Ok(rows)
     }
 
+    /// Runs one migration statement by statement as plugin code (the
+    /// migration actor of the authorizer, its own deadline), then records it,
+    /// all in one transaction. On a blocking thread: a migration may run for
+    /// seconds and must not stall the async runtime.
     pub(super) async fn apply_migration(&self, step: &MigrationStep) -> Result<(), StorageError> {
-        let writer = self.writer.lock().await;
-        let started = std::time::Instant::now();
-        writer.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let applied = writer.conn.execute_batch(&step.sql).and_then(|()| {
-            writer.conn.execute(
-                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-                 VALUES (?1, ?2, TRUE, ?3, ?4)",
-                rusqlite::params![
-                    step.version,
-                    step.description,
-                    step.checksum,
-                    started.elapsed().as_nanos() as i64
-                ],
-            )
-        });
-        match applied {
-            Ok(_) => writer.conn.execute_batch("COMMIT")?,
-            Err(e) => {
-                let _ = writer.conn.execute_batch("ROLLBACK");
-                return Err(e.into());
-            }
-        }
-        Ok(())
+        let writer = self.writer.clone().lock_owned().await;
+        let step = step.clone();
+        tokio::task::spawn_blocking(move || apply_migration(&writer, &step))
+            .await
+            .map_err(|e| StorageError::Setup(format!("migration thread: {e}")))?
     }
 
     pub(super) async fn begin(
         &self,
         mode: TxMode,
-        _budget: Option<CallBudget>,
+        budget: Option<CallBudget>,
     ) -> Result<SqliteTx, StorageError> {
         let handle = match mode {
             TxMode::ReadWrite => Handle::Writer(self.writer.clone().lock_owned().await),
@@ -272,8 +561,82 @@ impl SqliteDb {
         Ok(SqliteTx {
             handle,
             mode,
+            budget,
+            deadline_hit: false,
             open: true,
         })
+    }
+}
+
+/// sqlx's bookkeeping table, so databases migrated by earlier builds carry on.
+const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (\
+    version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+    installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+    checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)";
+
+fn apply_migration(writer: &SqliteConn, step: &MigrationStep) -> Result<(), StorageError> {
+    let started = Instant::now();
+    writer.conn.execute_batch("BEGIN IMMEDIATE")?;
+    writer.enter(Actor::Migration, Some(started + step.deadline));
+    let ran = run_statements(&writer.conn, &step.sql);
+    let hit = writer.leave();
+    let recorded = ran.map_err(|e| migration_error(e, hit, step.deadline)).and_then(|()| {
+        writer
+            .conn
+            .execute(
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                 VALUES (?1, ?2, TRUE, ?3, ?4)",
+                rusqlite::params![
+                    step.version,
+                    step.description,
+                    step.checksum,
+                    i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX)
+                ],
+            )
+            .map_err(StorageError::from)
+    });
+    match recorded {
+        Ok(_) => {
+            writer.conn.execute_batch("COMMIT")?;
+            Ok(())
+        }
+        Err(e) => {
+            if let Err(rollback) = writer.rollback() {
+                tracing::warn!(error = %rollback, "rolling back a failed migration");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Prepares and runs each statement of `sql` in turn; each is judged by the
+/// authorizer as it is prepared, before it runs.
+fn run_statements(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    let mut batch = rusqlite::Batch::new(conn, sql);
+    while let Some(mut stmt) = batch.next()? {
+        let mut rows = stmt.raw_query();
+        while rows.next()?.is_some() {}
+    }
+    Ok(())
+}
+
+fn migration_error(e: rusqlite::Error, deadline_hit: bool, deadline: Duration) -> StorageError {
+    if deadline_hit {
+        return StorageError::Refused(format!(
+            "the migration ran longer than its {deadline:?} deadline and was stopped"
+        ));
+    }
+    match &e {
+        rusqlite::Error::SqliteFailure(f, msg)
+            if f.code == ErrorCode::AuthorizationForStatementDenied =>
+        {
+            StorageError::Refused(format!(
+                "{} (a migration may create and change only the plugin's own tables: no ATTACH, \
+                 PRAGMA, transaction control, temp objects, host tables or functions outside the allow-list)",
+                msg.clone().unwrap_or_else(|| f.to_string())
+            ))
+        }
+        _ => StorageError::Sqlite(e),
     }
 }
 
@@ -309,6 +672,8 @@ impl Drop for Handle {
 pub struct SqliteTx {
     handle: Handle,
     mode: TxMode,
+    budget: Option<CallBudget>,
+    deadline_hit: bool,
     open: bool,
 }
 
@@ -320,19 +685,33 @@ impl SqliteTx {
         }
     }
 
+    /// Runs `f` on the connection as the guest, under the call's deadline.
+    fn as_guest<T>(
+        &mut self,
+        sql: &str,
+        f: impl FnOnce(&SqliteConn) -> rusqlite::Result<T>,
+    ) -> Result<T, GuestError> {
+        let conn = self.handle.conn();
+        conn.enter(self.guest_actor(), self.budget.map(|b| b.deadline));
+        // Guest and host statements share the statement cache, keyed by SQL text;
+        // host SQL carries a secret tag (`host_sql`), so a guest can never name
+        // a statement that was authorised for the host.
+        let result = single_statement(&conn.conn, sql).and_then(|()| f(conn));
+        if conn.leave() {
+            self.deadline_hit = true;
+            return Err(GuestError::Internal(
+                "statement stopped: the call's deadline passed".into(),
+            ));
+        }
+        result.map_err(guest_error)
+    }
+
     pub(super) fn guest_execute(
         &mut self,
         sql: &str,
         params: &[SqlValue],
     ) -> Result<u64, GuestError> {
-        let conn = self.handle.conn();
-        conn.set_actor(self.guest_actor());
-        // Guest and host statements share the statement cache, keyed by SQL text;
-        // host SQL carries a secret tag (`host_sql`), so a guest can never name
-        // a statement that was authorised for the host.
-        let result = run_execute(conn, sql, params);
-        conn.set_actor(Actor::Host);
-        result.map_err(guest_error)
+        self.as_guest(sql, |conn| run_execute(conn, sql, params))
     }
 
     pub(super) fn guest_query(
@@ -340,11 +719,8 @@ impl SqliteTx {
         sql: &str,
         params: &[SqlValue],
     ) -> Result<Rows, GuestError> {
-        let conn = self.handle.conn();
-        conn.set_actor(self.guest_actor());
-        let result = run_query(conn, sql, params);
-        conn.set_actor(Actor::Host);
-        result.map_err(guest_error)
+        let max_bytes = self.budget.map_or(usize::MAX, |b| b.max_query_bytes);
+        self.as_guest(sql, |conn| run_query(conn, sql, params, max_bytes))
     }
 
     pub(super) fn host_execute(
@@ -360,11 +736,22 @@ impl SqliteTx {
         sql: &str,
         params: &[SqlValue],
     ) -> Result<Rows, StorageError> {
-        Ok(run_query(self.handle.conn(), &host_sql(sql), params)?)
+        Ok(run_query(
+            self.handle.conn(),
+            &host_sql(sql),
+            params,
+            usize::MAX,
+        )?)
     }
 
     pub(super) fn deadline_exceeded(&self) -> bool {
-        false
+        self.deadline_hit
+    }
+
+    pub(super) fn start_deadline(&mut self, deadline: Instant) {
+        if let Some(budget) = &mut self.budget {
+            budget.deadline = deadline;
+        }
     }
 
     pub(super) fn commit(mut self) -> Result<(), StorageError> {
@@ -375,7 +762,7 @@ impl SqliteTx {
 
     pub(super) fn rollback(mut self) -> Result<(), StorageError> {
         self.open = false;
-        self.handle.conn().conn.execute_batch("ROLLBACK")?;
+        self.handle.conn().rollback()?;
         Ok(())
     }
 }
@@ -384,12 +771,29 @@ impl Drop for SqliteTx {
     fn drop(&mut self) {
         if self.open {
             let conn = self.handle.conn();
-            conn.set_actor(Actor::Host);
-            if let Err(e) = conn.conn.execute_batch("ROLLBACK") {
+            conn.leave();
+            if let Err(e) = conn.rollback() {
                 tracing::warn!(error = %e, "rollback of abandoned sqlite transaction failed");
             }
         }
     }
+}
+
+/// One statement per storage call: SQLite would silently ignore the rest, so
+/// `SELECT 1; DELETE FROM t` is refused rather than half-run. Only SQL with a
+/// `;` needs a look.
+fn single_statement(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    if !sql.contains(';') {
+        return Ok(());
+    }
+    let mut batch = rusqlite::Batch::new(conn, sql);
+    if batch.next()?.is_some() && batch.next()?.is_some() {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISUSE),
+            Some("one statement per storage call: the SQL holds more than one".into()),
+        ));
+    }
+    Ok(())
 }
 
 /// Host SQL as cached: prefixed with a comment holding a random per-process
@@ -448,23 +852,44 @@ fn run_execute(conn: &SqliteConn, sql: &str, params: &[SqlValue]) -> rusqlite::R
     Ok(conn.conn.changes())
 }
 
-fn run_query(conn: &SqliteConn, sql: &str, params: &[SqlValue]) -> rusqlite::Result<Rows> {
+fn too_big(msg: String) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_TOOBIG),
+        Some(msg),
+    )
+}
+
+fn run_query(
+    conn: &SqliteConn,
+    sql: &str,
+    params: &[SqlValue],
+    max_bytes: usize,
+) -> rusqlite::Result<Rows> {
     let mut stmt = prepare(conn, sql, params)?;
     let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
     let width = columns.len();
     let mut out = Vec::new();
+    let mut bytes = 0usize;
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next()? {
         if out.len() == MAX_QUERY_ROWS {
-            return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_TOOBIG),
-                Some(format!(
-                    "query returned more than {MAX_QUERY_ROWS} rows; add a LIMIT"
-                )),
-            ));
+            return Err(too_big(format!(
+                "query returned more than {MAX_QUERY_ROWS} rows; add a LIMIT"
+            )));
         }
         let mut values = Vec::with_capacity(width);
         for i in 0..width {
+            // Measured before copying, so an oversized value is never copied.
+            let size = match row.get_ref(i)? {
+                ValueRef::Text(t) | ValueRef::Blob(t) => t.len() + 16,
+                _ => 16,
+            };
+            bytes = bytes.saturating_add(size);
+            if bytes > max_bytes {
+                return Err(too_big(format!(
+                    "query result exceeds {max_bytes} bytes; select fewer rows or columns"
+                )));
+            }
             values.push(from_value(row.get_ref(i)?));
         }
         out.push(values);
@@ -499,12 +924,32 @@ fn guest_error(e: rusqlite::Error) -> GuestError {
             match f.code {
                 ErrorCode::ConstraintViolation => GuestError::Conflict(msg),
                 ErrorCode::AuthorizationForStatementDenied => GuestError::Denied(format!(
-                    "{msg} (plugins may only read and write their own tables)"
+                    "{msg} (plugin SQL may read and write only the plugin's own tables, one statement at a time, with SQLite's core functions)"
                 )),
                 ErrorCode::TooBig => GuestError::Invalid(msg),
                 _ => GuestError::Invalid(msg),
             }
         }
         _ => GuestError::Invalid(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_function_allow_list_is_sorted_for_binary_search() {
+        assert!(FUNCTIONS.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            FUNCTIONS
+                .binary_search_by(|f| cmp_ignore_case(f, "JSON_EXTRACT"))
+                .is_ok()
+        );
+        assert!(
+            FUNCTIONS
+                .binary_search_by(|f| cmp_ignore_case(f, "fts3_tokenizer"))
+                .is_err()
+        );
     }
 }

@@ -7,12 +7,25 @@ use serde_json::json;
 
 struct Hostile;
 
+/// A slot the tests overwrite in the built component (same length, padded
+/// with spaces) to make a copy of this plugin whose second migration is any
+/// SQL (`tests/common` `hostile_with_migration`). While it still holds its
+/// dots, the plugin has no second migration.
+const MIGRATION_SLOT: &str = include_str!("../migration-slot.sql");
+
 impl Plugin for Hostile {
     fn manifest() -> Manifest {
-        Manifest::new("hostile", env!("CARGO_PKG_VERSION")).migration(
+        let manifest = Manifest::new("hostile", env!("CARGO_PKG_VERSION")).migration(
             "0001_create_loot.sql",
             include_str!("../migrations/0001_create_loot.sql"),
-        )
+        );
+        // Read through black_box so the check is not folded away at compile time.
+        let slot: &'static str = std::hint::black_box(MIGRATION_SLOT);
+        if slot.ends_with('.') {
+            manifest
+        } else {
+            manifest.migration("0002_patched.sql", slot.trim_end())
+        }
     }
 
     fn handle_request(req: Request) -> Response {
@@ -25,6 +38,7 @@ impl Plugin for Hostile {
             .get("/stderr", stderr)
             .post("/emit", emit)
             .post("/emit-invalid", emit_invalid)
+            .post("/emit-many", emit_many)
             .dispatch(req)
     }
 }
@@ -78,6 +92,30 @@ fn stderr(_req: &Request) -> HttpResult {
 fn emit(_req: &Request) -> HttpResult {
     events::emit("Ping", "hostile", &json!({ "from": "hostile" }))?;
     Ok(Response::empty(202))
+}
+
+#[derive(Deserialize)]
+struct EmitMany {
+    count: usize,
+    bytes: usize,
+}
+
+/// Emits `count` events of `bytes` bytes each: events are held by the host
+/// until the call commits. 200 when all were accepted, 403 with the host's error.
+fn emit_many(req: &Request) -> HttpResult {
+    let EmitMany { count, bytes } = req.json()?;
+    let payload = format!("\"{}\"", "x".repeat(bytes.saturating_sub(2)));
+    for i in 0..count {
+        if let Err(e) =
+            mercato_sdk::bindings::mercato::plugin::outbox::emit("Blob", "hostile", &payload, None)
+        {
+            return Ok(Response::json(
+                403,
+                &json!({ "accepted": i, "error": format!("{e:?}") }),
+            ));
+        }
+    }
+    Ok(Response::json(200, &json!({ "accepted": count })))
 }
 
 fn emit_invalid(_req: &Request) -> HttpResult {
