@@ -20,6 +20,9 @@
 //! backoff_base_ms = 200
 //! backoff_max_ms = 30000
 //!
+//! [idempotency]
+//! retention_ms = 86400000   # stored responses answer replays this long
+//!
 //! [plugins.orders]          # per-plugin overrides
 //! limits = { memory_mib = 128 }
 //! storage = { backend = "postgres", url = "postgres://orders-db/shop" }
@@ -92,6 +95,8 @@ pub struct Config {
     pub max_component_bytes: usize,
     /// Coupon-rule limits and pool.
     pub rules: crate::rules::RulesConfig,
+    /// How long Idempotency-Key responses are kept, and their pruning.
+    pub idempotency: crate::retention::IdempotencyConfig,
 }
 
 impl Default for Config {
@@ -112,6 +117,7 @@ impl Default for Config {
             trusted_keys: Vec::new(),
             max_component_bytes: 64 << 20,
             rules: crate::rules::RulesConfig::default(),
+            idempotency: crate::retention::IdempotencyConfig::default(),
         }
     }
 }
@@ -318,6 +324,17 @@ impl Config {
                 "rules.max_instances must be at least 1".into(),
             ));
         }
+        let idempotency = self.idempotency;
+        if idempotency.retention_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "idempotency.retention_ms must be positive".into(),
+            ));
+        }
+        if idempotency.prune_interval_ms == Some(0) || idempotency.prune_batch == 0 {
+            return Err(ConfigError::Invalid(
+                "idempotency.prune_interval_ms and idempotency.prune_batch must be positive".into(),
+            ));
+        }
         if self.events.max_attempts == 0 {
             return Err(ConfigError::Invalid(
                 "events.max_attempts must be at least 1".into(),
@@ -367,6 +384,24 @@ mod tests {
         );
         let config: Config = toml::from_str("[storage]\nbackend = \"postgres\"").unwrap();
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn idempotency_retention_defaults_to_a_day_and_must_be_positive() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.idempotency.retention_ms, 86_400_000);
+        assert_eq!(config.idempotency.prune_interval(), Duration::from_secs(60));
+        let config: Config = toml::from_str("[idempotency]\nretention_ms = 0").unwrap();
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("idempotency.retention_ms")
+        );
+        let config: Config = toml::from_str("[idempotency]\nprune_batch = 0").unwrap();
+        assert!(config.validate().is_err());
+        assert!(toml::from_str::<Config>("[idempotency]\nretention = 1").is_err());
     }
 
     #[test]

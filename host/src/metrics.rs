@@ -25,6 +25,8 @@ pub struct Metrics {
     pub outbox_lag: IntGaugeVec,
     /// Unpublished events in each plugin's outbox.
     pub outbox_depth: IntGaugeVec,
+    /// Expired idempotency records deleted, by plugin.
+    pub idempotency_pruned: IntCounterVec,
     /// Coupon-rule evaluations.
     pub rules: RuleMetrics,
 }
@@ -182,6 +184,14 @@ impl Metrics {
             &["plugin"],
         )
         .expect("valid metric");
+        let idempotency_pruned = IntCounterVec::new(
+            Opts::new(
+                "mercato_idempotency_pruned_total",
+                "Idempotency records deleted after their retention",
+            ),
+            &["plugin"],
+        )
+        .expect("valid metric");
         let rules = RuleMetrics::new();
         for c in [
             Box::new(rules.evaluations.clone()) as Box<dyn prometheus::core::Collector>,
@@ -194,6 +204,7 @@ impl Metrics {
             Box::new(in_flight.clone()),
             Box::new(outbox_lag.clone()),
             Box::new(outbox_depth.clone()),
+            Box::new(idempotency_pruned.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -205,6 +216,7 @@ impl Metrics {
             in_flight,
             outbox_lag,
             outbox_depth,
+            idempotency_pruned,
             rules,
         }
     }
