@@ -2,7 +2,7 @@
 //! do not block other sources, source order at volume, delayed delivery.
 mod common;
 
-use common::{TestApp, config, sqlite_count};
+use common::{TestApp, config, drop_postgres, postgres_config, sqlite_count, within};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -194,4 +194,37 @@ async fn a_delayed_event_is_delivered_once_after_its_delay() {
         ),
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_scheduled_event_source_never_becomes_a_metric_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = postgres_config(dir.path()).await;
+    let app = TestApp::start(config.clone(), &["notes", "audit"]).await;
+    // On PostgreSQL audit's own role may write its mercato_scheduled (the host
+    // writes it through that session); here the admin does what it could.
+    let url = config.storage.url.as_deref().unwrap();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO \"{}audit\".mercato_scheduled \
+         (event_id, source, sequence, event_type, aggregate_id, payload, occurred_at, due_at_ms) \
+         VALUES ('forged-1', 'forged-source-1', 1, 'Forged', 'a', '{{}}', '2026-01-01T00:00:00.000Z', 0)",
+        config.storage.namespace
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    // The scheduler polls; the forged event is delivered, counted under `_unknown`.
+    let delivered =
+        "mercato_event_deliveries_total{outcome=\"ok\",source=\"_unknown\",subscriber=\"audit\"} 1";
+    within(Duration::from_secs(30), async || {
+        app.metrics().await.contains(delivered)
+    })
+    .await;
+    assert!(!app.metrics().await.contains("forged-source"));
+    assert_eq!(app.seen().await[0]["source"], "forged-source-1");
+    app.stop().await;
+    drop_postgres(&config, &["notes", "audit"]).await;
 }

@@ -66,46 +66,56 @@ async fn a_trapping_version_dead_letters_and_a_fix_plus_redrive_handles_each_onc
     app.stop().await;
 }
 
+/// Plugin, upload, status, code, and what the message must mention.
+type Refusal = (
+    &'static str,
+    Vec<u8>,
+    StatusCode,
+    &'static str,
+    &'static [&'static str],
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_uploads_are_refused_and_the_running_version_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start(config(dir.path()), &["notes", "audit"]).await;
     let before = plugin_version(&app, "notes").await;
-    let cases: [(&str, Vec<u8>, StatusCode, &str, &str); 5] = [
+    let cases: [Refusal; 5] = [
         (
             "notes",
             b"\0asm garbage".to_vec(),
             StatusCode::BAD_REQUEST,
             "not_a_component",
-            "component",
+            &["component"],
         ),
         (
             "notes",
             component("wrong-world"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "wrong_world",
-            "mercato:plugin",
+            &["mercato:plugin"],
         ),
         (
             "notes",
             component("forbidden-import"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "forbidden_import",
-            "test:evil/exfil",
+            &["test:evil/exfil"],
         ),
         (
             "notes",
             component("notes-destructive"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "destructive_migration",
-            "0002_drop_body.sql",
+            // The fixture hides the keyword gap in a comment: `DROP/**/body`.
+            &["0002_drop_body.sql", "`ALTER TABLE notes DROP body`"],
         ),
         (
             "audit",
             component("notes"),
             StatusCode::BAD_REQUEST,
             "name_mismatch",
-            "`notes`",
+            &["`notes`"],
         ),
     ];
     for (n, (plugin, bytes, status, code, mentions)) in cases.into_iter().enumerate() {
@@ -116,7 +126,9 @@ async fn bad_uploads_are_refused_and_the_running_version_keeps_serving() {
             "{body}"
         );
         let message = body["error"]["message"].as_str().unwrap();
-        assert!(message.contains(mentions), "{code}: {message}");
+        for mention in mentions {
+            assert!(message.contains(mention), "{code}: {message}");
+        }
         // The old version still serves, right after.
         let (status, _) = app
             .post(

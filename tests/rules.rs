@@ -460,3 +460,56 @@ async fn a_loop_with_a_huge_fuel_budget_is_stopped_by_the_deadline() {
     assert_eq!(q["discount_minor"], 1, "{q}");
     app.stop().await;
 }
+
+/// The distinct values of every `rule` label in a `/metrics` text.
+fn rule_label_values(metrics: &str) -> std::collections::BTreeSet<String> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once("rule=\""))
+        .filter_map(|(_, rest)| rest.split_once('"'))
+        .map(|(value, _)| value.to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_rule_names_add_no_metric_label_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(shop_config(dir.path()), &["coupons"]).await;
+    let (status, body) = put_component(&app, "flat", component("rule-flat-v1"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    rule_coupon(&app, "FLAT", "flat", json!({ "percent": 10 })).await;
+    let line = json!([{ "sku": "TEE", "quantity": 1, "unit_price_minor": 2_500 }]);
+    assert_eq!(
+        quote(&app, "FLAT", line.clone()).await["discount_minor"],
+        250
+    );
+    let before = rule_label_values(&app.metrics().await);
+    assert!(before.contains("flat"), "{before:?}");
+
+    // Coupon data names the rule: 100 names no rule has.
+    for i in 0..100 {
+        let (code, rule) = (format!("GHOST-{i}"), format!("ghost-{i}"));
+        rule_coupon(&app, &code, &rule, json!({})).await;
+        let q = quote(&app, &code, line.clone()).await;
+        assert_eq!(q["applicable"], false, "{q}");
+        assert_eq!(q["rule"]["code"], "unknown_rule", "{q}");
+        let message = q["rule"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("`{rule}`"))
+                && message.contains("no rule of that name is deployed"),
+            "{message}"
+        );
+    }
+
+    let metrics = app.metrics().await;
+    assert_eq!(rule_label_values(&metrics), before, "{metrics}");
+    assert!(!metrics.contains("ghost-"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "mercato_rule_rejections_total{reason=\"unknown_rule\",rule=\"_unknown\"} 100"
+        ),
+        "{metrics}"
+    );
+    app.stop().await;
+}

@@ -1,11 +1,15 @@
 //! The unit of work through real components: commit on success, roll back on
-//! error or trap, exactly-once effects across a restart, idempotency keys.
+//! error or trap, exactly-once effects across a restart, idempotency keys and
+//! their expiry.
 mod common;
 
-use common::{TestApp, config, sqlite_count, within};
+use common::{TestApp, config, drop_postgres, postgres_config, sqlite_count, within};
+use mercato::config::Config;
+use mercato::retention::IdempotencyConfig;
+use mercato::storage::{SqlValueExt, TxMode, cell};
 use reqwest::StatusCode;
 use serde_json::json;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_event_is_handled_once_and_a_restart_neither_repeats_nor_loses_it() {
@@ -265,5 +269,140 @@ async fn get_requests_run_read_only() {
         sqlite_count(dir.path(), "hostile", "SELECT COUNT(*) FROM loot"),
         1
     );
+    app.stop().await;
+}
+
+/// POSTs note `id` under Idempotency-Key `key`: the status, whether it was a
+/// replay, and the body.
+async fn keyed_note(app: &TestApp, key: &str, id: &str) -> (StatusCode, bool, Vec<u8>) {
+    let resp = app
+        .client
+        .post(format!("{}/notes/notes", app.url))
+        .header("idempotency-key", key)
+        .json(&json!({ "id": id, "body": "x" }))
+        .send()
+        .await
+        .unwrap();
+    let replayed = resp.headers().get("idempotent-replayed").is_some();
+    (
+        resp.status(),
+        replayed,
+        resp.bytes().await.unwrap().to_vec(),
+    )
+}
+
+/// The keys in the notes database's idempotency table, read through the
+/// host's own connection (so the same on both backends).
+async fn stored_keys(app: &TestApp) -> Vec<String> {
+    let notes = app.host.registry.get("notes").unwrap();
+    let mut tx = notes.db.begin(TxMode::ReadOnly).await.unwrap();
+    let rows = tx
+        .host_query("SELECT key FROM mercato_idempotency ORDER BY key", &[])
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    (0..rows.rows.len())
+        .map(|i| cell(&rows, i, "key").as_text())
+        .collect()
+}
+
+const PRUNED_NOTES: &str = "mercato_idempotency_pruned_total{plugin=\"notes\"}";
+
+async fn idempotency_keys_expire(mut config: Config) {
+    let retention = Duration::from_secs(1);
+    config.idempotency = IdempotencyConfig {
+        retention_ms: retention.as_millis() as u64,
+        // Only this test prunes, so it knows exactly what is expired when.
+        prune_interval_ms: Some(3_600_000),
+        prune_batch: 2,
+    };
+    let app = TestApp::start(config, &["notes"]).await;
+    let (status, replayed, first) = keyed_note(&app, "k1", "a").await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, false));
+    for (key, id) in [("k2", "b"), ("k3", "c")] {
+        assert_eq!(keyed_note(&app, key, id).await.0, StatusCode::CREATED);
+    }
+    let written = Instant::now();
+    // Within the retention the first response answers, and the key stays bound
+    // to its request.
+    let (status, replayed, again) = keyed_note(&app, "k1", "a").await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, true));
+    assert_eq!(again, first);
+    let (status, _, body) = keyed_note(&app, "k1", "other").await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // What is waited for is the clock: the three records' retention has passed.
+    tokio::time::sleep_until((written + retention + Duration::from_millis(5)).into()).await;
+    assert_eq!(keyed_note(&app, "k4", "d").await.0, StatusCode::CREATED);
+    assert_eq!(
+        app.host.prune_expired_now().await.unwrap(),
+        3,
+        "the three expired records, in batches of two; not the fresh one"
+    );
+    assert_eq!(stored_keys(&app).await, ["k4"]);
+    assert!(
+        app.metrics().await.contains(&format!("{PRUNED_NOTES} 3")),
+        "{}",
+        app.metrics().await
+    );
+
+    // The expired key is new: a different request under it runs, and is then
+    // what the key replays.
+    let (status, replayed, _) = keyed_note(&app, "k1", "e").await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, false));
+    let (status, replayed, _) = keyed_note(&app, "k1", "e").await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, true));
+    let (status, replayed, _) = keyed_note(&app, "k4", "d").await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, true));
+    for id in ["a", "b", "c", "d", "e"] {
+        assert_eq!(
+            app.get(&format!("/notes/notes/{id}")).await.0,
+            StatusCode::OK,
+            "note {id}"
+        );
+    }
+    assert_eq!(stored_keys(&app).await, ["k1", "k4"]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_expire_after_the_retention_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    idempotency_keys_expire(config(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_expire_after_the_retention_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = postgres_config(dir.path()).await;
+    idempotency_keys_expire(config.clone()).await;
+    drop_postgres(&config, &["notes"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_pruner_deletes_expired_records_and_stops_with_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.idempotency = IdempotencyConfig {
+        retention_ms: 1,
+        prune_interval_ms: Some(20),
+        prune_batch: 2,
+    };
+    let app = TestApp::start(config, &["notes"]).await;
+    for i in 0..5 {
+        let (status, _, _) = keyed_note(&app, &format!("k{i}"), &format!("n{i}")).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    within(Duration::from_secs(30), async || {
+        app.metrics().await.contains(&format!("{PRUNED_NOTES} 5"))
+    })
+    .await;
+    assert!(stored_keys(&app).await.is_empty());
+    // Stopping waits for the host's tasks, the pruner included.
     app.stop().await;
 }

@@ -7,7 +7,9 @@ pub fn now_rfc3339() -> String {
     rfc3339(OffsetDateTime::now_utc())
 }
 
-/// Formats a time as RFC 3339 UTC with milliseconds.
+/// Formats a time as RFC 3339 UTC with milliseconds: always 24 characters for
+/// years 0 to 9999 (the format fails, and this is "", outside them), so text
+/// order is time order (the idempotency pruner compares `created_at` as text).
 pub fn rfc3339(t: OffsetDateTime) -> String {
     const FORMAT: iso8601::EncodedConfig = iso8601::Config::DEFAULT
         .set_time_precision(iso8601::TimePrecision::Second {
@@ -41,5 +43,31 @@ mod tests {
         let text = rfc3339(t);
         assert_eq!(text, "2023-11-14T22:13:20.123Z");
         assert_eq!(parse_millis(&text), Some(1_700_000_000_123));
+    }
+
+    #[test]
+    fn the_text_is_fixed_width_so_text_order_is_time_order() {
+        let millis = [
+            -62_000_000_000_000, // year 0005
+            0,
+            1_000,
+            9_000,
+            1_700_000_000_000,
+            1_700_000_000_009,
+            1_700_000_000_010,
+            1_700_000_000_100,
+            253_402_300_799_999, // the last millisecond of 9999
+        ];
+        let texts: Vec<String> = millis
+            .iter()
+            .map(|ms| rfc3339(OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).unwrap()))
+            .collect();
+        assert!(texts.iter().all(|t| t.len() == 24), "{texts:?}");
+        assert!(texts.is_sorted(), "{texts:?}");
+        // Offsets are normalised to UTC first.
+        let paris = OffsetDateTime::from_unix_timestamp(0)
+            .unwrap()
+            .to_offset(time::UtcOffset::from_hms(1, 0, 0).unwrap());
+        assert_eq!(rfc3339(paris), "1970-01-01T00:00:00.000Z");
     }
 }

@@ -26,6 +26,9 @@
 //! backoff_base_ms = 200
 //! backoff_max_ms = 30000
 //!
+//! [idempotency]
+//! retention_ms = 86400000   # stored responses answer replays this long
+//!
 //! [plugins.orders]          # per-plugin overrides
 //! limits = { memory_mib = 128 }
 //! storage = { backend = "postgres", url = "postgres://orders-db/shop" }
@@ -104,6 +107,8 @@ pub struct Config {
     pub rules: crate::rules::RulesConfig,
     /// How long one migration file may run before it is stopped and rolled back.
     pub migration_deadline_ms: u64,
+    /// How long Idempotency-Key responses are kept, and their pruning.
+    pub idempotency: crate::retention::IdempotencyConfig,
 }
 
 impl Default for Config {
@@ -126,6 +131,7 @@ impl Default for Config {
             max_component_bytes: 64 << 20,
             rules: crate::rules::RulesConfig::default(),
             migration_deadline_ms: crate::migrate::DEFAULT_DEADLINE.as_millis() as u64,
+            idempotency: crate::retention::IdempotencyConfig::default(),
         }
     }
 }
@@ -400,6 +406,17 @@ impl Config {
                 "migration_deadline_ms must be positive".into(),
             ));
         }
+        let idempotency = self.idempotency;
+        if idempotency.retention_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "idempotency.retention_ms must be positive".into(),
+            ));
+        }
+        if idempotency.prune_interval_ms == Some(0) || idempotency.prune_batch == 0 {
+            return Err(ConfigError::Invalid(
+                "idempotency.prune_interval_ms and idempotency.prune_batch must be positive".into(),
+            ));
+        }
         if self.events.max_attempts == 0 {
             return Err(ConfigError::Invalid(
                 "events.max_attempts must be at least 1".into(),
@@ -485,6 +502,24 @@ mod tests {
             );
         }
         assert!(toml::from_str::<Config>("[http]\nidle_ms = 5").is_err());
+    }
+
+    #[test]
+    fn idempotency_retention_defaults_to_a_day_and_must_be_positive() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.idempotency.retention_ms, 86_400_000);
+        assert_eq!(config.idempotency.prune_interval(), Duration::from_secs(60));
+        let config: Config = toml::from_str("[idempotency]\nretention_ms = 0").unwrap();
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("idempotency.retention_ms")
+        );
+        let config: Config = toml::from_str("[idempotency]\nprune_batch = 0").unwrap();
+        assert!(config.validate().is_err());
+        assert!(toml::from_str::<Config>("[idempotency]\nretention = 1").is_err());
     }
 
     #[test]

@@ -228,7 +228,8 @@ impl Host {
                 .await
                 .map_err(failed)?;
         }
-        let tasks = host.router.ensure(&host);
+        let mut tasks = host.router.ensure(&host);
+        tasks.push(crate::retention::spawn_pruner(&host));
         host.tasks.lock().expect("tasks poisoned").extend(tasks);
         Ok(host)
     }
@@ -483,7 +484,7 @@ impl Host {
         self.router.drain_scheduled(until_ms, timeout).await
     }
 
-    /// Stops the router and waits for its tasks.
+    /// Stops the router and the idempotency pruner and waits for their tasks.
     pub async fn shutdown(&self) {
         self.cancel.cancel();
         let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks poisoned"));

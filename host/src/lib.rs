@@ -6,6 +6,7 @@
 //!   `storage` interface.
 //! - [`events`]: the transactional outbox and the router.
 //! - [`uow`]: every call is one transaction.
+//! - [`retention`]: idempotency records expire.
 //! - [`http`]: the axum gateway and admin API.
 //!
 //! ```no_run
@@ -37,6 +38,7 @@ pub mod http;
 pub mod metrics;
 pub mod migrate;
 pub mod plugin;
+pub mod retention;
 pub mod rules;
 pub mod runtime;
 pub mod secrets;

@@ -1,4 +1,11 @@
 //! Prometheus metrics, one registry per host (tests run several hosts at once).
+//!
+//! Every label value is bounded: `plugin`, `subscriber` and `source` are names
+//! of running plugins, `rule` and `version` those of deployed rules, `kind`,
+//! `outcome` and `reason` fixed codes, and any other name is counted under
+//! [`UNKNOWN`]. A value a guest or client chooses never becomes a label, since
+//! each one is a new series kept for the life of the process.
+use crate::rules::{Reason, Rule};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -18,11 +25,21 @@ pub struct Metrics {
     pub outbox_lag: IntGaugeVec,
     /// Unpublished events in each plugin's outbox.
     pub outbox_depth: IntGaugeVec,
+    /// Expired idempotency records deleted, by plugin.
+    pub idempotency_pruned: IntCounterVec,
     /// Coupon-rule evaluations.
     pub rules: RuleMetrics,
 }
 
+/// The label value standing for any name that is not a running plugin's or a
+/// deployed rule's. Those names start with a letter, so none can be this.
+pub const UNKNOWN: &str = "_unknown";
+
 /// Metrics of coupon-rule evaluations (handles shared with the host's registry).
+///
+/// Label values are deployed rule names and versions or fixed codes, never a
+/// string a guest or client chose: the methods take a deployed [`Rule`] and
+/// `'static` codes, so an unbounded name cannot reach them.
 #[derive(Clone)]
 pub struct RuleMetrics {
     /// Evaluations by rule, version and outcome (`ok` or a rejection code).
@@ -37,7 +54,7 @@ pub struct RuleMetrics {
 
 impl RuleMetrics {
     fn new() -> Self {
-        RuleMetrics {
+        let metrics = RuleMetrics {
             evaluations: IntCounterVec::new(
                 Opts::new(
                     "mercato_rule_evaluations_total",
@@ -75,23 +92,42 @@ impl RuleMetrics {
                 &["rule", "reason"],
             )
             .expect("valid metric"),
-        }
+        };
+        // Present from the start, so the series set does not change when the
+        // first unknown rule is asked for.
+        metrics
+            .rejections
+            .with_label_values(&[UNKNOWN, Reason::UnknownRule.code()]);
+        metrics
     }
 
-    /// Records one evaluation that ran (or was refused before running).
-    pub fn evaluated(&self, rule: &str, version: &str, outcome: &str, fuel: u64, micros: u64) {
+    /// Records one evaluation of a deployed rule.
+    pub fn evaluated(&self, rule: &Rule, outcome: &'static str, fuel: u64, micros: u64) {
         self.evaluations
-            .with_label_values(&[rule, version, outcome])
+            .with_label_values(&[&*rule.name, &rule.version, outcome])
             .inc();
-        self.fuel.with_label_values(&[rule]).observe(fuel as f64);
+        self.fuel
+            .with_label_values(&[&rule.name])
+            .observe(fuel as f64);
         self.seconds
-            .with_label_values(&[rule])
+            .with_label_values(&[&rule.name])
             .observe(micros as f64 / 1e6);
     }
 
-    /// Counts one rejection.
-    pub fn rejected(&self, rule: &str, reason: &str) {
-        self.rejections.with_label_values(&[rule, reason]).inc();
+    /// Counts one rejection by a deployed rule.
+    pub fn rejected(&self, rule: &Rule, reason: &'static str) {
+        self.rejections
+            .with_label_values(&[&rule.name, reason])
+            .inc();
+    }
+
+    /// Counts an evaluation asked of a rule that is not deployed. The name
+    /// comes from coupon data, so it is never a label value: every such
+    /// rejection shares the label [`UNKNOWN`].
+    pub fn unknown_rule(&self) {
+        self.rejections
+            .with_label_values(&[UNKNOWN, Reason::UnknownRule.code()])
+            .inc();
     }
 }
 
@@ -148,6 +184,14 @@ impl Metrics {
             &["plugin"],
         )
         .expect("valid metric");
+        let idempotency_pruned = IntCounterVec::new(
+            Opts::new(
+                "mercato_idempotency_pruned_total",
+                "Idempotency records deleted after their retention",
+            ),
+            &["plugin"],
+        )
+        .expect("valid metric");
         let rules = RuleMetrics::new();
         for c in [
             Box::new(rules.evaluations.clone()) as Box<dyn prometheus::core::Collector>,
@@ -160,6 +204,7 @@ impl Metrics {
             Box::new(in_flight.clone()),
             Box::new(outbox_lag.clone()),
             Box::new(outbox_depth.clone()),
+            Box::new(idempotency_pruned.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -171,6 +216,7 @@ impl Metrics {
             in_flight,
             outbox_lag,
             outbox_depth,
+            idempotency_pruned,
             rules,
         }
     }

@@ -46,6 +46,14 @@ pub enum DeployError {
         /// The offending statement.
         statement: String,
     },
+    /// A pending migration could not be read well enough to check it.
+    #[error("migration `{file}` cannot be checked for destructive statements: {source}")]
+    Unreadable {
+        /// The migration file.
+        file: String,
+        /// Why.
+        source: checks::Unreadable,
+    },
     /// There is no earlier version to return to.
     #[error("plugin `{0}` has no previous version to roll back to")]
     NoPrevious(String),
@@ -76,6 +84,7 @@ impl DeployError {
             DeployError::Load(_) | DeployError::Registry(_) => (500, "deploy_failed"),
             DeployError::NameMismatch { .. } => (400, "name_mismatch"),
             DeployError::Destructive { .. } => (422, "destructive_migration"),
+            DeployError::Unreadable { .. } => (422, "unreadable_migration"),
             DeployError::NoPrevious(_) => (409, "no_previous_version"),
             DeployError::Unknown(_) => (404, "unknown_plugin"),
         }
@@ -244,7 +253,13 @@ fn refuse_destructive(
         if checks::is_contract(&p.step.sql) {
             continue;
         }
-        if let Some(statement) = checks::destructive_statement(&p.step.sql) {
+        let found = checks::destructive_statement(&p.file, &p.step.sql).map_err(|source| {
+            DeployError::Unreadable {
+                file: p.file.clone(),
+                source,
+            }
+        })?;
+        if let Some(statement) = found {
             return Err(DeployError::Destructive {
                 file: p.file.clone(),
                 statement,

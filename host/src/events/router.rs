@@ -432,7 +432,14 @@ async fn run_scheduler(host: Host, name: Arc<str>, schedule: Arc<Schedule>) {
         };
         for (event, attempts) in due {
             let attempt = attempts + 1;
-            let labels = [&*subscriber.name, event.source.as_str()];
+            // The source is read back from the subscriber's own database,
+            // which its plugin can write on PostgreSQL: only the name of a
+            // running plugin may become a label value.
+            let source = match host.registry.get(&event.source) {
+                Some(_) => event.source.as_str(),
+                None => crate::metrics::UNKNOWN,
+            };
+            let labels = [&*subscriber.name, source];
             match host
                 .call_event(
                     &current(&host, &name, &subscriber),

@@ -262,7 +262,7 @@ impl Rules {
         config: &str,
     ) -> Result<Evaluation, Rejection> {
         let Some(rule) = self.get(name) else {
-            self.metrics.rejected(name, Reason::UnknownRule.code());
+            self.metrics.unknown_rule();
             return Err(Rejection {
                 rule: name.to_owned(),
                 version: None,
@@ -272,15 +272,10 @@ impl Rules {
         let (result, fuel, micros) = self.run(&rule, cart, config).await;
         let rejected = result.as_ref().err().map(Reason::code);
         rule.stats.record(fuel, micros, rejected);
-        self.metrics.evaluated(
-            &rule.name,
-            &rule.version,
-            rejected.unwrap_or("ok"),
-            fuel,
-            micros,
-        );
+        self.metrics
+            .evaluated(&rule, rejected.unwrap_or("ok"), fuel, micros);
         if let Some(code) = rejected {
-            self.metrics.rejected(&rule.name, code);
+            self.metrics.rejected(&rule, code);
         }
         match result {
             Ok(adjustment) => Ok(Evaluation {

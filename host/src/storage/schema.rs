@@ -82,6 +82,8 @@ CREATE TABLE IF NOT EXISTS mercato_idempotency (
     body {blob} NOT NULL,
     created_at TEXT NOT NULL
 );
+-- The pruner deletes by age (RFC 3339 UTC text, fixed width: text order is time order).
+CREATE INDEX IF NOT EXISTS mercato_idempotency_created_at ON mercato_idempotency (created_at);
 "
     )
 }

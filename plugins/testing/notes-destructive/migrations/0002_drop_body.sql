@@ -1,1 +1,1 @@
-ALTER TABLE notes DROP COLUMN body;
+ALTER TABLE notes DROP/**/body;
