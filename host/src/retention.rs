@@ -1,6 +1,7 @@
 //! Idempotency records expire, as Stripe's do: a stored first response is kept
-//! for `[idempotency] retention_ms` (24 h by default), and a pruner deletes it
-//! within one prune interval after that; from then on its key is new again.
+//! for `[idempotency] retention_ms` (24 h by default); after that its key is
+//! new again (the unit of work ignores it and replaces it), and a pruner
+//! deletes it within one prune interval.
 //! Without it every keyed request would be kept forever (2,000 keyed quotes
 //! grew a SQLite WAL by 25 MB).
 //!
@@ -53,7 +54,7 @@ impl IdempotencyConfig {
     }
 
     /// Records created before the returned time (as stored) have expired at `now`.
-    fn cutoff(&self, now: OffsetDateTime) -> String {
+    pub(crate) fn cutoff(&self, now: OffsetDateTime) -> String {
         // A cutoff before year 0 is "" (`rfc3339` writes four-digit years
         // only), which no record sorts below: nothing has expired yet.
         i64::try_from(self.retention_ms)

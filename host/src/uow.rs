@@ -127,7 +127,8 @@ impl Host {
         let hash = idempotency_key.as_ref().map(|_| request_hash(&req));
         let mut tx = plugin.db.begin_call(mode, budget(plugin)).await?;
         if let (Some(key), Some(hash)) = (&idempotency_key, &hash)
-            && let Some(answer) = stored_response(&mut tx, key, hash).await?
+            && let Some(answer) =
+                stored_response(&mut tx, key, hash, &self.idempotency_cutoff()).await?
         {
             tx.rollback().await?;
             return answer;
@@ -276,6 +277,12 @@ impl Host {
 }
 
 impl Host {
+    fn idempotency_cutoff(&self) -> String {
+        self.config
+            .idempotency
+            .cutoff(time::OffsetDateTime::now_utc())
+    }
+
     fn call_state(&self, plugin: &Plugin, tx: Tx) -> CallState {
         CallState::new(plugin.name.clone(), Some(tx))
             .with_rules(self.rules.clone())
@@ -424,15 +431,22 @@ pub(crate) async fn record_consumed(
     Ok(changed > 0)
 }
 
+/// The stored response for `key`, unless it expired (created before
+/// `cutoff`): an expired key runs as new even before the pruner removed it.
 async fn stored_response(
     tx: &mut Tx,
     key: &str,
     hash: &str,
+    cutoff: &str,
 ) -> Result<Option<Result<Answer, RequestFailure>>, StorageError> {
     let rows = tx
         .host_query(
-            "SELECT request_hash, status, headers, body FROM mercato_idempotency WHERE key = $1",
-            &[SqlValue::Text(key.to_owned())],
+            "SELECT request_hash, status, headers, body FROM mercato_idempotency \
+             WHERE key = $1 AND created_at >= $2",
+            &[
+                SqlValue::Text(key.to_owned()),
+                SqlValue::Text(cutoff.to_owned()),
+            ],
         )
         .await?;
     if rows.rows.is_empty() {
@@ -463,9 +477,12 @@ async fn store_response(
     hash: &str,
     response: &Response,
 ) -> Result<(), StorageError> {
+    // An expired record of the same key may not be pruned yet: replace it.
     tx.host_execute(
         "INSERT INTO mercato_idempotency (key, request_hash, status, headers, body, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO UPDATE SET \
+         request_hash = excluded.request_hash, status = excluded.status, \
+         headers = excluded.headers, body = excluded.body, created_at = excluded.created_at",
         &[
             SqlValue::Text(key.to_owned()),
             SqlValue::Text(hash.to_owned()),
