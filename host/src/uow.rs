@@ -7,7 +7,7 @@ use crate::events::{self, OutboxEvent};
 use crate::host::Host;
 use crate::plugin::Plugin;
 use crate::runtime::{CallError, CallState};
-use crate::storage::{BackendKind, CallBudget, SqlValueExt, StorageError, Tx, TxMode, cell};
+use crate::storage::{CallBudget, SqlValueExt, StorageError, Tx, TxMode, cell};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -289,11 +289,7 @@ impl Host {
             .max_event_bytes(plugin.limits.event_bytes())
     }
 
-    /// Runs one export of `plugin` in the sandbox. A SQLite plugin's whole
-    /// call runs on a blocking thread: its statements execute synchronously
-    /// (see `storage/sqlite.rs`), and a statement that runs until its deadline
-    /// must stall that thread only, never the async workers serving
-    /// `/healthz` and every other plugin. PostgreSQL statements are awaited.
+    /// Runs one export of `plugin` in the sandbox.
     async fn run_call<R, F>(
         &self,
         plugin: &Arc<Plugin>,
@@ -301,32 +297,16 @@ impl Host {
         f: F,
     ) -> (Result<R, CallError>, CallState, Duration)
     where
-        R: Send + 'static,
         F: for<'a> FnOnce(
-                &'a crate::bindings::Domain,
-                &'a mut wasmtime::Store<CallState>,
-            ) -> std::pin::Pin<
-                Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
-            > + Send
-            + 'static,
+            &'a crate::bindings::Domain,
+            &'a mut wasmtime::Store<CallState>,
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
+        >,
     {
-        let kind = plugin.db.kind();
-        let host = self.clone();
-        let plugin = plugin.clone();
-        let call = async move {
-            host.sandbox
-                .call(&plugin.compiled, state, plugin.limits, f)
-                .await
-        };
-        match kind {
-            BackendKind::Postgres => call.await,
-            BackendKind::Sqlite => {
-                let runtime = tokio::runtime::Handle::current();
-                tokio::task::spawn_blocking(move || runtime.block_on(call))
-                    .await
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-            }
-        }
+        self.sandbox
+            .call(&plugin.compiled, state, plugin.limits, f)
+            .await
     }
 }
 

@@ -4,9 +4,11 @@
 //! Statements run synchronously on the calling thread: a plugin call issues
 //! several short statements and a hop to another thread per statement would
 //! cost more than the statement itself. So that plugin SQL never stalls the
-//! async runtime, the unit of work runs a SQLite plugin's whole call on a
-//! blocking thread (`uow.rs`). Writers are serialised by an async mutex (SQLite
-//! allows one writer anyway), so waiting for the write lock never blocks a thread.
+//! async runtime, a write — and a read that runs past a millisecond — runs
+//! under `block_in_place`: the worker's other tasks move to another thread
+//! first (`SqliteTx::as_guest`). Writers are serialised by an async mutex
+//! (SQLite allows one writer anyway), so waiting for the write lock never
+//! blocks a thread.
 //!
 //! Plugin SQL is contained on every connection:
 //! - an authorizer: no ATTACH, no extensions, no PRAGMA, no transaction
@@ -36,6 +38,23 @@ const READERS: usize = 4;
 /// thousand instructions take microseconds, so a runaway statement stops
 /// within microseconds of its deadline at no measurable cost.
 const PROGRESS_EVERY: i32 = 1_000;
+
+/// How long a read may run on an async worker before it is moved to a thread
+/// that may block (see `SqliteTx::as_guest`).
+const INLINE_BUDGET: Duration = Duration::from_millis(1);
+
+/// Runs `f`, which may block for long, without stalling the async runtime: on
+/// a multi-threaded runtime the worker's other tasks move to another thread
+/// first (`block_in_place`); elsewhere (a blocking thread, a single-threaded
+/// test runtime) `f` just runs.
+fn may_block<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
 
 /// Default largest value (string or blob) a statement may build, when the
 /// plugin's limits are not known (tests, tools).
@@ -281,11 +300,16 @@ impl SqliteConn {
 
     /// Hands the connection to plugin code until [`SqliteConn::leave`].
     fn enter(&self, actor: Actor, deadline: Option<Instant>) {
+        self.arm(deadline);
+        self.guard.actor.store(actor as u8, Ordering::Relaxed);
+    }
+
+    /// Stops statements at `deadline` from now on.
+    fn arm(&self, deadline: Option<Instant>) {
         self.guard.deadline_hit.store(false, Ordering::Relaxed);
         self.guard
             .deadline_ns
             .store(deadline.map_or(0, since_epoch), Ordering::Relaxed);
-        self.guard.actor.store(actor as u8, Ordering::Relaxed);
     }
 
     /// Back to the host; true when a statement was stopped at the deadline.
@@ -686,17 +710,46 @@ impl SqliteTx {
     }
 
     /// Runs `f` on the connection as the guest, under the call's deadline.
+    ///
+    /// A statement that runs long must never hold an async worker (every
+    /// other plugin and `/healthz` need them), yet handing each statement to
+    /// another thread costs more than the statement. So a read runs here for
+    /// up to [`INLINE_BUDGET`] and, if it needs longer, is stopped and run
+    /// again where it may block (reads have no effects and the transaction's
+    /// snapshot stays). A write cannot be run again — SQLite rolls back the
+    /// whole transaction of an interrupted write — so it runs where it may
+    /// block from the start.
     fn as_guest<T>(
         &mut self,
         sql: &str,
-        f: impl FnOnce(&SqliteConn) -> rusqlite::Result<T>,
+        f: impl Fn(&SqliteConn) -> rusqlite::Result<T>,
     ) -> Result<T, GuestError> {
         let conn = self.handle.conn();
-        conn.enter(self.guest_actor(), self.budget.map(|b| b.deadline));
+        let deadline = self.budget.map(|b| b.deadline);
+        conn.enter(self.guest_actor(), deadline);
         // Guest and host statements share the statement cache, keyed by SQL text;
         // host SQL carries a secret tag (`host_sql`), so a guest can never name
         // a statement that was authorised for the host.
-        let result = single_statement(&conn.conn, sql).and_then(|()| f(conn));
+        let readonly = single_statement(&conn.conn, sql)
+            .and_then(|()| conn.conn.prepare_cached(sql).map(|stmt| stmt.readonly()));
+        let result = match readonly {
+            Err(e) => Err(e),
+            Ok(true) => {
+                let inline_until = Instant::now() + INLINE_BUDGET;
+                conn.arm(Some(deadline.map_or(inline_until, |d| d.min(inline_until))));
+                match f(conn) {
+                    Err(_)
+                        if conn.guard.deadline_hit.load(Ordering::Relaxed)
+                            && deadline.is_none_or(|d| Instant::now() < d) =>
+                    {
+                        conn.arm(deadline);
+                        may_block(|| f(conn))
+                    }
+                    done => done,
+                }
+            }
+            Ok(false) => may_block(|| f(conn)),
+        };
         if conn.leave() {
             self.deadline_hit = true;
             return Err(GuestError::Internal(
