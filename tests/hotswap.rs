@@ -2,19 +2,27 @@
 mod common;
 
 use common::{
-    SHOP, TestApp, component, config, place, plugin_version, put_component, seed, shop_config,
-    within,
+    Backend, SHOP, Teardown, TestApp, component, on_both_backends, place, plugin_version,
+    put_component, seed, within,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trapping_version_dead_letters_and_a_fix_plus_redrive_handles_each_once() {
+on_both_backends!(
+    a_trapping_version_dead_letters_and_a_fix_plus_redrive_handles_each_once,
+    a_trapping_version_dead_letters_and_a_fix_plus_redrive_handles_each_once_on_sqlite,
+    a_trapping_version_dead_letters_and_a_fix_plus_redrive_handles_each_once_on_postgres,
+);
+async fn a_trapping_version_dead_letters_and_a_fix_plus_redrive_handles_each_once(
+    backend: Backend,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
+    let mut config = backend.config(dir.path()).await;
     config.events.max_attempts = 2;
-    let app = TestApp::start(config, &["notes", "audit", "hostile"]).await;
+    let plugins = ["notes", "audit", "hostile"];
+    let _teardown = Teardown::new(&config, &plugins);
+    let app = TestApp::start(config, &plugins).await;
     let (status, body) = put_component(&app, "audit", component("audit-trap"), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     for _ in 0..3 {
@@ -75,10 +83,17 @@ type Refusal = (
     &'static [&'static str],
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_uploads_are_refused_and_the_running_version_keeps_serving() {
+on_both_backends!(
+    bad_uploads_are_refused_and_the_running_version_keeps_serving,
+    bad_uploads_are_refused_and_the_running_version_keeps_serving_on_sqlite,
+    bad_uploads_are_refused_and_the_running_version_keeps_serving_on_postgres,
+);
+async fn bad_uploads_are_refused_and_the_running_version_keeps_serving(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(config(dir.path()), &["notes", "audit"]).await;
+    let config = backend.config(dir.path()).await;
+    let plugins = ["notes", "audit"];
+    let _teardown = Teardown::new(&config, &plugins);
+    let app = TestApp::start(config, &plugins).await;
     let before = plugin_version(&app, "notes").await;
     let cases: [Refusal; 5] = [
         (
@@ -142,17 +157,25 @@ async fn bad_uploads_are_refused_and_the_running_version_keeps_serving() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_serves_the_deployed_version_and_rollback_works_after_it() {
+on_both_backends!(
+    a_restart_serves_the_deployed_version_and_rollback_works_after_it,
+    a_restart_serves_the_deployed_version_and_rollback_works_after_it_on_sqlite,
+    a_restart_serves_the_deployed_version_and_rollback_works_after_it_on_postgres,
+);
+async fn a_restart_serves_the_deployed_version_and_rollback_works_after_it(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
+    // Every start uses the same data dir (it keeps the deployed versions) and
+    // the same storage (on PostgreSQL, the same namespace).
+    let config = backend.shop_config(dir.path()).await;
+    let _teardown = Teardown::new(&config, &SHOP);
+    let app = TestApp::start(config.clone(), &SHOP).await;
     seed(&app, "KEEP", 100).await;
     let id = place(&app, "KEEP", "r").await;
     let (status, body) = put_component(&app, "orders", component("orders-v2"), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     app.stop().await;
 
-    let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
+    let app = TestApp::start(config.clone(), &SHOP).await;
     assert_eq!(plugin_version(&app, "orders").await.0, "2.0.0");
     assert_eq!(app.get(&format!("/orders/{id}")).await.1["channel"], "web");
     let (_, versions) = app.get("/admin/plugins/orders/versions").await;
@@ -183,19 +206,24 @@ async fn a_restart_serves_the_deployed_version_and_rollback_works_after_it() {
     );
     app.stop().await;
 
-    let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
+    let app = TestApp::start(config, &SHOP).await;
     assert_eq!(plugin_version(&app, "orders").await.0, "0.1.0");
     assert_eq!(app.get(&format!("/orders/{id}")).await.0, StatusCode::OK);
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signed_deploys_need_a_trusted_signature() {
+on_both_backends!(
+    signed_deploys_need_a_trusted_signature,
+    signed_deploys_need_a_trusted_signature_on_sqlite,
+    signed_deploys_need_a_trusted_signature_on_postgres,
+);
+async fn signed_deploys_need_a_trusted_signature(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (secret, public) = mercato::deploy::signing::generate().unwrap();
     let (other, _) = mercato::deploy::signing::generate().unwrap();
-    let mut config = config(dir.path());
+    let mut config = backend.config(dir.path()).await;
     config.trusted_keys = vec![public];
+    let _teardown = Teardown::new(&config, &["notes"]);
     let app = TestApp::start(config, &["notes"]).await;
     let bytes = component("notes");
     let (status, body) = put_component(&app, "notes", bytes.clone(), None).await;
@@ -215,10 +243,16 @@ async fn signed_deploys_need_a_trusted_signature() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_deploys_lists_and_rolls_back_a_running_host() {
+on_both_backends!(
+    the_cli_deploys_lists_and_rolls_back_a_running_host,
+    the_cli_deploys_lists_and_rolls_back_a_running_host_on_sqlite,
+    the_cli_deploys_lists_and_rolls_back_a_running_host_on_postgres,
+);
+async fn the_cli_deploys_lists_and_rolls_back_a_running_host(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
+    let config = backend.shop_config(dir.path()).await;
+    let _teardown = Teardown::new(&config, &SHOP);
+    let app = TestApp::start(config, &SHOP).await;
     let url = app.url.clone();
     // The host made its own admin token; the CLI finds it through --data-dir.
     let data_dir = dir.path().to_str().unwrap().to_owned();
@@ -304,11 +338,17 @@ async fn the_cli_deploys_lists_and_rolls_back_a_running_host() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_mode_redeploys_a_changed_component() {
+on_both_backends!(
+    watch_mode_redeploys_a_changed_component,
+    watch_mode_redeploys_a_changed_component_on_sqlite,
+    watch_mode_redeploys_a_changed_component_on_postgres,
+);
+async fn watch_mode_redeploys_a_changed_component(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let watched = tempfile::tempdir().unwrap();
-    let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
+    let config = backend.shop_config(dir.path()).await;
+    let _teardown = Teardown::new(&config, &SHOP);
+    let app = TestApp::start(config, &SHOP).await;
     let watcher = mercato::deploy::Watcher::new(watched.path().to_owned());
     tokio::spawn(watcher.run(app.host.clone()));
     std::fs::copy(

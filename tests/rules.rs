@@ -98,10 +98,16 @@ fn tiers() -> Value {
     ] })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_example_rules_give_the_right_discounts_in_orders_through_the_saga() {
+on_both_backends!(
+    both_example_rules_give_the_right_discounts_in_orders_through_the_saga,
+    both_example_rules_give_the_right_discounts_in_orders_through_the_saga_on_sqlite,
+    both_example_rules_give_the_right_discounts_in_orders_through_the_saga_on_postgres,
+);
+async fn both_example_rules_give_the_right_discounts_in_orders_through_the_saga(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(shop_config(dir.path()), &served()).await;
+    let config = backend.shop_config(dir.path()).await;
+    let _teardown = Teardown::new(&config, &served());
+    let app = TestApp::start(config, &served()).await;
     product(&app, "TEE", 2_500, 100).await;
     product(&app, "MUG", 900, 100).await;
     product(&app, "HAT", 1_500, 100).await;
@@ -183,10 +189,18 @@ async fn both_example_rules_give_the_right_discounts_in_orders_through_the_saga(
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_rules_are_rejected_with_the_limit_they_broke_and_nothing_else_is_hurt() {
+on_both_backends!(
+    hostile_rules_are_rejected_with_the_limit_they_broke_and_nothing_else_is_hurt,
+    hostile_rules_are_rejected_with_the_limit_they_broke_and_nothing_else_is_hurt_on_sqlite,
+    hostile_rules_are_rejected_with_the_limit_they_broke_and_nothing_else_is_hurt_on_postgres,
+);
+async fn hostile_rules_are_rejected_with_the_limit_they_broke_and_nothing_else_is_hurt(
+    backend: Backend,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
+    let config = backend.shop_config(dir.path()).await;
+    let _teardown = Teardown::new(&config, &SHOP);
+    let app = TestApp::start(config, &SHOP).await;
     product(&app, "TEE", 2_500, 1_000).await;
     app.drain().await;
     let (status, body) = put_component(&app, "hostile-rule", component("rule-hostile"), None).await;
@@ -294,10 +308,18 @@ async fn hostile_rules_are_rejected_with_the_limit_they_broke_and_nothing_else_i
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rule_swapped_while_orders_flow_prices_every_order_by_exactly_one_version() {
+on_both_backends!(
+    a_rule_swapped_while_orders_flow_prices_every_order_by_exactly_one_version,
+    a_rule_swapped_while_orders_flow_prices_every_order_by_exactly_one_version_on_sqlite,
+    a_rule_swapped_while_orders_flow_prices_every_order_by_exactly_one_version_on_postgres,
+);
+async fn a_rule_swapped_while_orders_flow_prices_every_order_by_exactly_one_version(
+    backend: Backend,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(shop_config(dir.path()), &SHOP).await;
+    let config = backend.shop_config(dir.path()).await;
+    let _teardown = Teardown::new(&config, &SHOP);
+    let app = TestApp::start(config, &SHOP).await;
     product(&app, "TEE", 2_000, 10_000).await;
     app.drain().await;
     let (status, body) = put_component(&app, "flat", component("rule-flat-v1"), None).await;
@@ -372,15 +394,20 @@ async fn a_rule_swapped_while_orders_flow_prices_every_order_by_exactly_one_vers
     std::sync::Arc::into_inner(app).unwrap().stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evaluation_cost_is_reported_in_the_admin_api_and_metrics() {
+on_both_backends!(
+    evaluation_cost_is_reported_in_the_admin_api_and_metrics,
+    evaluation_cost_is_reported_in_the_admin_api_and_metrics_on_sqlite,
+    evaluation_cost_is_reported_in_the_admin_api_and_metrics_on_postgres,
+);
+async fn evaluation_cost_is_reported_in_the_admin_api_and_metrics(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = shop_config(dir.path());
+    let mut config = backend.shop_config(dir.path()).await;
     // A per-rule fuel budget, from the same `[plugins.<name>.limits]` table.
     config.plugins.insert(
         "buy-x-get-y".into(),
         toml::from_str("limits = { fuel = 5000000 }").unwrap(),
     );
+    let _teardown = Teardown::new(&config, &served());
     let app = TestApp::start(config, &served()).await;
     rule_coupon(&app, "SPEND", "tiered-spend", tiers()).await;
     rule_coupon(&app, "B2G1", "buy-x-get-y", json!({ "buy": 1, "get": 1 })).await;
@@ -432,14 +459,19 @@ async fn evaluation_cost_is_reported_in_the_admin_api_and_metrics() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_loop_with_a_huge_fuel_budget_is_stopped_by_the_deadline() {
+on_both_backends!(
+    a_loop_with_a_huge_fuel_budget_is_stopped_by_the_deadline,
+    a_loop_with_a_huge_fuel_budget_is_stopped_by_the_deadline_on_sqlite,
+    a_loop_with_a_huge_fuel_budget_is_stopped_by_the_deadline_on_postgres,
+);
+async fn a_loop_with_a_huge_fuel_budget_is_stopped_by_the_deadline(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = shop_config(dir.path());
+    let mut config = backend.shop_config(dir.path()).await;
     config.plugins.insert(
         "hostile-rule".into(),
         toml::from_str("limits = { fuel = 1000000000000, deadline_ms = 50 }").unwrap(),
     );
+    let _teardown = Teardown::new(&config, &["coupons"]);
     let app = TestApp::start(config, &["coupons"]).await;
     let (status, body) = put_component(&app, "hostile-rule", component("rule-hostile"), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -87,6 +87,244 @@ pub async fn drop_postgres(config: &Config, plugins: &[&str]) {
     }
 }
 
+/// Where a test's plugins keep their data. The suites that must hold on both
+/// backends write each test once, as `async fn name(backend: Backend)`, and
+/// declare its two tests with [`on_both_backends!`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// One SQLite file per plugin in the data dir.
+    Sqlite,
+    /// One schema and role per plugin on the test server, under a fresh namespace.
+    Postgres,
+}
+
+impl Backend {
+    /// [`config`] on this backend.
+    pub async fn config(self, data_dir: &Path) -> Config {
+        self.storage(config(data_dir)).await
+    }
+
+    /// [`shop_config`] on this backend.
+    pub async fn shop_config(self, data_dir: &Path) -> Config {
+        self.storage(shop_config(data_dir)).await
+    }
+
+    /// `config` as it is on SQLite; on PostgreSQL the same settings with
+    /// [`postgres_config`]'s storage (a fresh namespace on the test server).
+    pub async fn storage(self, mut config: Config) -> Config {
+        if self == Backend::Postgres {
+            config.storage = postgres_config(&config.data_dir).await.storage;
+        }
+        config
+    }
+}
+
+/// `on_both_backends!(name, name_on_sqlite, name_on_postgres)`: two tests that
+/// run `async fn name(backend: Backend)`, one on each backend.
+#[allow(unused_macros)] // like the rest of this module: not every test binary uses it
+macro_rules! on_both_backends {
+    ($body:ident, $sqlite:ident, $postgres:ident $(,)?) => {
+        const _: () = assert!(
+            $crate::common::same(
+                stringify!($sqlite),
+                concat!(stringify!($body), "_on_sqlite")
+            ) && $crate::common::same(
+                stringify!($postgres),
+                concat!(stringify!($body), "_on_postgres")
+            ),
+            "the tests are named after their body"
+        );
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            $body($crate::common::Backend::Sqlite).await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            $body($crate::common::Backend::Postgres).await
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;
+
+/// String equality in a constant (for [`on_both_backends!`]).
+pub const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Drops a PostgreSQL test's schemas and roles when it goes out of scope: at
+/// the end of a passing test, and while a failing one unwinds. Nothing to do on
+/// SQLite (the data dir is a `TempDir`). Create it before the first `TestApp`.
+pub struct Teardown {
+    postgres: Option<(String, String)>,
+    plugins: Vec<String>,
+}
+
+impl Teardown {
+    /// Tears down `plugins` under `config`'s namespace with [`drop_postgres`],
+    /// then any other schema or role the host created under that namespace.
+    pub fn new(config: &Config, plugins: &[&str]) -> Teardown {
+        let postgres = (config.storage.backend == "postgres").then(|| {
+            (
+                config.storage.url.clone().expect("postgres url"),
+                config.storage.namespace.clone(),
+            )
+        });
+        Teardown {
+            postgres,
+            plugins: plugins.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let Some((url, namespace)) = self.postgres.take() else {
+            return;
+        };
+        let plugins = std::mem::take(&mut self.plugins);
+        // `drop` cannot await, and the test's runtime may be the one unwinding:
+        // a thread with a runtime of its own does the work.
+        let outcome = std::thread::spawn({
+            let namespace = namespace.clone();
+            move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(async {
+                        let drop = drop_namespace(&url, &namespace, &plugins);
+                        tokio::time::timeout(Duration::from_secs(60), drop)
+                            .await
+                            .unwrap_or_else(|_| Err("timed out".into()))
+                    })
+            }
+        })
+        .join()
+        .unwrap_or_else(|_| Err("drop_postgres panicked".into()));
+        match outcome {
+            Ok(()) => {}
+            // Never a second panic while the test's own failure unwinds.
+            Err(e) if std::thread::panicking() => eprintln!("tearing down {namespace}*: {e}"),
+            Err(e) => panic!("tearing down {namespace}*: {e}"),
+        }
+    }
+}
+
+async fn drop_namespace(url: &str, namespace: &str, plugins: &[String]) -> Result<(), String> {
+    use sqlx::{Connection, Executor};
+    let e = |e: sqlx::Error| e.to_string();
+    let mut conn = sqlx::PgConnection::connect(url).await.map_err(e)?;
+    let roles = "SELECT rolname::text FROM pg_roles WHERE starts_with(rolname, $1)";
+    // A failing test leaves its host running: lock its roles out and end their
+    // sessions, or dropping would wait for (or deadlock with) their transactions.
+    let running: Vec<String> = sqlx::query_scalar(roles)
+        .bind(namespace)
+        .fetch_all(&mut conn)
+        .await
+        .map_err(e)?;
+    for role in running {
+        conn.execute(format!("ALTER ROLE \"{role}\" NOLOGIN").as_str())
+            .await
+            .map_err(e)?;
+    }
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE starts_with(usename, $1)",
+    )
+    .bind(namespace)
+    .execute(&mut conn)
+    .await
+    .map_err(e)?;
+
+    let mut config = Config::default();
+    config.storage.url = Some(url.to_owned());
+    config.storage.namespace = namespace.to_owned();
+    let plugins: Vec<&str> = plugins.iter().map(String::as_str).collect();
+    drop_postgres(&config, &plugins).await;
+
+    // What `drop_postgres` does not know of: plugins the test deployed, host schemas.
+    let schemas: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1)")
+            .bind(namespace)
+            .fetch_all(&mut conn)
+            .await
+            .map_err(e)?;
+    for schema in schemas {
+        conn.execute(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE").as_str())
+            .await
+            .map_err(e)?;
+    }
+    let left: Vec<String> = sqlx::query_scalar(roles)
+        .bind(namespace)
+        .fetch_all(&mut conn)
+        .await
+        .map_err(e)?;
+    for role in left {
+        // Grants and default privileges elsewhere would keep the role alive.
+        for statement in [
+            format!("DROP OWNED BY \"{role}\" CASCADE"),
+            format!("DROP ROLE IF EXISTS \"{role}\""),
+        ] {
+            conn.execute(statement.as_str()).await.map_err(e)?;
+        }
+    }
+    conn.close().await.map_err(e)
+}
+
+/// `SELECT COUNT(*) …` (any query answering one integer) over a plugin's own
+/// tables, read outside the host: its SQLite file, or its PostgreSQL schema
+/// through the admin URL.
+pub async fn count(config: &Config, plugin: &str, sql: &str) -> i64 {
+    if config.storage.backend != "postgres" {
+        return sqlite_count(&config.data_dir, plugin, sql);
+    }
+    let schema = mercato::storage::postgres::schema_name(&config.storage.namespace, plugin);
+    postgres_count(config, &[schema], sql).await
+}
+
+/// [`count`] over the host's tables in a plugin's database (`outbox_events`,
+/// `mercato_cursors`, `mercato_dead_letters`, `mercato_idempotency`,
+/// `_sqlx_migrations`). On PostgreSQL they are looked up in the plugin's host
+/// schema (`<schema>_host`) first, then in the plugin's schema.
+pub async fn host_count(config: &Config, plugin: &str, sql: &str) -> i64 {
+    if config.storage.backend != "postgres" {
+        return sqlite_count(&config.data_dir, plugin, sql);
+    }
+    let schema = mercato::storage::postgres::schema_name(&config.storage.namespace, plugin);
+    postgres_count(config, &[format!("{schema}_host"), schema], sql).await
+}
+
+async fn postgres_count(config: &Config, search_path: &[String], sql: &str) -> i64 {
+    use sqlx::{Connection, Executor};
+    let url = config.storage.url.as_deref().expect("postgres url");
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    // Unqualified names resolve in these schemas, in order; a schema that does
+    // not exist is skipped.
+    let path: Vec<String> = search_path.iter().map(|s| format!("\"{s}\"")).collect();
+    conn.execute(format!("SET search_path TO {}", path.join(", ")).as_str())
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar(sql)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql} in {search_path:?}: {e}"));
+    conn.close().await.unwrap();
+    n
+}
+
 impl TestApp {
     pub async fn start(config: Config, plugins: &[&str]) -> TestApp {
         let host = Host::start(config, components(plugins))
