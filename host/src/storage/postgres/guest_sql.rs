@@ -249,8 +249,8 @@ impl Visitor for Judge {
     fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<Refusal> {
         if select.into.is_some() {
             return ControlFlow::Break(Refusal::Denied(
-                "`SELECT … INTO` creates a table, which plugins cannot do; tables are created by \
-                 migrations"
+                "`SELECT … INTO` is not available to plugins: it creates a table, and tables are \
+                 created by migrations"
                     .into(),
             ));
         }
