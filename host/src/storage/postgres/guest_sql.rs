@@ -210,7 +210,8 @@ fn leading_keywords(tokens: &[Token]) -> String {
     tokens
         .iter()
         .filter_map(|t| match t {
-            Token::Word(w) => Some(w.value.to_ascii_uppercase()),
+            // Keywords only: `TRUNCATE loot` is named `TRUNCATE`.
+            Token::Word(w) if w.keyword != Keyword::NoKeyword => Some(w.value.to_ascii_uppercase()),
             Token::Whitespace(_) => None,
             _ => Some(String::new()),
         })

@@ -72,7 +72,11 @@ pub(super) fn refusal(statement: &str) -> Option<String> {
         .collect();
     let first = words.first().map(String::as_str).unwrap_or_default();
     let second = words.get(1).map(String::as_str).unwrap_or_default();
-    let what = words.join(" ");
+    let what = if second.is_empty() || is_plain_word(second) {
+        first.to_owned()
+    } else {
+        words.join(" ")
+    };
     let why = match (first, second) {
         (
             "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE",
@@ -93,6 +97,13 @@ pub(super) fn refusal(statement: &str) -> Option<String> {
         _ => return None,
     };
     Some(format!("`{what}`: {why}"))
+}
+
+/// Not an SQL keyword (a table or channel name), so not part of what a statement is.
+fn is_plain_word(word: &str) -> bool {
+    sqlparser::keywords::ALL_KEYWORDS
+        .binary_search(&word)
+        .is_err()
 }
 
 /// Maps tokenizer locations (1-based line, column in characters) to byte offsets.
