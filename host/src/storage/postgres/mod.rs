@@ -19,13 +19,13 @@ mod tx;
 mod values;
 
 pub use migrations::MIGRATION_STATEMENT_TIMEOUT;
-pub use names::{Names, schema_name};
+pub use names::schema_name;
 pub use tx::PgTx;
 
 use super::{AppliedMigration, CallBudget, MigrationStep, StorageError, TxMode};
 use guest_sql::GuestSql;
 use host_sql::HostSql;
-use names::quote;
+use names::{Names, quote};
 use session::HostKey;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
@@ -112,11 +112,6 @@ impl PgDb {
     pub fn with_migration_timeout(mut self, timeout: Duration) -> Self {
         self.migration_timeout = timeout;
         self
-    }
-
-    /// The PostgreSQL names of this plugin's schemas and roles.
-    pub fn names(&self) -> &Names {
-        &self.shared.names
     }
 
     /// Drops the schemas and roles of `plugin` (tests and tear-down).

@@ -17,15 +17,15 @@ const OWNER_SUFFIX: &str = "_owner";
 
 /// The names of one plugin's database objects.
 #[derive(Debug, Clone)]
-pub struct Names {
+pub(super) struct Names {
     /// The plugin's data schema; also the name of its runtime role.
-    pub schema: String,
+    pub(super) schema: String,
     /// The host's schema beside it (owned by the admin).
-    pub host_schema: String,
+    pub(super) host_schema: String,
     /// The role owning `schema`, used only to run migrations.
-    pub owner: String,
+    pub(super) owner: String,
     /// The role the plugin's calls (and the host's work on its database) log in as.
-    pub runtime: String,
+    pub(super) runtime: String,
 }
 
 /// The schema (and runtime role) name of `plugin` under `namespace`.
@@ -35,7 +35,7 @@ pub fn schema_name(namespace: &str, plugin: &str) -> String {
 
 impl Names {
     /// The names for `plugin`, or why they cannot be used.
-    pub fn new(namespace: &str, plugin: &str) -> Result<Names, StorageError> {
+    pub(super) fn new(namespace: &str, plugin: &str) -> Result<Names, StorageError> {
         check_namespace(namespace)?;
         for suffix in ["-host", "-owner"] {
             if plugin.ends_with(suffix) {
@@ -67,14 +67,14 @@ impl Names {
 
     /// The runtime role's search path: its own schema, then the host's (so a
     /// plugin may read its outbox by its plain name, as on SQLite).
-    pub fn search_path(&self) -> String {
+    pub(super) fn search_path(&self) -> String {
         format!("{},{}", quote(&self.schema), quote(&self.host_schema))
     }
 }
 
 /// `name` as a quoted identifier. Every name here is checked to be plain
 /// lower-case ASCII, so quoting only guards against keywords.
-pub fn quote(name: &str) -> String {
+pub(super) fn quote(name: &str) -> String {
     format!("\"{name}\"")
 }
 
