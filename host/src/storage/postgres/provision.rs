@@ -191,8 +191,9 @@ async fn provision(
     ensure_role(tx, &names.owner, &owner_password, true, superuser).await?;
     if !superuser {
         // A non-superuser admin acts on the owner's objects (grants, default
-        // privileges, handing objects over) through membership.
-        exec(tx, &format!("GRANT {owner} TO CURRENT_USER")).await?;
+        // privileges, handing objects over) and signals the plugin's backends
+        // (cancelling abandoned statements) through membership.
+        exec(tx, &format!("GRANT {owner}, {runtime} TO CURRENT_USER")).await?;
     }
     revoke_temp(tx, names, superuser).await?;
 
@@ -638,12 +639,17 @@ pub(super) async fn drop_all(admin: &PgConnectOptions, names: &Names) -> Result<
         .bind(role)
         .fetch_one(&mut conn)
         .await?;
-        if exists {
-            // Default privileges and grants in this database go with DROP OWNED.
+        if !exists {
+            continue;
+        }
+        // Its schemas are gone, and with them its objects and default
+        // privileges; DROP OWNED (which needs membership or a superuser)
+        // removes what may be left elsewhere in this database.
+        let drop_role = format!("DROP ROLE {}", quote(role));
+        if conn.execute(drop_role.as_str()).await.is_err() {
             conn.execute(format!("DROP OWNED BY {}", quote(role)).as_str())
                 .await?;
-            conn.execute(format!("DROP ROLE {}", quote(role)).as_str())
-                .await?;
+            conn.execute(drop_role.as_str()).await?;
         }
     }
     conn.close().await?;
