@@ -693,3 +693,465 @@ async fn sqlite_memory_attacks_leave_the_host_rss_bounded() {
         grown >> 20
     );
 }
+
+// ---- PostgreSQL: what every role may do by default, a plugin may not ----
+
+/// A PostgreSQL-backed host with the hostile plugin beside `others`.
+async fn postgres_app(
+    dir: &std::path::Path,
+    others: &[&'static str],
+    deadline_ms: u64,
+) -> (TestApp, mercato::config::Config, Vec<&'static str>) {
+    let mut config = postgres_config(dir).await;
+    config.limits.deadline_ms = deadline_ms;
+    let mut plugins = others.to_vec();
+    plugins.push("hostile");
+    let app = TestApp::start(config.clone(), &plugins).await;
+    (app, config, plugins)
+}
+
+/// A connection with the admin URL, to look behind the host's back.
+async fn admin(config: &mercato::config::Config) -> sqlx::PgConnection {
+    <sqlx::PgConnection as sqlx::Connection>::connect(config.storage.url.as_deref().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn count(conn: &mut sqlx::PgConnection, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
+}
+
+/// Each statement is refused with 403 and a message containing `says`.
+async fn all_refused(app: &TestApp, attacks: &[String], says: &str) {
+    for sql in attacks {
+        let (status, body) = attempt(app, sql).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "`{sql}` must be refused: {body}"
+        );
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "`{sql}`: {error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_advisory_locks_cannot_block_the_host() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let (app, config, plugins) = postgres_app(dir.path(), &["notes", "audit"], 1_000).await;
+    let ns = &config.storage.namespace;
+    // The keys earlier builds used: the outbox lock of `notes` and provisioning.
+    let notes_key = i64::from_le_bytes(
+        sha2::Sha256::digest(format!("{ns}notes").as_bytes())[..8]
+            .try_into()
+            .unwrap(),
+    );
+    let attacks = [
+        format!("SELECT pg_advisory_lock({notes_key})"),
+        "SELECT pg_advisory_lock(7394021)".to_owned(),
+        "SELECT pg_catalog.pg_advisory_xact_lock(7394021)".to_owned(),
+        "SELECT pg_try_advisory_lock(1, 2)".to_owned(),
+        "SELECT x FROM (SELECT pg_advisory_lock(42) AS x) AS l".to_owned(),
+    ];
+    all_refused(&app, &attacks, "not available to plugins").await;
+
+    // Whoever holds those keys, the host does not wait for them.
+    let mut holder = admin(&config).await;
+    for key in [notes_key, 7394021] {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(key)
+            .execute(&mut holder)
+            .await
+            .unwrap();
+    }
+    let started = std::time::Instant::now();
+    let (status, body) = app
+        .post("/notes/notes", &json!({ "id": "n1", "body": "x" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.drain().await;
+    let (status, body) =
+        common::put_component(&app, "notes", common::component("notes"), None).await;
+    assert_eq!(status, StatusCode::OK, "a deploy provisions again: {body}");
+    app.stop().await;
+    let app = TestApp::start(config.clone(), &plugins).await;
+    assert_eq!(app.get("/notes/notes/n1").await.0, StatusCode::OK);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    app.stop().await;
+    drop(holder);
+    drop_postgres(&config, &plugins).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_host_tables_are_not_writable_by_the_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, config, plugins) = postgres_app(dir.path(), &["audit"], 1_000).await;
+    // The host writes its records: an event in hostile's outbox, a cursor in audit's.
+    assert_eq!(
+        app.post("/hostile/emit", &json!({})).await.0,
+        StatusCode::ACCEPTED
+    );
+    app.drain().await;
+    let host = format!("{}hostile_host", config.storage.namespace);
+    let tables = [
+        "outbox_events",
+        "mercato_cursors",
+        "mercato_idempotency",
+        "mercato_dead_letters",
+        "mercato_scheduled",
+        "_sqlx_migrations",
+    ];
+    let mut conn = admin(&config).await;
+    let mut before = Vec::new();
+    for table in tables {
+        before.push(
+            count(
+                &mut conn,
+                &format!("SELECT COUNT(*) FROM \"{host}\".{table}"),
+            )
+            .await,
+        );
+    }
+    let unpublished =
+        format!("SELECT COUNT(*) FROM \"{host}\".outbox_events WHERE published_at IS NULL");
+    // The router marks delivered events published shortly after delivery.
+    let started = std::time::Instant::now();
+    while count(&mut conn, &unpublished).await > 0 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let attacks = [
+        "INSERT INTO mercato_cursors (source, sequence) VALUES ('notes', 99)".to_owned(),
+        "INSERT INTO mercato_idempotency (key, request_hash, status, headers, body, created_at) \
+         VALUES ('k', 'h', 200, '[]', 'x', 'now')"
+            .to_owned(),
+        "INSERT INTO outbox_events (id, sequence, aggregate_id, event_type, payload, created_at) \
+         VALUES ('x', 99, 'a', 'Forged', '{}', 'now')"
+            .to_owned(),
+        "UPDATE outbox_events SET published_at = NULL".to_owned(),
+        "DELETE FROM mercato_dead_letters".to_owned(),
+        "DELETE FROM _sqlx_migrations".to_owned(),
+        "INSERT INTO mercato_scheduled (event_id, source, sequence, event_type, aggregate_id, \
+         payload, occurred_at, due_at_ms) VALUES ('e', 's', 1, 't', 'a', '{}', 'now', 0)"
+            .to_owned(),
+        format!("DELETE FROM \"{host}\".outbox_events"),
+        "WITH gone AS (DELETE FROM outbox_events RETURNING id) SELECT COUNT(*) FROM gone"
+            .to_owned(),
+    ];
+    all_refused(&app, &attacks, "only the Mercato host writes").await;
+    all_refused(
+        &app,
+        &[
+            "TRUNCATE outbox_events".to_owned(),
+            "SELECT set_config('mercato.host_key', 'guess', true)".to_owned(),
+        ],
+        "not available to plugins",
+    )
+    .await;
+    // The key itself is out of reach.
+    all_refused(
+        &app,
+        &["SELECT key FROM mercato_host_key".to_owned()],
+        "permission denied",
+    )
+    .await;
+
+    for (table, n) in tables.iter().zip(before) {
+        assert_eq!(
+            count(
+                &mut conn,
+                &format!("SELECT COUNT(*) FROM \"{host}\".{table}")
+            )
+            .await,
+            n,
+            "{table} changed"
+        );
+    }
+    assert_eq!(count(&mut conn, &unpublished).await, 0);
+    // Reading them is harmless and allowed, as on SQLite.
+    assert_eq!(
+        attempt(&app, "SELECT COUNT(*) AS n FROM outbox_events")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // And the host still writes them.
+    assert_eq!(
+        app.post("/hostile/emit", &json!({})).await.0,
+        StatusCode::ACCEPTED
+    );
+    app.drain().await;
+    assert_eq!(app.seen().await.len(), 2);
+    app.stop().await;
+    drop_postgres(&config, &plugins).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_temp_tables_cannot_shadow_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, config, plugins) = postgres_app(dir.path(), &["audit"], 1_000).await;
+    let ns = &config.storage.namespace;
+    all_refused(
+        &app,
+        &[
+            "CREATE TEMP TABLE outbox_events (id TEXT)".to_owned(),
+            "SELECT * INTO TEMP outbox_events FROM loot".to_owned(),
+        ],
+        "not available to plugins",
+    )
+    .await;
+    let mut conn = admin(&config).await;
+    let may_temp: bool = sqlx::query_scalar(
+        "SELECT has_database_privilege($1, current_database(), 'TEMPORARY') \
+             OR has_database_privilege($2, current_database(), 'TEMPORARY')",
+    )
+    .bind(format!("{ns}hostile"))
+    .bind(format!("{ns}hostile_owner"))
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(!may_temp, "plugin roles must not create temporary tables");
+
+    // A table named like the outbox earlier on the search path (as a plugin's
+    // migration could create in its own schema) does not catch the host's writes.
+    sqlx::query(&format!(
+        "CREATE TABLE \"{ns}hostile\".outbox_events (id TEXT, sequence BIGINT, aggregate_id TEXT, \
+         event_type TEXT, payload TEXT, created_at TEXT, deliver_after_ms BIGINT, published_at TEXT)"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            app.post("/hostile/emit", &json!({})).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    app.drain().await;
+    assert_eq!(app.seen().await.len(), 2, "both events delivered");
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT COUNT(*) FROM \"{ns}hostile_host\".outbox_events")
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT COUNT(*) FROM \"{ns}hostile\".outbox_events")
+        )
+        .await,
+        0
+    );
+    app.stop().await;
+    drop_postgres(&config, &plugins).await;
+}
+
+/// A statement the checker lets through that runs for minutes.
+const SLOW: &str =
+    "SELECT COUNT(*) AS n FROM generate_series(1, 100000) a, generate_series(1, 100000) b";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_slow_statement_is_stopped_at_the_deadline() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let (app, config, plugins) = postgres_app(dir.path(), &[], 1_000).await;
+    // pg_sleep itself never reaches the database.
+    let started = Instant::now();
+    all_refused(
+        &app,
+        &["SELECT pg_sleep(6)".to_owned()],
+        "not available to plugins",
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_millis(500));
+
+    let health = {
+        let client = app.client.clone();
+        let url = format!("{}/healthz", app.url);
+        tokio::spawn(async move {
+            let mut slowest = Duration::ZERO;
+            for _ in 0..40 {
+                let asked = Instant::now();
+                let status = client.get(&url).send().await.unwrap().status();
+                assert!(status.is_success(), "{status}");
+                slowest = slowest.max(asked.elapsed());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            slowest
+        })
+    };
+    let mut timings = Vec::new();
+    for _ in 0..8 {
+        let started = Instant::now();
+        let (status, body) = attempt(&app, SLOW).await;
+        let took = started.elapsed();
+        timings.push(took);
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+        assert_eq!(body["error"]["code"], "plugin_timeout", "{body}");
+        assert!(took < Duration::from_secs(2), "answered after {took:?}");
+    }
+    // The pool is not starved: a normal call answers at once.
+    let started = Instant::now();
+    assert_eq!(attempt(&app, "SELECT 1 AS one").await.0, StatusCode::OK);
+    let next = started.elapsed();
+    assert!(next < Duration::from_millis(500), "next call took {next:?}");
+    let slowest_health = health.await.unwrap();
+    assert!(
+        slowest_health < Duration::from_millis(500),
+        "{slowest_health:?}"
+    );
+    // Nothing of them still runs in the database.
+    let mut conn = admin(&config).await;
+    let running = count(
+        &mut conn,
+        &format!(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE usename = '{}hostile' AND state = 'active'",
+            config.storage.namespace
+        ),
+    )
+    .await;
+    assert_eq!(running, 0);
+    eprintln!(
+        "slow statement answered after {timings:?}; next call {next:?}; slowest /healthz {slowest_health:?}"
+    );
+    app.stop().await;
+    drop_postgres(&config, &plugins).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_catalog_and_activity_are_not_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, config, plugins) = postgres_app(dir.path(), &["notes"], 1_000).await;
+    let ns = &config.storage.namespace;
+    let attacks = [
+        "SELECT pid, usename, query FROM pg_stat_activity".to_owned(),
+        "SELECT * FROM pg_catalog.pg_stat_activity".to_owned(),
+        format!(
+            "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+             ON n.oid = c.relnamespace WHERE n.nspname = '{ns}notes'"
+        ),
+        "SELECT COUNT(*) FROM pg_class".to_owned(),
+        "SELECT table_name FROM information_schema.tables".to_owned(),
+        "SELECT column_name FROM information_schema.columns".to_owned(),
+        "SELECT * FROM pg_roles".to_owned(),
+        format!("SELECT '{ns}notes.notes'::regclass"),
+        format!("SELECT to_regclass('{ns}notes.notes')"),
+        "SELECT pg_read_file('postgresql.conf')".to_owned(),
+        "SELECT * FROM pg_ls_dir('.')".to_owned(),
+    ];
+    all_refused(&app, &attacks, "not available to plugins").await;
+    // Another plugin's data stays unreachable through the privileges as well.
+    all_refused(
+        &app,
+        &[format!("SELECT * FROM \"{ns}notes\".notes")],
+        "permission denied",
+    )
+    .await;
+    app.stop().await;
+    drop_postgres(&config, &plugins).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_runaway_sql_is_stopped_at_the_deadline_while_the_host_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = postgres_config(dir.path()).await;
+    config.limits.deadline_ms = 1_000;
+    let deadline = Duration::from_millis(config.limits.deadline_ms);
+    let plugins = ["notes", "hostile"];
+    let app = TestApp::start(config.clone(), &plugins).await;
+    let started = Instant::now();
+    let runaway = {
+        let client = app.client.clone();
+        let url = format!("{}/hostile/sql", app.url);
+        tokio::spawn(async move {
+            let resp = client
+                .post(url)
+                .json(&json!({ "sql": RUNAWAY }))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            (
+                status,
+                resp.json::<Value>().await.unwrap(),
+                started.elapsed(),
+            )
+        })
+    };
+    common::within(Duration::from_secs(5), async || {
+        in_flight(&app, "hostile").await == 1
+    })
+    .await;
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .post(
+            "/notes/notes",
+            &json!({ "id": "n1", "body": "still served" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body, took) = runaway.await.unwrap();
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["error"]["code"], "plugin_timeout", "{body}");
+    assert!(took < deadline * 2, "runaway SQL answered after {took:?}");
+    assert_still_serving(&app).await;
+    app.stop().await;
+    drop_postgres(&config, &plugins).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_oversized_results_and_events_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = postgres_config(dir.path()).await;
+    let plugins = ["hostile"];
+    let app = TestApp::start(config.clone(), &plugins).await;
+    for sql in [
+        "SELECT repeat('x', 20000000) AS big",
+        "SELECT repeat('x', 100000) AS row FROM generate_series(1, 9000)",
+    ] {
+        let (status, body) = attempt(&app, sql).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "`{sql}`: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("exceeds 8388608 bytes"),
+            "{body}"
+        );
+    }
+    let (status, body) = app
+        .post(
+            "/hostile/emit-many",
+            &json!({ "count": 10_000, "bytes": 256 * 1024 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most 4194304 bytes"),
+        "{body}"
+    );
+    for sql in ["SELECT 1 AS one; DELETE FROM loot", "SELECT 1 AS one"] {
+        let (status, body) = attempt(&app, sql).await;
+        let expected = if sql.contains(';') {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(status, expected, "`{sql}`: {body}");
+    }
+    app.stop().await;
+    drop_postgres(&config, &plugins).await;
+}

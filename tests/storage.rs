@@ -8,7 +8,7 @@ use mercato::events::{PendingEvent, flush};
 use mercato::migrate::{self, MigrationError, Mode};
 use mercato::storage::postgres::PgDb;
 use mercato::storage::sqlite::SqliteDb;
-use mercato::storage::{Database, StorageError, TxMode};
+use mercato::storage::{Database, MigrationStep, StorageError, TxMode};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::sync::Arc;
@@ -293,4 +293,534 @@ async fn postgres_host_commits_delivers_once_and_rolls_back_failures() {
     );
     app.stop().await;
     drop_postgres(&config, &plugins).await;
+}
+
+// ---- PostgreSQL sandbox at the storage level ----
+
+/// A fresh PostgreSQL database for plugin `plugin` under a fresh namespace.
+async fn postgres_db(plugin: &str) -> (String, String, Arc<PgDb>) {
+    let url = postgres_url().await;
+    let namespace = format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let db = PgDb::open(&url, &namespace, plugin, 2).await.unwrap();
+    (url, namespace, Arc::new(db))
+}
+
+async fn admin(url: &str) -> sqlx::PgConnection {
+    <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap()
+}
+
+async fn scalar_i64(conn: &mut sqlx::PgConnection, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
+}
+
+fn step(version: i64, sql: &str) -> MigrationStep {
+    use sha2::Digest;
+    MigrationStep {
+        version,
+        description: "attack".into(),
+        file: format!("{version:04}_attack.sql"),
+        sql: sql.into(),
+        checksum: sha2::Sha384::digest(sql.as_bytes()).to_vec(),
+        deadline: mercato::migrate::DEFAULT_DEADLINE,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_malicious_migration_is_refused_and_changes_nothing() {
+    let (url, ns, db) = postgres_db("mal").await;
+    let other = PgDb::open(&url, &ns, "other", 2).await.unwrap();
+    let base = vec![(
+        "0001_base.sql".to_owned(),
+        "CREATE TABLE t (v TEXT NOT NULL);".to_owned(),
+    )];
+    let mal = Database::Postgres(db.clone());
+    migrate::run("mal", &mal, &base, Mode::Forward)
+        .await
+        .unwrap();
+    migrate::run(
+        "other",
+        &Database::Postgres(Arc::new(other)),
+        &base,
+        Mode::Forward,
+    )
+    .await
+    .unwrap();
+    let (s, host, other_s) = (
+        format!("{ns}mal"),
+        format!("{ns}mal_host"),
+        format!("{ns}other"),
+    );
+    let mut conn = admin(&url).await;
+    sqlx::query(&format!(
+        "INSERT INTO \"{host}\".outbox_events (id, sequence, aggregate_id, event_type, payload, created_at) \
+         VALUES ('e1', 1, 'a', 'T', '{{}}', 'now')"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect_err("even the admin needs the host key to write host tables");
+
+    let attacks = [
+        "CREATE TABLE x (v INT); COMMIT; CREATE TABLE y (v INT)".to_owned(),
+        "CREATE TABLE x (v INT);\n-- then\nSET ROLE postgres".to_owned(),
+        "CREATE TABLE x (v INT); RESET ALL".to_owned(),
+        format!("CREATE TABLE x (v INT); ALTER TABLE \"{other_s}\".t ADD COLUMN evil INT"),
+        format!("CREATE TABLE x (v INT); INSERT INTO \"{other_s}\".t VALUES ('planted')"),
+        format!("CREATE TABLE x (v INT); UPDATE \"{host}\".outbox_events SET published_at = 'x'"),
+        format!("CREATE TABLE x (v INT); DROP SCHEMA \"{host}\" CASCADE"),
+        format!("CREATE TABLE x (v INT); CREATE TABLE \"{host}\".outbox_events_2 (v INT)"),
+        format!(
+            "CREATE TABLE x (v INT); INSERT INTO \"{host}\"._sqlx_migrations \
+             (version, description, success, checksum, execution_time) VALUES (99, 'forged', TRUE, '', 0)"
+        ),
+        "CREATE TABLE x (v INT); DO $$ BEGIN CREATE TABLE y (v INT); COMMIT; END $$".to_owned(),
+        "CREATE TABLE x (v INT); CREATE TEMP TABLE outbox_events (v INT)".to_owned(),
+        "CREATE TABLE x (v INT); CREATE SCHEMA sneaky".to_owned(),
+        "CREATE TABLE x (v INT); CREATE ROLE sneaky SUPERUSER".to_owned(),
+        "CREATE TABLE x (v INT); COPY t FROM '/etc/passwd'".to_owned(),
+        "CREATE TABLE x (v INT); SELECT pg_catalog.set_config('role', 'postgres', true)".to_owned(),
+    ];
+    for sql in &attacks {
+        let err = mal.apply_migration(&step(2, sql)).await.expect_err(sql);
+        eprintln!("{sql}\n  -> {err}");
+        assert!(matches!(err, StorageError::Refused(_)), "`{sql}`: {err:?}");
+    }
+    // Nothing of any of them happened.
+    for (what, sql, expected) in [
+        (
+            "x",
+            format!(
+                "SELECT COUNT(*) FROM pg_tables WHERE schemaname = '{s}' AND tablename IN ('x', 'y')"
+            ),
+            0,
+        ),
+        (
+            "other's columns",
+            format!(
+                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = '{other_s}' AND table_name = 't'"
+            ),
+            1,
+        ),
+        (
+            "other's rows",
+            format!("SELECT COUNT(*) FROM \"{other_s}\".t"),
+            0,
+        ),
+        (
+            "host schema",
+            format!("SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{host}'"),
+            1,
+        ),
+        (
+            "host tables",
+            format!("SELECT COUNT(*) FROM pg_tables WHERE schemaname = '{host}'"),
+            8,
+        ),
+        (
+            "bookkeeping",
+            format!("SELECT COUNT(*) FROM \"{host}\"._sqlx_migrations"),
+            1,
+        ),
+        (
+            "schemas",
+            "SELECT COUNT(*) FROM pg_namespace WHERE nspname = 'sneaky'".to_owned(),
+            0,
+        ),
+        (
+            "roles",
+            "SELECT COUNT(*) FROM pg_roles WHERE rolname = 'sneaky'".to_owned(),
+            0,
+        ),
+    ] {
+        assert_eq!(scalar_i64(&mut conn, &sql).await, expected, "{what}");
+    }
+    assert_eq!(
+        mal.applied_migrations().await.unwrap().len(),
+        1,
+        "only the base migration is recorded"
+    );
+
+    // A well-behaved migration applies, functions and triggers included, and
+    // the plugin's calls can use what it created.
+    let good = "CREATE TABLE x (v INT);\n\
+                CREATE FUNCTION x_positive() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+                BEGIN IF NEW.v < 0 THEN RAISE EXCEPTION 'negative; refused'; END IF; RETURN NEW; END;\n\
+                $$;\n\
+                CREATE TRIGGER x_positive BEFORE INSERT ON x FOR EACH ROW EXECUTE FUNCTION x_positive();\n\
+                SET CONSTRAINTS ALL IMMEDIATE;";
+    mal.apply_migration(&step(2, good)).await.unwrap();
+    let mut tx = mal.begin(TxMode::ReadWrite).await.unwrap();
+    tx.guest_execute("INSERT INTO x (v) VALUES (1)", &[])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(mal.applied_migrations().await.unwrap().len(), 2);
+    let owner: String = sqlx::query_scalar(&format!(
+        "SELECT tableowner::text FROM pg_tables WHERE schemaname = '{s}' AND tablename = 'x'"
+    ))
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(owner, format!("{s}_owner"));
+    PgDb::drop_schema(&url, &ns, "mal").await.unwrap();
+    PgDb::drop_schema(&url, &ns, "other").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_migration_that_outruns_its_timeout_is_stopped() {
+    let url = postgres_url().await;
+    let ns = format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let db = PgDb::open(&url, &ns, "slow", 2)
+        .await
+        .unwrap()
+        .with_migration_timeout(std::time::Duration::from_millis(500));
+    let db = Database::Postgres(Arc::new(db));
+    db.prepare_host_tables().await.unwrap();
+    // PostgreSQL's own statement timeout.
+    let started = std::time::Instant::now();
+    let err = db
+        .apply_migration(&step(1, "CREATE TABLE x (v INT); SELECT pg_sleep(30)"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("statement timeout"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    // A migration that lifts the timeout first is stopped by the host.
+    let started = std::time::Instant::now();
+    let err = db
+        .apply_migration(&step(
+            1,
+            "CREATE TABLE x (v INT); \
+             SELECT set_config('statement_timeout', '0', true); SELECT pg_sleep(30)",
+        ))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ran longer"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let mut conn = admin(&url).await;
+    assert_eq!(
+        scalar_i64(
+            &mut conn,
+            &format!("SELECT COUNT(*) FROM pg_tables WHERE schemaname = '{ns}slow'")
+        )
+        .await,
+        0
+    );
+    assert!(db.applied_migrations().await.unwrap().is_empty());
+    PgDb::drop_schema(&url, &ns, "slow").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_call_budget_stops_slow_statements_and_large_results() {
+    use mercato::storage::CallBudget;
+    use std::time::{Duration, Instant};
+    let (url, ns, db) = postgres_db("budget").await;
+    let db = Database::Postgres(db);
+    migrate::run("budget", &db, &migrations(), Mode::Forward)
+        .await
+        .unwrap();
+    let slow =
+        "SELECT COUNT(*) AS n FROM generate_series(1, 100000) a, generate_series(1, 100000) b";
+    let budget = |ms| CallBudget {
+        deadline: Instant::now() + Duration::from_millis(ms),
+        max_query_bytes: 1_000,
+    };
+
+    // The database stops the statement at the deadline.
+    let mut tx = db.begin_call(TxMode::ReadOnly, budget(300)).await.unwrap();
+    let started = Instant::now();
+    let err = tx.guest_query(slow, &[]).await.unwrap_err();
+    assert!(
+        matches!(err, GuestError::Internal(ref m) if m.contains("deadline")),
+        "{err:?}"
+    );
+    assert!(tx.deadline_exceeded());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    tx.rollback().await.unwrap();
+
+    // Bigger results than the budget are refused while streaming.
+    let mut tx = db
+        .begin_call(TxMode::ReadOnly, budget(5_000))
+        .await
+        .unwrap();
+    let err = tx
+        .guest_query(
+            "SELECT repeat('x', 600) AS v FROM generate_series(1, 1000000)",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, GuestError::Invalid(ref m) if m.contains("exceeds 1000 bytes")),
+        "{err:?}"
+    );
+    assert!(!tx.deadline_exceeded());
+    let started = Instant::now();
+    tx.rollback().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let mut tx = db
+        .begin_call(TxMode::ReadOnly, budget(5_000))
+        .await
+        .unwrap();
+    let rows = tx
+        .guest_query("SELECT repeat('x', 600) AS v", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.rows.len(), 1);
+    tx.rollback().await.unwrap();
+
+    // A call abandoned at its deadline mid-statement: the statement is
+    // cancelled and the connection rolled back promptly, then reused (pool of 2).
+    for _ in 0..4 {
+        let mut tx = db
+            .begin_call(TxMode::ReadWrite, budget(60_000))
+            .await
+            .unwrap();
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(200), tx.guest_query(slow, &[])).await;
+        assert!(abandoned.is_err(), "the slow query cannot finish in 200 ms");
+        let started = Instant::now();
+        tx.rollback_after_timeout().await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // And dropped mid-statement (a client went away): same, in the background.
+    let mut tx = db
+        .begin_call(TxMode::ReadWrite, budget(60_000))
+        .await
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_millis(200), tx.guest_query(slow, &[])).await;
+    drop(tx);
+    let started = Instant::now();
+    assert_eq!(count(&db).await, 0);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let mut conn = admin(&url).await;
+    assert_eq!(
+        scalar_i64(
+            &mut conn,
+            &format!("SELECT COUNT(*) FROM pg_stat_activity WHERE usename = '{ns}budget' AND state <> 'idle'")
+        )
+        .await,
+        0
+    );
+    PgDb::drop_schema(&url, &ns, "budget").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_session_state_does_not_outlive_a_call() {
+    let url = postgres_url().await;
+    let ns = format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    // One connection, so the next transaction gets the same session.
+    let db = Arc::new(PgDb::open(&url, &ns, "leaky", 1).await.unwrap());
+    let database = Database::Postgres(db.clone());
+    // A plugin's own functions can do what its SQL may not; the host cleans up after them.
+    let files = vec![(
+        "0001_leaky.sql".to_owned(),
+        "CREATE FUNCTION leave_state() RETURNS TEXT LANGUAGE plpgsql AS $$ BEGIN \
+             PERFORM pg_advisory_lock(42); \
+             PERFORM set_config('application_name', 'leaked', false); \
+             PERFORM set_config('search_path', 'pg_catalog', false); \
+             RETURN 'done'; END $$;"
+            .to_owned(),
+    )];
+    migrate::run("leaky", &database, &files, Mode::Forward)
+        .await
+        .unwrap();
+    let mut tx = database.begin(TxMode::ReadWrite).await.unwrap();
+    tx.guest_query("SELECT leave_state() AS x", &[])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut conn = admin(&url).await;
+    let locks = format!(
+        "SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND a.usename = '{ns}leaky'"
+    );
+    let started = std::time::Instant::now();
+    while scalar_i64(&mut conn, &locks).await > 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "advisory lock kept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut tx = database.begin(TxMode::ReadOnly).await.unwrap();
+    let rows = tx
+        .host_query(
+            "SELECT pg_catalog.current_setting('application_name') AS app, \
+                    pg_catalog.current_setting('search_path') AS path",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.rows[0][0], SqlValue::Text(String::new()));
+    let path = match &rows.rows[0][1] {
+        SqlValue::Text(path) => path.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(path.contains(&format!("{ns}leaky_host")), "{path}");
+    tx.rollback().await.unwrap();
+    PgDb::drop_schema(&url, &ns, "leaky").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_install_of_the_earlier_layout_is_converted_in_place() {
+    use sha2::Digest;
+    let url = postgres_url().await;
+    let ns = format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let s = format!("{ns}old");
+    let base = "CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT NOT NULL);";
+    // What earlier builds left: schema, plugin and host tables all the admin's,
+    // in the plugin's schema; a role named like the schema with DML rights.
+    let mut conn = admin(&url).await;
+    let setup = format!(
+        "CREATE ROLE \"{s}\" LOGIN; CREATE SCHEMA \"{s}\"; SET search_path = \"{s}\";
+         {host_tables}
+         CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+             installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL,
+             checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL);
+         {base}
+         CREATE FUNCTION notes_guard() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+         CREATE TRIGGER notes_guard BEFORE UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION notes_guard();
+         INSERT INTO notes VALUES ('n1', 'kept');
+         INSERT INTO outbox_events (id, sequence, aggregate_id, event_type, payload, created_at)
+             VALUES ('e1', 1, 'n1', 'NoteCreated', '{{}}', 'now');
+         INSERT INTO mercato_cursors VALUES ('audit', 7);
+         GRANT USAGE ON SCHEMA \"{s}\" TO \"{s}\";
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \"{s}\" TO \"{s}\";
+         RESET search_path;",
+        host_tables = mercato::storage::schema::host_tables_ddl(mercato::storage::BackendKind::Postgres),
+    );
+    sqlx::raw_sql(&setup).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO \"{s}\"._sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (1, 'notes', TRUE, $1, 0)"
+    ))
+    .bind(sha2::Sha384::digest(base.as_bytes()).to_vec())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let db = Database::Postgres(Arc::new(PgDb::open(&url, &ns, "old", 2).await.unwrap()));
+    let files = vec![
+        ("0001_notes.sql".to_owned(), base.to_owned()),
+        (
+            "0002_more.sql".to_owned(),
+            "ALTER TABLE notes ADD COLUMN extra TEXT; CREATE OR REPLACE FUNCTION notes_guard() \
+             RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;"
+                .to_owned(),
+        ),
+    ];
+    migrate::run("old", &db, &files, Mode::Forward)
+        .await
+        .unwrap();
+    // Run again: idempotent.
+    migrate::run("old", &db, &files, Mode::Forward)
+        .await
+        .unwrap();
+
+    for (what, sql, expected) in [
+        (
+            "host tables moved",
+            format!(
+                "SELECT COUNT(*) FROM pg_tables WHERE schemaname = '{s}_host' AND tableowner = current_user"
+            ),
+            8,
+        ),
+        (
+            "plugin tables stay",
+            format!("SELECT COUNT(*) FROM pg_tables WHERE schemaname = '{s}'"),
+            1,
+        ),
+        (
+            "owned by the owner role",
+            format!(
+                "SELECT COUNT(*) FROM pg_tables WHERE schemaname = '{s}' AND tableowner = '{s}_owner'"
+            ),
+            1,
+        ),
+        (
+            "schema handed over",
+            format!(
+                "SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{s}' AND pg_get_userbyid(nspowner) = '{s}_owner'"
+            ),
+            1,
+        ),
+        (
+            "function handed over",
+            format!(
+                "SELECT COUNT(*) FROM pg_proc WHERE proname = 'notes_guard' AND pg_get_userbyid(proowner) = '{s}_owner'"
+            ),
+            1,
+        ),
+        (
+            "rows kept",
+            format!("SELECT COUNT(*) FROM \"{s}_host\".outbox_events"),
+            1,
+        ),
+        (
+            "cursor kept",
+            format!("SELECT sequence FROM \"{s}_host\".mercato_cursors"),
+            7,
+        ),
+        (
+            "bookkeeping",
+            format!("SELECT COUNT(*) FROM \"{s}_host\"._sqlx_migrations"),
+            2,
+        ),
+    ] {
+        assert_eq!(scalar_i64(&mut conn, &sql).await, expected, "{what}");
+    }
+    let mut tx = db.begin(TxMode::ReadWrite).await.unwrap();
+    let rows = tx
+        .guest_query("SELECT body FROM notes WHERE id = $1", &[text("n1")])
+        .await
+        .unwrap();
+    assert_eq!(rows.rows, vec![vec![text("kept")]]);
+    let err = tx
+        .guest_execute("DELETE FROM mercato_cursors", &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GuestError::Denied(_)), "{err:?}");
+    drop(tx);
+    PgDb::drop_schema(&url, &ns, "old").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_hot_swap_applies_the_new_versions_migration() {
+    use common::{SHOP, component, place, put_component, seed, shop_config};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = shop_config(dir.path());
+    config.storage = postgres_config(dir.path()).await.storage;
+    let app = TestApp::start(config.clone(), &SHOP).await;
+    seed(&app, "KEEP", 10).await;
+    let id = place(&app, "KEEP", "r").await;
+    let (status, body) = put_component(&app, "orders", component("orders-v2"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.get(&format!("/orders/{id}")).await.1["channel"], "web");
+    app.stop().await;
+    let app = TestApp::start(config.clone(), &SHOP).await;
+    assert_eq!(app.get(&format!("/orders/{id}")).await.1["channel"], "web");
+    app.stop().await;
+    let mut conn = admin(config.storage.url.as_deref().unwrap()).await;
+    assert_eq!(
+        scalar_i64(
+            &mut conn,
+            &format!(
+                "SELECT MAX(version) FROM \"{}orders_host\"._sqlx_migrations",
+                config.storage.namespace
+            )
+        )
+        .await,
+        3
+    );
+    drop_postgres(&config, &SHOP).await;
 }

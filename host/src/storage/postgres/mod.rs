@@ -1,0 +1,146 @@
+//! PostgreSQL backend: per plugin, a data schema owned by an owner role, a host
+//! schema owned by the admin, and a runtime role the calls log in as.
+//!
+//! - `provision.rs`: roles, schemas, grants, the host tables and their guard
+//!   (writes need the host key), the upgrade of earlier installs.
+//! - `tx.rs`: a call's transaction: deadlines, cancelling abandoned statements,
+//!   the host key set only for the host's writes.
+//! - `guest_sql.rs`: what plugin SQL may be sent at all.
+//! - `host_sql.rs`: host SQL qualified with the host schema.
+//! - `migrations.rs`: migrations run as the owner role, statement by statement.
+//! - `session.rs`: the host key, and resetting pooled sessions.
+mod guest_sql;
+mod host_sql;
+mod migrations;
+mod names;
+mod provision;
+mod session;
+mod tx;
+mod values;
+
+pub use migrations::MIGRATION_STATEMENT_TIMEOUT;
+pub use names::schema_name;
+pub use tx::PgTx;
+
+use super::{AppliedMigration, CallBudget, MigrationStep, StorageError, TxMode};
+use guest_sql::GuestSql;
+use host_sql::HostSql;
+use names::{Names, quote};
+use session::HostKey;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Connections of the small admin pool that cancels abandoned statements (and
+/// terminates stuck migrations); it connects only when needed.
+const ADMIN_POOL_SIZE: u32 = 2;
+
+/// A plugin's PostgreSQL database, reached through its runtime role.
+pub struct PgDb {
+    pool: PgPool,
+    shared: Arc<Shared>,
+    owner_password: String,
+    migration_timeout: Duration,
+}
+
+/// What every transaction of the plugin needs.
+struct Shared {
+    names: Names,
+    /// The admin connection options (the configured URL).
+    admin: PgConnectOptions,
+    admin_pool: PgPool,
+    key: HostKey,
+    search_path: String,
+    lock_outbox_sql: String,
+    host_sql: HostSql,
+    guest_sql: GuestSql,
+}
+
+impl PgDb {
+    /// Provisions (idempotently) the roles and schemas for `plugin` and
+    /// connects as its runtime role.
+    pub async fn open(
+        url: &str,
+        namespace: &str,
+        plugin: &str,
+        max_connections: u32,
+    ) -> Result<Self, StorageError> {
+        let names = Names::new(namespace, plugin)?;
+        let admin = PgConnectOptions::from_str(url)?;
+        let provisioned = provision::open(&admin, &names).await?;
+        let search_path = names.search_path();
+        let runtime = admin
+            .clone()
+            .username(&names.runtime)
+            .password(&provisioned.runtime_password)
+            .options([("search_path", search_path.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .after_release(|conn, _| session::reset(conn))
+            .connect_with(runtime)
+            .await?;
+        let admin_pool = PgPoolOptions::new()
+            .max_connections(ADMIN_POOL_SIZE)
+            .min_connections(0)
+            .idle_timeout(Duration::from_secs(30))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(admin.clone());
+        let shared = Shared {
+            lock_outbox_sql: format!(
+                "SELECT id FROM {}.{} FOR UPDATE",
+                quote(&names.host_schema),
+                provision::OUTBOX_LOCK
+            ),
+            host_sql: HostSql::new(&names.host_schema),
+            guest_sql: GuestSql::default(),
+            key: provisioned.key,
+            search_path,
+            names,
+            admin,
+            admin_pool,
+        };
+        Ok(PgDb {
+            pool,
+            shared: Arc::new(shared),
+            owner_password: provisioned.owner_password,
+            migration_timeout: MIGRATION_STATEMENT_TIMEOUT,
+        })
+    }
+
+    /// The same database with another limit for each migration statement.
+    pub fn with_migration_timeout(mut self, timeout: Duration) -> Self {
+        self.migration_timeout = timeout;
+        self
+    }
+
+    /// Drops the schemas and roles of `plugin` (tests and tear-down).
+    pub async fn drop_schema(url: &str, namespace: &str, plugin: &str) -> Result<(), StorageError> {
+        let names = Names::new(namespace, plugin)?;
+        provision::drop_all(&PgConnectOptions::from_str(url)?, &names).await
+    }
+
+    pub(super) async fn prepare_host_tables(&self) -> Result<(), StorageError> {
+        provision::host_tables(&self.shared.admin, &self.shared.names, &self.shared.key).await
+    }
+
+    pub(super) async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>, StorageError> {
+        self.applied().await
+    }
+
+    pub(super) async fn apply_migration(&self, step: &MigrationStep) -> Result<(), StorageError> {
+        self.apply(step).await
+    }
+
+    pub(super) async fn begin(
+        &self,
+        mode: TxMode,
+        budget: Option<CallBudget>,
+    ) -> Result<PgTx, StorageError> {
+        self.begin_tx(mode, budget).await
+    }
+
+    async fn grant_runtime(&self) -> Result<(), StorageError> {
+        provision::grant_runtime(&self.shared.admin, &self.shared.names).await
+    }
+}

@@ -1,0 +1,96 @@
+//! Session hygiene for the plugin's pooled connections, and the host key.
+use futures_util::future::BoxFuture;
+use sqlx::{PgConnection, PgPool};
+
+/// The secret that lets a session write the host's tables (see
+/// `provision::GUARD_FUNCTION`). Sent only as a bound parameter, so it never
+/// appears in statement text (`pg_stat_activity`, logs of statements).
+#[derive(Clone)]
+pub(super) struct HostKey(String);
+
+impl HostKey {
+    /// Clears the key, then commits: the plugin's deferred triggers run at
+    /// COMMIT and must not find the key set. One round trip.
+    pub(super) const CLEAR_AND_COMMIT: &'static str =
+        "SELECT pg_catalog.set_config('mercato.host_key', '', true); COMMIT";
+
+    /// Clears the key before plugin SQL runs in the same transaction.
+    pub(super) const CLEAR: &'static str =
+        "SELECT pg_catalog.set_config('mercato.host_key', '', true)";
+
+    pub(super) fn new(key: String) -> Self {
+        HostKey(key)
+    }
+
+    /// A fresh random key.
+    pub(super) fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the OS random source is available");
+        HostKey(hex::encode(bytes))
+    }
+
+    pub(super) fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// What the guard function compares against: sha256 of the key, hex.
+    pub(super) fn digest(&self) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for HostKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostKey(…)")
+    }
+}
+
+/// Resets what a plugin's SQL may have left in the session before the pool
+/// hands the connection to the next call. Not `DISCARD ALL`: it would also
+/// deallocate the prepared statements sqlx keeps cached for this connection.
+/// `RESET ALL` restores the connection's start-up options (its search path).
+/// The first statement tells whether the connection is idle: inside a
+/// transaction left open, `now()` is that transaction's start, earlier than
+/// this message.
+const RESET: &str = "SELECT pg_catalog.now() = pg_catalog.statement_timestamp() AS idle; \
+                     CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); \
+                     DISCARD TEMP; DISCARD SEQUENCES; RESET ALL";
+
+/// The pool's `after_release` hook: `false` closes the connection.
+pub(super) fn reset(conn: &mut PgConnection) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        use sqlx::{Executor, Row};
+        let rows = conn.fetch_all(sqlx::raw_sql(RESET)).await?;
+        let idle = match rows.first() {
+            Some(row) => row.try_get::<bool, _>("idle")?,
+            None => false,
+        };
+        if !idle {
+            tracing::warn!("a plugin connection came back inside a transaction; closing it");
+        }
+        Ok(idle)
+    })
+}
+
+/// Cancels the statement running on backend `pid`, from another connection
+/// (the abandoned call's connection is busy, and still held, so the signal
+/// cannot reach a later call).
+pub(super) async fn cancel(admin: &PgPool, pid: i32) {
+    signal(admin, "pg_cancel_backend", pid).await;
+}
+
+/// Ends backend `pid` (its open transaction rolls back).
+pub(super) async fn terminate(admin: &PgPool, pid: i32) {
+    signal(admin, "pg_terminate_backend", pid).await;
+}
+
+async fn signal(admin: &PgPool, function: &str, pid: i32) {
+    let sent = sqlx::query(&format!("SELECT pg_catalog.{function}($1)"))
+        .bind(pid)
+        .execute(admin)
+        .await;
+    if let Err(e) = sent {
+        tracing::warn!(pid, error = %e, "{function} failed");
+    }
+}

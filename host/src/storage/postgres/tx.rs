@@ -1,0 +1,471 @@
+//! One transaction on a plugin's pooled connection: the guest's statements
+//! (checked, under the call's budget) and the host's (qualified, key-gated).
+//!
+//! The transaction is driven by hand rather than through `sqlx::Transaction`
+//! so that BEGIN, the call's timeouts and the backend's pid travel in one round
+//! trip, and so that an abandoned statement can be cancelled before the
+//! connection is rolled back and reused.
+use super::super::{CallBudget, MAX_QUERY_ROWS, StorageError, TxMode};
+use super::session::{self, HostKey};
+use super::values::{arguments, decode_row, value_bytes};
+use super::{PgDb, Shared};
+use crate::bindings::{GuestError, Rows, SqlValue};
+use futures_util::TryStreamExt;
+use sqlx::pool::PoolConnection;
+use sqlx::{Column, Connection, Executor, PgConnection, Postgres, Row};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long past its deadline an idle transaction may linger before
+/// PostgreSQL ends the session (the host normally commits or rolls back at
+/// once; this only reclaims a connection the host lost track of).
+const IDLE_GRACE: Duration = Duration::from_secs(5);
+
+/// How long cancelling an abandoned statement and rolling back may take
+/// before the backend is terminated and the connection thrown away.
+const ROLLBACK_GRACE: Duration = Duration::from_secs(2);
+
+/// The call's limits as applied to this transaction.
+struct Budget {
+    max_query_bytes: usize,
+    /// statement_timeout / lock_timeout set at BEGIN, restored when the host
+    /// takes the session back from the guest.
+    timeout_ms: String,
+}
+
+/// An open transaction. Dropped without commit, it is rolled back (after
+/// cancelling a statement left running) before its connection is reused.
+pub struct PgTx {
+    conn: Option<PoolConnection<Postgres>>,
+    shared: Arc<Shared>,
+    pid: i32,
+    budget: Option<Budget>,
+    /// The host key is set in this transaction.
+    key_set: bool,
+    /// Plugin SQL ran since the host last pinned the session's settings.
+    guest_ran: bool,
+    /// A statement was sent and its result not fully read: if its future was
+    /// dropped, it may still be running.
+    in_flight: bool,
+    /// A guest statement hit the call's statement or lock timeout.
+    deadline_hit: bool,
+}
+
+impl PgDb {
+    pub(super) async fn begin_tx(
+        &self,
+        mode: TxMode,
+        budget: Option<CallBudget>,
+    ) -> Result<PgTx, StorageError> {
+        let mut conn = match &budget {
+            // A call waits for a connection no longer than its deadline.
+            Some(b) => tokio::time::timeout_at(b.deadline.into(), self.pool.acquire())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??,
+            None => self.pool.acquire().await?,
+        };
+        let begin = match mode {
+            TxMode::ReadOnly => "BEGIN READ ONLY",
+            TxMode::ReadWrite => "BEGIN",
+        };
+        let (sql, budget) = match budget {
+            Some(b) => {
+                let ms = millis(b.deadline.saturating_duration_since(Instant::now()));
+                let idle = ms.saturating_add(millis(IDLE_GRACE));
+                (
+                    format!(
+                        "{begin}; SELECT pg_catalog.set_config('statement_timeout', '{ms}', true), \
+                         pg_catalog.set_config('lock_timeout', '{ms}', true), \
+                         pg_catalog.set_config('idle_in_transaction_session_timeout', '{idle}', true), \
+                         pg_catalog.pg_backend_pid() AS pid"
+                    ),
+                    Some(Budget {
+                        max_query_bytes: b.max_query_bytes,
+                        timeout_ms: ms.to_string(),
+                    }),
+                )
+            }
+            None => (
+                format!("{begin}; SELECT pg_catalog.pg_backend_pid() AS pid"),
+                None,
+            ),
+        };
+        let pid = match conn.fetch_one(sqlx::raw_sql(&sql)).await {
+            Ok(row) => row.try_get::<i32, _>("pid"),
+            Err(e) => Err(e),
+        };
+        let pid = match pid {
+            Ok(pid) => pid,
+            Err(e) => {
+                // The session may be left inside a failed BEGIN; do not reuse it.
+                conn.close_on_drop();
+                return Err(e.into());
+            }
+        };
+        Ok(PgTx {
+            conn: Some(conn),
+            shared: self.shared.clone(),
+            pid,
+            budget,
+            key_set: false,
+            guest_ran: false,
+            in_flight: false,
+            deadline_hit: false,
+        })
+    }
+}
+
+/// Milliseconds for a timeout setting: at least 1 (0 would mean "none").
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, i32::MAX as u64)
+}
+
+impl PgTx {
+    fn conn(&mut self) -> &mut PgConnection {
+        self.conn
+            .as_mut()
+            .expect("the connection is held until commit or rollback")
+    }
+
+    pub(in crate::storage) async fn guest_execute(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<u64, GuestError> {
+        self.before_guest(sql).await?;
+        let args = arguments(params).map_err(invalid)?;
+        self.in_flight = true;
+        let done = sqlx::query_with(sql, args).execute(self.conn()).await;
+        self.in_flight = false;
+        match done {
+            Ok(done) => Ok(done.rows_affected()),
+            Err(e) => Err(self.guest_failure(e)),
+        }
+    }
+
+    pub(in crate::storage) async fn guest_query(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Rows, GuestError> {
+        self.before_guest(sql).await?;
+        let max_bytes = self.budget.as_ref().map(|b| b.max_query_bytes);
+        match self.query(sql, params, max_bytes).await {
+            Ok(rows) => Ok(rows),
+            Err(StorageError::Postgres(e)) => Err(self.guest_failure(e)),
+            Err(other) => Err(invalid(other)),
+        }
+    }
+
+    pub(in crate::storage) async fn host_execute(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<u64, StorageError> {
+        let sql = self.shared.host_sql.qualify(sql);
+        self.before_host(true).await?;
+        let args = arguments(params)?;
+        self.in_flight = true;
+        let done = sqlx::query_with(&sql, args).execute(self.conn()).await?;
+        self.in_flight = false;
+        Ok(done.rows_affected())
+    }
+
+    pub(in crate::storage) async fn host_query(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Rows, StorageError> {
+        let sql = self.shared.host_sql.qualify(sql);
+        self.before_host(false).await?;
+        self.query(&sql, params, None).await
+    }
+
+    /// Takes the one-row outbox lock of the host schema until commit. A plugin
+    /// role can lock only its own plugin's outbox, and only within its call.
+    pub(in crate::storage) async fn lock_outbox(&mut self) -> Result<(), StorageError> {
+        // The outbox rows follow at once: set the key now, in the same trip.
+        self.before_host(true).await?;
+        let sql = self.shared.lock_outbox_sql.clone();
+        self.in_flight = true;
+        self.conn().execute(sql.as_str()).await?;
+        self.in_flight = false;
+        Ok(())
+    }
+
+    pub(in crate::storage) fn deadline_exceeded(&self) -> bool {
+        self.deadline_hit
+    }
+
+    pub(in crate::storage) async fn rollback_after_timeout(self) -> Result<(), StorageError> {
+        self.rollback().await
+    }
+
+    pub(in crate::storage) async fn commit(mut self) -> Result<(), StorageError> {
+        if self.in_flight {
+            // A statement's result was never read: its outcome is unknown.
+            self.rollback().await?;
+            return Err(StorageError::Aborted(
+                "a statement was abandoned before commit".into(),
+            ));
+        }
+        let commit = if self.key_set {
+            HostKey::CLEAR_AND_COMMIT
+        } else {
+            "COMMIT"
+        };
+        let mut conn = self
+            .conn
+            .take()
+            .expect("the connection is held until commit");
+        match conn.execute(sqlx::raw_sql(commit)).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                finish(conn, self.shared.clone(), self.pid, false).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    pub(in crate::storage) async fn rollback(mut self) -> Result<(), StorageError> {
+        let conn = self
+            .conn
+            .take()
+            .expect("the connection is held until rollback");
+        finish(conn, self.shared.clone(), self.pid, self.in_flight).await;
+        Ok(())
+    }
+
+    /// Checks plugin SQL and makes the session safe for it.
+    async fn before_guest(&mut self, sql: &str) -> Result<(), GuestError> {
+        self.shared.guest_sql.check(sql)?;
+        self.settle().await.map_err(invalid)?;
+        if self.key_set {
+            self.conn()
+                .execute(HostKey::CLEAR)
+                .await
+                .map_err(|e| invalid(e.into()))?;
+            self.key_set = false;
+        }
+        // Even a failing statement may have run plugin code (a trigger).
+        self.guest_ran = true;
+        Ok(())
+    }
+
+    /// Makes the session the host's again before a host statement: after
+    /// plugin SQL, the search path and timeouts are pinned (plugin code may
+    /// have changed them, e.g. to resolve the host's functions into its own
+    /// schema), and before the first write the host key is set. One round
+    /// trip, with every value bound.
+    async fn before_host(&mut self, write: bool) -> Result<(), StorageError> {
+        self.settle().await?;
+        let mut settings: Vec<(&'static str, String)> = Vec::new();
+        if self.guest_ran {
+            settings.push(("search_path", self.shared.search_path.clone()));
+            if let Some(budget) = &self.budget {
+                settings.push(("statement_timeout", budget.timeout_ms.clone()));
+                settings.push(("lock_timeout", budget.timeout_ms.clone()));
+            }
+        }
+        let set_key = write && !self.key_set;
+        if set_key {
+            settings.push(("mercato.host_key", self.shared.key.expose().to_owned()));
+        }
+        if settings.is_empty() {
+            return Ok(());
+        }
+        let calls = (0..settings.len())
+            .map(|i| {
+                format!(
+                    "pg_catalog.set_config(${}, ${}, true)",
+                    2 * i + 1,
+                    2 * i + 2
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT {calls}");
+        let mut query = sqlx::query(&sql);
+        for (name, value) in settings {
+            query = query.bind(name).bind(value);
+        }
+        self.in_flight = true;
+        query.execute(self.conn()).await?;
+        self.in_flight = false;
+        self.guest_ran = false;
+        self.key_set |= set_key;
+        Ok(())
+    }
+
+    /// Stops a statement whose caller gave up on it, and reads what is left of
+    /// its answer, so the connection can take the next statement.
+    async fn settle(&mut self) -> Result<(), StorageError> {
+        if !self.in_flight {
+            return Ok(());
+        }
+        session::cancel(&self.shared.admin_pool, self.pid).await;
+        let pid = self.pid;
+        tokio::time::timeout(ROLLBACK_GRACE, drain(self.conn()))
+            .await
+            .map_err(|_| {
+                StorageError::Setup(format!(
+                    "backend {pid} did not stop its abandoned statement within {ROLLBACK_GRACE:?}"
+                ))
+            })??;
+        self.in_flight = false;
+        Ok(())
+    }
+
+    /// Runs a query, streaming rows and stopping as soon as a limit is passed.
+    /// On a limit the statement is left in flight (it may still be producing
+    /// rows); the next statement or the rollback cancels it.
+    async fn query(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+        max_bytes: Option<usize>,
+    ) -> Result<Rows, StorageError> {
+        let args = arguments(params)?;
+        self.in_flight = true;
+        let mut columns = Vec::new();
+        let mut rows = Vec::new();
+        let mut bytes = 0usize;
+        {
+            let mut stream = sqlx::query_with(sql, args).fetch(self.conn());
+            while let Some(row) = stream.try_next().await? {
+                if rows.len() == MAX_QUERY_ROWS {
+                    return Err(StorageError::Setup(format!(
+                        "query returned more than {MAX_QUERY_ROWS} rows; add a LIMIT"
+                    )));
+                }
+                if columns.is_empty() {
+                    columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
+                }
+                let values = decode_row(&row)?;
+                bytes += values.iter().map(value_bytes).sum::<usize>();
+                if let Some(max) = max_bytes.filter(|max| bytes > *max) {
+                    return Err(StorageError::Setup(format!(
+                        "query result exceeds {max} bytes; select fewer rows or columns"
+                    )));
+                }
+                rows.push(values);
+            }
+        }
+        if columns.is_empty() {
+            // No rows: describe the statement so callers still see column names.
+            let described = self.conn().describe(sql).await?;
+            columns = described
+                .columns()
+                .iter()
+                .map(|c| c.name().to_owned())
+                .collect();
+        }
+        self.in_flight = false;
+        Ok(Rows { columns, rows })
+    }
+
+    fn guest_failure(&mut self, e: sqlx::Error) -> GuestError {
+        if let sqlx::Error::Database(db) = &e {
+            let code = db.code();
+            // query_canceled (statement_timeout) and lock_not_available (lock_timeout)
+            if self.budget.is_some() && matches!(code.as_deref(), Some("57014" | "55P03")) {
+                self.deadline_hit = true;
+                return GuestError::Internal(format!(
+                    "{} (the call's deadline passed)",
+                    db.message()
+                ));
+            }
+        }
+        guest_error(StorageError::Postgres(e))
+    }
+}
+
+impl Drop for PgTx {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(finish(conn, self.shared.clone(), self.pid, self.in_flight));
+            }
+            // No runtime to roll back on: close rather than reuse.
+            Err(_) => conn.close_on_drop(),
+        }
+    }
+}
+
+/// Rolls back, first cancelling a statement still running; if that fails or
+/// takes too long, terminates the backend and closes the connection instead of
+/// returning it to the pool.
+async fn finish(
+    mut conn: PoolConnection<Postgres>,
+    shared: Arc<Shared>,
+    pid: i32,
+    in_flight: bool,
+) {
+    let rolled_back = tokio::time::timeout(ROLLBACK_GRACE, async {
+        if in_flight {
+            session::cancel(&shared.admin_pool, pid).await;
+            drain(&mut conn).await?;
+        }
+        conn.execute("ROLLBACK").await.map(|_| ())
+    })
+    .await;
+    match rolled_back {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => discard(conn, &shared, pid, &e.to_string()).await,
+        Err(_) => discard(conn, &shared, pid, "rollback timed out").await,
+    }
+}
+
+async fn discard(conn: PoolConnection<Postgres>, shared: &Shared, pid: i32, why: &str) {
+    tracing::warn!(
+        pid,
+        why,
+        "discarding a plugin connection that could not be rolled back"
+    );
+    session::terminate(&shared.admin_pool, pid).await;
+    let _ = conn.detach().close_hard().await;
+}
+
+/// Reads up to the server's next ReadyForQuery, discarding the error of a
+/// cancelled statement (sqlx surfaces it on the next use of the connection).
+async fn drain(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    for _ in 0..3 {
+        match conn.ping().await {
+            Ok(()) => return Ok(()),
+            Err(sqlx::Error::Database(e)) => {
+                tracing::debug!(error = %e, "discarded the answer of an abandoned statement");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    conn.ping().await
+}
+
+fn invalid(e: StorageError) -> GuestError {
+    match e {
+        StorageError::Setup(message) => GuestError::Invalid(message),
+        other => GuestError::Invalid(other.to_string()),
+    }
+}
+
+fn guest_error(e: StorageError) -> GuestError {
+    match e {
+        StorageError::Postgres(sqlx::Error::Database(db)) => {
+            let message = db.message().to_owned();
+            match db.code().as_deref() {
+                Some(code) if code.starts_with("23") => GuestError::Conflict(message),
+                // insufficient_privilege, read_only_sql_transaction
+                Some("42501") | Some("25006") => GuestError::Denied(format!(
+                    "{message} (plugins may only change their own schema's tables)"
+                )),
+                _ => GuestError::Invalid(message),
+            }
+        }
+        other => invalid(other),
+    }
+}
