@@ -201,14 +201,18 @@ async fn a_forged_scheduled_event_source_never_becomes_a_metric_label() {
     let dir = tempfile::tempdir().unwrap();
     let config = postgres_config(dir.path()).await;
     let app = TestApp::start(config.clone(), &["notes", "audit"]).await;
-    // On PostgreSQL audit's own role may write its mercato_scheduled (the host
-    // writes it through that session); here the admin does what it could.
+    // Plugins cannot write host tables (a trigger wants the host's key); the
+    // admin, with triggers off for its session, plays a forger that could.
     let url = config.storage.url.as_deref().unwrap();
     let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(url)
         .await
         .unwrap();
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut admin)
+        .await
+        .unwrap();
     sqlx::query(&format!(
-        "INSERT INTO \"{}audit\".mercato_scheduled \
+        "INSERT INTO \"{}audit_host\".mercato_scheduled \
          (event_id, source, sequence, event_type, aggregate_id, payload, occurred_at, due_at_ms) \
          VALUES ('forged-1', 'forged-source-1', 1, 'Forged', 'a', '{{}}', '2026-01-01T00:00:00.000Z', 0)",
         config.storage.namespace
