@@ -10,7 +10,7 @@ use crate::runtime::{CallError, CallState};
 use crate::storage::{CallBudget, SqlValueExt, StorageError, Tx, TxMode, cell};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Why a request could not be answered by the plugin.
 #[derive(Debug, thiserror::Error)]
@@ -136,14 +136,20 @@ impl Host {
 
         let state = self.call_state(plugin, tx).read_only(read_only);
         let (result, mut state, elapsed) = self
-            .run_call(plugin, state, move |instance, store| {
-                Box::pin(async move {
-                    instance
-                        .mercato_plugin_plugin()
-                        .call_handle_request(store, &req)
-                        .await
-                })
-            })
+            .sandbox
+            .call(
+                &plugin.compiled,
+                state,
+                plugin.limits,
+                move |instance, store| {
+                    Box::pin(async move {
+                        instance
+                            .mercato_plugin_plugin()
+                            .call_handle_request(store, &req)
+                            .await
+                    })
+                },
+            )
             .await;
         state.log_output(request_id);
         let tx = state
@@ -215,14 +221,20 @@ impl Host {
         let wit_event = event.to_wit(attempt);
         let state = self.call_state(subscriber, tx);
         let (result, mut state, elapsed) = self
-            .run_call(subscriber, state, move |instance, store| {
-                Box::pin(async move {
-                    instance
-                        .mercato_plugin_plugin()
-                        .call_handle_event(store, &wit_event)
-                        .await
-                })
-            })
+            .sandbox
+            .call(
+                &subscriber.compiled,
+                state,
+                subscriber.limits,
+                move |instance, store| {
+                    Box::pin(async move {
+                        instance
+                            .mercato_plugin_plugin()
+                            .call_handle_event(store, &wit_event)
+                            .await
+                    })
+                },
+            )
             .await;
         state.log_output(&event.id);
         let mut tx = state
@@ -287,26 +299,6 @@ impl Host {
         CallState::new(plugin.name.clone(), Some(tx))
             .with_rules(self.rules.clone())
             .max_event_bytes(plugin.limits.event_bytes())
-    }
-
-    /// Runs one export of `plugin` in the sandbox.
-    async fn run_call<R, F>(
-        &self,
-        plugin: &Arc<Plugin>,
-        state: CallState,
-        f: F,
-    ) -> (Result<R, CallError>, CallState, Duration)
-    where
-        F: for<'a> FnOnce(
-            &'a crate::bindings::Domain,
-            &'a mut wasmtime::Store<CallState>,
-        ) -> std::pin::Pin<
-            Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
-        >,
-    {
-        self.sandbox
-            .call(&plugin.compiled, state, plugin.limits, f)
-            .await
     }
 }
 
