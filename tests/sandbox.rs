@@ -794,6 +794,49 @@ async fn postgres_advisory_locks_cannot_block_the_host() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_the_server_closed_are_replaced_without_a_failed_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, config, plugins) = postgres_app(dir.path(), &["notes"], 1_000).await;
+    // Several calls at once, so the pool holds several connections.
+    let posts = (0..8).map(|i| {
+        app.post(
+            "/notes/notes",
+            &json!({ "id": format!("n{i}"), "body": "before" }),
+        )
+    });
+    for (status, body) in futures_util::future::join_all(posts).await {
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // The server ends every session of the plugin's role (a restart, an
+    // operator, an idle timeout): the pool does not ping before handing one out.
+    let mut admin = admin(&config).await;
+    let role = format!("{}notes", config.storage.namespace);
+    let ended = count(
+        &mut admin,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE usename = '{role}' AND pg_terminate_backend(pid)"
+        ),
+    )
+    .await;
+    assert!(ended > 0, "the plugin's pooled sessions were ended");
+    for i in 0..8 {
+        let (status, body) = app.get(&format!("/notes/notes/n{i}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = app
+            .post(
+                "/notes/notes",
+                &json!({ "id": format!("m{i}"), "body": "after" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    app.stop().await;
+    drop(admin);
+    drop_postgres(&config, &plugins).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_host_tables_are_not_writable_by_the_plugin() {
     let dir = tempfile::tempdir().unwrap();
     let (app, config, plugins) = postgres_app(dir.path(), &["audit"], 1_000).await;

@@ -134,8 +134,11 @@ async fn read_after(plugin: &Plugin, position: u64) -> anyhow::Result<Vec<Outbox
     let mut tx = plugin.db.begin(TxMode::ReadOnly).await?;
     let rows = tx
         .host_query(
+            // The LIMIT keeps PostgreSQL on the sequence index: a generic plan
+            // for an open-ended `sequence > $1` may scan the whole outbox, which
+            // grew the harness's own cost with every order (the loop above reads on).
             "SELECT sequence, event_type, aggregate_id, payload FROM outbox_events \
-             WHERE sequence > $1 ORDER BY sequence",
+             WHERE sequence > $1 ORDER BY sequence LIMIT 500",
             &[SqlValue::Integer(i64::try_from(position)?)],
         )
         .await?;

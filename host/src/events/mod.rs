@@ -140,14 +140,7 @@ pub async fn flush(tx: &mut Tx, events: &[PendingEvent]) -> Result<Option<u64>, 
     if events.is_empty() {
         return Ok(None);
     }
-    tx.lock_outbox().await?;
-    let rows = tx
-        .host_query(
-            "SELECT COALESCE(MAX(sequence), 0) AS head FROM outbox_events",
-            &[],
-        )
-        .await?;
-    let mut sequence = cell(&rows, 0, "head").as_i64();
+    let mut sequence = tx.reserve_sequences(events.len() as u64).await?;
     let now = crate::clock::now_rfc3339();
     for event in events {
         sequence += 1;

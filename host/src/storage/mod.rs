@@ -257,12 +257,20 @@ impl Tx {
         }
     }
 
-    /// Serialises writers of the same outbox until commit, so outbox sequence
-    /// numbers become visible in order (SQLite already has a single writer).
-    pub async fn lock_outbox(&mut self) -> Result<(), StorageError> {
+    /// Reserves the next `count` outbox sequence numbers and returns the
+    /// last one used before them. Writers of the same outbox are serialised
+    /// from here until commit, so sequence numbers become visible in order
+    /// (SQLite has a single writer anyway).
+    pub async fn reserve_sequences(&mut self, count: u64) -> Result<i64, StorageError> {
         match &mut self.inner {
-            TxInner::Sqlite(_) => Ok(()),
-            TxInner::Postgres(tx) => tx.lock_outbox().await,
+            TxInner::Sqlite(tx) => {
+                let rows = tx.host_query(
+                    "SELECT COALESCE(MAX(sequence), 0) AS head FROM outbox_events",
+                    &[],
+                )?;
+                Ok(cell(&rows, 0, "head").as_i64())
+            }
+            TxInner::Postgres(tx) => tx.reserve_sequences(count).await,
         }
     }
 

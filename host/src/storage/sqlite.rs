@@ -4,11 +4,11 @@
 //! Statements run synchronously on the calling thread: a plugin call issues
 //! several short statements and a hop to another thread per statement would
 //! cost more than the statement itself. So that plugin SQL never stalls the
-//! async runtime, a write — and a read that runs past a millisecond — runs
-//! under `block_in_place`: the worker's other tasks move to another thread
-//! first (`SqliteTx::as_guest`). Writers are serialised by an async mutex
-//! (SQLite allows one writer anyway), so waiting for the write lock never
-//! blocks a thread.
+//! async runtime, a statement that runs past a millisecond hands the worker's
+//! other tasks to another thread from inside the progress handler
+//! (`leave_worker`) and finishes where it may block. Writers are serialised
+//! by an async mutex (SQLite allows one writer anyway), so waiting for the
+//! write lock never blocks a thread.
 //!
 //! Plugin SQL is contained on every connection:
 //! - an authorizer: no ATTACH, no extensions, no PRAGMA, no transaction
@@ -39,20 +39,31 @@ const READERS: usize = 4;
 /// within microseconds of its deadline at no measurable cost.
 const PROGRESS_EVERY: i32 = 1_000;
 
-/// How long a read may run on an async worker before it is moved to a thread
-/// that may block (see `SqliteTx::as_guest`).
+/// How long a plugin statement may run on an async worker before the worker's
+/// other tasks are handed to another thread (`leave_worker`).
 const INLINE_BUDGET: Duration = Duration::from_millis(1);
 
-/// Runs `f`, which may block for long, without stalling the async runtime: on
-/// a multi-threaded runtime the worker's other tasks move to another thread
-/// first (`block_in_place`); elsewhere (a blocking thread, a single-threaded
-/// test runtime) `f` just runs.
-fn may_block<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
+/// How long `leave_worker` gives the thread that takes over the worker to
+/// start. The statement's own thread sleeps meanwhile, so the newcomer has a
+/// free core; starting one takes tens of microseconds.
+const HANDOFF_WAIT: Duration = Duration::from_micros(500);
+
+/// Called from the progress handler of a statement that has run past
+/// [`INLINE_BUDGET`]: hands this async worker's other tasks (and its place in
+/// the scheduler) to another thread, so that the statement, which goes on
+/// here, can take as long as its deadline allows without stalling `/healthz`
+/// or other plugins. `block_in_place` starts the other worker; once it has
+/// taken over, this thread carries on without a worker of its own until the
+/// call next awaits. Off a multi-threaded runtime (a blocking thread, a
+/// single-threaded test runtime) there is nothing to hand over.
+///
+/// Doing this only for statements that run long matters: handing over before
+/// every write cost the saga a quarter of its throughput (docs/benchmarks.md).
+fn leave_worker() {
+    if let Ok(handle) = tokio::runtime::Handle::try_current()
+        && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+    {
+        tokio::task::block_in_place(|| std::thread::sleep(HANDOFF_WAIT));
     }
 }
 
@@ -223,6 +234,9 @@ struct Guard {
     deadline_ns: AtomicU64,
     /// Set when the progress handler stopped a statement for the deadline.
     deadline_hit: AtomicBool,
+    /// Nanoseconds after [`EPOCH`] at which a running statement leaves the
+    /// async worker (`leave_worker`); 0: never, or done already.
+    offload_ns: AtomicU64,
 }
 
 /// A fixed origin for deadlines stored in atomics.
@@ -278,6 +292,7 @@ impl SqliteConn {
             actor: AtomicU8::new(Actor::Host as u8),
             deadline_ns: AtomicU64::new(0),
             deadline_hit: AtomicBool::new(false),
+            offload_ns: AtomicU64::new(0),
         });
         let seen = guard.clone();
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
@@ -287,35 +302,42 @@ impl SqliteConn {
         conn.progress_handler(
             PROGRESS_EVERY,
             Some(move || {
+                let now = since_epoch(Instant::now());
                 let deadline = timed.deadline_ns.load(Ordering::Relaxed);
-                let passed = deadline != 0 && since_epoch(Instant::now()) >= deadline;
-                if passed {
+                if deadline != 0 && now >= deadline {
                     timed.deadline_hit.store(true, Ordering::Relaxed);
+                    return true;
                 }
-                passed
+                let offload = timed.offload_ns.load(Ordering::Relaxed);
+                if offload != 0 && now >= offload {
+                    timed.offload_ns.store(0, Ordering::Relaxed);
+                    leave_worker();
+                }
+                false
             }),
         );
         Ok(SqliteConn { conn, guard })
     }
 
-    /// Hands the connection to plugin code until [`SqliteConn::leave`].
-    fn enter(&self, actor: Actor, deadline: Option<Instant>) {
-        self.arm(deadline);
-        self.guard.actor.store(actor as u8, Ordering::Relaxed);
-    }
-
-    /// Stops statements at `deadline` from now on.
-    fn arm(&self, deadline: Option<Instant>) {
+    /// Hands the connection to plugin code until [`SqliteConn::leave`]: its
+    /// statements stop at `deadline`, and leave the async worker if they are
+    /// still running at `offload`.
+    fn enter(&self, actor: Actor, deadline: Option<Instant>, offload: Option<Instant>) {
         self.guard.deadline_hit.store(false, Ordering::Relaxed);
         self.guard
             .deadline_ns
             .store(deadline.map_or(0, since_epoch), Ordering::Relaxed);
+        self.guard
+            .offload_ns
+            .store(offload.map_or(0, since_epoch), Ordering::Relaxed);
+        self.guard.actor.store(actor as u8, Ordering::Relaxed);
     }
 
     /// Back to the host; true when a statement was stopped at the deadline.
     fn leave(&self) -> bool {
         self.guard.actor.store(Actor::Host as u8, Ordering::Relaxed);
         self.guard.deadline_ns.store(0, Ordering::Relaxed);
+        self.guard.offload_ns.store(0, Ordering::Relaxed);
         self.guard.deadline_hit.swap(false, Ordering::Relaxed)
     }
 
@@ -601,7 +623,8 @@ const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (\
 fn apply_migration(writer: &SqliteConn, step: &MigrationStep) -> Result<(), StorageError> {
     let started = Instant::now();
     writer.conn.execute_batch("BEGIN IMMEDIATE")?;
-    writer.enter(Actor::Migration, Some(started + step.deadline));
+    // On a blocking thread already: no worker to leave.
+    writer.enter(Actor::Migration, Some(started + step.deadline), None);
     let ran = run_statements(&writer.conn, &step.sql);
     let hit = writer.leave();
     let recorded = ran.map_err(|e| migration_error(e, hit, step.deadline)).and_then(|()| {
@@ -713,43 +736,26 @@ impl SqliteTx {
     ///
     /// A statement that runs long must never hold an async worker (every
     /// other plugin and `/healthz` need them), yet handing each statement to
-    /// another thread costs more than the statement. So a read runs here for
-    /// up to [`INLINE_BUDGET`] and, if it needs longer, is stopped and run
-    /// again where it may block (reads have no effects and the transaction's
-    /// snapshot stays). A write cannot be run again — SQLite rolls back the
-    /// whole transaction of an interrupted write — so it runs where it may
-    /// block from the start.
+    /// another thread costs more than the statement. So it starts here, and
+    /// if it is still running after [`INLINE_BUDGET`] the progress handler
+    /// moves the worker's other tasks away (`leave_worker`) and the statement
+    /// carries on, undisturbed, until it ends or its deadline stops it.
     fn as_guest<T>(
         &mut self,
         sql: &str,
-        f: impl Fn(&SqliteConn) -> rusqlite::Result<T>,
+        f: impl FnOnce(&SqliteConn) -> rusqlite::Result<T>,
     ) -> Result<T, GuestError> {
         let conn = self.handle.conn();
         let deadline = self.budget.map(|b| b.deadline);
-        conn.enter(self.guest_actor(), deadline);
+        conn.enter(
+            self.guest_actor(),
+            deadline,
+            Some(Instant::now() + INLINE_BUDGET),
+        );
         // Guest and host statements share the statement cache, keyed by SQL text;
         // host SQL carries a secret tag (`host_sql`), so a guest can never name
         // a statement that was authorised for the host.
-        let readonly = single_statement(&conn.conn, sql)
-            .and_then(|()| conn.conn.prepare_cached(sql).map(|stmt| stmt.readonly()));
-        let result = match readonly {
-            Err(e) => Err(e),
-            Ok(true) => {
-                let inline_until = Instant::now() + INLINE_BUDGET;
-                conn.arm(Some(deadline.map_or(inline_until, |d| d.min(inline_until))));
-                match f(conn) {
-                    Err(_)
-                        if conn.guard.deadline_hit.load(Ordering::Relaxed)
-                            && deadline.is_none_or(|d| Instant::now() < d) =>
-                    {
-                        conn.arm(deadline);
-                        may_block(|| f(conn))
-                    }
-                    done => done,
-                }
-            }
-            Ok(false) => may_block(|| f(conn)),
-        };
+        let result = single_statement(&conn.conn, sql).and_then(|()| f(conn));
         if conn.leave() {
             self.deadline_hit = true;
             return Err(GuestError::Internal(

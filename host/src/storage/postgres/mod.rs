@@ -52,7 +52,8 @@ struct Shared {
     admin_pool: PgPool,
     key: HostKey,
     search_path: String,
-    lock_outbox_sql: String,
+    /// Advances the outbox head by $1 under its row lock; returns the new head.
+    reserve_sql: String,
     host_sql: HostSql,
     guest_sql: GuestSql,
 }
@@ -77,7 +78,9 @@ impl PgDb {
             .options([("search_path", search_path.as_str())]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .after_release(|conn, _| session::reset(conn))
+            // No ping per acquire (a round trip per call): `begin_tx` takes
+            // another connection if the BEGIN finds this one closed.
+            .test_before_acquire(false)
             .connect_with(runtime)
             .await?;
         let admin_pool = PgPoolOptions::new()
@@ -87,8 +90,8 @@ impl PgDb {
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(admin.clone());
         let shared = Shared {
-            lock_outbox_sql: format!(
-                "SELECT id FROM {}.{} FOR UPDATE",
+            reserve_sql: format!(
+                "UPDATE {}.{} SET head = head + $1 WHERE id = 1 RETURNING head",
                 quote(&names.host_schema),
                 provision::OUTBOX_LOCK
             ),

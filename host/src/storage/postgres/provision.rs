@@ -541,18 +541,48 @@ async fn create_host_tables(
          success BOOLEAN NOT NULL, checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL)",
     )
     .await?;
-    exec(
-        tx,
-        &format!(
-            "CREATE TABLE IF NOT EXISTS {OUTBOX_LOCK} (id INTEGER PRIMARY KEY CHECK (id = 1))"
-        ),
+    // The outbox head lives in the lock's row (`PgTx::reserve_sequences`).
+    // Only a database without it takes locks here: this runs on every deploy,
+    // beside calls that hold the lock's row, and DDL on it would deadlock them.
+    let has_head: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
+         WHERE attrelid = pg_catalog.to_regclass($1) AND attname = 'head' AND NOT attisdropped)",
     )
+    .bind(format!("{host}.{OUTBOX_LOCK}"))
+    .fetch_one(&mut **tx)
     .await?;
-    exec(
-        tx,
-        &format!("INSERT INTO {OUTBOX_LOCK} (id) VALUES (1) ON CONFLICT DO NOTHING"),
-    )
-    .await?;
+    if !has_head {
+        exec(
+            tx,
+            &format!(
+                "CREATE TABLE IF NOT EXISTS {OUTBOX_LOCK} (id INTEGER PRIMARY KEY CHECK (id = 1), \
+                 head BIGINT NOT NULL DEFAULT 0)"
+            ),
+        )
+        .await?;
+        exec(
+            tx,
+            &format!(
+                "ALTER TABLE {OUTBOX_LOCK} ADD COLUMN IF NOT EXISTS head BIGINT NOT NULL DEFAULT 0"
+            ),
+        )
+        .await?;
+        exec(
+            tx,
+            &format!("INSERT INTO {OUTBOX_LOCK} (id) VALUES (1) ON CONFLICT DO NOTHING"),
+        )
+        .await?;
+        // Databases of earlier builds, and outboxes moved from the earlier
+        // layout, start the head at their last event.
+        exec(
+            tx,
+            &format!(
+                "UPDATE {OUTBOX_LOCK} SET head = GREATEST(head, \
+                 (SELECT COALESCE(MAX(sequence), 0) FROM outbox_events)) WHERE id = 1"
+            ),
+        )
+        .await?;
+    }
     exec(tx, "SET LOCAL search_path = pg_catalog").await?;
 
     // The digest is written into the body: the function needs no table of its

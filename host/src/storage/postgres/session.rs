@@ -1,5 +1,4 @@
 //! Session hygiene for the plugin's pooled connections, and the host key.
-use futures_util::future::BoxFuture;
 use sqlx::{PgConnection, PgPool};
 
 /// The secret that lets a session write the host's tables (see
@@ -46,31 +45,51 @@ impl std::fmt::Debug for HostKey {
     }
 }
 
-/// Resets what a plugin's SQL may have left in the session before the pool
-/// hands the connection to the next call. Not `DISCARD ALL`: it would also
-/// deallocate the prepared statements sqlx keeps cached for this connection.
-/// `RESET ALL` restores the connection's start-up options (its search path).
-/// The first statement tells whether the connection is idle: inside a
-/// transaction left open, `now()` is that transaction's start, earlier than
-/// this message.
+/// Resets what a plugin's SQL may have left in the session, sent in the same
+/// round trip as the COMMIT or ROLLBACK that ends a call whose plugin ran SQL
+/// (a call without plugin SQL leaves nothing to reset). Not `DISCARD ALL`: it
+/// would also deallocate the prepared statements sqlx keeps cached for this
+/// connection. `RESET ALL` restores the connection's start-up options (its
+/// search path). The first statement tells whether the transaction really
+/// ended: in the fresh implicit transaction `now()` is this message's time;
+/// inside a transaction left open it would be earlier.
 const RESET: &str = "SELECT pg_catalog.now() = pg_catalog.statement_timestamp() AS idle; \
                      CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); \
                      DISCARD TEMP; DISCARD SEQUENCES; RESET ALL";
 
-/// The pool's `after_release` hook: `false` closes the connection.
-pub(super) fn reset(conn: &mut PgConnection) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
-    Box::pin(async move {
-        use sqlx::{Executor, Row};
-        let rows = conn.fetch_all(sqlx::raw_sql(RESET)).await?;
-        let idle = match rows.first() {
-            Some(row) => row.try_get::<bool, _>("idle")?,
-            None => false,
-        };
-        if !idle {
-            tracing::warn!("a plugin connection came back inside a transaction; closing it");
-        }
-        Ok(idle)
-    })
+/// `end` (a COMMIT or ROLLBACK, in the simple protocol), followed by the
+/// session reset when plugin SQL ran.
+pub(super) fn ending(end: &str, reset: bool) -> std::borrow::Cow<'_, str> {
+    if reset {
+        format!("{end}; {RESET}").into()
+    } else {
+        end.into()
+    }
+}
+
+/// Runs `sql` from [`ending`]; false when the reset found the session still
+/// inside a transaction (the connection must then be closed, not reused).
+pub(super) async fn end(
+    conn: &mut PgConnection,
+    sql: &str,
+    reset: bool,
+) -> Result<bool, sqlx::Error> {
+    use sqlx::{Executor, Row};
+    if !reset {
+        conn.execute(sqlx::raw_sql(sql)).await?;
+        return Ok(true);
+    }
+    let rows = conn.fetch_all(sqlx::raw_sql(sql)).await?;
+    let idle = rows
+        .iter()
+        .find_map(|row| row.try_get::<bool, _>("idle").ok())
+        .unwrap_or(false);
+    if !idle {
+        tracing::warn!(
+            "a plugin connection was still inside a transaction after its call; closing it"
+        );
+    }
+    Ok(idle)
 }
 
 /// Cancels the statement running on backend `pid`, from another connection

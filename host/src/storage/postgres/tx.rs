@@ -44,6 +44,9 @@ pub struct PgTx {
     key_set: bool,
     /// Plugin SQL ran since the host last pinned the session's settings.
     guest_ran: bool,
+    /// Plugin SQL ran at all in this transaction: the session is reset when it
+    /// ends (`session::ending`).
+    guest_touched: bool,
     /// A statement was sent and its result not fully read: if its future was
     /// dropped, it may still be running.
     in_flight: bool,
@@ -57,13 +60,6 @@ impl PgDb {
         mode: TxMode,
         budget: Option<CallBudget>,
     ) -> Result<PgTx, StorageError> {
-        let mut conn = match &budget {
-            // A call waits for a connection no longer than its deadline.
-            Some(b) => tokio::time::timeout_at(b.deadline.into(), self.pool.acquire())
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)??,
-            None => self.pool.acquire().await?,
-        };
         let begin = match mode {
             TxMode::ReadOnly => "BEGIN READ ONLY",
             TxMode::ReadWrite => "BEGIN",
@@ -79,10 +75,13 @@ impl PgDb {
                          pg_catalog.set_config('idle_in_transaction_session_timeout', '{idle}', true), \
                          pg_catalog.pg_backend_pid() AS pid"
                     ),
-                    Some(Budget {
-                        max_query_bytes: b.max_query_bytes,
-                        timeout_ms: ms.to_string(),
-                    }),
+                    Some((
+                        b.deadline,
+                        Budget {
+                            max_query_bytes: b.max_query_bytes,
+                            timeout_ms: ms.to_string(),
+                        },
+                    )),
                 )
             }
             None => (
@@ -90,18 +89,41 @@ impl PgDb {
                 None,
             ),
         };
-        let pid = match conn.fetch_one(sqlx::raw_sql(&sql)).await {
-            Ok(row) => row.try_get::<i32, _>("pid"),
-            Err(e) => Err(e),
-        };
-        let pid = match pid {
-            Ok(pid) => pid,
-            Err(e) => {
-                // The session may be left inside a failed BEGIN; do not reuse it.
-                conn.close_on_drop();
-                return Err(e.into());
+        // The pool does not ping a connection before handing it out (a round
+        // trip per call); a connection the server dropped meanwhile shows up
+        // here as an I/O error, and the call takes another one.
+        let mut attempts = 0;
+        let (conn, pid) = loop {
+            attempts += 1;
+            let mut conn = match &budget {
+                // A call waits for a connection no longer than its deadline.
+                Some((deadline, _)) => {
+                    tokio::time::timeout_at((*deadline).into(), self.pool.acquire())
+                        .await
+                        .map_err(|_| sqlx::Error::PoolTimedOut)??
+                }
+                None => self.pool.acquire().await?,
+            };
+            let pid = match conn.fetch_one(sqlx::raw_sql(&sql)).await {
+                Ok(row) => row.try_get::<i32, _>("pid"),
+                Err(e) => Err(e),
+            };
+            match pid {
+                Ok(pid) => break (conn, pid),
+                Err(e) => {
+                    // The session may be left inside a failed BEGIN; do not reuse it.
+                    conn.close_on_drop();
+                    let broken = matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_));
+                    // Each try closes one dead connection; a restarted server
+                    // may have left every pooled one dead.
+                    if !(broken && attempts <= self.pool.options().get_max_connections()) {
+                        return Err(e.into());
+                    }
+                    tracing::debug!(error = %e, "a pooled plugin connection was closed by the server; taking another");
+                }
             }
         };
+        let budget = budget.map(|(_, budget)| budget);
         Ok(PgTx {
             conn: Some(conn),
             shared: self.shared.clone(),
@@ -109,6 +131,7 @@ impl PgDb {
             budget,
             key_set: false,
             guest_ran: false,
+            guest_touched: false,
             in_flight: false,
             deadline_hit: false,
         })
@@ -183,16 +206,26 @@ impl PgTx {
         self.query(&sql, params, None).await
     }
 
-    /// Takes the one-row outbox lock of the host schema until commit. A plugin
-    /// role can lock only its own plugin's outbox, and only within its call.
-    pub(in crate::storage) async fn lock_outbox(&mut self) -> Result<(), StorageError> {
-        // The outbox rows follow at once: set the key now, in the same trip.
+    /// Advances the outbox head kept in the one-row outbox lock table of the
+    /// host schema by `count` and returns the head before: the row stays
+    /// locked until commit, which serialises writers of this outbox. (Reading
+    /// `MAX(sequence)` instead cost a scan of the outbox whenever PostgreSQL
+    /// kept a plan made while the table was small, inside the lock.)
+    pub(in crate::storage) async fn reserve_sequences(
+        &mut self,
+        count: u64,
+    ) -> Result<i64, StorageError> {
         self.before_host(true).await?;
-        let sql = self.shared.lock_outbox_sql.clone();
+        let count = i64::try_from(count)
+            .map_err(|_| StorageError::Setup("too many events in one call".into()))?;
+        let sql = self.shared.reserve_sql.clone();
         self.in_flight = true;
-        self.conn().execute(sql.as_str()).await?;
+        let head: i64 = sqlx::query_scalar(&sql)
+            .bind(count)
+            .fetch_one(self.conn())
+            .await?;
         self.in_flight = false;
-        Ok(())
+        Ok(head - count)
     }
 
     pub(in crate::storage) fn deadline_exceeded(&self) -> bool {
@@ -216,14 +249,19 @@ impl PgTx {
         } else {
             "COMMIT"
         };
+        let reset = self.guest_touched;
         let mut conn = self
             .conn
             .take()
             .expect("the connection is held until commit");
-        match conn.execute(sqlx::raw_sql(commit)).await {
-            Ok(_) => Ok(()),
+        match session::end(&mut conn, &session::ending(commit, reset), reset).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                conn.close_on_drop();
+                Ok(())
+            }
             Err(e) => {
-                finish(conn, self.shared.clone(), self.pid, false).await;
+                finish(conn, self.shared.clone(), self.pid, false, reset).await;
                 Err(e.into())
             }
         }
@@ -234,7 +272,14 @@ impl PgTx {
             .conn
             .take()
             .expect("the connection is held until rollback");
-        finish(conn, self.shared.clone(), self.pid, self.in_flight).await;
+        finish(
+            conn,
+            self.shared.clone(),
+            self.pid,
+            self.in_flight,
+            self.guest_touched,
+        )
+        .await;
         Ok(())
     }
 
@@ -251,6 +296,7 @@ impl PgTx {
         }
         // Even a failing statement may have run plugin code (a trigger).
         self.guest_ran = true;
+        self.guest_touched = true;
         Ok(())
     }
 
@@ -389,7 +435,13 @@ impl Drop for PgTx {
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(finish(conn, self.shared.clone(), self.pid, self.in_flight));
+                runtime.spawn(finish(
+                    conn,
+                    self.shared.clone(),
+                    self.pid,
+                    self.in_flight,
+                    self.guest_touched,
+                ));
             }
             // No runtime to roll back on: close rather than reuse.
             Err(_) => conn.close_on_drop(),
@@ -397,25 +449,27 @@ impl Drop for PgTx {
     }
 }
 
-/// Rolls back, first cancelling a statement still running; if that fails or
-/// takes too long, terminates the backend and closes the connection instead of
-/// returning it to the pool.
+/// Rolls back (and resets the session if plugin SQL ran), first cancelling a
+/// statement still running; if that fails or takes too long, terminates the
+/// backend and closes the connection instead of returning it to the pool.
 async fn finish(
     mut conn: PoolConnection<Postgres>,
     shared: Arc<Shared>,
     pid: i32,
     in_flight: bool,
+    reset: bool,
 ) {
     let rolled_back = tokio::time::timeout(ROLLBACK_GRACE, async {
         if in_flight {
             session::cancel(&shared.admin_pool, pid).await;
             drain(&mut conn).await?;
         }
-        conn.execute("ROLLBACK").await.map(|_| ())
+        session::end(&mut conn, &session::ending("ROLLBACK", reset), reset).await
     })
     .await;
     match rolled_back {
-        Ok(Ok(())) => {}
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => conn.close_on_drop(),
         Ok(Err(e)) => discard(conn, &shared, pid, &e.to_string()).await,
         Err(_) => discard(conn, &shared, pid, "rollback timed out").await,
     }
