@@ -798,12 +798,10 @@ async fn postgres_connections_the_server_closed_are_replaced_without_a_failed_ca
     let dir = tempfile::tempdir().unwrap();
     let (app, config, plugins) = postgres_app(dir.path(), &["notes"], 1_000).await;
     // Several calls at once, so the pool holds several connections.
-    let posts = (0..8).map(|i| {
-        app.post(
-            "/notes/notes",
-            &json!({ "id": format!("n{i}"), "body": "before" }),
-        )
-    });
+    let bodies: Vec<_> = (0..8)
+        .map(|i| json!({ "id": format!("n{i}"), "body": "before" }))
+        .collect();
+    let posts = bodies.iter().map(|body| app.post("/notes/notes", body));
     for (status, body) in futures_util::future::join_all(posts).await {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
@@ -814,8 +812,8 @@ async fn postgres_connections_the_server_closed_are_replaced_without_a_failed_ca
     let ended = count(
         &mut admin,
         &format!(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE usename = '{role}' AND pg_terminate_backend(pid)"
+            "WITH plugin AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE usename = '{role}') \
+             SELECT count(*) FROM plugin WHERE pg_terminate_backend(pid)"
         ),
     )
     .await;

@@ -113,7 +113,7 @@ impl PgDb {
                 Err(e) => {
                     // The session may be left inside a failed BEGIN; do not reuse it.
                     conn.close_on_drop();
-                    let broken = matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_));
+                    let broken = closed_by_server(&e);
                     // Each try closes one dead connection; a restarted server
                     // may have left every pooled one dead.
                     if !(broken && attempts <= self.pool.options().get_max_connections()) {
@@ -135,6 +135,19 @@ impl PgDb {
             in_flight: false,
             deadline_hit: false,
         })
+    }
+}
+
+/// True when `e` says the session is gone: the socket closed, or the server
+/// ended it (`57P01` admin shutdown, `57P02` crash shutdown, class `08`
+/// connection exceptions), as a restart or `pg_terminate_backend` does.
+fn closed_by_server(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+        _ => false,
     }
 }
 
