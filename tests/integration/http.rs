@@ -1,9 +1,7 @@
 //! The HTTP gateway and the `mercato` binary: host routes, admin auth, limits,
 //! JSON errors, request ids, graceful shutdown, slow clients, secret files, and
 //! zero-config `mercato serve`.
-mod common;
-
-use common::{TestApp, config};
+use crate::common::{TestApp, config};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -195,7 +193,7 @@ async fn shutdown_lets_an_in_flight_call_finish_and_commit() {
     app.stop().await;
     assert_eq!(in_flight.await.unwrap(), StatusCode::CREATED);
     assert_eq!(
-        common::sqlite_count(dir.path(), "notes", "SELECT COUNT(*) FROM notes"),
+        crate::common::sqlite_count(dir.path(), "notes", "SELECT COUNT(*) FROM notes"),
         1
     );
 }

@@ -1,7 +1,5 @@
 //! Hot swap under traffic: deploy, migrate, switch, roll back — with nothing lost.
-mod common;
-
-use common::{
+use crate::common::{
     Backend, SHOP, Teardown, TestApp, component, on_both_backends, place, plugin_version,
     put_component, seed, within,
 };

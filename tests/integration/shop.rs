@@ -1,9 +1,7 @@
 //! The shop end to end: products, orders, inventory, payments and coupons joined
 //! by the order saga, through the real host and the real plugin components. Every
 //! invariant of ARCHITECTURE.md §10 is checked through each context's own API.
-mod common;
-
-use common::{SHOP, TestApp, config, drop_postgres, postgres_config};
+use crate::common::{SHOP, TestApp, config, drop_postgres, postgres_config};
 use futures_util::future::join_all;
 use mercato::config::Config;
 use reqwest::StatusCode;

@@ -1,9 +1,7 @@
 //! Third-party coupon rules through the real host: the example rules priced in
 //! end-to-end orders, hostile rules contained, a rule swapped while orders
 //! flow, and the cost of each evaluation reported.
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;

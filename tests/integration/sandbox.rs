@@ -1,8 +1,6 @@
 //! The sandbox contains a hostile plugin: runaway loops, huge allocations, panics,
 //! and SQL aimed at other plugins' data or the host's own tables.
-mod common;
-
-use common::{
+use crate::common::{
     TestApp, config, drop_postgres, hostile_with_migration, postgres_config, put_component,
     sqlite_count,
 };
@@ -299,7 +297,7 @@ async fn sqlite_runaway_sql_is_stopped_at_the_deadline_while_the_host_keeps_serv
             })
         })
         .collect();
-    common::within(Duration::from_secs(5), async || {
+    crate::common::within(Duration::from_secs(5), async || {
         in_flight(&app, "hostile").await == 3
     })
     .await;
@@ -515,7 +513,7 @@ async fn sqlite_malicious_migrations_are_refused_and_change_nothing() {
          SELECT x FROM c;"
             .to_owned(),
     ];
-    let (_, running) = common::plugin_version(&app, "hostile").await;
+    let (_, running) = crate::common::plugin_version(&app, "hostile").await;
     for sql in &attacks {
         let (status, body) = deploy_migration(&app, sql).await;
         assert!(
@@ -523,7 +521,7 @@ async fn sqlite_malicious_migrations_are_refused_and_change_nothing() {
             "`{sql}` must be refused: {status} {body}"
         );
         assert_eq!(
-            common::plugin_version(&app, "hostile").await.1,
+            crate::common::plugin_version(&app, "hostile").await.1,
             running,
             "the running version keeps serving after `{sql}`"
         );
@@ -778,7 +776,7 @@ async fn postgres_advisory_locks_cannot_block_the_host() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     app.drain().await;
     let (status, body) =
-        common::put_component(&app, "notes", common::component("notes"), None).await;
+        crate::common::put_component(&app, "notes", crate::common::component("notes"), None).await;
     assert_eq!(status, StatusCode::OK, "a deploy provisions again: {body}");
     app.stop().await;
     let app = TestApp::start(config.clone(), &plugins).await;
@@ -890,6 +888,9 @@ async fn postgres_host_tables_are_not_writable_by_the_plugin() {
         format!("DELETE FROM \"{host}\".outbox_events"),
         "WITH gone AS (DELETE FROM outbox_events RETURNING id) SELECT COUNT(*) FROM gone"
             .to_owned(),
+        // The outbox head: rewinding it would hand out sequences twice.
+        "UPDATE mercato_outbox_lock SET head = 0".to_owned(),
+        format!("UPDATE \"{host}\".mercato_outbox_lock SET head = head + 1000"),
     ];
     all_refused(&app, &attacks, "only the Mercato host writes").await;
     all_refused(
@@ -921,6 +922,15 @@ async fn postgres_host_tables_are_not_writable_by_the_plugin() {
         );
     }
     assert_eq!(count(&mut conn, &unpublished).await, 0);
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT head FROM \"{host}\".mercato_outbox_lock")
+        )
+        .await,
+        1,
+        "the outbox head moved"
+    );
     // Reading them is harmless and allowed, as on SQLite.
     assert_eq!(
         attempt(&app, "SELECT COUNT(*) AS n FROM outbox_events")
@@ -1134,7 +1144,7 @@ async fn postgres_runaway_sql_is_stopped_at_the_deadline_while_the_host_keeps_se
             )
         })
     };
-    common::within(Duration::from_secs(5), async || {
+    crate::common::within(Duration::from_secs(5), async || {
         in_flight(&app, "hostile").await == 1
     })
     .await;

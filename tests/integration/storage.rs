@@ -1,8 +1,6 @@
 //! One storage conformance suite, run on SQLite and on PostgreSQL, plus the
 //! host's end-to-end guarantees on PostgreSQL with real components.
-mod common;
-
-use common::{TestApp, drop_postgres, postgres_config, postgres_url};
+use crate::common::{TestApp, drop_postgres, postgres_config, postgres_url};
 use mercato::bindings::{GuestError, SqlValue};
 use mercato::events::{PendingEvent, flush};
 use mercato::migrate::{self, MigrationError, Mode};
@@ -796,7 +794,7 @@ async fn postgres_an_install_of_the_earlier_layout_is_converted_in_place() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_hot_swap_applies_the_new_versions_migration() {
-    use common::{SHOP, component, place, put_component, seed, shop_config};
+    use crate::common::{SHOP, component, place, put_component, seed, shop_config};
     let dir = tempfile::tempdir().unwrap();
     let mut config = shop_config(dir.path());
     config.storage = postgres_config(dir.path()).await.storage;

@@ -1,9 +1,6 @@
-//! Hot swap under continuous load, in a test binary of its own so that no other
-//! test competes for the two cores while the load runs (and the two backends'
-//! runs take turns).
-mod common;
-
-use common::{
+//! Hot swap under continuous load. Its host runs while no other test's host
+//! does (`TestApp::start_alone`), so the rate floors measure this test alone.
+use crate::common::{
     Backend, SHOP, Teardown, TestApp, component, count, host_count, on_both_backends, place,
     put_component, seed, within,
 };
@@ -37,9 +34,6 @@ on_both_backends!(
 async fn deploying_and_rolling_back_under_load_fails_no_request_and_loses_no_event(
     backend: Backend,
 ) {
-    // One load at a time: the two backends' runs would share the cores.
-    static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _alone = ALONE.lock().await;
     let min_rate = match backend {
         Backend::Sqlite => MIN_RATE,
         Backend::Postgres => MIN_RATE_ON_POSTGRES,
@@ -47,7 +41,9 @@ async fn deploying_and_rolling_back_under_load_fails_no_request_and_loses_no_eve
     let dir = tempfile::tempdir().unwrap();
     let config = backend.shop_config(dir.path()).await;
     let _teardown = Teardown::new(&config, &SHOP);
-    let app = Arc::new(TestApp::start(config.clone(), &SHOP).await);
+    // Alone: no other test's host (nor the other backend's run) shares the
+    // cores while the load runs.
+    let app = Arc::new(TestApp::start_alone(config.clone(), &SHOP).await);
     seed(&app, "HOT", 10_000_000).await;
     let probe = place(&app, "HOT", "probe").await;
 

@@ -1,9 +1,7 @@
 //! The unit of work through real components: commit on success, roll back on
 //! error or trap, exactly-once effects across a restart, idempotency keys and
 //! their expiry.
-mod common;
-
-use common::{TestApp, config, drop_postgres, postgres_config, sqlite_count, within};
+use crate::common::{TestApp, config, drop_postgres, postgres_config, sqlite_count, within};
 use mercato::config::Config;
 use mercato::retention::IdempotencyConfig;
 use mercato::storage::{SqlValueExt, TxMode, cell};

@@ -1,8 +1,6 @@
 //! Event routing through real components: retries with backoff, dead letters that
 //! do not block other sources, source order at volume, delayed delivery.
-mod common;
-
-use common::{TestApp, config, drop_postgres, postgres_config, sqlite_count, within};
+use crate::common::{TestApp, config, drop_postgres, postgres_config, sqlite_count, within};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -1,6 +1,5 @@
 //! `TestApp`: a real host with real plugin components on a real port, a fresh
 //! data directory, and `drain()` to wait for event delivery instead of sleeping.
-#![allow(dead_code)]
 
 use mercato::config::{Config, EventsConfig, StorageConfig};
 use mercato::host::{Component, Host};
@@ -21,6 +20,73 @@ pub struct TestApp {
     pub anonymous: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _turn: Turn,
+}
+
+/// Whose turn it is to run a host. Every test shares one process; tests that
+/// measure a rate under load (`hotswap_load`) run theirs while no other test's
+/// host runs, as they did in a test binary of their own.
+struct Turns {
+    /// Hosts of ordinary tests running now.
+    shared: usize,
+    /// A load test's host is running.
+    alone: bool,
+}
+
+static TURNS: std::sync::Mutex<Turns> = std::sync::Mutex::new(Turns {
+    shared: 0,
+    alone: false,
+});
+static TURN_ENDED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+enum Turn {
+    Shared,
+    Alone,
+}
+
+impl Turn {
+    /// Waits until `ready` holds for the turns, then takes one with `take`.
+    async fn wait(ready: impl Fn(&Turns) -> bool, take: impl Fn(&mut Turns)) {
+        loop {
+            let ended = TURN_ENDED.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            {
+                let mut turns = TURNS.lock().unwrap();
+                if ready(&turns) {
+                    take(&mut turns);
+                    return;
+                }
+            }
+            ended.await;
+        }
+    }
+
+    /// Any number of ordinary hosts run together, but not beside a load test.
+    async fn shared() -> Turn {
+        Turn::wait(|t| !t.alone, |t| t.shared += 1).await;
+        Turn::Shared
+    }
+
+    /// A load test waits until no other host runs; meanwhile new ones still
+    /// start (a test may be between its first and its second host), so it
+    /// takes its turn in a gap between tests.
+    async fn alone() -> Turn {
+        Turn::wait(|t| !t.alone && t.shared == 0, |t| t.alone = true).await;
+        Turn::Alone
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut turns = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+        match self {
+            Turn::Shared => turns.shared -= 1,
+            Turn::Alone => turns.alone = false,
+        }
+        drop(turns);
+        TURN_ENDED.notify_waiters();
+    }
 }
 
 /// A configuration for tests: fresh data dir, fast retries, a small instance pool.
@@ -121,7 +187,6 @@ impl Backend {
 
 /// `on_both_backends!(name, name_on_sqlite, name_on_postgres)`: two tests that
 /// run `async fn name(backend: Backend)`, one on each backend.
-#[allow(unused_macros)] // like the rest of this module: not every test binary uses it
 macro_rules! on_both_backends {
     ($body:ident, $sqlite:ident, $postgres:ident $(,)?) => {
         const _: () = assert!(
@@ -146,7 +211,6 @@ macro_rules! on_both_backends {
         }
     };
 }
-#[allow(unused_imports)]
 pub(crate) use on_both_backends;
 
 /// String equality in a constant (for [`on_both_backends!`]).
@@ -327,6 +391,16 @@ async fn postgres_count(config: &Config, search_path: &[String], sql: &str) -> i
 
 impl TestApp {
     pub async fn start(config: Config, plugins: &[&str]) -> TestApp {
+        TestApp::start_in(Turn::shared().await, config, plugins).await
+    }
+
+    /// A host that runs while no other test's host does: for tests that
+    /// measure a rate under load.
+    pub async fn start_alone(config: Config, plugins: &[&str]) -> TestApp {
+        TestApp::start_in(Turn::alone().await, config, plugins).await
+    }
+
+    async fn start_in(turn: Turn, config: Config, plugins: &[&str]) -> TestApp {
         let host = Host::start(config, components(plugins))
             .await
             .expect("host starts");
@@ -354,6 +428,7 @@ impl TestApp {
             anonymous: reqwest::Client::new(),
             stop: Some(stop),
             server: Some(server),
+            _turn: turn,
         }
     }
 

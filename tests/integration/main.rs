@@ -1,0 +1,14 @@
+//! End-to-end tests: real plugin components through the real host, on SQLite
+//! and on the PostgreSQL of the test machine. One binary, a module per area
+//! (`cargo test -p mercato --test integration sandbox::` runs one area).
+mod common;
+
+mod events;
+mod hotswap;
+mod hotswap_load;
+mod http;
+mod rules;
+mod runtime;
+mod sandbox;
+mod shop;
+mod storage;
