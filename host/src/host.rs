@@ -1,6 +1,6 @@
-//! The host: sandbox, plugins, databases, router and metrics wired together.
+//! The host: sandbox, plugins, databases, event relay and metrics wired together.
 use crate::config::Config;
-use crate::events::{Pattern, router::Router, valid_name};
+use crate::events::{Pattern, Relay, store::outbox_head, valid_name};
 use crate::metrics::Metrics;
 use crate::migrate::{MigrationError, Mode};
 use crate::plugin::{Kind, Plugin, Registry};
@@ -8,7 +8,7 @@ use crate::rules::{Rule, RuleSandbox, Rules};
 use crate::runtime::{EngineConfig, LoadError, Sandbox};
 use crate::storage::postgres::PgDb;
 use crate::storage::sqlite::SqliteDb;
-use crate::storage::{Database, SqlValueExt, StorageError, TxMode, cell};
+use crate::storage::{Database, StorageError};
 use sha2::{Digest, Sha256};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
@@ -145,8 +145,8 @@ pub struct HostInner {
     pub rules: Arc<Rules>,
     /// Metrics.
     pub metrics: Metrics,
-    /// Event router.
-    pub router: Router,
+    /// Event relay.
+    pub relay: Relay,
     /// Cancelled on shutdown.
     pub cancel: CancellationToken,
     /// Deployed component bytes and version stacks.
@@ -205,7 +205,7 @@ impl Host {
             registry: Registry::default(),
             rules,
             metrics,
-            router: Router::default(),
+            relay: Relay::default(),
             cancel: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
         }));
@@ -228,7 +228,7 @@ impl Host {
                 .await
                 .map_err(failed)?;
         }
-        let mut tasks = host.router.ensure(&host);
+        let mut tasks = host.relay.ensure(&host);
         tasks.push(crate::retention::spawn_pruner(&host));
         host.tasks.lock().expect("tasks poisoned").extend(tasks);
         Ok(host)
@@ -273,7 +273,7 @@ impl Host {
 
     /// Starts event routing for plugins and subscriptions that have none yet.
     pub fn ensure_routing(&self) {
-        let tasks = self.router.ensure(self);
+        let tasks = self.relay.ensure(self);
         self.tasks.lock().expect("tasks poisoned").extend(tasks);
     }
 
@@ -463,7 +463,7 @@ impl Host {
     /// Waits until every subscriber has consumed every committed event (retries
     /// and dead-lettering included; delayed events count once scheduled).
     pub async fn drain(&self, timeout: Duration) -> Result<(), String> {
-        self.router.drain(&self.registry, timeout).await
+        self.relay.drain(&self.registry, timeout).await
     }
 
     /// Waits until `subscriber` has consumed everything `source` committed.
@@ -473,7 +473,7 @@ impl Host {
         source: &str,
         timeout: Duration,
     ) -> Result<(), String> {
-        self.router
+        self.relay
             .drain_stream(&self.registry, subscriber, source, timeout)
             .await
     }
@@ -481,28 +481,16 @@ impl Host {
     /// Waits until every delayed event due at or before `until_ms` (ms since the
     /// epoch) has been delivered or dead-lettered.
     pub async fn drain_scheduled(&self, until_ms: u64, timeout: Duration) -> Result<(), String> {
-        self.router.drain_scheduled(until_ms, timeout).await
+        self.relay.drain_scheduled(until_ms, timeout).await
     }
 
-    /// Stops the router and the idempotency pruner and waits for their tasks.
+    /// Stops the relay and the idempotency pruner and waits for their tasks.
     pub async fn shutdown(&self) {
         self.cancel.cancel();
         let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks poisoned"));
         for task in tasks {
             let _ = task.await;
         }
-        self.router.mark_all(&self.registry).await;
+        self.relay.mark_all(&self.registry).await;
     }
-}
-
-async fn outbox_head(db: &Database) -> Result<u64, StorageError> {
-    let mut tx = db.begin(TxMode::ReadOnly).await?;
-    let rows = tx
-        .host_query(
-            "SELECT COALESCE(MAX(sequence), 0) AS head FROM outbox_events",
-            &[],
-        )
-        .await?;
-    tx.rollback().await?;
-    Ok(cell(&rows, 0, "head").as_i64() as u64)
 }

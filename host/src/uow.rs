@@ -3,7 +3,8 @@
 //! runs its SQL and emits events → `COMMIT` with the host's records if the guest
 //! succeeded (2xx / `ok`), `ROLLBACK` otherwise. GET runs read-only.
 use crate::bindings::{GuestError, Request, Response, SqlValue};
-use crate::events::{self, OutboxEvent};
+use crate::events::inbox::{already_consumed, record_consumed};
+use crate::events::{self, Delivery, OutboxEvent};
 use crate::host::Host;
 use crate::plugin::Plugin;
 use crate::runtime::{CallError, CallState};
@@ -68,17 +69,6 @@ fn request_hash(req: &Request) -> String {
     }
     h.update(&req.body);
     hex::encode(h.finalize())
-}
-
-/// How an event reaches a subscriber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// In source order; the subscriber's cursor for the source advances.
-    Stream,
-    /// A delayed event that became due; its `mercato_scheduled` row is removed.
-    Scheduled,
-    /// A dead letter redriven after a fix; its `mercato_dead_letters` row is removed.
-    DeadLetter,
 }
 
 /// The outcome of one event delivery attempt.
@@ -327,80 +317,6 @@ fn describe_guest_error(e: &GuestError) -> String {
         GuestError::Denied(m) => format!("denied: {m}"),
         GuestError::Internal(m) => format!("internal: {m}"),
     }
-}
-
-/// Where an event waiting outside the ordered stream is kept.
-fn pending_table(delivery: Delivery) -> &'static str {
-    match delivery {
-        Delivery::DeadLetter => "mercato_dead_letters",
-        _ => "mercato_scheduled",
-    }
-}
-
-/// Whether `event` was consumed already. Only reads: the record is written
-/// after the guest ran ([`record_consumed`]), conditionally, so two deliveries
-/// racing for one event commit at most one effect.
-async fn already_consumed(
-    tx: &mut Tx,
-    event: &OutboxEvent,
-    delivery: Delivery,
-) -> Result<bool, StorageError> {
-    match delivery {
-        Delivery::Stream => {
-            let rows = tx
-                .host_query(
-                    "SELECT sequence FROM mercato_cursors WHERE source = $1",
-                    &[SqlValue::Text(event.source.clone())],
-                )
-                .await?;
-            Ok(!rows.rows.is_empty()
-                && cell(&rows, 0, "sequence").as_i64() as u64 >= event.sequence)
-        }
-        Delivery::Scheduled | Delivery::DeadLetter => {
-            let table = pending_table(delivery);
-            let rows = tx
-                .host_query(
-                    &format!("SELECT event_id FROM {table} WHERE event_id = $1"),
-                    &[SqlValue::Text(event.id.clone())],
-                )
-                .await?;
-            Ok(rows.rows.is_empty())
-        }
-    }
-}
-
-/// Records that `event` was consumed, in the handler's transaction. False when
-/// it had been recorded already (by a delivery that committed first).
-pub(crate) async fn record_consumed(
-    tx: &mut Tx,
-    event: &OutboxEvent,
-    delivery: Delivery,
-) -> Result<bool, StorageError> {
-    let changed = match delivery {
-        Delivery::Stream => {
-            tx.host_execute(
-                "INSERT INTO mercato_cursors (source, sequence) VALUES ($1, $2) \
-                 ON CONFLICT (source) DO UPDATE SET sequence = excluded.sequence \
-                 WHERE mercato_cursors.sequence < excluded.sequence",
-                &[
-                    SqlValue::Text(event.source.clone()),
-                    SqlValue::Integer(event.sequence as i64),
-                ],
-            )
-            .await?
-        }
-        Delivery::Scheduled | Delivery::DeadLetter => {
-            tx.host_execute(
-                &format!(
-                    "DELETE FROM {} WHERE event_id = $1",
-                    pending_table(delivery)
-                ),
-                &[SqlValue::Text(event.id.clone())],
-            )
-            .await?
-        }
-    };
-    Ok(changed > 0)
 }
 
 /// The stored response for `key`, unless it expired (created before

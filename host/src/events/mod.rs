@@ -1,16 +1,28 @@
-//! Events: the transactional outbox, subscription patterns and the router.
+//! Events: the transactional outbox, subscription patterns and the relay.
 //!
-//! A call's emitted events are queued in its store and written to the plugin's
-//! `outbox_events` in the same transaction as its state (`flush`). The router
-//! (`router.rs`) reads each source's outbox in sequence order and delivers to
-//! every matching subscriber, recording the subscriber's cursor in the
-//! subscriber's own transaction, which makes the effect exactly once.
-mod host;
+//! A call's emitted events are queued in its store (`outbox.rs`, the guest
+//! interface) and written to the plugin's `outbox_events` in the same
+//! transaction as its state (`flush`). The relay (`relay.rs`) runs a stream per
+//! (subscriber, source) (`stream.rs`), a scheduler per subscriber for delayed
+//! events (`scheduler.rs`) and a marker per source (`marker.rs`); both kinds of
+//! delivery share one retry-or-dead-letter path (`attempt.rs`). The subscriber
+//! records what it consumed in its own transaction (`inbox.rs`), which makes
+//! the effect exactly once. All their SQL is in `store.rs`.
+mod attempt;
+pub mod inbox;
+mod marker;
+mod outbox;
 pub mod redrive;
-pub mod router;
+mod relay;
+mod scheduler;
+pub mod store;
+mod stream;
+
+pub use inbox::Delivery;
+pub use relay::{Relay, StreamStatus};
 
 use crate::bindings::SqlValue;
-use crate::storage::{SqlValueExt, StorageError, Tx, cell};
+use crate::storage::{StorageError, Tx};
 
 /// Most events one call may emit.
 pub const MAX_EVENTS_PER_CALL: usize = 10_000;
@@ -66,25 +78,6 @@ impl OutboxEvent {
             sequence: self.sequence,
             attempt,
         }
-    }
-}
-
-/// Columns of an event kept outside the outbox (`mercato_scheduled`,
-/// `mercato_dead_letters`), in the order [`held_event`] reads them.
-pub(crate) const HELD_EVENT_COLUMNS: &str =
-    "event_id, source, sequence, event_type, aggregate_id, payload, occurred_at";
-
-/// Row `i` of a query selecting [`HELD_EVENT_COLUMNS`].
-pub(crate) fn held_event(rows: &crate::bindings::Rows, i: usize) -> OutboxEvent {
-    OutboxEvent {
-        id: cell(rows, i, "event_id").as_text(),
-        source: cell(rows, i, "source").as_text(),
-        sequence: cell(rows, i, "sequence").as_i64() as u64,
-        event_type: cell(rows, i, "event_type").as_text(),
-        aggregate_id: cell(rows, i, "aggregate_id").as_text(),
-        payload: cell(rows, i, "payload").as_text(),
-        created_at: cell(rows, i, "occurred_at").as_text(),
-        deliver_after_ms: None,
     }
 }
 

@@ -2,11 +2,11 @@
 //! delivered again to its current version. Each delivery deletes the dead letter
 //! in the handler's own transaction, so a redriven event takes effect once; one
 //! that fails again stays, with its new error.
-use super::{HELD_EVENT_COLUMNS, OutboxEvent, held_event};
-use crate::bindings::SqlValue;
+use super::inbox::Delivery;
+use super::store::{dead_letter_events, note_failure};
 use crate::host::Host;
-use crate::storage::{StorageError, TxMode};
-use crate::uow::{Delivery, EventOutcome};
+use crate::storage::StorageError;
+use crate::uow::EventOutcome;
 
 /// What a redrive did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -34,7 +34,7 @@ impl Host {
             plugin: plugin.to_owned(),
             ..RedriveReport::default()
         };
-        for event in dead_letters(&subscriber.db).await? {
+        for event in dead_letter_events(&subscriber.db).await? {
             if event_ids.is_some_and(|ids| !ids.contains(&event.id)) {
                 continue;
             }
@@ -63,34 +63,4 @@ pub enum RedriveError {
     /// Its database failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
-}
-
-async fn dead_letters(db: &crate::storage::Database) -> Result<Vec<OutboxEvent>, StorageError> {
-    let mut tx = db.begin(TxMode::ReadOnly).await?;
-    let rows = tx
-        .host_query(
-            &format!("SELECT {HELD_EVENT_COLUMNS} FROM mercato_dead_letters ORDER BY failed_at, source, sequence"),
-            &[],
-        )
-        .await?;
-    tx.rollback().await?;
-    Ok((0..rows.rows.len()).map(|i| held_event(&rows, i)).collect())
-}
-
-async fn note_failure(
-    db: &crate::storage::Database,
-    event_id: &str,
-    error: &str,
-) -> Result<(), StorageError> {
-    let mut tx = db.begin(TxMode::ReadWrite).await?;
-    tx.host_execute(
-        "UPDATE mercato_dead_letters SET error = $1, attempts = attempts + 1, failed_at = $2 WHERE event_id = $3",
-        &[
-            SqlValue::Text(error.to_owned()),
-            SqlValue::Text(crate::clock::now_rfc3339()),
-            SqlValue::Text(event_id.to_owned()),
-        ],
-    )
-    .await?;
-    tx.commit().await
 }

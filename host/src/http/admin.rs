@@ -1,6 +1,6 @@
 //! Host routes: health, readiness, metrics and the admin API.
 use super::error::ApiError;
-use crate::events::router::{dead_letters, outbox_depth};
+use crate::events::store::{list_dead_letters, unpublished};
 use crate::host::Host;
 use crate::plugin::Kind;
 use axum::Json;
@@ -105,13 +105,17 @@ pub(super) async fn events(
         outboxes.push(json!({
             "plugin": &*plugin.name,
             "head": *plugin.head.borrow(),
-            "unpublished": outbox_depth(&plugin).await.map_err(internal)?,
+            "unpublished": unpublished(&plugin.db).await.map_err(internal)?,
         }));
-        letters.extend(dead_letters(&plugin).await.map_err(internal)?);
+        letters.extend(
+            list_dead_letters(&plugin.db, &plugin.name)
+                .await
+                .map_err(internal)?,
+        );
     }
     Ok(Json(json!({
         "outboxes": outboxes,
-        "subscribers": host.router.status(&host.registry),
+        "subscribers": host.relay.status(&host.registry),
         "dead_letters": letters,
     })))
 }

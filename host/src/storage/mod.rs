@@ -1,14 +1,17 @@
 //! Storage: one database per plugin, reached only inside a call's transaction.
 //!
-//! Two backends sit side by side: embedded SQLite (`sqlite.rs`, the default; one
+//! Two backends sit side by side: embedded SQLite (`sqlite/`, the default; one
 //! file per plugin, driven by rusqlite on the calling task so a call's statements
-//! pay no thread hop) and PostgreSQL (`postgres.rs`, sqlx; a schema and a login
+//! pay no thread hop) and PostgreSQL (`postgres/`, sqlx; a schema and a login
 //! role per plugin). `host.rs` implements the guest-facing `storage` interface;
 //! `schema.rs` owns the host tables every plugin database carries.
 mod host;
 pub mod postgres;
+mod rows;
 pub mod schema;
 pub mod sqlite;
+
+pub use rows::{HostRow, first_row, host_rows};
 
 use crate::bindings::{GuestError, Rows, SqlValue};
 use std::sync::Arc;

@@ -1,0 +1,83 @@
+//! The subscriber's side of exactly-once delivery: which events a plugin has
+//! consumed, recorded in the same transaction as the handler's effects.
+//! In-order events advance a per-source cursor (`mercato_cursors`); delayed
+//! events and redriven dead letters are consumed by deleting their row.
+use super::OutboxEvent;
+use super::store::{ADVANCE_CURSOR, cursor_in};
+use crate::bindings::SqlValue;
+use crate::storage::{StorageError, Tx};
+
+/// How an event reaches a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// In source order; the subscriber's cursor for the source advances.
+    Stream,
+    /// A delayed event that became due; its `mercato_scheduled` row is removed.
+    Scheduled,
+    /// A dead letter redriven after a fix; its `mercato_dead_letters` row is removed.
+    DeadLetter,
+}
+
+impl Delivery {
+    /// Where an event waiting outside the ordered stream is kept.
+    fn held_in(self) -> &'static str {
+        match self {
+            Delivery::DeadLetter => "mercato_dead_letters",
+            Delivery::Stream | Delivery::Scheduled => "mercato_scheduled",
+        }
+    }
+}
+
+/// Whether `event` was consumed already. Only reads: the record is written
+/// after the guest ran ([`record_consumed`]), conditionally, so two deliveries
+/// racing for one event commit at most one effect.
+pub(crate) async fn already_consumed(
+    tx: &mut Tx,
+    event: &OutboxEvent,
+    delivery: Delivery,
+) -> Result<bool, StorageError> {
+    match delivery {
+        Delivery::Stream => Ok(cursor_in(tx, &event.source).await? >= event.sequence),
+        Delivery::Scheduled | Delivery::DeadLetter => {
+            let rows = tx
+                .host_query(
+                    &format!(
+                        "SELECT event_id FROM {} WHERE event_id = $1",
+                        delivery.held_in()
+                    ),
+                    &[SqlValue::Text(event.id.clone())],
+                )
+                .await?;
+            Ok(rows.rows.is_empty())
+        }
+    }
+}
+
+/// Records that `event` was consumed, in the handler's transaction. False when
+/// it had been recorded already (by a delivery that committed first).
+pub(crate) async fn record_consumed(
+    tx: &mut Tx,
+    event: &OutboxEvent,
+    delivery: Delivery,
+) -> Result<bool, StorageError> {
+    let changed = match delivery {
+        Delivery::Stream => {
+            tx.host_execute(
+                ADVANCE_CURSOR,
+                &[
+                    SqlValue::Text(event.source.clone()),
+                    SqlValue::Integer(event.sequence as i64),
+                ],
+            )
+            .await?
+        }
+        Delivery::Scheduled | Delivery::DeadLetter => {
+            tx.host_execute(
+                &format!("DELETE FROM {} WHERE event_id = $1", delivery.held_in()),
+                &[SqlValue::Text(event.id.clone())],
+            )
+            .await?
+        }
+    };
+    Ok(changed > 0)
+}

@@ -1,0 +1,54 @@
+//! One marker per source: stamps `published_at` on the events every
+//! subscriber has consumed, and keeps the outbox depth and lag gauges current.
+use super::store::mark_published;
+use crate::host::Host;
+use crate::plugin::Plugin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Stamps `published_at` on events every subscriber has consumed, and keeps the
+/// depth and lag gauges current.
+pub(super) async fn run_marker(host: Host, source: Arc<Plugin>) {
+    let mut marked = 0;
+    let poll = Duration::from_millis(host.config.events.poll_ms.max(100));
+    loop {
+        let progressed = host.relay.progress.notified();
+        let head = *source.head.borrow();
+        let target = host.relay.min_position(&source.name).unwrap_or(head);
+        if target > marked {
+            match mark_published(&source.db, target).await {
+                Ok(depth) => {
+                    marked = target;
+                    host.metrics
+                        .outbox_depth
+                        .with_label_values(&[&source.name])
+                        .set(i64::try_from(depth).unwrap_or(i64::MAX));
+                }
+                Err(e) => {
+                    tracing::warn!(plugin = %source.name, error = %e, "marking events published failed")
+                }
+            }
+        }
+        for s in host
+            .relay
+            .status(&host.registry)
+            .into_iter()
+            .filter(|s| s.source == *source.name)
+        {
+            host.metrics
+                .outbox_lag
+                .with_label_values(&[&s.subscriber, &s.source])
+                .set(s.lag as i64);
+        }
+        tokio::select! {
+            _ = host.cancel.cancelled() => return,
+            _ = progressed => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+        // Batch bursts of progress into one UPDATE.
+        tokio::select! {
+            _ = host.cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+}

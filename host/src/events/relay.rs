@@ -1,0 +1,256 @@
+//! The relay: delivers each source's outbox to every matching subscriber, at
+//! least once and in source order, with retries, dead letters and delayed events.
+//!
+//! One *stream* task per (subscriber, source) pair reads the source's outbox past
+//! the subscriber's cursor. It wakes when the source commits (the plugin's `head`
+//! watch) and polls as a fallback. A failing event blocks only its own stream:
+//! it is retried with exponential backoff and then dead-lettered, while streams
+//! from other sources keep flowing. Events with a delay are moved from the
+//! stream into the subscriber's `mercato_scheduled` table and delivered by the
+//! subscriber's *scheduler* task when due. A *marker* task per source stamps
+//! `published_at` once every subscriber has consumed an event.
+use super::marker::run_marker;
+use super::scheduler::run_scheduler;
+use super::store::mark_published;
+use super::stream::run_stream;
+use crate::host::Host;
+use crate::plugin::Registry;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+/// Progress of one (subscriber, source) stream.
+pub(super) struct Stream {
+    subscriber: Arc<str>,
+    source: Arc<str>,
+    pub(super) position: watch::Sender<u64>,
+}
+
+/// A subscriber's delayed events as the router knows them.
+pub(super) struct Schedule {
+    /// When the earliest scheduled event is due (ms since the epoch), if any.
+    pub(super) next_due: watch::Sender<Option<u64>>,
+    /// Bumped by every insertion, so the scheduler never publishes a summary
+    /// that missed a concurrent insertion.
+    pub(super) inserted: std::sync::atomic::AtomicU64,
+    pub(super) wake: Notify,
+}
+
+/// Tracks every stream and scheduler so callers can observe and drain them.
+#[derive(Default)]
+pub struct Relay {
+    streams: Mutex<Vec<Arc<Stream>>>,
+    schedules: Mutex<HashMap<Arc<str>, Arc<Schedule>>>,
+    marked: Mutex<std::collections::HashSet<Arc<str>>>,
+    /// Notified whenever a stream, schedule or marker moves on.
+    pub(super) progress: Notify,
+}
+
+/// A subscriber's view of one stream, for the admin API and metrics.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StreamStatus {
+    /// Consuming plugin.
+    pub subscriber: String,
+    /// Producing plugin.
+    pub source: String,
+    /// Last outbox sequence consumed.
+    pub position: u64,
+    /// Source head minus position.
+    pub lag: u64,
+}
+
+impl Relay {
+    /// Spawns the streams, schedulers and markers the registered plugins need
+    /// and that are not running yet: at start, and after a deploy brings a new
+    /// plugin or new subscriptions. (A stream whose subscription was dropped
+    /// keeps running and skips everything, which keeps its cursor current.)
+    pub fn ensure(&self, host: &Host) -> Vec<JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        let plugins = host.registry.all();
+        for subscriber in &plugins {
+            if subscriber.subscriptions.is_empty() {
+                continue;
+            }
+            for source_name in subscriber.sources() {
+                let Some(source) = host.registry.get(&source_name) else {
+                    tracing::warn!(plugin = %subscriber.name, source = %source_name, "subscription names a plugin that is not loaded");
+                    continue;
+                };
+                let mut streams = self.streams.lock().expect("relay poisoned");
+                if streams
+                    .iter()
+                    .any(|s| s.subscriber == subscriber.name && s.source == source.name)
+                {
+                    continue;
+                }
+                let stream = Arc::new(Stream {
+                    subscriber: subscriber.name.clone(),
+                    source: source.name.clone(),
+                    position: watch::Sender::new(0),
+                });
+                streams.push(stream.clone());
+                tasks.push(tokio::spawn(run_stream(
+                    host.clone(),
+                    subscriber.name.clone(),
+                    source,
+                    stream,
+                )));
+            }
+            let mut schedules = self.schedules.lock().expect("relay poisoned");
+            if !schedules.contains_key(&subscriber.name) {
+                let schedule = Arc::new(Schedule {
+                    next_due: watch::Sender::new(None),
+                    inserted: Default::default(),
+                    wake: Notify::new(),
+                });
+                schedules.insert(subscriber.name.clone(), schedule.clone());
+                tasks.push(tokio::spawn(run_scheduler(
+                    host.clone(),
+                    subscriber.name.clone(),
+                    schedule,
+                )));
+            }
+        }
+        let mut marked = self.marked.lock().expect("relay poisoned");
+        for source in plugins {
+            if marked.insert(source.name.clone()) {
+                tasks.push(tokio::spawn(run_marker(host.clone(), source)));
+            }
+        }
+        tasks
+    }
+
+    /// Every stream's position and lag.
+    pub fn status(&self, registry: &Registry) -> Vec<StreamStatus> {
+        self.streams
+            .lock()
+            .expect("relay poisoned")
+            .iter()
+            .map(|s| {
+                let position = *s.position.borrow();
+                let head = registry
+                    .get(&s.source)
+                    .map_or(position, |p| *p.head.borrow());
+                StreamStatus {
+                    subscriber: s.subscriber.to_string(),
+                    source: s.source.to_string(),
+                    position,
+                    lag: head.saturating_sub(position),
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn min_position(&self, source: &str) -> Option<u64> {
+        self.streams
+            .lock()
+            .expect("relay poisoned")
+            .iter()
+            .filter(|s| &*s.source == source)
+            .map(|s| *s.position.borrow())
+            .min()
+    }
+
+    fn caught_up(&self, registry: &Registry) -> bool {
+        self.status(registry).iter().all(|s| s.lag == 0)
+    }
+
+    /// True when no delayed event due at or before `until_ms` is still waiting.
+    fn scheduled_done(&self, until_ms: u64) -> bool {
+        self.schedules
+            .lock()
+            .expect("relay poisoned")
+            .values()
+            .all(|s| s.next_due.borrow().is_none_or(|due| due > until_ms))
+    }
+
+    async fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn() -> bool,
+    ) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let progressed = self.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            if done() {
+                return Ok(());
+            }
+            // The timeout only bounds a missed wake-up; progress normally wakes us.
+            let step = Duration::from_millis(50)
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            if step.is_zero() {
+                return Err(format!("{what} did not finish within {timeout:?}"));
+            }
+            let _ = tokio::time::timeout(step, progressed).await;
+        }
+    }
+
+    pub(crate) async fn drain(&self, registry: &Registry, timeout: Duration) -> Result<(), String> {
+        self.wait_for(timeout, "event delivery", || self.caught_up(registry))
+            .await
+    }
+
+    pub(crate) async fn drain_stream(
+        &self,
+        registry: &Registry,
+        subscriber: &str,
+        source: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        self.wait_for(timeout, "event delivery", || {
+            self.status(registry)
+                .iter()
+                .filter(|s| s.subscriber == subscriber && s.source == source)
+                .all(|s| s.lag == 0)
+        })
+        .await
+    }
+
+    pub(crate) async fn drain_scheduled(
+        &self,
+        until_ms: u64,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        self.wait_for(timeout, "delayed event delivery", || {
+            self.scheduled_done(until_ms)
+        })
+        .await
+    }
+
+    /// Stamps `published_at` up to what every subscriber has consumed; run once
+    /// more at shutdown, after the streams stopped, so the outbox state is final.
+    pub(crate) async fn mark_all(&self, registry: &Registry) {
+        for source in registry.all() {
+            let target = self
+                .min_position(&source.name)
+                .unwrap_or(*source.head.borrow());
+            if let Err(e) = mark_published(&source.db, target).await {
+                tracing::warn!(plugin = %source.name, error = %e, "marking events published failed");
+            }
+        }
+    }
+
+    /// Records a newly scheduled event (so drains see it at once) and wakes the
+    /// subscriber's scheduler.
+    pub(super) fn scheduled(&self, subscriber: &str, due_ms: u64) {
+        if let Some(schedule) = self
+            .schedules
+            .lock()
+            .expect("relay poisoned")
+            .get(subscriber)
+        {
+            schedule
+                .inserted
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            schedule
+                .next_due
+                .send_modify(|next| *next = Some(next.map_or(due_ms, |d| d.min(due_ms))));
+            schedule.wake.notify_one();
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! One scheduler per subscriber: delivers its delayed events
+//! (`mercato_scheduled`) when due, retrying a failed one by moving its due time.
+use super::attempt::{Settled, attempt, persist};
+use super::inbox::Delivery;
+use super::relay::Schedule;
+use super::store::{next_due, read_due, reschedule};
+use crate::host::Host;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+pub(super) async fn run_scheduler(host: Host, name: Arc<str>, schedule: Arc<Schedule>) {
+    let Some(subscriber) = host.registry.get(&name) else {
+        return;
+    };
+    let poll = Duration::from_millis(host.config.events.poll_ms);
+    loop {
+        let woken = schedule.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let now = crate::clock::now_millis();
+        let Some(due) = persist(&host, "reading scheduled events", || {
+            read_due(&subscriber.db, now)
+        })
+        .await
+        else {
+            return;
+        };
+        for (event, attempts) in due {
+            let n = attempts + 1;
+            // The source is read back from the subscriber's own database,
+            // which its plugin can write on PostgreSQL: only the name of a
+            // running plugin may become a label value.
+            let source = match host.registry.get(&event.source) {
+                Some(_) => event.source.as_str(),
+                None => crate::metrics::UNKNOWN,
+            };
+            match attempt(&host, &subscriber, &event, source, n, Delivery::Scheduled).await {
+                Settled::Done => {}
+                Settled::Stopped => return,
+                Settled::Retry(backoff) => {
+                    let retry_at = crate::clock::now_millis()
+                        + u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
+                    if persist(&host, "rescheduling", || {
+                        reschedule(&subscriber.db, &event.id, retry_at)
+                    })
+                    .await
+                    .is_none()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        let inserted = schedule.inserted.load(Ordering::SeqCst);
+        let Some(next_due) = persist(&host, "reading schedule", || next_due(&subscriber.db)).await
+        else {
+            return;
+        };
+        if schedule.inserted.load(Ordering::SeqCst) != inserted {
+            // An event was scheduled meanwhile; look again before publishing.
+            continue;
+        }
+        schedule.next_due.send_replace(next_due);
+        host.relay.progress.notify_waiters();
+        let now = crate::clock::now_millis();
+        let sleep = next_due.map_or(poll, |due| {
+            Duration::from_millis(due.saturating_sub(now)).min(poll)
+        });
+        tokio::select! {
+            _ = host.cancel.cancelled() => return,
+            _ = &mut woken => {}
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
