@@ -1,5 +1,13 @@
 //! Session hygiene for the plugin's pooled connections, and the host key.
-use sqlx::{PgConnection, PgPool};
+use super::Shared;
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long cancelling an abandoned statement and rolling back may take
+/// before the backend is terminated and the connection thrown away.
+pub(super) const ROLLBACK_GRACE: Duration = Duration::from_secs(2);
 
 /// The secret that lets a session write the host's tables (see
 /// `provision::GUARD_FUNCTION`). Sent only as a bound parameter, so it never
@@ -112,4 +120,55 @@ async fn signal(admin: &PgPool, function: &str, pid: i32) {
     if let Err(e) = sent {
         tracing::warn!(pid, error = %e, "{function} failed");
     }
+}
+
+/// Rolls back (and resets the session if plugin SQL ran), first cancelling a
+/// statement still running; if that fails or takes too long, terminates the
+/// backend and closes the connection instead of returning it to the pool.
+pub(super) async fn finish(
+    mut conn: PoolConnection<Postgres>,
+    shared: Arc<Shared>,
+    pid: i32,
+    in_flight: bool,
+    reset: bool,
+) {
+    let rolled_back = tokio::time::timeout(ROLLBACK_GRACE, async {
+        if in_flight {
+            cancel(&shared.admin_pool, pid).await;
+            drain(&mut conn).await?;
+        }
+        end(&mut conn, &ending("ROLLBACK", reset), reset).await
+    })
+    .await;
+    match rolled_back {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => conn.close_on_drop(),
+        Ok(Err(e)) => discard(conn, &shared, pid, &e.to_string()).await,
+        Err(_) => discard(conn, &shared, pid, "rollback timed out").await,
+    }
+}
+
+async fn discard(conn: PoolConnection<Postgres>, shared: &Shared, pid: i32, why: &str) {
+    tracing::warn!(
+        pid,
+        why,
+        "discarding a plugin connection that could not be rolled back"
+    );
+    terminate(&shared.admin_pool, pid).await;
+    let _ = conn.detach().close_hard().await;
+}
+
+/// Reads up to the server's next ReadyForQuery, discarding the error of a
+/// cancelled statement (sqlx surfaces it on the next use of the connection).
+pub(super) async fn drain(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    for _ in 0..3 {
+        match conn.ping().await {
+            Ok(()) => return Ok(()),
+            Err(sqlx::Error::Database(e)) => {
+                tracing::debug!(error = %e, "discarded the answer of an abandoned statement");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    conn.ping().await
 }

@@ -6,13 +6,13 @@
 //! trip, and so that an abandoned statement can be cancelled before the
 //! connection is rolled back and reused.
 use super::super::{CallBudget, MAX_QUERY_ROWS, StorageError, TxMode};
-use super::session::{self, HostKey};
+use super::session::{self, HostKey, ROLLBACK_GRACE, drain, finish};
 use super::values::{arguments, decode_row, value_bytes};
 use super::{PgDb, Shared};
 use crate::bindings::{GuestError, Rows, SqlValue};
 use futures_util::TryStreamExt;
 use sqlx::pool::PoolConnection;
-use sqlx::{Column, Connection, Executor, PgConnection, Postgres, Row};
+use sqlx::{Column, Executor, PgConnection, Postgres, Row};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,10 +20,6 @@ use std::time::{Duration, Instant};
 /// PostgreSQL ends the session (the host normally commits or rolls back at
 /// once; this only reclaims a connection the host lost track of).
 const IDLE_GRACE: Duration = Duration::from_secs(5);
-
-/// How long cancelling an abandoned statement and rolling back may take
-/// before the backend is terminated and the connection thrown away.
-const ROLLBACK_GRACE: Duration = Duration::from_secs(2);
 
 /// The call's limits as applied to this transaction.
 struct Budget {
@@ -460,57 +456,6 @@ impl Drop for PgTx {
             Err(_) => conn.close_on_drop(),
         }
     }
-}
-
-/// Rolls back (and resets the session if plugin SQL ran), first cancelling a
-/// statement still running; if that fails or takes too long, terminates the
-/// backend and closes the connection instead of returning it to the pool.
-async fn finish(
-    mut conn: PoolConnection<Postgres>,
-    shared: Arc<Shared>,
-    pid: i32,
-    in_flight: bool,
-    reset: bool,
-) {
-    let rolled_back = tokio::time::timeout(ROLLBACK_GRACE, async {
-        if in_flight {
-            session::cancel(&shared.admin_pool, pid).await;
-            drain(&mut conn).await?;
-        }
-        session::end(&mut conn, &session::ending("ROLLBACK", reset), reset).await
-    })
-    .await;
-    match rolled_back {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => conn.close_on_drop(),
-        Ok(Err(e)) => discard(conn, &shared, pid, &e.to_string()).await,
-        Err(_) => discard(conn, &shared, pid, "rollback timed out").await,
-    }
-}
-
-async fn discard(conn: PoolConnection<Postgres>, shared: &Shared, pid: i32, why: &str) {
-    tracing::warn!(
-        pid,
-        why,
-        "discarding a plugin connection that could not be rolled back"
-    );
-    session::terminate(&shared.admin_pool, pid).await;
-    let _ = conn.detach().close_hard().await;
-}
-
-/// Reads up to the server's next ReadyForQuery, discarding the error of a
-/// cancelled statement (sqlx surfaces it on the next use of the connection).
-async fn drain(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    for _ in 0..3 {
-        match conn.ping().await {
-            Ok(()) => return Ok(()),
-            Err(sqlx::Error::Database(e)) => {
-                tracing::debug!(error = %e, "discarded the answer of an abandoned statement");
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    conn.ping().await
 }
 
 fn invalid(e: StorageError) -> GuestError {
