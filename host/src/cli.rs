@@ -196,7 +196,7 @@ impl ServeArgs {
             config.admin_token = Some(token);
         }
         if let Some(url) = self.database_url {
-            config.storage.backend = "postgres".into();
+            config.storage.backend = crate::storage::BackendKind::Postgres;
             config.storage.url = Some(url);
         }
         config

@@ -8,7 +8,7 @@ use crate::rules::{Rule, RuleSandbox, Rules};
 use crate::runtime::{EngineConfig, LoadError, Sandbox};
 use crate::storage::postgres::PgDb;
 use crate::storage::sqlite::SqliteDb;
-use crate::storage::{Database, StorageError};
+use crate::storage::{BackendKind, Database, StorageError};
 use sha2::{Digest, Sha256};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
@@ -310,7 +310,7 @@ impl Host {
                 .map(|s| Pattern::parse(s))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(PluginLoadError::Manifest)?;
-            let openapi = crate::http::parse_fragment(&manifest.openapi)
+            let openapi = crate::plugin::parse_openapi_fragment(&manifest.openapi)
                 .map_err(PluginLoadError::Manifest)?;
             let (name, version) = (manifest.name.clone(), manifest.version.clone());
             let kind = Prepared::Domain {
@@ -439,8 +439,8 @@ impl Host {
 
     async fn open_database(&self, plugin: &str) -> Result<Database, StorageError> {
         let storage = self.config.storage_for(plugin);
-        match storage.backend.as_str() {
-            "postgres" => {
+        match storage.backend {
+            BackendKind::Postgres => {
                 let url = storage
                     .url
                     .as_deref()
@@ -449,7 +449,7 @@ impl Host {
                     PgDb::open(url, &storage.namespace, plugin, storage.max_connections).await?;
                 Ok(Database::Postgres(Arc::new(db)))
             }
-            _ => {
+            BackendKind::Sqlite => {
                 let path = self.config.data_dir.join(format!("{plugin}.db"));
                 let limits = self.config.limits_for(plugin);
                 Ok(Database::Sqlite(Arc::new(SqliteDb::open_limited(

@@ -105,3 +105,18 @@ impl Registry {
             .insert(plugin.name.to_string(), plugin)
     }
 }
+
+/// Checks a manifest's fragment when the plugin loads, so a bad one is refused
+/// then rather than breaking `/openapi.json` later.
+pub fn parse_openapi_fragment(text: &str) -> Result<serde_json::Value, String> {
+    if text.trim().is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("openapi fragment is not JSON: {e}"))?;
+    let paths_ok = value.get("paths").is_none_or(serde_json::Value::is_object);
+    if !value.is_object() || !paths_ok {
+        return Err("openapi fragment must be an object with a `paths` object".into());
+    }
+    Ok(value)
+}

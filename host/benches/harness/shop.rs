@@ -44,7 +44,7 @@ fn config(data_dir: &std::path::Path, backend: &Backend) -> Config {
     config.limits.deadline_ms = 10_000;
     if let Backend::Postgres { url } = backend {
         config.storage = StorageConfig {
-            backend: "postgres".into(),
+            backend: mercato::storage::BackendKind::Postgres,
             url: Some(url.clone()),
             namespace: format!("bench{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]),
             ..StorageConfig::default()
@@ -137,9 +137,9 @@ impl Shop {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.server.await??;
-        if let (Some(url), "postgres") = (
+        if let (Some(url), mercato::storage::BackendKind::Postgres) = (
             self.config.storage.url.as_deref(),
-            self.config.storage.backend.as_str(),
+            self.config.storage.backend,
         ) {
             for plugin in SHOP.iter().chain(["noop"].iter()) {
                 mercato::storage::postgres::PgDb::drop_schema(

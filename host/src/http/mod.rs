@@ -9,7 +9,6 @@ mod gateway;
 mod openapi;
 mod server;
 
-pub use openapi::parse_fragment;
 
 pub use error::ApiError;
 

@@ -15,21 +15,6 @@ pub(super) async fn openapi(State(host): State<Host>) -> Json<Value> {
     Json(document(&host.registry.all()))
 }
 
-/// Checks a manifest's fragment when the plugin loads, so a bad one is refused
-/// then rather than breaking `/openapi.json` later.
-pub fn parse_fragment(text: &str) -> Result<Value, String> {
-    if text.trim().is_empty() {
-        return Ok(Value::Null);
-    }
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| format!("openapi fragment is not JSON: {e}"))?;
-    let paths_ok = value.get("paths").is_none_or(Value::is_object);
-    if !value.is_object() || !paths_ok {
-        return Err("openapi fragment must be an object with a `paths` object".into());
-    }
-    Ok(value)
-}
-
 fn document(plugins: &[std::sync::Arc<Plugin>]) -> Value {
     let mut paths = host_paths();
     let mut schemas = Map::new();

@@ -21,10 +21,13 @@ use std::time::Instant;
 /// than buffered into host memory.
 pub const MAX_QUERY_ROWS: usize = 10_000;
 
-/// Which backend a plugin's database uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which backend a plugin's database uses (`backend = "sqlite"` or
+/// `"postgres"` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// Embedded SQLite file.
+    #[default]
     Sqlite,
     /// PostgreSQL schema + role.
     Postgres,

@@ -134,7 +134,7 @@ pub async fn postgres_config(data_dir: &Path) -> Config {
     let namespace = format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     Config {
         storage: StorageConfig {
-            backend: "postgres".into(),
+            backend: mercato::storage::BackendKind::Postgres,
             url: Some(postgres_url().await),
             namespace,
             max_connections: 8,
@@ -241,12 +241,13 @@ impl Teardown {
     /// Tears down `plugins` under `config`'s namespace with [`drop_postgres`],
     /// then any other schema or role the host created under that namespace.
     pub fn new(config: &Config, plugins: &[&str]) -> Teardown {
-        let postgres = (config.storage.backend == "postgres").then(|| {
-            (
-                config.storage.url.clone().expect("postgres url"),
-                config.storage.namespace.clone(),
-            )
-        });
+        let postgres =
+            (config.storage.backend == mercato::storage::BackendKind::Postgres).then(|| {
+                (
+                    config.storage.url.clone().expect("postgres url"),
+                    config.storage.namespace.clone(),
+                )
+            });
         Teardown {
             postgres,
             plugins: plugins.iter().map(|p| p.to_string()).collect(),
@@ -352,7 +353,7 @@ async fn drop_namespace(url: &str, namespace: &str, plugins: &[String]) -> Resul
 /// tables, read outside the host: its SQLite file, or its PostgreSQL schema
 /// through the admin URL.
 pub async fn count(config: &Config, plugin: &str, sql: &str) -> i64 {
-    if config.storage.backend != "postgres" {
+    if config.storage.backend != mercato::storage::BackendKind::Postgres {
         return sqlite_count(&config.data_dir, plugin, sql);
     }
     let schema = mercato::storage::postgres::schema_name(&config.storage.namespace, plugin);
@@ -364,7 +365,7 @@ pub async fn count(config: &Config, plugin: &str, sql: &str) -> i64 {
 /// `_sqlx_migrations`). On PostgreSQL they are looked up in the plugin's host
 /// schema (`<schema>_host`) first, then in the plugin's schema.
 pub async fn host_count(config: &Config, plugin: &str, sql: &str) -> i64 {
-    if config.storage.backend != "postgres" {
+    if config.storage.backend != mercato::storage::BackendKind::Postgres {
         return sqlite_count(&config.data_dir, plugin, sql);
     }
     let schema = mercato::storage::postgres::schema_name(&config.storage.namespace, plugin);
