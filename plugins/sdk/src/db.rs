@@ -4,6 +4,7 @@
 //! rolls back; a plugin never issues `BEGIN`/`COMMIT` itself.
 use crate::bindings::mercato::plugin::{storage, types};
 use crate::{Error, SqlValue};
+use serde_json::{Map, Value};
 
 /// Runs a statement and returns the number of rows it changed.
 pub fn execute(sql: &str, params: &[SqlValue]) -> Result<u64, Error> {
@@ -41,6 +42,11 @@ impl Rows {
             columns: &self.0.columns,
             values,
         })
+    }
+
+    /// Every row as a JSON object (see [`Row::to_json`]).
+    pub fn to_json(&self) -> Vec<Value> {
+        self.iter().map(|row| row.to_json()).collect()
     }
 }
 
@@ -88,6 +94,24 @@ impl<'a> Row<'a> {
             SqlValue::Text(s) => Ok(Some(s)),
             other => Err(mismatch(column, "text", other)),
         }
+    }
+
+    /// The row as a JSON object keyed by column name, for answers whose fields
+    /// are the selected columns as stored (rename with `AS`): integers and
+    /// reals are numbers, text is a string, NULL is null, a blob is an array
+    /// of bytes. The SELECT list is then the one place the fields are named.
+    pub fn to_json(&self) -> Value {
+        let fields = self.columns.iter().zip(self.values).map(|(column, value)| {
+            let value = match value {
+                SqlValue::Null => Value::Null,
+                SqlValue::Integer(i) => Value::from(*i),
+                SqlValue::Real(r) => Value::from(*r),
+                SqlValue::Text(t) => Value::from(t.as_str()),
+                SqlValue::Blob(b) => Value::from(b.as_slice()),
+            };
+            (column.clone(), value)
+        });
+        Value::Object(fields.collect::<Map<_, _>>())
     }
 
     /// `column` as an integer, `None` for SQL NULL.
@@ -154,5 +178,31 @@ impl From<Vec<u8>> for SqlValue {
 impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
     fn from(v: Option<T>) -> Self {
         v.map_or(SqlValue::Null, Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_row_becomes_a_json_object_of_its_columns() {
+        let rows = Rows(types::Rows {
+            columns: vec!["id".into(), "n".into(), "at".into(), "ratio".into()],
+            rows: vec![vec![
+                SqlValue::Text("a".into()),
+                SqlValue::Integer(7),
+                SqlValue::Null,
+                SqlValue::Real(0.5),
+            ]],
+        });
+        assert_eq!(
+            rows.to_json(),
+            [json!({ "id": "a", "n": 7, "at": null, "ratio": 0.5 })]
+        );
+        let row = rows.first().unwrap();
+        assert_eq!((row.int("n").unwrap(), row.text("id").unwrap()), (7, "a"));
+        assert_eq!(row.opt_text("at").unwrap(), None);
     }
 }
