@@ -1,5 +1,8 @@
 //! The order aggregate and its saga, as pure deciders: (state, fact) → decision.
-//! No I/O here; `lib.rs` loads the state, persists the decision and emits events.
+//! No I/O here; `lib.rs` loads the state, persists the decision (through
+//! `store.rs`) and emits events.
+use mercato_sdk::validate::{self, CouponCode, Invalid};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub const MAX_LINES: usize = 100;
@@ -160,6 +163,13 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// Invalid input is 422, as in every context.
+impl From<Invalid> for Refusal {
+    fn from(e: Invalid) -> Self {
+        refuse(422, e.code, e.message)
+    }
+}
+
 fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
     Refusal {
         status,
@@ -168,15 +178,17 @@ fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> Refusa
     }
 }
 
-/// The catalog's current offer for a sku (the orders' own projection).
-#[derive(Debug, Clone, PartialEq)]
+/// The catalog's current offer for a sku (the orders' own projection), read
+/// from `products.ProductPublished`, whose payload has exactly these fields.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Offer {
-    pub sku: String,
     pub product_id: String,
+    pub sku: String,
     pub name: String,
     pub price_minor: i64,
     pub currency: String,
     pub version: i64,
+    #[serde(default)]
     pub attributes: Value,
 }
 
@@ -200,14 +212,6 @@ pub struct Line {
     pub snapshot: Value,
 }
 
-fn valid_sku(sku: &str) -> bool {
-    !sku.is_empty()
-        && sku.len() <= 64
-        && sku
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
 /// Validates and prices a new order from the catalog projection; the buyer
 /// never sets a price.
 pub fn place(
@@ -223,16 +227,7 @@ pub fn place(
             "buyer_id must be 1-64 characters",
         ));
     }
-    if cmd.currency.len() != 3 || !cmd.currency.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(refuse(
-            422,
-            "invalid_currency",
-            format!(
-                "currency `{}` must be an ISO 4217 code such as EUR",
-                cmd.currency
-            ),
-        ));
-    }
+    validate::check_currency(&cmd.currency)?;
     if cmd.lines.is_empty() {
         return Err(refuse(422, "no_items", "an order needs at least one item"));
     }
@@ -243,28 +238,26 @@ pub fn place(
             format!("an order has at most {MAX_LINES} lines"),
         ));
     }
+    // Checked with the rule coupons creates codes by, so a code that cannot
+    // exist is refused here rather than rejected later by the saga.
     let coupon_code = match cmd.coupon_code.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(code)
-            if (3..=32).contains(&code.len())
-                && code
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')) =>
-        {
-            Some(code.to_ascii_uppercase())
-        }
-        Some(_) => {
-            return Err(refuse(
-                422,
-                "invalid_coupon_code",
-                "coupon_code must be 3-32 letters, digits, '_' or '-'",
-            ));
-        }
+        Some(raw) => Some(
+            CouponCode::parse(raw)
+                .ok_or_else(|| {
+                    refuse(
+                        422,
+                        "invalid_coupon_code",
+                        "coupon_code must be 3-32 letters, digits, '_' or '-'",
+                    )
+                })?
+                .into_string(),
+        ),
     };
     let mut lines = Vec::with_capacity(cmd.lines.len());
     let mut subtotal: i64 = 0;
     for (sku, quantity) in cmd.lines {
-        if !valid_sku(&sku) {
+        if !validate::is_sku(&sku) {
             return Err(refuse(
                 422,
                 "invalid_sku",
