@@ -78,11 +78,6 @@ impl Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inconsistent(pub String);
 
-/// ISO 4217 shape: three upper-case ASCII letters.
-pub fn is_currency(code: &str) -> bool {
-    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
-}
-
 /// The intent's life cycle. `RequiresPaymentMethod` is the only state that
 /// moves; the other three are terminal (refunds change amounts, not status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -470,15 +465,6 @@ mod tests {
         }
         assert_eq!(IntentStatus::parse("CANCELLED"), None);
         assert_eq!(IntentStatus::parse("succeeded"), None);
-    }
-
-    #[test]
-    fn currency_codes_are_three_upper_case_letters() {
-        assert!(is_currency("EUR"));
-        assert!(is_currency("JPY"));
-        for bad in ["eur", "EU", "EURO", "E1R", "", "ÉUR"] {
-            assert!(!is_currency(bad), "{bad} accepted");
-        }
     }
 
     #[test]

@@ -80,19 +80,21 @@ impl Intent {
     }
 }
 
+/// The intent with `id`.
 pub fn find_intent(id: &str) -> Result<Option<Intent>, Error> {
-    let rows = db::query(
-        &format!("SELECT {INTENT_COLUMNS} FROM payment_intents WHERE id = $1"),
-        &[id.into()],
-    )?;
-    rows.first().map(Intent::from_row).transpose()
+    intent_where("id", id)
 }
 
 /// The order's intent (`order_id` is unique).
 pub fn intent_for_order(order_id: &str) -> Result<Option<Intent>, Error> {
+    intent_where("order_id", order_id)
+}
+
+/// The intent whose `column` (a unique one) is `value`.
+fn intent_where(column: &str, value: &str) -> Result<Option<Intent>, Error> {
     let rows = db::query(
-        &format!("SELECT {INTENT_COLUMNS} FROM payment_intents WHERE order_id = $1"),
-        &[order_id.into()],
+        &format!("SELECT {INTENT_COLUMNS} FROM payment_intents WHERE {column} = $1"),
+        &[value.into()],
     )?;
     rows.first().map(Intent::from_row).transpose()
 }
