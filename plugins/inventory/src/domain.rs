@@ -72,8 +72,8 @@ impl DomainError {
     }
 }
 
-/// One item's stock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One item's stock (a `stock_items` row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct StockLevel {
     /// Units in the warehouse, including those reserved and committed.
     pub on_hand: i64,
@@ -155,8 +155,9 @@ pub struct OrderLine {
     pub quantity: i64,
 }
 
-/// The lifecycle of one reservation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The lifecycle of one reservation; stored as `RESERVED`, `COMMITTED`, `RELEASED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReservationStatus {
     /// Held for an order awaiting payment.
     Reserved,
@@ -175,20 +176,10 @@ impl ReservationStatus {
             ReservationStatus::Released => "RELEASED",
         }
     }
-
-    /// Reads the stored spelling.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "RESERVED" => Some(ReservationStatus::Reserved),
-            "COMMITTED" => Some(ReservationStatus::Committed),
-            "RELEASED" => Some(ReservationStatus::Released),
-            _ => None,
-        }
-    }
 }
 
-/// Units of one SKU held for one order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Units of one SKU held for one order (a `stock_reservations` row).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Reservation {
     /// UUID.
     pub id: String,
@@ -1008,8 +999,12 @@ mod tests {
             ReservationStatus::Committed,
             ReservationStatus::Released,
         ] {
-            assert_eq!(ReservationStatus::parse(status.as_str()), Some(status));
+            let stored = json!(status.as_str());
+            assert_eq!(
+                serde_json::from_value::<ReservationStatus>(stored).unwrap(),
+                status
+            );
         }
-        assert_eq!(ReservationStatus::parse("AVAILABLE"), None);
+        assert!(serde_json::from_value::<ReservationStatus>(json!("AVAILABLE")).is_err());
     }
 }

@@ -9,19 +9,11 @@ const TTL_KEY: &str = "reservation_ttl_ms";
 
 /// The stock of `sku`, if it exists.
 pub fn item(sku: &str) -> Result<Option<StockLevel>, Error> {
-    let rows = db::query(
+    db::query(
         "SELECT on_hand, reserved, committed FROM stock_items WHERE sku = $1",
         &[sku.into()],
-    )?;
-    rows.first()
-        .map(|row| {
-            Ok(StockLevel {
-                on_hand: row.int("on_hand")?,
-                reserved: row.int("reserved")?,
-                committed: row.int("committed")?,
-            })
-        })
-        .transpose()
+    )?
+    .parse_first()
 }
 
 /// Creates the item; false when the SKU already exists.
@@ -94,25 +86,12 @@ pub fn commit_stock(sku: &str, quantity: i64, now: &str) -> Result<bool, Error> 
 
 /// The order's reservations, oldest first.
 pub fn reservations(order_id: &str) -> Result<Vec<Reservation>, Error> {
-    let rows = db::query(
+    db::query(
         "SELECT id, sku, quantity, status, expires_at FROM stock_reservations \
          WHERE order_id = $1 ORDER BY created_at, sku",
         &[order_id.into()],
-    )?;
-    rows.iter()
-        .map(|row| {
-            let status = row.text("status")?;
-            Ok(Reservation {
-                id: row.text("id")?.to_owned(),
-                sku: row.text("sku")?.to_owned(),
-                quantity: row.int("quantity")?,
-                status: ReservationStatus::parse(status).ok_or_else(|| {
-                    Error::Internal(format!("unknown reservation status {status}"))
-                })?,
-                expires_at: row.text("expires_at")?.to_owned(),
-            })
-        })
-        .collect()
+    )?
+    .parse_all()
 }
 
 /// Records a new RESERVED reservation. The caller has checked that the order

@@ -5,6 +5,7 @@
 //! Money is always integer minor units (`i64`) in the intent's currency, and
 //! every sum goes through checked arithmetic: an overflow is an error, never a
 //! wrapped amount.
+use serde::Deserialize;
 
 /// Largest amount accepted in minor units (10 billion major units), far below
 /// `i64::MAX` so sums of many amounts cannot overflow in practice.
@@ -80,7 +81,9 @@ pub struct Inconsistent(pub String);
 
 /// The intent's life cycle. `RequiresPaymentMethod` is the only state that
 /// moves; the other three are terminal (refunds change amounts, not status).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Stored in the upper-case form of [`IntentStatus::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum IntentStatus {
     RequiresPaymentMethod,
     Succeeded,
@@ -97,18 +100,6 @@ impl IntentStatus {
             IntentStatus::Failed => "FAILED",
             IntentStatus::Canceled => "CANCELED",
         }
-    }
-
-    /// Parses the stored form.
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            IntentStatus::RequiresPaymentMethod,
-            IntentStatus::Succeeded,
-            IntentStatus::Failed,
-            IntentStatus::Canceled,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
     }
 }
 
@@ -453,6 +444,10 @@ mod tests {
             })
     }
 
+    fn parse(stored: &str) -> Option<IntentStatus> {
+        serde_json::from_value(serde_json::json!(stored)).ok()
+    }
+
     #[test]
     fn status_round_trips_through_its_stored_form() {
         for status in [
@@ -461,10 +456,10 @@ mod tests {
             IntentStatus::Failed,
             IntentStatus::Canceled,
         ] {
-            assert_eq!(IntentStatus::parse(status.as_str()), Some(status));
+            assert_eq!(parse(status.as_str()), Some(status));
         }
-        assert_eq!(IntentStatus::parse("CANCELLED"), None);
-        assert_eq!(IntentStatus::parse("succeeded"), None);
+        assert_eq!(parse("CANCELLED"), None);
+        assert_eq!(parse("succeeded"), None);
     }
 
     #[test]
@@ -668,48 +663,40 @@ mod tests {
         );
     }
 
+    /// A capture debits `provider_receivable` and credits `merchant_revenue`;
+    /// a refund debits `merchant_refunds` and credits `provider_receivable`.
     #[test]
-    fn given_capture_when_posting_then_receivable_debited_and_revenue_credited() {
-        let posting = capture_posting(4_200).expect("posting");
-        assert_eq!(posting.kind(), LedgerKind::Capture);
-        assert_eq!(
-            posting.entries(),
-            &[
-                Entry {
-                    account: Account::ProviderReceivable,
-                    debit_minor: 4_200,
-                    credit_minor: 0
-                },
-                Entry {
-                    account: Account::MerchantRevenue,
-                    debit_minor: 0,
-                    credit_minor: 4_200
-                },
-            ]
-        );
-        assert!(balanced(&posting));
-    }
-
-    #[test]
-    fn given_refund_when_posting_then_refunds_debited_and_receivable_credited() {
-        let posting = refund_posting(700).expect("posting");
-        assert_eq!(posting.kind(), LedgerKind::Refund);
-        assert_eq!(
-            posting.entries(),
-            &[
-                Entry {
-                    account: Account::MerchantRefunds,
-                    debit_minor: 700,
-                    credit_minor: 0
-                },
-                Entry {
-                    account: Account::ProviderReceivable,
-                    debit_minor: 0,
-                    credit_minor: 700
-                },
-            ]
-        );
-        assert!(balanced(&posting));
+    fn given_a_money_movement_when_posting_then_its_accounts_are_debited_and_credited() {
+        let cases = [
+            (
+                capture_posting(4_200),
+                LedgerKind::Capture,
+                [Account::ProviderReceivable, Account::MerchantRevenue],
+                4_200,
+            ),
+            (
+                refund_posting(700),
+                LedgerKind::Refund,
+                [Account::MerchantRefunds, Account::ProviderReceivable],
+                700,
+            ),
+        ];
+        for (posting, kind, [debited, credited], amount) in cases {
+            let posting = posting.expect("posting");
+            assert_eq!(posting.kind(), kind);
+            let debit = Entry {
+                account: debited,
+                debit_minor: amount,
+                credit_minor: 0,
+            };
+            let credit = Entry {
+                account: credited,
+                debit_minor: 0,
+                credit_minor: amount,
+            };
+            assert_eq!(posting.entries(), &[debit, credit]);
+            assert!(balanced(&posting));
+        }
     }
 
     #[test]

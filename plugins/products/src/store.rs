@@ -3,9 +3,8 @@
 //! Prices are versioned: `products.version` names the current row of the
 //! append-only `product_pricing`, and moves only by a version-checked update.
 use crate::domain::ValidProduct;
-use mercato_sdk::db::Row;
 use mercato_sdk::prelude::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Inserts the product at version 1 with its variant; `false` when the SKU is
 /// taken. The product row is written first, so the caller must fail the call
@@ -74,27 +73,14 @@ pub fn advance_version(id: &str, version: i64, next: i64, now: &str) -> Result<b
     Ok(changed != 0)
 }
 
-const PRODUCT_SELECT: &str = "SELECT p.id, p.name, p.attributes_json, p.version, p.created_at, p.updated_at, \
-     v.sku, pr.price_minor, pr.currency \
+const PRODUCT_SELECT: &str = "SELECT p.id, v.sku, p.name, pr.price_minor, pr.currency, \
+     p.attributes_json AS attributes, p.version, p.created_at, p.updated_at \
      FROM products p \
      JOIN product_variants v ON v.product_id = p.id \
      JOIN product_pricing pr ON pr.product_id = p.id AND pr.version = p.version";
 
-fn product_json(row: &Row<'_>) -> Result<Value, Error> {
-    let attributes: Value =
-        serde_json::from_str(row.text("attributes_json")?).unwrap_or(Value::Null);
-    Ok(json!({
-        "id": row.text("id")?,
-        "sku": row.text("sku")?,
-        "name": row.text("name")?,
-        "price_minor": row.int("price_minor")?,
-        "currency": row.text("currency")?,
-        "attributes": attributes,
-        "version": row.int("version")?,
-        "created_at": row.text("created_at")?,
-        "updated_at": row.text("updated_at")?,
-    }))
-}
+/// The JSON columns of [`PRODUCT_SELECT`], stored as text.
+const JSON_COLUMNS: &[&str] = &["attributes"];
 
 /// The product at its current price, with its full price history.
 pub fn product(id: &str) -> Result<Option<Value>, Error> {
@@ -102,7 +88,7 @@ pub fn product(id: &str) -> Result<Option<Value>, Error> {
     let Some(row) = rows.first() else {
         return Ok(None);
     };
-    let mut product = product_json(&row)?;
+    let mut product = row.to_json_parsing(JSON_COLUMNS);
     let history = db::query(
         "SELECT version, price_minor, currency, effective_at FROM product_pricing WHERE product_id = $1 ORDER BY version",
         &[id.into()],
@@ -117,5 +103,5 @@ pub fn products(sku: Option<String>) -> Result<Vec<Value>, Error> {
         Some(sku) => db::query(&format!("{PRODUCT_SELECT} WHERE v.sku = $1"), &[sku.into()])?,
         None => db::query(&format!("{PRODUCT_SELECT} ORDER BY v.sku LIMIT 500"), &[])?,
     };
-    rows.iter().map(|r| product_json(&r)).collect()
+    Ok(rows.to_json_parsing(JSON_COLUMNS))
 }
