@@ -645,8 +645,21 @@ mod tests {
         }
     }
 
+    /// The decision to apply a discount of `discount_minor`.
+    fn applies(discount_minor: i64) -> Decision {
+        Decision::Apply { discount_minor }
+    }
+
     fn noon() -> Instant {
         at("2026-06-15T12:00:00Z")
+    }
+
+    /// `base` with the fields of `extra` added or replaced, validated.
+    fn definition(mut base: Value, extra: Value) -> Result<Definition, Invalid> {
+        for (k, v) in extra.as_object().expect("an object") {
+            base[k] = v.clone();
+        }
+        validate_definition(&base)
     }
 
     fn rejected(code: &'static str) -> impl Fn(Result<Definition, Invalid>) {
@@ -790,11 +803,10 @@ mod tests {
     #[test]
     fn given_a_percent_coupon_then_percent_is_1_to_100_and_amount_is_absent() {
         let with = |extra: Value| {
-            let mut body = json!({ "code": "SAVE", "kind": "percent", "currency": "EUR" });
-            body.as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            validate_definition(&body)
+            definition(
+                json!({ "code": "SAVE", "kind": "percent", "currency": "EUR" }),
+                extra,
+            )
         };
         rejected("invalid_percent")(with(json!({})));
         rejected("invalid_percent")(with(json!({ "percent": 0 })));
@@ -816,11 +828,10 @@ mod tests {
     #[test]
     fn given_a_fixed_coupon_then_amount_is_positive_and_percent_is_absent() {
         let with = |extra: Value| {
-            let mut body = json!({ "code": "FIVE", "kind": "fixed", "currency": "EUR" });
-            body.as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            validate_definition(&body)
+            definition(
+                json!({ "code": "FIVE", "kind": "fixed", "currency": "EUR" }),
+                extra,
+            )
         };
         rejected("invalid_amount_minor")(with(json!({})));
         rejected("invalid_amount_minor")(with(json!({ "amount_minor": 0 })));
@@ -837,12 +848,10 @@ mod tests {
     #[test]
     fn given_bad_currency_minimum_or_limits_then_each_is_refused_with_its_own_code() {
         let with = |extra: Value| {
-            let mut body =
-                json!({ "code": "SAVE10", "kind": "percent", "percent": 10, "currency": "EUR" });
-            body.as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            validate_definition(&body)
+            definition(
+                json!({ "code": "SAVE10", "kind": "percent", "percent": 10, "currency": "EUR" }),
+                extra,
+            )
         };
         rejected("invalid_currency")(with(json!({ "currency": null })));
         rejected("invalid_currency")(with(json!({ "currency": "eur" })));
@@ -955,12 +964,7 @@ mod tests {
     fn given_a_plain_coupon_when_a_cart_in_its_currency_asks_then_it_applies() {
         let decision = decide(&ten_percent(), &cart(2500), None, noon());
 
-        assert_eq!(
-            decision,
-            Decision::Apply {
-                discount_minor: 250
-            }
-        );
+        assert_eq!(decision, applies(250));
     }
 
     #[test]
@@ -988,18 +992,8 @@ mod tests {
             when("2026-05-31T23:59:59.999Z"),
             Decision::Reject(Reason::NotYetValid)
         );
-        assert_eq!(
-            when("2026-06-01T00:00:00Z"),
-            Decision::Apply {
-                discount_minor: 100
-            }
-        );
-        assert_eq!(
-            when("2026-06-30T23:59:59.999Z"),
-            Decision::Apply {
-                discount_minor: 100
-            }
-        );
+        assert_eq!(when("2026-06-01T00:00:00Z"), applies(100));
+        assert_eq!(when("2026-06-30T23:59:59.999Z"), applies(100));
         assert_eq!(
             when("2026-07-01T00:00:00Z"),
             Decision::Reject(Reason::Expired)
@@ -1015,12 +1009,7 @@ mod tests {
             decide(&coupon, &cart(4999), None, noon()),
             Decision::Reject(Reason::MinimumNotMet)
         );
-        assert_eq!(
-            decide(&coupon, &cart(5000), None, noon()),
-            Decision::Apply {
-                discount_minor: 500
-            }
-        );
+        assert_eq!(decide(&coupon, &cart(5000), None, noon()), applies(500));
     }
 
     #[test]
@@ -1036,23 +1025,13 @@ mod tests {
         let mut coupon = ten_percent();
         coupon.definition.per_customer_limit = Some(2);
 
-        assert_eq!(
-            decide(&coupon, &cart(1000), Some(1), noon()),
-            Decision::Apply {
-                discount_minor: 100
-            }
-        );
+        assert_eq!(decide(&coupon, &cart(1000), Some(1), noon()), applies(100));
         assert_eq!(
             decide(&coupon, &cart(1000), Some(2), noon()),
             Decision::Reject(Reason::CustomerLimitReached)
         );
         // An unknown buyer (a quote without buyer_id) cannot be judged.
-        assert_eq!(
-            decide(&coupon, &cart(1000), None, noon()),
-            Decision::Apply {
-                discount_minor: 100
-            }
-        );
+        assert_eq!(decide(&coupon, &cart(1000), None, noon()), applies(100));
     }
 
     #[test]
@@ -1060,12 +1039,7 @@ mod tests {
         let mut coupon = ten_percent();
         coupon.definition.usage_limit = Some(50);
         coupon.used = 49;
-        assert_eq!(
-            decide(&coupon, &cart(1000), None, noon()),
-            Decision::Apply {
-                discount_minor: 100
-            }
-        );
+        assert_eq!(decide(&coupon, &cart(1000), None, noon()), applies(100));
 
         coupon.used = 50;
         assert_eq!(
@@ -1088,28 +1062,24 @@ mod tests {
             subtotal_minor: 10,
             lines: Vec::new(),
         };
-        let when = |cart: &Cart, now: &str| decide(&coupon, cart, Some(1), at(now));
-
-        assert_eq!(
-            when(&usd, "2026-06-01T00:00:00Z"),
-            Decision::Reject(Reason::CurrencyMismatch)
-        );
-        assert_eq!(
-            when(&cart(10), "2026-06-01T00:00:00Z"),
-            Decision::Reject(Reason::NotYetValid)
-        );
-        assert_eq!(
-            when(&cart(10), "2026-09-01T00:00:00Z"),
-            Decision::Reject(Reason::Expired)
-        );
-        assert_eq!(
-            when(&cart(10), "2026-07-15T00:00:00Z"),
-            Decision::Reject(Reason::MinimumNotMet)
-        );
-        assert_eq!(
-            when(&cart(6000), "2026-07-15T00:00:00Z"),
-            Decision::Reject(Reason::CustomerLimitReached)
-        );
+        let cases = [
+            (&usd, "2026-06-01T00:00:00Z", Reason::CurrencyMismatch),
+            (&cart(10), "2026-06-01T00:00:00Z", Reason::NotYetValid),
+            (&cart(10), "2026-09-01T00:00:00Z", Reason::Expired),
+            (&cart(10), "2026-07-15T00:00:00Z", Reason::MinimumNotMet),
+            (
+                &cart(6000),
+                "2026-07-15T00:00:00Z",
+                Reason::CustomerLimitReached,
+            ),
+        ];
+        for (cart, now, reason) in cases {
+            assert_eq!(
+                decide(&coupon, cart, Some(1), at(now)),
+                Decision::Reject(reason),
+                "{now}"
+            );
+        }
         assert_eq!(
             decide(&coupon, &cart(6000), Some(0), at("2026-07-15T00:00:00Z")),
             Decision::Reject(Reason::UsageLimitReached)
@@ -1171,13 +1141,11 @@ mod tests {
         );
     }
 
-    fn rule_coupon(body: Value) -> Result<Definition, Invalid> {
-        let mut base =
-            json!({ "code": "SPEND", "kind": "rule", "rule": "tiered-spend", "currency": "EUR" });
-        for (k, v) in body.as_object().expect("object") {
-            base[k] = v.clone();
-        }
-        validate_definition(&base)
+    fn rule_coupon(extra: Value) -> Result<Definition, Invalid> {
+        definition(
+            json!({ "code": "SPEND", "kind": "rule", "rule": "tiered-spend", "currency": "EUR" }),
+            extra,
+        )
     }
 
     #[test]

@@ -622,6 +622,28 @@ mod tests {
         place("o1", cmd(vec![("TEE", 2)], coupon), offer).unwrap().0
     }
 
+    /// The test payment intent `pi` was created.
+    fn intent_created() -> Fact {
+        Fact::IntentCreated {
+            intent_id: "pi".into(),
+        }
+    }
+
+    /// `amount_minor` was captured on intent `pi`.
+    fn captured(amount_minor: i64) -> Fact {
+        Fact::PaymentCaptured {
+            intent_id: "pi".into(),
+            amount_minor,
+        }
+    }
+
+    /// Payments reports `refunded_total_minor` refunded so far.
+    fn refunded(refunded_total_minor: i64) -> Fact {
+        Fact::PaymentRefunded {
+            refunded_total_minor,
+        }
+    }
+
     /// Applies facts in turn, checking every transition is legal.
     fn run(order: Order, facts: Vec<Fact>) -> (Order, Vec<Emit>) {
         let mut order = order;
@@ -685,19 +707,10 @@ mod tests {
             pending(None),
             vec![
                 Fact::StockReserved,
-                Fact::IntentCreated {
-                    intent_id: "pi".into(),
-                },
-                Fact::PaymentCaptured {
-                    intent_id: "pi".into(),
-                    amount_minor: 3_000,
-                },
-                Fact::PaymentRefunded {
-                    refunded_total_minor: 1_000,
-                },
-                Fact::PaymentRefunded {
-                    refunded_total_minor: 3_000,
-                },
+                intent_created(),
+                captured(3_000),
+                refunded(1_000),
+                refunded(3_000),
             ],
         );
         assert_eq!(order.status, Status::Refunded);
@@ -803,17 +816,10 @@ mod tests {
             pending(None),
             vec![
                 Fact::StockReserved,
-                Fact::IntentCreated {
-                    intent_id: "pi".into(),
-                },
+                intent_created(),
                 Fact::StockExpired,
-                Fact::PaymentCaptured {
-                    intent_id: "pi".into(),
-                    amount_minor: 3_000,
-                },
-                Fact::PaymentRefunded {
-                    refunded_total_minor: 3_000,
-                },
+                captured(3_000),
+                refunded(3_000),
             ],
         );
         assert_eq!(order.status, Status::Refunded);
@@ -830,10 +836,7 @@ mod tests {
             pending(None),
             vec![
                 Fact::StockReserved,
-                Fact::PaymentCaptured {
-                    intent_id: "pi".into(),
-                    amount_minor: 3_000,
-                },
+                captured(3_000),
                 Fact::StockCommitFailed {
                     reason: "reservation_expired".into(),
                 },
@@ -854,16 +857,7 @@ mod tests {
     fn only_unpaid_orders_can_be_cancelled() {
         let (order, emitted) = run(pending(None), vec![Fact::CancelRequested]);
         assert_eq!((order.status, emitted.len()), (Status::Cancelled, 1));
-        let (paid, _) = run(
-            pending(None),
-            vec![
-                Fact::StockReserved,
-                Fact::PaymentCaptured {
-                    intent_id: "pi".into(),
-                    amount_minor: 3_000,
-                },
-            ],
-        );
+        let (paid, _) = run(pending(None), vec![Fact::StockReserved, captured(3_000)]);
         assert_eq!(
             decide(&paid, Fact::CancelRequested).unwrap_err().code,
             "order_not_cancellable"
