@@ -2,7 +2,8 @@
 //!
 //! `orders` is the only table updated, always with a version check; items,
 //! status history, payments and refunds are append-only.
-use crate::domain::{Coupon, Line, Offer, Order, Status, Stock};
+// `super`, not `crate`: plugins/testing/orders-v2 compiles this crate's source as a module.
+use super::domain::{Coupon, Line, Offer, Order, Status, Stock};
 use mercato_sdk::prelude::*;
 use serde_json::Value;
 
