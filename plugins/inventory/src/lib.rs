@@ -354,7 +354,8 @@ fn settle(
     reason: &str,
 ) -> Result<(), Error> {
     let now = clock::now();
-    let (status, kind, move_stock): (_, _, fn(&str, i64, &str) -> Result<bool, Error>) = match how {
+    type MoveStock = fn(&str, i64, &str) -> Result<bool, Error>;
+    let (status, kind, move_stock): (_, _, MoveStock) = match how {
         Settlement::Release => (
             ReservationStatus::Released,
             MovementKind::Released,

@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 
 pub const MAX_LINES: usize = 100;
 pub const MAX_QUANTITY: i64 = 1_000;
-/// Largest order total, in minor units; payments accepts no larger intent.
-pub const MAX_TOTAL_MINOR: i64 = 1_000_000_000_000;
+/// Largest order total, in minor units: the SDK's limit on any amount, so
+/// payments accepts every intent an order can ask for.
+pub const MAX_TOTAL_MINOR: i64 = validate::MAX_AMOUNT_MINOR;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {

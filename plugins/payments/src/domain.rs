@@ -7,9 +7,9 @@
 //! wrapped amount.
 use serde::Deserialize;
 
-/// Largest amount accepted in minor units (10 billion major units), far below
-/// `i64::MAX` so sums of many amounts cannot overflow in practice.
-pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
+/// Largest amount accepted in minor units: the SDK's limit on any amount,
+/// far below `i64::MAX` so sums of many amounts cannot overflow in practice.
+pub use mercato_sdk::validate::MAX_AMOUNT_MINOR;
 
 /// Why a command was refused. `lib.rs` maps each to an HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]

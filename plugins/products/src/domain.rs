@@ -1,10 +1,10 @@
 //! Pure catalog rules: what a valid product and a valid price change are.
 //! SKU and currency rules are the SDK's, shared with orders and inventory.
-use mercato_sdk::validate::{Invalid, check_currency, check_sku};
+use mercato_sdk::validate::{self, Invalid, check_currency, check_sku};
 use serde_json::{Map, Value};
 
-/// Largest price accepted, in minor units (10 billion major units).
-pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
+/// Largest price accepted, in minor units: the SDK's limit on any amount.
+pub const MAX_PRICE_MINOR: i64 = validate::MAX_AMOUNT_MINOR;
 /// Largest serialized `attributes` object.
 pub const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
 

@@ -35,6 +35,12 @@ impl From<Invalid> for HttpError {
     }
 }
 
+/// Largest amount any context accepts, in minor units (10 billion major
+/// units): a price, an order total, a payment or refund. Far below `i64::MAX`,
+/// so sums of many amounts cannot overflow in practice; and being one limit,
+/// every order total the catalog's prices allow is an amount payments takes.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
+
 /// Longest SKU, in bytes (all of them ASCII).
 pub const MAX_SKU_LEN: usize = 64;
 
