@@ -11,22 +11,35 @@ use serde::Deserialize;
 /// far below `i64::MAX` so sums of many amounts cannot overflow in practice.
 pub use mercato_sdk::validate::MAX_AMOUNT_MINOR;
 
-/// Why a command was refused. `lib.rs` maps each to an HTTP status.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a command was refused. `lib.rs` maps each to an HTTP status; the
+/// message (`Display`) is for a human.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The payment method is not one the test provider knows.
+    #[error(
+        "unknown payment_method `{0}`; use one of: {methods}",
+        methods = PaymentMethod::ALL.map(PaymentMethod::as_str).join(", ")
+    )]
     UnknownPaymentMethod(String),
     /// The order was cancelled before payment: the intent can no longer be paid.
+    #[error("the payment intent was canceled because its order was cancelled")]
     IntentCanceled,
     /// The intent was already paid.
+    #[error("the payment intent was already paid")]
     IntentAlreadySucceeded,
     /// A previous attempt failed; the order is being cancelled.
+    #[error("a payment attempt for this intent failed; the order is cancelled")]
     IntentFailed,
     /// Refunds need captured money.
+    #[error("only a payment intent with captured money can be refunded")]
     IntentNotCaptured,
     /// Amounts must be positive (and at most [`MAX_AMOUNT_MINOR`]).
+    #[error("amount_minor must be between 1 and {MAX_AMOUNT_MINOR}, got {0}")]
     InvalidAmount(i64),
     /// More than what is still refundable was asked for.
+    #[error(
+        "refund of {requested} exceeds the {refundable} still refundable (captured minus refunded)"
+    )]
     RefundExceedsCaptured { requested: i64, refundable: i64 },
 }
 
@@ -41,35 +54,6 @@ impl Refusal {
             Refusal::IntentNotCaptured => "intent_not_captured",
             Refusal::InvalidAmount(_) => "invalid_amount",
             Refusal::RefundExceedsCaptured { .. } => "refund_exceeds_captured",
-        }
-    }
-
-    /// What was wrong, for a human.
-    pub fn message(&self) -> String {
-        match self {
-            Refusal::UnknownPaymentMethod(method) => format!(
-                "unknown payment_method `{method}`; use one of: {}",
-                PaymentMethod::ALL.map(PaymentMethod::as_str).join(", ")
-            ),
-            Refusal::IntentCanceled => {
-                "the payment intent was canceled because its order was cancelled".to_owned()
-            }
-            Refusal::IntentAlreadySucceeded => "the payment intent was already paid".to_owned(),
-            Refusal::IntentFailed => {
-                "a payment attempt for this intent failed; the order is cancelled".to_owned()
-            }
-            Refusal::IntentNotCaptured => {
-                "only a payment intent with captured money can be refunded".to_owned()
-            }
-            Refusal::InvalidAmount(amount) => {
-                format!("amount_minor must be between 1 and {MAX_AMOUNT_MINOR}, got {amount}")
-            }
-            Refusal::RefundExceedsCaptured {
-                requested,
-                refundable,
-            } => format!(
-                "refund of {requested} exceeds the {refundable} still refundable (captured minus refunded)"
-            ),
         }
     }
 }
@@ -488,11 +472,31 @@ mod tests {
         }
         let refusal = PaymentMethod::parse("pm_card_visa").unwrap_err();
         assert_eq!(refusal.code(), "unknown_payment_method");
-        let message = refusal.message();
+        let message = refusal.to_string();
         for method in PaymentMethod::ALL {
             assert!(message.contains(method.as_str()), "{message}");
         }
         assert!(message.contains("pm_card_visa"));
+    }
+
+    #[test]
+    fn refusals_say_what_was_wrong() {
+        assert_eq!(
+            PaymentMethod::parse("x").unwrap_err().to_string(),
+            "unknown payment_method `x`; use one of: pm_card_ok, pm_card_declined, pm_card_insufficient_funds"
+        );
+        assert_eq!(
+            Refusal::InvalidAmount(0).to_string(),
+            "amount_minor must be between 1 and 1000000000000, got 0"
+        );
+        assert_eq!(
+            Refusal::RefundExceedsCaptured {
+                requested: 5,
+                refundable: 3
+            }
+            .to_string(),
+            "refund of 5 exceeds the 3 still refundable (captured minus refunded)"
+        );
     }
 
     #[test]

@@ -87,7 +87,7 @@ fn refused(refusal: Refusal) -> HttpError {
         | Refusal::IntentNotCaptured => 409,
         Refusal::InvalidAmount(_) | Refusal::RefundExceedsCaptured { .. } => 422,
     };
-    HttpError::new(status, refusal.code(), &refusal.message())
+    HttpError::new(status, refusal.code(), &refusal.to_string())
 }
 
 fn load_intent(id: &str) -> Result<Intent, HttpError> {
