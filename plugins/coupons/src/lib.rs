@@ -6,7 +6,7 @@
 mod domain;
 mod store;
 
-use domain::{Cart, Code, Coupon, Decision, Discount, Instant, Invalid, Line, Reason, RuleRef};
+use domain::{Cart, Code, Coupon, Decision, Discount, Line, Reason, RuleRef};
 use mercato_sdk::prelude::*;
 use mercato_sdk::rules;
 use serde::Deserialize;
@@ -55,14 +55,6 @@ impl Plugin for Coupons {
     }
 }
 
-fn now() -> Instant {
-    Instant::from_millis(i64::try_from(clock::now_millis()).unwrap_or(i64::MAX))
-}
-
-fn unprocessable(e: Invalid) -> HttpError {
-    HttpError::unprocessable(e.code, &e.message)
-}
-
 fn unknown_coupon(raw: &str) -> HttpError {
     HttpError::not_found("unknown_coupon", &format!("no coupon {raw}"))
 }
@@ -100,8 +92,8 @@ fn view(coupon: &Coupon) -> Value {
 /// `POST /coupons`: creates a coupon (201), 409 `coupon_exists`, 422 otherwise.
 fn create(req: &Request) -> HttpResult {
     let body: Value = req.json()?;
-    let definition = domain::validate_definition(&body).map_err(unprocessable)?;
-    if !store::insert_coupon(&definition, now())? {
+    let definition = domain::validate_definition(&body)?;
+    if !store::insert_coupon(&definition, clock::instant())? {
         return Err(HttpError::conflict(
             "coupon_exists",
             &format!("coupon {} exists", definition.code.as_str()),
@@ -127,7 +119,7 @@ fn get(req: &Request) -> HttpResult {
 /// runs on the quoted cart (its `lines`, when given).
 fn quote(req: &Request) -> HttpResult {
     let body: Value = req.json()?;
-    let request = domain::validate_quote(&body).map_err(unprocessable)?;
+    let request = domain::validate_quote(&body)?;
     let coupon = find(req.param("code"))?;
     let code = &coupon.definition.code;
     let customer_redemptions = match (&request.buyer_id, coupon.definition.per_customer_limit) {
@@ -135,7 +127,12 @@ fn quote(req: &Request) -> HttpResult {
         _ => None,
     };
     let buyer_id = request.buyer_id.as_deref().unwrap_or("");
-    let decision = domain::decide(&coupon, &request.cart, customer_redemptions, now());
+    let decision = domain::decide(
+        &coupon,
+        &request.cart,
+        customer_redemptions,
+        clock::instant(),
+    );
     let priced = price(&coupon, &request.cart, buyer_id, decision);
     let subtotal = request.cart.subtotal_minor;
     let body = match &priced {
@@ -303,7 +300,7 @@ fn redeem(order: &OrderPlaced) -> Result<(), Error> {
             })
             .collect(),
     };
-    let now = now();
+    let now = clock::instant();
     let decision = domain::decide(&coupon, &cart, customer_redemptions, now);
     let (discount_minor, rule) = match price(&coupon, &cart, &order.buyer_id, decision) {
         Priced::Apply {
@@ -408,7 +405,7 @@ fn revert(order: &OrderEnded) -> Result<(), Error> {
     let Some(redemption) = store::active_redemption_of_order(&order.order_id)? else {
         return Ok(());
     };
-    let now = now();
+    let now = clock::instant();
     if !store::revert_redemption(&redemption.id, now)? {
         return Ok(());
     }

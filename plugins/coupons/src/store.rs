@@ -6,6 +6,7 @@
 use crate::domain::{Code, Coupon, Currency, Definition, Discount, Instant, RuleRef};
 use mercato_sdk::db::Row;
 use mercato_sdk::prelude::*;
+use serde::Deserialize;
 
 /// Inserts a coupon and its rules; `false` when the code is taken.
 pub fn insert_coupon(definition: &Definition, now: Instant) -> Result<bool, Error> {
@@ -178,24 +179,18 @@ pub fn insert_redemption(redemption: &NewRedemption<'_>, now: Instant) -> Result
 }
 
 /// The order's ACTIVE redemption: its id and code.
+#[derive(Deserialize)]
 pub struct ActiveRedemption {
     pub id: String,
     pub code: String,
 }
 
 pub fn active_redemption_of_order(order_id: &str) -> Result<Option<ActiveRedemption>, Error> {
-    let rows = db::query(
+    db::query(
         "SELECT id, code FROM coupon_redemptions WHERE order_id = $1 AND status = 'ACTIVE'",
         &[order_id.into()],
-    )?;
-    rows.first()
-        .map(|r| {
-            Ok(ActiveRedemption {
-                id: r.text("id")?.to_owned(),
-                code: r.text("code")?.to_owned(),
-            })
-        })
-        .transpose()
+    )?
+    .parse_first()
 }
 
 /// Marks the redemption REVERTED; `false` if it was no longer ACTIVE.
@@ -216,20 +211,5 @@ pub fn redemptions(code: &Code, limit: i64) -> Result<Vec<serde_json::Value>, Er
          ORDER BY created_at, id LIMIT $2",
         &[code.as_str().into(), limit.into()],
     )?;
-    rows.iter()
-        .map(|r| {
-            Ok(serde_json::json!({
-                "order_id": r.text("order_id")?,
-                "buyer_id": r.text("buyer_id")?,
-                "discount_minor": r.int("discount_minor")?,
-                "currency": r.text("currency")?,
-                "status": r.text("status")?,
-                "created_at": r.text("created_at")?,
-                "reverted_at": r.opt_text("reverted_at")?,
-                "rule": r.opt_text("rule")?,
-                "rule_version": r.opt_text("rule_version")?,
-                "reason": r.opt_text("reason")?,
-            }))
-        })
-        .collect()
+    Ok(rows.to_json())
 }

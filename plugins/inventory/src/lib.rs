@@ -6,10 +6,11 @@ mod domain;
 mod store;
 
 use domain::{
-    DomainError, InvalidOrder, InventoryEvent, OrderLine, Payment, Placement, Release,
+    DomainError, InvalidOrder, InventoryEvent, OrderLine, Payment, Placement, Release, Reservation,
     ReservationStatus, StockLevel,
 };
 use mercato_sdk::prelude::*;
+use mercato_sdk::time::Instant;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -268,7 +269,7 @@ fn on_order_placed(placed: OrderPlaced) -> Result<(), Error> {
             expires_at,
             event,
         } => {
-            let now = domain::rfc3339_millis(now_ms);
+            let now = Instant::from_unix_millis(now_ms).to_string();
             for line in &lines {
                 if !store::reserve_stock(&line.sku, line.quantity, &now)? {
                     return Err(stock_moved(&line.sku, order_id));
@@ -310,22 +311,12 @@ fn on_expiry_due(due: OrderRef) -> Result<(), Error> {
 }
 
 fn apply_release(order_id: &str, release: &Release) -> Result<(), Error> {
-    let now = clock::now();
-    for r in &release.reservations {
-        if !store::settle_reservation(&r.id, ReservationStatus::Released, &now)?
-            || !store::release_stock(&r.sku, r.quantity, &now)?
-        {
-            return Err(stock_moved(&r.sku, order_id));
-        }
-        store::record_movement(
-            &r.sku,
-            MovementKind::Released,
-            r.quantity,
-            Some(order_id),
-            &release.reason,
-            &now,
-        )?;
-    }
+    settle(
+        order_id,
+        &release.reservations,
+        Settlement::Release,
+        &release.reason,
+    )?;
     publish(&release.event)
 }
 
@@ -339,25 +330,52 @@ fn on_order_paid(paid: OrderRef) -> Result<(), Error> {
             reservations,
             event,
         } => {
-            let now = clock::now();
-            for r in &reservations {
-                if !store::settle_reservation(&r.id, ReservationStatus::Committed, &now)?
-                    || !store::commit_stock(&r.sku, r.quantity, &now)?
-                {
-                    return Err(stock_moved(&r.sku, order_id));
-                }
-                store::record_movement(
-                    &r.sku,
-                    MovementKind::Committed,
-                    r.quantity,
-                    Some(order_id),
-                    "order_paid",
-                    &now,
-                )?;
-            }
+            settle(order_id, &reservations, Settlement::Commit, "order_paid")?;
             publish(&event)
         }
     }
+}
+
+/// The two ways a held reservation leaves RESERVED.
+#[derive(Debug, Clone, Copy)]
+enum Settlement {
+    /// The units go back to available stock.
+    Release,
+    /// The units are sold.
+    Commit,
+}
+
+/// Settles each reservation: its status, its item's stock, and a ledger entry
+/// with `reason`. A row that refuses the change means another call moved it.
+fn settle(
+    order_id: &str,
+    reservations: &[Reservation],
+    how: Settlement,
+    reason: &str,
+) -> Result<(), Error> {
+    let now = clock::now();
+    type MoveStock = fn(&str, i64, &str) -> Result<bool, Error>;
+    let (status, kind, move_stock): (_, _, MoveStock) = match how {
+        Settlement::Release => (
+            ReservationStatus::Released,
+            MovementKind::Released,
+            store::release_stock,
+        ),
+        Settlement::Commit => (
+            ReservationStatus::Committed,
+            MovementKind::Committed,
+            store::commit_stock,
+        ),
+    };
+    for r in reservations {
+        if !store::settle_reservation(&r.id, status, &now)?
+            || !move_stock(&r.sku, r.quantity, &now)?
+        {
+            return Err(stock_moved(&r.sku, order_id));
+        }
+        store::record_movement(&r.sku, kind, r.quantity, Some(order_id), reason, &now)?;
+    }
+    Ok(())
 }
 
 mercato_sdk::export_plugin!(Inventory);

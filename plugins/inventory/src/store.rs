@@ -9,19 +9,11 @@ const TTL_KEY: &str = "reservation_ttl_ms";
 
 /// The stock of `sku`, if it exists.
 pub fn item(sku: &str) -> Result<Option<StockLevel>, Error> {
-    let rows = db::query(
+    db::query(
         "SELECT on_hand, reserved, committed FROM stock_items WHERE sku = $1",
         &[sku.into()],
-    )?;
-    rows.first()
-        .map(|row| {
-            Ok(StockLevel {
-                on_hand: row.int("on_hand")?,
-                reserved: row.int("reserved")?,
-                committed: row.int("committed")?,
-            })
-        })
-        .transpose()
+    )?
+    .parse_first()
 }
 
 /// Creates the item; false when the SKU already exists.
@@ -34,67 +26,72 @@ pub fn insert_item(sku: &str, on_hand: i64, now: &str) -> Result<bool, Error> {
     Ok(changed == 1)
 }
 
-/// Moves on_hand by `delta`; false when that would undercut what is promised.
-pub fn adjust_on_hand(sku: &str, delta: i64, now: &str) -> Result<bool, Error> {
+/// One relative change to an item's stock columns: `set` moves them by `$2`
+/// and `guard` restates the invariant the change must keep, so a change that
+/// raced with another changes no row and reports false.
+fn change_stock(sku: &str, amount: i64, now: &str, set: &str, guard: &str) -> Result<bool, Error> {
     let changed = db::execute(
-        "UPDATE stock_items SET on_hand = on_hand + $2, version = version + 1, updated_at = $3 \
-         WHERE sku = $1 AND on_hand + $2 - reserved - committed >= 0",
-        &[sku.into(), delta.into(), now.into()],
+        &format!(
+            "UPDATE stock_items SET {set}, version = version + 1, updated_at = $3 \
+             WHERE sku = $1 AND {guard}"
+        ),
+        &[sku.into(), amount.into(), now.into()],
     )?;
     Ok(changed == 1)
+}
+
+/// Moves on_hand by `delta`; false when that would undercut what is promised.
+pub fn adjust_on_hand(sku: &str, delta: i64, now: &str) -> Result<bool, Error> {
+    change_stock(
+        sku,
+        delta,
+        now,
+        "on_hand = on_hand + $2",
+        "on_hand + $2 - reserved - committed >= 0",
+    )
 }
 
 /// Holds `quantity` units; false when fewer are available.
 pub fn reserve_stock(sku: &str, quantity: i64, now: &str) -> Result<bool, Error> {
-    let changed = db::execute(
-        "UPDATE stock_items SET reserved = reserved + $2, version = version + 1, updated_at = $3 \
-         WHERE sku = $1 AND on_hand - reserved - committed >= $2",
-        &[sku.into(), quantity.into(), now.into()],
-    )?;
-    Ok(changed == 1)
+    change_stock(
+        sku,
+        quantity,
+        now,
+        "reserved = reserved + $2",
+        "on_hand - reserved - committed >= $2",
+    )
 }
 
 /// Gives back `quantity` held units; false when fewer are held.
 pub fn release_stock(sku: &str, quantity: i64, now: &str) -> Result<bool, Error> {
-    let changed = db::execute(
-        "UPDATE stock_items SET reserved = reserved - $2, version = version + 1, updated_at = $3 \
-         WHERE sku = $1 AND reserved >= $2",
-        &[sku.into(), quantity.into(), now.into()],
-    )?;
-    Ok(changed == 1)
+    change_stock(
+        sku,
+        quantity,
+        now,
+        "reserved = reserved - $2",
+        "reserved >= $2",
+    )
 }
 
 /// Turns `quantity` held units into sold ones; false when fewer are held.
 pub fn commit_stock(sku: &str, quantity: i64, now: &str) -> Result<bool, Error> {
-    let changed = db::execute(
-        "UPDATE stock_items SET reserved = reserved - $2, committed = committed + $2, \
-         version = version + 1, updated_at = $3 WHERE sku = $1 AND reserved >= $2",
-        &[sku.into(), quantity.into(), now.into()],
-    )?;
-    Ok(changed == 1)
+    change_stock(
+        sku,
+        quantity,
+        now,
+        "reserved = reserved - $2, committed = committed + $2",
+        "reserved >= $2",
+    )
 }
 
 /// The order's reservations, oldest first.
 pub fn reservations(order_id: &str) -> Result<Vec<Reservation>, Error> {
-    let rows = db::query(
+    db::query(
         "SELECT id, sku, quantity, status, expires_at FROM stock_reservations \
          WHERE order_id = $1 ORDER BY created_at, sku",
         &[order_id.into()],
-    )?;
-    rows.iter()
-        .map(|row| {
-            let status = row.text("status")?;
-            Ok(Reservation {
-                id: row.text("id")?.to_owned(),
-                sku: row.text("sku")?.to_owned(),
-                quantity: row.int("quantity")?,
-                status: ReservationStatus::parse(status).ok_or_else(|| {
-                    Error::Internal(format!("unknown reservation status {status}"))
-                })?,
-                expires_at: row.text("expires_at")?.to_owned(),
-            })
-        })
-        .collect()
+    )?
+    .parse_all()
 }
 
 /// Records a new RESERVED reservation. The caller has checked that the order

@@ -1,11 +1,15 @@
 //! The order aggregate and its saga, as pure deciders: (state, fact) → decision.
-//! No I/O here; `lib.rs` loads the state, persists the decision and emits events.
+//! No I/O here; `lib.rs` loads the state, persists the decision (through
+//! `store.rs`) and emits events.
+use mercato_sdk::validate::{self, CouponCode, Invalid};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub const MAX_LINES: usize = 100;
 pub const MAX_QUANTITY: i64 = 1_000;
-/// Largest order total, in minor units; payments accepts no larger intent.
-pub const MAX_TOTAL_MINOR: i64 = 1_000_000_000_000;
+/// Largest order total, in minor units: the SDK's limit on any amount, so
+/// payments accepts every intent an order can ask for.
+pub const MAX_TOTAL_MINOR: i64 = validate::MAX_AMOUNT_MINOR;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -160,6 +164,13 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// Invalid input is 422, as in every context.
+impl From<Invalid> for Refusal {
+    fn from(e: Invalid) -> Self {
+        refuse(422, e.code, e.message)
+    }
+}
+
 fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
     Refusal {
         status,
@@ -168,15 +179,17 @@ fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> Refusa
     }
 }
 
-/// The catalog's current offer for a sku (the orders' own projection).
-#[derive(Debug, Clone, PartialEq)]
+/// The catalog's current offer for a sku (the orders' own projection), read
+/// from `products.ProductPublished`, whose payload has exactly these fields.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Offer {
-    pub sku: String,
     pub product_id: String,
+    pub sku: String,
     pub name: String,
     pub price_minor: i64,
     pub currency: String,
     pub version: i64,
+    #[serde(default)]
     pub attributes: Value,
 }
 
@@ -200,14 +213,6 @@ pub struct Line {
     pub snapshot: Value,
 }
 
-fn valid_sku(sku: &str) -> bool {
-    !sku.is_empty()
-        && sku.len() <= 64
-        && sku
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
 /// Validates and prices a new order from the catalog projection; the buyer
 /// never sets a price.
 pub fn place(
@@ -223,16 +228,7 @@ pub fn place(
             "buyer_id must be 1-64 characters",
         ));
     }
-    if cmd.currency.len() != 3 || !cmd.currency.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(refuse(
-            422,
-            "invalid_currency",
-            format!(
-                "currency `{}` must be an ISO 4217 code such as EUR",
-                cmd.currency
-            ),
-        ));
-    }
+    validate::check_currency(&cmd.currency)?;
     if cmd.lines.is_empty() {
         return Err(refuse(422, "no_items", "an order needs at least one item"));
     }
@@ -243,28 +239,26 @@ pub fn place(
             format!("an order has at most {MAX_LINES} lines"),
         ));
     }
+    // Checked with the rule coupons creates codes by, so a code that cannot
+    // exist is refused here rather than rejected later by the saga.
     let coupon_code = match cmd.coupon_code.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(code)
-            if (3..=32).contains(&code.len())
-                && code
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')) =>
-        {
-            Some(code.to_ascii_uppercase())
-        }
-        Some(_) => {
-            return Err(refuse(
-                422,
-                "invalid_coupon_code",
-                "coupon_code must be 3-32 letters, digits, '_' or '-'",
-            ));
-        }
+        Some(raw) => Some(
+            CouponCode::parse(raw)
+                .ok_or_else(|| {
+                    refuse(
+                        422,
+                        "invalid_coupon_code",
+                        "coupon_code must be 3-32 letters, digits, '_' or '-'",
+                    )
+                })?
+                .into_string(),
+        ),
     };
     let mut lines = Vec::with_capacity(cmd.lines.len());
     let mut subtotal: i64 = 0;
     for (sku, quantity) in cmd.lines {
-        if !valid_sku(&sku) {
+        if !validate::is_sku(&sku) {
             return Err(refuse(
                 422,
                 "invalid_sku",
@@ -629,6 +623,28 @@ mod tests {
         place("o1", cmd(vec![("TEE", 2)], coupon), offer).unwrap().0
     }
 
+    /// The test payment intent `pi` was created.
+    fn intent_created() -> Fact {
+        Fact::IntentCreated {
+            intent_id: "pi".into(),
+        }
+    }
+
+    /// `amount_minor` was captured on intent `pi`.
+    fn captured(amount_minor: i64) -> Fact {
+        Fact::PaymentCaptured {
+            intent_id: "pi".into(),
+            amount_minor,
+        }
+    }
+
+    /// Payments reports `refunded_total_minor` refunded so far.
+    fn refunded(refunded_total_minor: i64) -> Fact {
+        Fact::PaymentRefunded {
+            refunded_total_minor,
+        }
+    }
+
     /// Applies facts in turn, checking every transition is legal.
     fn run(order: Order, facts: Vec<Fact>) -> (Order, Vec<Emit>) {
         let mut order = order;
@@ -692,19 +708,10 @@ mod tests {
             pending(None),
             vec![
                 Fact::StockReserved,
-                Fact::IntentCreated {
-                    intent_id: "pi".into(),
-                },
-                Fact::PaymentCaptured {
-                    intent_id: "pi".into(),
-                    amount_minor: 3_000,
-                },
-                Fact::PaymentRefunded {
-                    refunded_total_minor: 1_000,
-                },
-                Fact::PaymentRefunded {
-                    refunded_total_minor: 3_000,
-                },
+                intent_created(),
+                captured(3_000),
+                refunded(1_000),
+                refunded(3_000),
             ],
         );
         assert_eq!(order.status, Status::Refunded);
@@ -810,17 +817,10 @@ mod tests {
             pending(None),
             vec![
                 Fact::StockReserved,
-                Fact::IntentCreated {
-                    intent_id: "pi".into(),
-                },
+                intent_created(),
                 Fact::StockExpired,
-                Fact::PaymentCaptured {
-                    intent_id: "pi".into(),
-                    amount_minor: 3_000,
-                },
-                Fact::PaymentRefunded {
-                    refunded_total_minor: 3_000,
-                },
+                captured(3_000),
+                refunded(3_000),
             ],
         );
         assert_eq!(order.status, Status::Refunded);
@@ -837,10 +837,7 @@ mod tests {
             pending(None),
             vec![
                 Fact::StockReserved,
-                Fact::PaymentCaptured {
-                    intent_id: "pi".into(),
-                    amount_minor: 3_000,
-                },
+                captured(3_000),
                 Fact::StockCommitFailed {
                     reason: "reservation_expired".into(),
                 },
@@ -861,16 +858,7 @@ mod tests {
     fn only_unpaid_orders_can_be_cancelled() {
         let (order, emitted) = run(pending(None), vec![Fact::CancelRequested]);
         assert_eq!((order.status, emitted.len()), (Status::Cancelled, 1));
-        let (paid, _) = run(
-            pending(None),
-            vec![
-                Fact::StockReserved,
-                Fact::PaymentCaptured {
-                    intent_id: "pi".into(),
-                    amount_minor: 3_000,
-                },
-            ],
-        );
+        let (paid, _) = run(pending(None), vec![Fact::StockReserved, captured(3_000)]);
         assert_eq!(
             decide(&paid, Fact::CancelRequested).unwrap_err().code,
             "order_not_cancellable"

@@ -3,8 +3,9 @@
 //! projection of the catalog; status history is append-only; every update of an
 //! order checks its version.
 mod domain;
+mod store;
 
-use domain::{Coupon, Decision, Emit, Fact, Offer, Order, PlaceOrder, Refusal, Status, Stock};
+use domain::{Decision, Emit, Fact, Offer, Order, PlaceOrder, Refusal, Status};
 use mercato_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -54,7 +55,9 @@ impl Plugin for Orders {
 
     fn handle_event(event: Event) -> Result<(), Error> {
         match (event.source.as_str(), event.event_type.as_str()) {
-            ("products", "ProductPublished") => project_product(&events::payload(&event)?),
+            ("products", "ProductPublished") => {
+                store::upsert_offer(&events::payload::<Offer>(&event)?, &clock::now())
+            }
             ("products", "ProductPriceChanged") => project_price(&events::payload(&event)?),
             _ => saga(&event),
         }
@@ -99,7 +102,7 @@ fn place(req: &Request) -> HttpResult {
     };
     let mut offers = Vec::new();
     for (sku, _) in &cmd.lines {
-        if let Some(offer) = load_offer(sku)? {
+        if let Some(offer) = store::offer(sku)? {
             offers.push(offer);
         }
     }
@@ -107,40 +110,8 @@ fn place(req: &Request) -> HttpResult {
         offers.iter().find(|o| o.sku == sku).cloned()
     })?;
     let now = clock::now();
-    db::execute(
-        "INSERT INTO orders (id, buyer_id, currency, status, stock_status, coupon_status, coupon_code, \
-         subtotal_minor, discount_minor, total_minor, captured_minor, refunded_minor, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $8, 0, 0, 1, $9, $9)",
-        &[
-            id.as_str().into(),
-            order.buyer_id.as_str().into(),
-            order.currency.as_str().into(),
-            order.status.as_str().into(),
-            order.stock.as_str().into(),
-            order.coupon.as_str().into(),
-            order.coupon_code.clone().into(),
-            order.subtotal_minor.into(),
-            now.as_str().into(),
-        ],
-    )?;
-    for (n, line) in lines.iter().enumerate() {
-        db::execute(
-            "INSERT INTO order_items (id, order_id, line_no, sku, product_id, quantity, unit_price_minor, line_total_minor, product_snapshot_json) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
-                new_id().into(),
-                id.as_str().into(),
-                (n as i64 + 1).into(),
-                line.sku.as_str().into(),
-                line.product_id.as_str().into(),
-                line.quantity.into(),
-                line.unit_price_minor.into(),
-                line.line_total_minor.into(),
-                line.snapshot.to_string().into(),
-            ],
-        )?;
-    }
-    append_history(&id, None, Status::Pending, "placed", &now)?;
+    store::insert_order(&order, &lines, &now)?;
+    store::append_history(&id, None, Status::Pending, "placed", &now)?;
     events::emit(
         "OrderPlaced",
         &id,
@@ -161,7 +132,7 @@ fn place(req: &Request) -> HttpResult {
 
 fn get(req: &Request) -> HttpResult {
     let id = req.param("id");
-    let (order, version) = load(id)?
+    let (order, version) = store::order(id)?
         .ok_or_else(|| HttpError::not_found("unknown_order", &format!("no order {id}")))?;
     Ok(Response::json(200, &view(&order, version)?))
 }
@@ -170,70 +141,22 @@ fn list(req: &Request) -> HttpResult {
     let buyer = req
         .query_param("buyer_id")
         .ok_or_else(|| HttpError::bad_request("missing_buyer_id", "pass ?buyer_id=…"))?;
-    let rows = db::query(
-        "SELECT id, status, currency, total_minor, created_at FROM orders WHERE buyer_id = $1 ORDER BY created_at, id LIMIT 1000",
-        &[buyer.into()],
-    )?;
-    let orders = rows
-        .iter()
-        .map(|r| {
-            Ok(json!({
-                "id": r.text("id")?,
-                "status": r.text("status")?,
-                "currency": r.text("currency")?,
-                "total_minor": r.int("total_minor")?,
-                "created_at": r.text("created_at")?,
-            }))
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
+    let orders = store::orders_of_buyer(&buyer)?;
     Ok(Response::json(200, &json!({ "orders": orders })))
 }
 
 fn cancel(req: &Request) -> HttpResult {
     let id = req.param("id");
-    let (order, version) = load(id)?
+    let (order, version) = store::order(id)?
         .ok_or_else(|| HttpError::not_found("unknown_order", &format!("no order {id}")))?;
     let decision = domain::decide(&order, Fact::CancelRequested)?;
     apply(&order, version, decision)?;
-    let (order, version) = load(id)?.ok_or_else(|| HttpError::not_found("unknown_order", id))?;
+    let (order, version) =
+        store::order(id)?.ok_or_else(|| HttpError::not_found("unknown_order", id))?;
     Ok(Response::json(200, &view(&order, version)?))
 }
 
 // ---- events ----
-
-#[derive(Deserialize)]
-struct Published {
-    product_id: String,
-    sku: String,
-    name: String,
-    price_minor: i64,
-    currency: String,
-    version: i64,
-    #[serde(default)]
-    attributes: Value,
-}
-
-fn project_product(p: &Published) -> Result<(), Error> {
-    db::execute(
-        "INSERT INTO catalog_prices (sku, product_id, name, price_minor, currency, version, attributes_json, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (sku) DO UPDATE SET product_id = excluded.product_id, name = excluded.name, \
-         price_minor = excluded.price_minor, currency = excluded.currency, version = excluded.version, \
-         attributes_json = excluded.attributes_json, updated_at = excluded.updated_at \
-         WHERE catalog_prices.version < excluded.version",
-        &[
-            p.sku.as_str().into(),
-            p.product_id.as_str().into(),
-            p.name.as_str().into(),
-            p.price_minor.into(),
-            p.currency.as_str().into(),
-            p.version.into(),
-            p.attributes.to_string().into(),
-            clock::now().into(),
-        ],
-    )?;
-    Ok(())
-}
 
 #[derive(Deserialize)]
 struct PriceChanged {
@@ -243,20 +166,9 @@ struct PriceChanged {
     version: i64,
 }
 
+/// Versions only move forward: a late or repeated event changes nothing.
 fn project_price(p: &PriceChanged) -> Result<(), Error> {
-    // Versions only move forward: a late or repeated event changes nothing.
-    db::execute(
-        "UPDATE catalog_prices SET price_minor = $1, currency = $2, version = $3, updated_at = $4 \
-         WHERE sku = $5 AND version < $3",
-        &[
-            p.price_minor.into(),
-            p.currency.as_str().into(),
-            p.version.into(),
-            clock::now().into(),
-            p.sku.as_str().into(),
-        ],
-    )?;
-    Ok(())
+    store::update_price(&p.sku, p.price_minor, &p.currency, p.version, &clock::now())
 }
 
 #[derive(Deserialize)]
@@ -314,7 +226,7 @@ fn saga(event: &Event) -> Result<(), Error> {
         return Ok(());
     };
     // Events about orders this context never recorded concern nobody here.
-    let Some((order, version)) = load(&payload.order_id)? else {
+    let Some((order, version)) = store::order(&payload.order_id)? else {
         return Ok(());
     };
     let now = clock::now();
@@ -323,16 +235,12 @@ fn saga(event: &Event) -> Result<(), Error> {
         Some(intent),
     ) = (&fact, payload.intent_id.as_deref())
     {
-        db::execute(
-            "INSERT INTO order_payments (id, order_id, intent_id, event, amount_minor, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                new_id().into(),
-                order.id.as_str().into(),
-                intent.into(),
-                event.event_type.as_str().into(),
-                payload.amount_minor.unwrap_or(0).into(),
-                now.as_str().into(),
-            ],
+        store::record_payment(
+            &order.id,
+            intent,
+            &event.event_type,
+            payload.amount_minor.unwrap_or(0),
+            &now,
         )?;
     }
     if let (Fact::PaymentRefunded { .. }, Some(refund_id), Some(amount)) = (
@@ -340,96 +248,13 @@ fn saga(event: &Event) -> Result<(), Error> {
         payload.refund_id.as_deref(),
         payload.amount_minor.filter(|a| *a > 0),
     ) {
-        db::execute(
-            "INSERT INTO order_refunds (id, order_id, refund_id, amount_minor, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (refund_id) DO NOTHING",
-            &[
-                new_id().into(),
-                order.id.as_str().into(),
-                refund_id.into(),
-                amount.into(),
-                now.as_str().into(),
-            ],
-        )?;
+        store::record_refund(&order.id, refund_id, amount, &now)?;
     }
     let decision = domain::decide(&order, fact).map_err(|r| Error::Invalid(r.message))?;
     apply(&order, version, decision)
 }
 
 // ---- persistence ----
-
-fn load_offer(sku: &str) -> Result<Option<Offer>, Error> {
-    let rows = db::query(
-        "SELECT sku, product_id, name, price_minor, currency, version, attributes_json FROM catalog_prices WHERE sku = $1",
-        &[sku.into()],
-    )?;
-    rows.first()
-        .map(|r| {
-            Ok(Offer {
-                sku: r.text("sku")?.to_owned(),
-                product_id: r.text("product_id")?.to_owned(),
-                name: r.text("name")?.to_owned(),
-                price_minor: r.int("price_minor")?,
-                currency: r.text("currency")?.to_owned(),
-                version: r.int("version")?,
-                attributes: serde_json::from_str(r.text("attributes_json")?).unwrap_or(Value::Null),
-            })
-        })
-        .transpose()
-}
-
-fn corrupt(what: &str) -> Error {
-    Error::Internal(format!("stored order has an unknown {what}"))
-}
-
-/// The order and its version, if it exists.
-fn load(id: &str) -> Result<Option<(Order, i64)>, Error> {
-    let rows = db::query(
-        "SELECT id, buyer_id, currency, status, stock_status, coupon_status, coupon_code, subtotal_minor, \
-         discount_minor, payment_intent_id, captured_minor, refunded_minor, version FROM orders WHERE id = $1",
-        &[id.into()],
-    )?;
-    let Some(r) = rows.first() else {
-        return Ok(None);
-    };
-    let order = Order {
-        id: r.text("id")?.to_owned(),
-        buyer_id: r.text("buyer_id")?.to_owned(),
-        currency: r.text("currency")?.to_owned(),
-        status: Status::parse(r.text("status")?).ok_or_else(|| corrupt("status"))?,
-        stock: Stock::parse(r.text("stock_status")?).ok_or_else(|| corrupt("stock status"))?,
-        coupon: Coupon::parse(r.text("coupon_status")?).ok_or_else(|| corrupt("coupon status"))?,
-        coupon_code: r.opt_text("coupon_code")?.map(str::to_owned),
-        subtotal_minor: r.int("subtotal_minor")?,
-        discount_minor: r.int("discount_minor")?,
-        payment_intent_id: r.opt_text("payment_intent_id")?.map(str::to_owned),
-        captured_minor: r.int("captured_minor")?,
-        refunded_minor: r.int("refunded_minor")?,
-    };
-    Ok(Some((order, r.int("version")?)))
-}
-
-fn append_history(
-    id: &str,
-    from: Option<Status>,
-    to: Status,
-    reason: &str,
-    now: &str,
-) -> Result<(), Error> {
-    db::execute(
-        "INSERT INTO order_status_history (id, order_id, seq, from_status, to_status, reason, created_at) \
-         SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, CAST($3 AS TEXT), $4, $5, $6 FROM order_status_history WHERE order_id = $2",
-        &[
-            new_id().into(),
-            id.into(),
-            from.map(Status::as_str).into(),
-            to.as_str().into(),
-            reason.into(),
-            now.into(),
-        ],
-    )?;
-    Ok(())
-}
 
 /// Persists a decision: never a blind update (the version must still match),
 /// then the history row and the events.
@@ -439,32 +264,9 @@ fn apply(before: &Order, version: i64, d: Decision) -> Result<(), Error> {
         return Ok(());
     }
     let now = clock::now();
-    let changed = db::execute(
-        "UPDATE orders SET status = $1, stock_status = $2, coupon_status = $3, discount_minor = $4, total_minor = $5, \
-         payment_intent_id = $6, captured_minor = $7, refunded_minor = $8, version = version + 1, updated_at = $9 \
-         WHERE id = $10 AND version = $11",
-        &[
-            o.status.as_str().into(),
-            o.stock.as_str().into(),
-            o.coupon.as_str().into(),
-            o.discount_minor.into(),
-            o.total_minor().into(),
-            o.payment_intent_id.clone().into(),
-            o.captured_minor.into(),
-            o.refunded_minor.into(),
-            now.as_str().into(),
-            o.id.as_str().into(),
-            version.into(),
-        ],
-    )?;
-    if changed == 0 {
-        return Err(Error::Conflict(format!(
-            "order {} changed concurrently; retry",
-            o.id
-        )));
-    }
+    store::update_order(o, version, &now)?;
     if let Some(t) = &d.transition {
-        append_history(&o.id, Some(t.from), t.to, &t.reason, &now)?;
+        store::append_history(&o.id, Some(t.from), t.to, &t.reason, &now)?;
     }
     for emit in &d.emit {
         let (event_type, payload) = match emit {
@@ -505,39 +307,8 @@ fn apply(before: &Order, version: i64, d: Decision) -> Result<(), Error> {
 }
 
 fn view(o: &Order, version: i64) -> Result<Value, HttpError> {
-    let items = db::query(
-        "SELECT sku, product_id, quantity, unit_price_minor, line_total_minor, product_snapshot_json \
-         FROM order_items WHERE order_id = $1 ORDER BY line_no",
-        &[o.id.as_str().into()],
-    )?;
-    let items = items
-        .iter()
-        .map(|r| {
-            Ok(json!({
-                "sku": r.text("sku")?,
-                "product_id": r.text("product_id")?,
-                "quantity": r.int("quantity")?,
-                "unit_price_minor": r.int("unit_price_minor")?,
-                "line_total_minor": r.int("line_total_minor")?,
-                "product": serde_json::from_str::<Value>(r.text("product_snapshot_json")?).unwrap_or(Value::Null),
-            }))
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
-    let history = db::query(
-        "SELECT from_status, to_status, reason, created_at FROM order_status_history WHERE order_id = $1 ORDER BY seq",
-        &[o.id.as_str().into()],
-    )?;
-    let history = history
-        .iter()
-        .map(|r| {
-            Ok(json!({
-                "from": r.opt_text("from_status")?,
-                "to": r.text("to_status")?,
-                "reason": r.text("reason")?,
-                "at": r.text("created_at")?,
-            }))
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
+    let items = store::items(&o.id)?;
+    let history = store::history(&o.id)?;
     Ok(json!({
         "id": o.id,
         "buyer_id": o.buyer_id,

@@ -5,27 +5,41 @@
 //! Money is always integer minor units (`i64`) in the intent's currency, and
 //! every sum goes through checked arithmetic: an overflow is an error, never a
 //! wrapped amount.
+use serde::Deserialize;
 
-/// Largest amount accepted in minor units (10 billion major units), far below
-/// `i64::MAX` so sums of many amounts cannot overflow in practice.
-pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
+/// Largest amount accepted in minor units: the SDK's limit on any amount,
+/// far below `i64::MAX` so sums of many amounts cannot overflow in practice.
+pub use mercato_sdk::validate::MAX_AMOUNT_MINOR;
 
-/// Why a command was refused. `lib.rs` maps each to an HTTP status.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a command was refused. `lib.rs` maps each to an HTTP status; the
+/// message (`Display`) is for a human.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The payment method is not one the test provider knows.
+    #[error(
+        "unknown payment_method `{0}`; use one of: {methods}",
+        methods = PaymentMethod::ALL.map(PaymentMethod::as_str).join(", ")
+    )]
     UnknownPaymentMethod(String),
     /// The order was cancelled before payment: the intent can no longer be paid.
+    #[error("the payment intent was canceled because its order was cancelled")]
     IntentCanceled,
     /// The intent was already paid.
+    #[error("the payment intent was already paid")]
     IntentAlreadySucceeded,
     /// A previous attempt failed; the order is being cancelled.
+    #[error("a payment attempt for this intent failed; the order is cancelled")]
     IntentFailed,
     /// Refunds need captured money.
+    #[error("only a payment intent with captured money can be refunded")]
     IntentNotCaptured,
     /// Amounts must be positive (and at most [`MAX_AMOUNT_MINOR`]).
+    #[error("amount_minor must be between 1 and {MAX_AMOUNT_MINOR}, got {0}")]
     InvalidAmount(i64),
     /// More than what is still refundable was asked for.
+    #[error(
+        "refund of {requested} exceeds the {refundable} still refundable (captured minus refunded)"
+    )]
     RefundExceedsCaptured { requested: i64, refundable: i64 },
 }
 
@@ -42,35 +56,6 @@ impl Refusal {
             Refusal::RefundExceedsCaptured { .. } => "refund_exceeds_captured",
         }
     }
-
-    /// What was wrong, for a human.
-    pub fn message(&self) -> String {
-        match self {
-            Refusal::UnknownPaymentMethod(method) => format!(
-                "unknown payment_method `{method}`; use one of: {}",
-                PaymentMethod::ALL.map(PaymentMethod::as_str).join(", ")
-            ),
-            Refusal::IntentCanceled => {
-                "the payment intent was canceled because its order was cancelled".to_owned()
-            }
-            Refusal::IntentAlreadySucceeded => "the payment intent was already paid".to_owned(),
-            Refusal::IntentFailed => {
-                "a payment attempt for this intent failed; the order is cancelled".to_owned()
-            }
-            Refusal::IntentNotCaptured => {
-                "only a payment intent with captured money can be refunded".to_owned()
-            }
-            Refusal::InvalidAmount(amount) => {
-                format!("amount_minor must be between 1 and {MAX_AMOUNT_MINOR}, got {amount}")
-            }
-            Refusal::RefundExceedsCaptured {
-                requested,
-                refundable,
-            } => format!(
-                "refund of {requested} exceeds the {refundable} still refundable (captured minus refunded)"
-            ),
-        }
-    }
 }
 
 /// A stored intent that breaks the invariants below: a bug or tampering, never
@@ -78,14 +63,11 @@ impl Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inconsistent(pub String);
 
-/// ISO 4217 shape: three upper-case ASCII letters.
-pub fn is_currency(code: &str) -> bool {
-    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
-}
-
 /// The intent's life cycle. `RequiresPaymentMethod` is the only state that
 /// moves; the other three are terminal (refunds change amounts, not status).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Stored in the upper-case form of [`IntentStatus::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum IntentStatus {
     RequiresPaymentMethod,
     Succeeded,
@@ -102,18 +84,6 @@ impl IntentStatus {
             IntentStatus::Failed => "FAILED",
             IntentStatus::Canceled => "CANCELED",
         }
-    }
-
-    /// Parses the stored form.
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            IntentStatus::RequiresPaymentMethod,
-            IntentStatus::Succeeded,
-            IntentStatus::Failed,
-            IntentStatus::Canceled,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
     }
 }
 
@@ -458,6 +428,10 @@ mod tests {
             })
     }
 
+    fn parse(stored: &str) -> Option<IntentStatus> {
+        serde_json::from_value(serde_json::json!(stored)).ok()
+    }
+
     #[test]
     fn status_round_trips_through_its_stored_form() {
         for status in [
@@ -466,19 +440,10 @@ mod tests {
             IntentStatus::Failed,
             IntentStatus::Canceled,
         ] {
-            assert_eq!(IntentStatus::parse(status.as_str()), Some(status));
+            assert_eq!(parse(status.as_str()), Some(status));
         }
-        assert_eq!(IntentStatus::parse("CANCELLED"), None);
-        assert_eq!(IntentStatus::parse("succeeded"), None);
-    }
-
-    #[test]
-    fn currency_codes_are_three_upper_case_letters() {
-        assert!(is_currency("EUR"));
-        assert!(is_currency("JPY"));
-        for bad in ["eur", "EU", "EURO", "E1R", "", "ÉUR"] {
-            assert!(!is_currency(bad), "{bad} accepted");
-        }
+        assert_eq!(parse("CANCELLED"), None);
+        assert_eq!(parse("succeeded"), None);
     }
 
     #[test]
@@ -507,11 +472,31 @@ mod tests {
         }
         let refusal = PaymentMethod::parse("pm_card_visa").unwrap_err();
         assert_eq!(refusal.code(), "unknown_payment_method");
-        let message = refusal.message();
+        let message = refusal.to_string();
         for method in PaymentMethod::ALL {
             assert!(message.contains(method.as_str()), "{message}");
         }
         assert!(message.contains("pm_card_visa"));
+    }
+
+    #[test]
+    fn refusals_say_what_was_wrong() {
+        assert_eq!(
+            PaymentMethod::parse("x").unwrap_err().to_string(),
+            "unknown payment_method `x`; use one of: pm_card_ok, pm_card_declined, pm_card_insufficient_funds"
+        );
+        assert_eq!(
+            Refusal::InvalidAmount(0).to_string(),
+            "amount_minor must be between 1 and 1000000000000, got 0"
+        );
+        assert_eq!(
+            Refusal::RefundExceedsCaptured {
+                requested: 5,
+                refundable: 3
+            }
+            .to_string(),
+            "refund of 5 exceeds the 3 still refundable (captured minus refunded)"
+        );
     }
 
     #[test]
@@ -682,48 +667,40 @@ mod tests {
         );
     }
 
+    /// A capture debits `provider_receivable` and credits `merchant_revenue`;
+    /// a refund debits `merchant_refunds` and credits `provider_receivable`.
     #[test]
-    fn given_capture_when_posting_then_receivable_debited_and_revenue_credited() {
-        let posting = capture_posting(4_200).expect("posting");
-        assert_eq!(posting.kind(), LedgerKind::Capture);
-        assert_eq!(
-            posting.entries(),
-            &[
-                Entry {
-                    account: Account::ProviderReceivable,
-                    debit_minor: 4_200,
-                    credit_minor: 0
-                },
-                Entry {
-                    account: Account::MerchantRevenue,
-                    debit_minor: 0,
-                    credit_minor: 4_200
-                },
-            ]
-        );
-        assert!(balanced(&posting));
-    }
-
-    #[test]
-    fn given_refund_when_posting_then_refunds_debited_and_receivable_credited() {
-        let posting = refund_posting(700).expect("posting");
-        assert_eq!(posting.kind(), LedgerKind::Refund);
-        assert_eq!(
-            posting.entries(),
-            &[
-                Entry {
-                    account: Account::MerchantRefunds,
-                    debit_minor: 700,
-                    credit_minor: 0
-                },
-                Entry {
-                    account: Account::ProviderReceivable,
-                    debit_minor: 0,
-                    credit_minor: 700
-                },
-            ]
-        );
-        assert!(balanced(&posting));
+    fn given_a_money_movement_when_posting_then_its_accounts_are_debited_and_credited() {
+        let cases = [
+            (
+                capture_posting(4_200),
+                LedgerKind::Capture,
+                [Account::ProviderReceivable, Account::MerchantRevenue],
+                4_200,
+            ),
+            (
+                refund_posting(700),
+                LedgerKind::Refund,
+                [Account::MerchantRefunds, Account::ProviderReceivable],
+                700,
+            ),
+        ];
+        for (posting, kind, [debited, credited], amount) in cases {
+            let posting = posting.expect("posting");
+            assert_eq!(posting.kind(), kind);
+            let debit = Entry {
+                account: debited,
+                debit_minor: amount,
+                credit_minor: 0,
+            };
+            let credit = Entry {
+                account: credited,
+                debit_minor: 0,
+                credit_minor: amount,
+            };
+            assert_eq!(posting.entries(), &[debit, credit]);
+            assert!(balanced(&posting));
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use domain::{
     capture_posting, refund_posting,
 };
 use mercato_sdk::prelude::*;
+use mercato_sdk::validate::is_currency;
 use serde::Deserialize;
 use serde_json::json;
 use store::{Intent, IntentChange, NewIntent, TransactionKind};
@@ -86,7 +87,7 @@ fn refused(refusal: Refusal) -> HttpError {
         | Refusal::IntentNotCaptured => 409,
         Refusal::InvalidAmount(_) | Refusal::RefundExceedsCaptured { .. } => 422,
     };
-    HttpError::new(status, refusal.code(), &refusal.message())
+    HttpError::new(status, refusal.code(), &refusal.to_string())
 }
 
 fn load_intent(id: &str) -> Result<Intent, HttpError> {
@@ -323,7 +324,7 @@ fn on_order_confirmed(event: &Event) -> Result<(), Error> {
             "OrderConfirmed needs order_id and buyer_id".to_owned(),
         ));
     }
-    if !domain::is_currency(&order.currency) {
+    if !is_currency(&order.currency) {
         return Err(Error::Invalid(format!(
             "OrderConfirmed {}: currency `{}` is not an ISO 4217 code",
             order.order_id, order.currency

@@ -6,13 +6,14 @@
 use crate::domain::{Inconsistent, IntentState, IntentStatus, Posting};
 use mercato_sdk::db::Row;
 use mercato_sdk::prelude::*;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 const INTENT_COLUMNS: &str = "id, order_id, buyer_id, amount_minor, currency, status, \
      failure_reason, captured_minor, refunded_minor, version, created_at";
 
-/// A payment intent as stored.
-#[derive(Debug, Clone)]
+/// A payment intent as stored (a `payment_intents` row).
+#[derive(Debug, Clone, Deserialize)]
 pub struct Intent {
     pub id: String,
     pub order_id: String,
@@ -28,24 +29,6 @@ pub struct Intent {
 }
 
 impl Intent {
-    fn from_row(row: Row<'_>) -> Result<Self, Error> {
-        let status = row.text("status")?;
-        Ok(Intent {
-            id: row.text("id")?.to_owned(),
-            order_id: row.text("order_id")?.to_owned(),
-            buyer_id: row.text("buyer_id")?.to_owned(),
-            amount_minor: row.int("amount_minor")?,
-            currency: row.text("currency")?.to_owned(),
-            status: IntentStatus::parse(status)
-                .ok_or_else(|| Error::Internal(format!("unknown intent status `{status}`")))?,
-            failure_reason: row.opt_text("failure_reason")?.map(str::to_owned),
-            captured_minor: row.int("captured_minor")?,
-            refunded_minor: row.int("refunded_minor")?,
-            version: row.int("version")?,
-            created_at: row.text("created_at")?.to_owned(),
-        })
-    }
-
     /// The deciders' view; a row breaking the money invariants is a 500, not
     /// something to act on.
     pub fn state(&self) -> Result<IntentState, Error> {
@@ -80,21 +63,23 @@ impl Intent {
     }
 }
 
+/// The intent with `id`.
 pub fn find_intent(id: &str) -> Result<Option<Intent>, Error> {
-    let rows = db::query(
-        &format!("SELECT {INTENT_COLUMNS} FROM payment_intents WHERE id = $1"),
-        &[id.into()],
-    )?;
-    rows.first().map(Intent::from_row).transpose()
+    intent_where("id", id)
 }
 
 /// The order's intent (`order_id` is unique).
 pub fn intent_for_order(order_id: &str) -> Result<Option<Intent>, Error> {
+    intent_where("order_id", order_id)
+}
+
+/// The intent whose `column` (a unique one) is `value`.
+fn intent_where(column: &str, value: &str) -> Result<Option<Intent>, Error> {
     let rows = db::query(
-        &format!("SELECT {INTENT_COLUMNS} FROM payment_intents WHERE order_id = $1"),
-        &[order_id.into()],
+        &format!("SELECT {INTENT_COLUMNS} FROM payment_intents WHERE {column} = $1"),
+        &[value.into()],
     )?;
-    rows.first().map(Intent::from_row).transpose()
+    rows.parse_first()
 }
 
 /// A new intent for a confirmed order.

@@ -1,59 +1,19 @@
 //! Pure catalog rules: what a valid product and a valid price change are.
+//! SKU and currency rules are the SDK's, shared with orders and inventory.
+use mercato_sdk::validate::{self, Invalid, check_currency, check_sku};
 use serde_json::{Map, Value};
 
-/// Largest price accepted, in minor units (10 billion major units).
-pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
+/// Largest price accepted, in minor units: the SDK's limit on any amount.
+pub const MAX_PRICE_MINOR: i64 = validate::MAX_AMOUNT_MINOR;
 /// Largest serialized `attributes` object.
 pub const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
 
-/// Why a command was refused: a stable code and a message for humans.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
-    pub code: &'static str,
-    pub message: String,
-}
-
-fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
-    Invalid {
-        code,
-        message: message.into(),
-    }
-}
-
-/// SKUs: 1-64 characters of letters, digits, `.`, `_` and `-`.
-pub fn check_sku(sku: &str) -> Result<(), Invalid> {
-    let ok = !sku.is_empty()
-        && sku.len() <= 64
-        && sku
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            "invalid_sku",
-            "sku must be 1-64 letters, digits, '.', '_' or '-'",
-        ))
-    }
-}
-
-/// ISO 4217 shape: three upper-case letters.
-pub fn check_currency(currency: &str) -> Result<(), Invalid> {
-    if currency.len() == 3 && currency.chars().all(|c| c.is_ascii_uppercase()) {
-        Ok(())
-    } else {
-        Err(invalid(
-            "invalid_currency",
-            format!("currency `{currency}` must be an ISO 4217 code such as EUR"),
-        ))
-    }
-}
-
+/// Prices are integer minor units from 0 to [`MAX_PRICE_MINOR`].
 pub fn check_price(price_minor: i64) -> Result<(), Invalid> {
     if (0..=MAX_PRICE_MINOR).contains(&price_minor) {
         Ok(())
     } else {
-        Err(invalid(
+        Err(Invalid::new(
             "invalid_price",
             format!("price_minor must be between 0 and {MAX_PRICE_MINOR}"),
         ))
@@ -84,7 +44,10 @@ pub fn validate(new: NewProduct) -> Result<ValidProduct, Invalid> {
     check_sku(&new.sku)?;
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(invalid("invalid_name", "name must be 1-200 characters"));
+        return Err(Invalid::new(
+            "invalid_name",
+            "name must be 1-200 characters",
+        ));
     }
     check_price(new.price_minor)?;
     check_currency(&new.currency)?;
@@ -92,14 +55,14 @@ pub fn validate(new: NewProduct) -> Result<ValidProduct, Invalid> {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(map)) => map,
         Some(_) => {
-            return Err(invalid(
+            return Err(Invalid::new(
                 "invalid_attributes",
                 "attributes must be a JSON object",
             ));
         }
     };
     if Value::Object(attributes.clone()).to_string().len() > MAX_ATTRIBUTES_BYTES {
-        return Err(invalid(
+        return Err(Invalid::new(
             "invalid_attributes",
             format!("attributes exceed {MAX_ATTRIBUTES_BYTES} bytes"),
         ));

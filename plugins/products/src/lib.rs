@@ -2,9 +2,9 @@
 //! price change appends a `product_pricing` row, and other contexts learn of
 //! products only through `ProductPublished` / `ProductPriceChanged`.
 mod domain;
+mod store;
 
-use domain::{Invalid, NewProduct, PriceChange};
-use mercato_sdk::db::Row;
+use domain::{NewProduct, PriceChange};
 use mercato_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -39,12 +39,6 @@ impl Plugin for Products {
     }
 }
 
-impl From<Invalid> for HttpError {
-    fn from(e: Invalid) -> Self {
-        HttpError::unprocessable(e.code, &e.message)
-    }
-}
-
 #[derive(Deserialize)]
 struct CreateBody {
     sku: String,
@@ -66,36 +60,14 @@ fn create(req: &Request) -> HttpResult {
     })?;
     let id = new_id();
     let now = clock::now();
-    let attributes = Value::Object(product.attributes.clone()).to_string();
-    db::execute(
-        "INSERT INTO products (id, name, attributes_json, version, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $4)",
-        &[
-            id.as_str().into(),
-            product.name.as_str().into(),
-            attributes.into(),
-            now.as_str().into(),
-        ],
-    )?;
-    let inserted = db::execute(
-        "INSERT INTO product_variants (id, product_id, sku, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (sku) DO NOTHING",
-        &[
-            new_id().into(),
-            id.as_str().into(),
-            product.sku.as_str().into(),
-            now.as_str().into(),
-        ],
-    )?;
-    if inserted == 0 {
+    if !store::insert_product(&id, &product, &now)? {
         return Err(HttpError::conflict(
             "sku_exists",
             &format!("a product with sku {} exists", product.sku),
         ));
     }
-    record_price(&id, 1, product.price_minor, &product.currency, &now)?;
-    db::execute(
-        "INSERT INTO product_publications (id, product_id, version, published_at) VALUES ($1, $2, 1, $3)",
-        &[new_id().into(), id.as_str().into(), now.as_str().into()],
-    )?;
+    store::record_price(&id, 1, product.price_minor, &product.currency, &now)?;
+    store::record_publication(&id, &now)?;
     events::emit(
         "ProductPublished",
         &id,
@@ -112,73 +84,10 @@ fn create(req: &Request) -> HttpResult {
     Ok(Response::json(201, &view(&id)?))
 }
 
-fn record_price(
-    id: &str,
-    version: i64,
-    price_minor: i64,
-    currency: &str,
-    now: &str,
-) -> Result<(), Error> {
-    db::execute(
-        "INSERT INTO product_pricing (id, product_id, version, price_minor, currency, effective_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[
-            new_id().into(),
-            id.into(),
-            version.into(),
-            price_minor.into(),
-            currency.into(),
-            now.into(),
-        ],
-    )?;
-    Ok(())
-}
-
-const PRODUCT_SELECT: &str = "SELECT p.id, p.name, p.attributes_json, p.version, p.created_at, p.updated_at, \
-     v.sku, pr.price_minor, pr.currency \
-     FROM products p \
-     JOIN product_variants v ON v.product_id = p.id \
-     JOIN product_pricing pr ON pr.product_id = p.id AND pr.version = p.version";
-
-fn product_json(row: &Row<'_>) -> Result<Value, Error> {
-    let attributes: Value =
-        serde_json::from_str(row.text("attributes_json")?).unwrap_or(Value::Null);
-    Ok(json!({
-        "id": row.text("id")?,
-        "sku": row.text("sku")?,
-        "name": row.text("name")?,
-        "price_minor": row.int("price_minor")?,
-        "currency": row.text("currency")?,
-        "attributes": attributes,
-        "version": row.int("version")?,
-        "created_at": row.text("created_at")?,
-        "updated_at": row.text("updated_at")?,
-    }))
-}
-
 /// The product with its full price history, or 404.
 fn view(id: &str) -> Result<Value, HttpError> {
-    let rows = db::query(&format!("{PRODUCT_SELECT} WHERE p.id = $1"), &[id.into()])?;
-    let row = rows
-        .first()
-        .ok_or_else(|| HttpError::not_found("unknown_product", &format!("no product {id}")))?;
-    let mut product = product_json(&row)?;
-    let history = db::query(
-        "SELECT version, price_minor, currency, effective_at FROM product_pricing WHERE product_id = $1 ORDER BY version",
-        &[id.into()],
-    )?;
-    product["price_history"] = history
-        .iter()
-        .map(|r| {
-            Ok(json!({
-                "version": r.int("version")?,
-                "price_minor": r.int("price_minor")?,
-                "currency": r.text("currency")?,
-                "effective_at": r.text("effective_at")?,
-            }))
-        })
-        .collect::<Result<Vec<_>, Error>>()?
-        .into();
-    Ok(product)
+    store::product(id)?
+        .ok_or_else(|| HttpError::not_found("unknown_product", &format!("no product {id}")))
 }
 
 fn get(req: &Request) -> HttpResult {
@@ -186,14 +95,7 @@ fn get(req: &Request) -> HttpResult {
 }
 
 fn list(req: &Request) -> HttpResult {
-    let rows = match req.query_param("sku") {
-        Some(sku) => db::query(&format!("{PRODUCT_SELECT} WHERE v.sku = $1"), &[sku.into()])?,
-        None => db::query(&format!("{PRODUCT_SELECT} ORDER BY v.sku LIMIT 500"), &[])?,
-    };
-    let products = rows
-        .iter()
-        .map(|r| product_json(&r))
-        .collect::<Result<Vec<_>, _>>()?;
+    let products = store::products(req.query_param("sku"))?;
     Ok(Response::json(200, &json!({ "products": products })))
 }
 
@@ -217,18 +119,14 @@ fn change_price(req: &Request) -> HttpResult {
     };
     let now = clock::now();
     // Optimistic concurrency: a concurrent change of the same product loses.
-    let changed = db::execute(
-        "UPDATE products SET version = $1, updated_at = $2 WHERE id = $3 AND version = $4",
-        &[next.into(), now.as_str().into(), id.into(), version.into()],
-    )?;
-    if changed == 0 {
+    if !store::advance_version(id, version, next, &now)? {
         return Err(HttpError::conflict(
             "concurrent_change",
             "the product changed meanwhile; retry",
         ));
     }
     let currency = current["currency"].as_str().unwrap_or_default().to_owned();
-    record_price(id, next, price_minor, &currency, &now)?;
+    store::record_price(id, next, price_minor, &currency, &now)?;
     events::emit(
         "ProductPriceChanged",
         id,

@@ -4,6 +4,8 @@
 //! rolls back; a plugin never issues `BEGIN`/`COMMIT` itself.
 use crate::bindings::mercato::plugin::{storage, types};
 use crate::{Error, SqlValue};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
 /// Runs a statement and returns the number of rows it changed.
 pub fn execute(sql: &str, params: &[SqlValue]) -> Result<u64, Error> {
@@ -41,6 +43,29 @@ impl Rows {
             columns: &self.0.columns,
             values,
         })
+    }
+
+    /// Every row as a JSON object (see [`Row::to_json`]).
+    pub fn to_json(&self) -> Vec<Value> {
+        self.iter().map(|row| row.to_json()).collect()
+    }
+
+    /// Every row as a JSON object, with JSON stored as text parsed (see
+    /// [`Row::to_json_parsing`]).
+    pub fn to_json_parsing(&self, json_columns: &[&str]) -> Vec<Value> {
+        self.iter()
+            .map(|row| row.to_json_parsing(json_columns))
+            .collect()
+    }
+
+    /// The first row as a `T` (see [`Row::parse`]), if there is one.
+    pub fn parse_first<T: DeserializeOwned>(&self) -> Result<Option<T>, Error> {
+        self.first().map(|row| row.parse()).transpose()
+    }
+
+    /// Every row as a `T` (see [`Row::parse`]).
+    pub fn parse_all<T: DeserializeOwned>(&self) -> Result<Vec<T>, Error> {
+        self.iter().map(|row| row.parse()).collect()
     }
 }
 
@@ -88,6 +113,53 @@ impl<'a> Row<'a> {
             SqlValue::Text(s) => Ok(Some(s)),
             other => Err(mismatch(column, "text", other)),
         }
+    }
+
+    /// The row as a JSON object keyed by column name, for answers whose fields
+    /// are the selected columns as stored (rename with `AS`): integers and
+    /// reals are numbers, text is a string, NULL is null, a blob is an array
+    /// of bytes. The SELECT list is then the one place the fields are named.
+    pub fn to_json(&self) -> Value {
+        let fields = self.columns.iter().zip(self.values).map(|(column, value)| {
+            let value = match value {
+                SqlValue::Null => Value::Null,
+                SqlValue::Integer(i) => Value::from(*i),
+                SqlValue::Real(r) => Value::from(*r),
+                SqlValue::Text(t) => Value::from(t.as_str()),
+                SqlValue::Blob(b) => Value::from(b.as_slice()),
+            };
+            (column.clone(), value)
+        });
+        Value::Object(fields.collect::<Map<_, _>>())
+    }
+
+    /// [`Row::to_json`], with the text of each of `json_columns` (JSON a
+    /// plugin stored as text, such as attributes or snapshots) parsed into a
+    /// JSON value; text that is not JSON becomes null.
+    pub fn to_json_parsing(&self, json_columns: &[&str]) -> Value {
+        let mut object = self.to_json();
+        for column in json_columns {
+            let parsed = object[*column]
+                .as_str()
+                .and_then(|text| serde_json::from_str(text).ok());
+            object[*column] = parsed.unwrap_or(Value::Null);
+        }
+        object
+    }
+
+    /// The row read into a `T` by serde from [`Row::to_json`]: fields are
+    /// columns (rename with `AS`), so a struct deriving `Deserialize` needs no
+    /// hand-written mapping. A row that does not fit is an internal error: the
+    /// plugin's own SQL and types disagree. (PostgreSQL returns `SUM(bigint)`
+    /// as text; read such aggregates with [`Row::int`].)
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_value(self.to_json()).map_err(|e| {
+            Error::Internal(format!(
+                "a row of ({}) does not fit {}: {e}",
+                self.columns.join(", "),
+                std::any::type_name::<T>()
+            ))
+        })
     }
 
     /// `column` as an integer, `None` for SQL NULL.
@@ -154,5 +226,80 @@ impl From<Vec<u8>> for SqlValue {
 impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
     fn from(v: Option<T>) -> Self {
         v.map_or(SqlValue::Null, Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_row_becomes_a_json_object_of_its_columns() {
+        let rows = Rows(types::Rows {
+            columns: vec!["id".into(), "n".into(), "at".into(), "ratio".into()],
+            rows: vec![vec![
+                SqlValue::Text("a".into()),
+                SqlValue::Integer(7),
+                SqlValue::Null,
+                SqlValue::Real(0.5),
+            ]],
+        });
+        assert_eq!(
+            rows.to_json(),
+            [json!({ "id": "a", "n": 7, "at": null, "ratio": 0.5 })]
+        );
+        let stored = Rows(types::Rows {
+            columns: vec!["attributes".into(), "broken".into()],
+            rows: vec![vec![
+                SqlValue::Text(r#"{"size":"M"}"#.into()),
+                SqlValue::Text("{".into()),
+            ]],
+        });
+        assert_eq!(
+            stored.to_json_parsing(&["attributes", "broken"]),
+            [json!({ "attributes": { "size": "M" }, "broken": null })]
+        );
+        let row = rows.first().unwrap();
+        assert_eq!((row.int("n").unwrap(), row.text("id").unwrap()), (7, "a"));
+        assert_eq!(row.opt_text("at").unwrap(), None);
+    }
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Item {
+        id: String,
+        n: i64,
+        at: Option<String>,
+    }
+
+    #[test]
+    fn rows_parse_into_structs_by_column_name() {
+        let rows = |n: SqlValue| {
+            Rows(types::Rows {
+                columns: vec!["id".into(), "n".into(), "at".into()],
+                rows: vec![vec![SqlValue::Text("a".into()), n, SqlValue::Null]],
+            })
+        };
+        let item = Item {
+            id: "a".into(),
+            n: 7,
+            at: None,
+        };
+        assert_eq!(
+            rows(SqlValue::Integer(7)).parse_first::<Item>().unwrap(),
+            Some(item)
+        );
+        assert_eq!(
+            rows(SqlValue::Integer(7))
+                .parse_all::<Item>()
+                .unwrap()
+                .len(),
+            1
+        );
+        let Err(Error::Internal(message)) = rows(SqlValue::Text("x".into())).parse_all::<Item>()
+        else {
+            panic!("a text where an integer belongs must not parse");
+        };
+        assert!(message.contains("(id, n, at)"), "{message}");
     }
 }

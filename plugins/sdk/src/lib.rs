@@ -47,6 +47,8 @@ pub mod http;
 pub mod log;
 mod plugin;
 pub mod rules;
+pub mod time;
+pub mod validate;
 
 pub use bindings::mercato::plugin::types::{Error, Event, SqlValue};
 
@@ -59,6 +61,7 @@ pub use plugin::{Manifest, Plugin};
 /// Everything a plugin module usually imports.
 pub mod prelude {
     pub use crate::http::{HttpError, HttpResult, Request, Response, Router};
+    pub use crate::validate::Invalid;
     pub use crate::{Error, Event, Manifest, Plugin, SqlValue, clock, db, events, log, new_id};
 }
 

@@ -24,6 +24,14 @@ impl Manifest {
         }
     }
 
+    /// The same manifest at another `version`. A variant built from a plugin's
+    /// source (the hot-swap tests' `orders-v2`, `audit-trap`…) ships that
+    /// plugin's name, subscriptions, migrations and OpenAPI as they are.
+    pub fn with_version(mut self, version: &str) -> Self {
+        self.version = version.to_owned();
+        self
+    }
+
     /// Subscribes to events matching `pattern`: `source.EventType` or `source.*`.
     pub fn subscribe(mut self, pattern: &str) -> Self {
         self.subscriptions.push(pattern.to_owned());

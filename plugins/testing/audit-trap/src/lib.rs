@@ -18,16 +18,7 @@ struct AuditTrap;
 
 impl Plugin for AuditTrap {
     fn manifest() -> Manifest {
-        // The audit manifest read back field by field, at another version.
-        let base = <Audit as Plugin>::manifest().into_wit();
-        let mut m = Manifest::new(&base.name, "0.2.0-trap").openapi(&base.openapi);
-        for pattern in &base.subscriptions {
-            m = m.subscribe(pattern);
-        }
-        for (file, sql) in &base.migrations {
-            m = m.migration(file, sql);
-        }
-        m
+        <Audit as Plugin>::manifest().with_version("0.2.0-trap")
     }
 
     fn handle_request(req: Request) -> Response {

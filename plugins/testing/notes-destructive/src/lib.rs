@@ -19,19 +19,12 @@ struct NotesDestructive;
 
 impl Plugin for NotesDestructive {
     fn manifest() -> Manifest {
-        // The notes manifest read back field by field, at another version.
-        let base = <Notes as Plugin>::manifest().into_wit();
-        let mut m = Manifest::new(&base.name, "0.3.0-destructive").openapi(&base.openapi);
-        for pattern in &base.subscriptions {
-            m = m.subscribe(pattern);
-        }
-        for (file, sql) in &base.migrations {
-            m = m.migration(file, sql);
-        }
-        m.migration(
-            "0002_drop_body.sql",
-            include_str!("../migrations/0002_drop_body.sql"),
-        )
+        <Notes as Plugin>::manifest()
+            .with_version("0.3.0-destructive")
+            .migration(
+                "0002_drop_body.sql",
+                include_str!("../migrations/0002_drop_body.sql"),
+            )
     }
 
     fn handle_request(req: Request) -> Response {

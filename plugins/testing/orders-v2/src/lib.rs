@@ -20,19 +20,12 @@ struct OrdersV2;
 
 impl Plugin for OrdersV2 {
     fn manifest() -> Manifest {
-        // The orders manifest read back field by field, at version 2.0.0.
-        let base = <Orders as Plugin>::manifest().into_wit();
-        let mut m = Manifest::new(&base.name, "2.0.0").openapi(&base.openapi);
-        for pattern in &base.subscriptions {
-            m = m.subscribe(pattern);
-        }
-        for (file, sql) in &base.migrations {
-            m = m.migration(file, sql);
-        }
-        m.migration(
-            "0003_add_channel.sql",
-            include_str!("../migrations/0003_add_channel.sql"),
-        )
+        <Orders as Plugin>::manifest()
+            .with_version("2.0.0")
+            .migration(
+                "0003_add_channel.sql",
+                include_str!("../migrations/0003_add_channel.sql"),
+            )
     }
 
     fn handle_request(req: Request) -> Response {

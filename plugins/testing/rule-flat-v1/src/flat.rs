@@ -9,8 +9,7 @@ wit_bindgen::generate!({
     world: "coupon-rule",
 });
 
-use exports::mercato::plugin::rule::Guest;
-use mercato::plugin::rule_types::{Adjustment, Cart, RuleManifest};
+use mercato::plugin::rule_types::{Adjustment, Cart};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,36 +17,27 @@ struct Config {
     percent: u32,
 }
 
-struct Flat;
-
-impl Guest for Flat {
-    fn describe() -> RuleManifest {
-        RuleManifest {
-            name: "flat".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            description: format!("{FACTOR} × the configured percentage off the subtotal."),
-        }
-    }
-
-    fn evaluate(cart: Cart, config: String) -> Result<Adjustment, String> {
-        let Config { percent } =
-            serde_json::from_str(&config).map_err(|e| format!("invalid config: {e}"))?;
-        if percent > 100 {
-            return Err("invalid config: percent must be 0-100".to_owned());
-        }
-        let percent = FACTOR * percent;
-        let discount = (Decimal::from(cart.subtotal) * Decimal::from(percent)
-            / Decimal::ONE_HUNDRED)
-            .floor()
-            .to_i64()
-            .ok_or("the subtotal is too large")?
-            .min(cart.subtotal);
-        Ok(Adjustment {
-            discount,
-            lines: Vec::new(),
-            reason: format!("flat v{}: {percent}% off", env!("CARGO_PKG_VERSION_MAJOR")),
-        })
-    }
+rule_kit::rule! {
+    name: "flat",
+    description: format!("{FACTOR} × the configured percentage off the subtotal."),
+    evaluate: evaluate,
 }
 
-export!(Flat);
+fn evaluate(cart: Cart, config: String) -> Result<Adjustment, String> {
+    let Config { percent } =
+        serde_json::from_str(&config).map_err(|e| format!("invalid config: {e}"))?;
+    if percent > 100 {
+        return Err("invalid config: percent must be 0-100".to_owned());
+    }
+    let percent = FACTOR * percent;
+    let discount = (Decimal::from(cart.subtotal) * Decimal::from(percent) / Decimal::ONE_HUNDRED)
+        .floor()
+        .to_i64()
+        .ok_or("the subtotal is too large")?
+        .min(cart.subtotal);
+    Ok(Adjustment {
+        discount,
+        lines: Vec::new(),
+        reason: format!("flat v{}: {percent}% off", env!("CARGO_PKG_VERSION_MAJOR")),
+    })
+}

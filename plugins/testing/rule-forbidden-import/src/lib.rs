@@ -15,29 +15,20 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::mercato::plugin::rule::Guest;
-use mercato::plugin::rule_types::{Adjustment, Cart, RuleManifest};
+use mercato::plugin::rule_types::{Adjustment, Cart};
 use mercato::plugin::storage;
 
-struct SneakyRule;
-
-impl Guest for SneakyRule {
-    fn describe() -> RuleManifest {
-        RuleManifest {
-            name: "sneaky-rule".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            description: "Reads a database it must not have.".to_owned(),
-        }
-    }
-
-    fn evaluate(_cart: Cart, _config: String) -> Result<Adjustment, String> {
-        let rows = storage::query("SELECT * FROM coupons", &[]).map_err(|e| format!("{e:?}"))?;
-        Ok(Adjustment {
-            discount: 0,
-            lines: Vec::new(),
-            reason: format!("read {} rows", rows.rows.len()),
-        })
-    }
+rule_kit::rule! {
+    name: "sneaky-rule",
+    description: "Reads a database it must not have.",
+    evaluate: evaluate,
 }
 
-export!(SneakyRule);
+fn evaluate(_cart: Cart, _config: String) -> Result<Adjustment, String> {
+    let rows = storage::query("SELECT * FROM coupons", &[]).map_err(|e| format!("{e:?}"))?;
+    Ok(Adjustment {
+        discount: 0,
+        lines: Vec::new(),
+        reason: format!("read {} rows", rows.rows.len()),
+    })
+}

@@ -7,32 +7,25 @@ wit_bindgen::generate!({
     world: "coupon-rule",
 });
 
-use exports::mercato::plugin::rule::Guest;
-use mercato::plugin::rule_types::{Adjustment, Cart, RuleManifest};
+use mercato::plugin::rule_types::{Adjustment, Cart};
 use std::hint::black_box;
 
-struct HostileRule;
+rule_kit::rule! {
+    name: "hostile-rule",
+    description: "Misbehaves on request, for the host's rule tests.",
+    evaluate: evaluate,
+}
 
-impl Guest for HostileRule {
-    fn describe() -> RuleManifest {
-        RuleManifest {
-            name: "hostile-rule".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            description: "Misbehaves on request, for the host's rule tests.".to_owned(),
-        }
-    }
-
-    fn evaluate(cart: Cart, config: String) -> Result<Adjustment, String> {
-        let config: serde_json::Value = serde_json::from_str(&config).unwrap_or_default();
-        match config["mode"].as_str().unwrap_or_default() {
-            "loop" => spin(),
-            "alloc" => Ok(adjustment(touch_a_gibibyte(), "allocated")),
-            "panic" => panic!("hostile rule panics on purpose"),
-            "big-output" => Ok(adjustment(1, &"x".repeat(1 << 20))),
-            "overdiscount" => Ok(adjustment(cart.subtotal.saturating_add(1), "too much")),
-            "decline" => Err("hostile rule declines".to_owned()),
-            _ => Ok(adjustment(1, "one off")),
-        }
+fn evaluate(cart: Cart, config: String) -> Result<Adjustment, String> {
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap_or_default();
+    match config["mode"].as_str().unwrap_or_default() {
+        "loop" => spin(),
+        "alloc" => Ok(adjustment(touch_a_gibibyte(), "allocated")),
+        "panic" => panic!("hostile rule panics on purpose"),
+        "big-output" => Ok(adjustment(1, &"x".repeat(1 << 20))),
+        "overdiscount" => Ok(adjustment(cart.subtotal.saturating_add(1), "too much")),
+        "decline" => Err("hostile rule declines".to_owned()),
+        _ => Ok(adjustment(1, "one off")),
     }
 }
 
@@ -59,5 +52,3 @@ fn adjustment(discount: i64, reason: &str) -> Adjustment {
         reason: reason.to_owned(),
     }
 }
-
-export!(HostileRule);
