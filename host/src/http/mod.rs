@@ -9,7 +9,6 @@ mod gateway;
 mod openapi;
 mod server;
 
-
 pub use error::ApiError;
 
 use crate::host::Host;
