@@ -3,7 +3,7 @@ use crate::config::Config;
 use crate::events::{Pattern, Relay, store::outbox_head, valid_name};
 use crate::metrics::Metrics;
 use crate::migrate::{MigrationError, Mode};
-use crate::plugin::{Kind, Plugin, Registry};
+use crate::plugin::{Kind, Plugin, Registry, Slot};
 use crate::rules::{Rule, RuleSandbox, Rules};
 use crate::runtime::{EngineConfig, LoadError, Sandbox};
 use crate::storage::postgres::PgDb;
@@ -14,7 +14,6 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// Why a plugin could not be loaded.
@@ -401,24 +400,28 @@ impl Host {
             source,
         };
         let running = self.registry.get(&name);
+        let opened;
         let db = match &running {
-            Some(p) => p.db.clone(),
-            None => self.open_database(&name).await.map_err(storage_error)?,
+            Some(p) => &p.slot.db,
+            None => {
+                opened = self.open_database(&name).await.map_err(storage_error)?;
+                &opened
+            }
         };
         crate::migrate::run_within(
             &name,
-            &db,
+            db,
             &compiled.manifest.migrations,
             mode,
             Duration::from_millis(self.config.migration_deadline_ms),
         )
         .await?;
-        let (head, inflight_keys) = match &running {
-            Some(p) => (p.head.clone(), p.inflight_keys.clone()),
-            None => (
-                watch::Sender::new(outbox_head(&db).await.map_err(storage_error)?),
-                Arc::default(),
-            ),
+        let slot = match &running {
+            Some(p) => p.slot.clone(),
+            None => {
+                let head = outbox_head(db).await.map_err(storage_error)?;
+                Arc::new(Slot::new(db.clone(), head))
+            }
         };
         let plugin = Arc::new(Plugin {
             name: name.as_str().into(),
@@ -428,9 +431,7 @@ impl Host {
             openapi,
             limits: self.config.limits_for(&name),
             compiled,
-            db,
-            head,
-            inflight_keys,
+            slot,
         });
         self.registry.put(plugin.clone());
         tracing::info!(plugin = %plugin.name, version = %plugin.version, sha256 = %plugin.sha256, "plugin active");

@@ -41,12 +41,30 @@ pub struct Plugin {
     pub limits: Limits,
     /// The compiled component.
     pub compiled: Compiled,
-    /// Its database (shared by all versions).
+    /// What the plugin keeps across versions.
+    pub slot: Arc<Slot>,
+}
+
+/// What a plugin keeps across its versions: one per plugin name, and every
+/// version of it holds the same one, so a deploy carries nothing over by hand.
+pub struct Slot {
+    /// Its database.
     pub db: Database,
-    /// Highest committed outbox sequence; the router waits on it (shared by all versions).
+    /// Highest committed outbox sequence; the relay's streams wait on it.
     pub head: watch::Sender<u64>,
-    /// Idempotency keys of requests currently running (shared by all versions).
-    pub inflight_keys: Arc<Mutex<HashSet<String>>>,
+    /// Idempotency keys of requests running now, whichever version runs them.
+    pub inflight_keys: Mutex<HashSet<String>>,
+}
+
+impl Slot {
+    /// A slot for a plugin whose outbox ends at `head`.
+    pub fn new(db: Database, head: u64) -> Self {
+        Slot {
+            db,
+            head: watch::Sender::new(head),
+            inflight_keys: Mutex::default(),
+        }
+    }
 }
 
 impl Plugin {

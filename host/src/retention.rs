@@ -107,7 +107,7 @@ impl Host {
             .with_label_values(&[&plugin.name]);
         let mut pruned = 0;
         loop {
-            let mut tx = plugin.db.begin(TxMode::ReadWrite).await?;
+            let mut tx = plugin.slot.db.begin(TxMode::ReadWrite).await?;
             let n = tx
                 .host_execute(
                     "DELETE FROM mercato_idempotency WHERE key IN \

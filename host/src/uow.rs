@@ -50,6 +50,7 @@ struct KeyGuard<'a> {
 impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
         self.plugin
+            .slot
             .inflight_keys
             .lock()
             .expect("inflight keys poisoned")
@@ -100,6 +101,7 @@ impl Host {
         let _guard = match &idempotency_key {
             Some(key) => {
                 if !plugin
+                    .slot
                     .inflight_keys
                     .lock()
                     .expect("inflight keys poisoned")
@@ -115,7 +117,7 @@ impl Host {
             None => None,
         };
         let hash = idempotency_key.as_ref().map(|_| request_hash(&req));
-        let mut tx = plugin.db.begin_call(mode, budget(plugin)).await?;
+        let mut tx = plugin.slot.db.begin_call(mode, budget(plugin)).await?;
         if let (Some(key), Some(hash)) = (&idempotency_key, &hash)
             && let Some(answer) =
                 stored_response(&mut tx, key, hash, &self.idempotency_cutoff()).await?
@@ -179,7 +181,7 @@ impl Host {
         let head = events::flush(&mut tx, &state.events).await?;
         tx.commit().await?;
         if let Some(head) = head {
-            plugin.head.send_replace(head);
+            plugin.slot.head.send_replace(head);
         }
         Ok(Answer {
             response,
@@ -197,6 +199,7 @@ impl Host {
     ) -> Result<EventOutcome, String> {
         let _in_flight = self.metrics.start_call(&subscriber.name);
         let mut tx = subscriber
+            .slot
             .db
             .begin_call(TxMode::ReadWrite, budget(subscriber))
             .await
@@ -268,7 +271,7 @@ impl Host {
         match committed {
             Ok(Some(head)) => {
                 if let Some(head) = head {
-                    subscriber.head.send_replace(head);
+                    subscriber.slot.head.send_replace(head);
                 }
                 Ok(EventOutcome::Handled)
             }

@@ -213,7 +213,13 @@ async fn a_concurrent_duplicate_gets_409_while_the_first_is_in_flight() {
     // duplicate could reach the host first and become the original.
     let notes = app.host.registry.get("notes").unwrap();
     within(Duration::from_secs(10), async || {
-        notes.inflight_keys.lock().unwrap().contains("key-slow") || first.is_finished()
+        notes
+            .slot
+            .inflight_keys
+            .lock()
+            .unwrap()
+            .contains("key-slow")
+            || first.is_finished()
     })
     .await;
     // Retry the duplicate until the first request is seen in flight (or done).
@@ -293,7 +299,7 @@ async fn keyed_note(app: &TestApp, key: &str, id: &str) -> (StatusCode, bool, Ve
 /// host's own connection (so the same on both backends).
 async fn stored_keys(app: &TestApp) -> Vec<String> {
     let notes = app.host.registry.get("notes").unwrap();
-    let mut tx = notes.db.begin(TxMode::ReadOnly).await.unwrap();
+    let mut tx = notes.slot.db.begin(TxMode::ReadOnly).await.unwrap();
     let rows = tx
         .host_query("SELECT key FROM mercato_idempotency ORDER BY key", &[])
         .await

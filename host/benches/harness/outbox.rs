@@ -84,7 +84,7 @@ async fn follow(
     order_of: OrderOf,
     slots: Arc<Mutex<HashMap<String, Slot>>>,
 ) {
-    let mut head = plugin.head.subscribe();
+    let mut head = plugin.slot.head.subscribe();
     let mut position = *head.borrow_and_update();
     loop {
         if head.wait_for(|h| *h > position).await.is_err() {
@@ -131,7 +131,7 @@ async fn follow(
 type OutboxRow = (u64, String, String, String);
 
 async fn read_after(plugin: &Plugin, position: u64) -> anyhow::Result<Vec<OutboxRow>> {
-    let mut tx = plugin.db.begin(TxMode::ReadOnly).await?;
+    let mut tx = plugin.slot.db.begin(TxMode::ReadOnly).await?;
     let rows = tx
         .host_query(
             // The LIMIT keeps PostgreSQL on the sequence index: a generic plan

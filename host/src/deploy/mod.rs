@@ -137,7 +137,7 @@ impl Host {
             let applied = applied_migrations(&plugin)
                 .await
                 .map_err(|e| DeployError::Registry(e.to_string()))?;
-            refuse_destructive(candidate.migrations(), plugin.db.kind(), &applied)?;
+            refuse_destructive(candidate.migrations(), plugin.slot.db.kind(), &applied)?;
         }
         let name = candidate.name.clone();
         let record = Record {
@@ -231,6 +231,7 @@ impl Host {
 
 async fn applied_migrations(plugin: &crate::plugin::Plugin) -> Result<Vec<i64>, StorageError> {
     Ok(plugin
+        .slot
         .db
         .applied_migrations()
         .await?

@@ -77,7 +77,7 @@ pub(super) async fn attempt(
             count("dead_letter");
             tracing::error!(plugin = %subscriber.name, event = %event.id, source = %event.source, attempts = attempt, ?delivery, %error, "event dead-lettered");
             match persist(host, "dead-lettering", || {
-                dead_letter(&subscriber.db, event, &error, attempt, delivery)
+                dead_letter(&subscriber.slot.db, event, &error, attempt, delivery)
             })
             .await
             {

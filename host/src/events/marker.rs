@@ -13,10 +13,10 @@ pub(super) async fn run_marker(host: Host, source: Arc<Plugin>) {
     let poll = Duration::from_millis(host.config.events.poll_ms.max(100));
     loop {
         let progressed = host.relay.progress.notified();
-        let head = *source.head.borrow();
+        let head = *source.slot.head.borrow();
         let target = host.relay.min_position(&source.name).unwrap_or(head);
         if target > marked {
-            match mark_published(&source.db, target).await {
+            match mark_published(&source.slot.db, target).await {
                 Ok(depth) => {
                     marked = target;
                     host.metrics

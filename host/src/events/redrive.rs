@@ -34,7 +34,7 @@ impl Host {
             plugin: plugin.to_owned(),
             ..RedriveReport::default()
         };
-        for event in dead_letter_events(&subscriber.db).await? {
+        for event in dead_letter_events(&subscriber.slot.db).await? {
             if event_ids.is_some_and(|ids| !ids.contains(&event.id)) {
                 continue;
             }
@@ -45,7 +45,7 @@ impl Host {
                 Ok(EventOutcome::Handled) => report.redriven.push(event.id),
                 Ok(EventOutcome::AlreadyHandled) => {}
                 Err(error) => {
-                    note_failure(&subscriber.db, &event.id, &error).await?;
+                    note_failure(&subscriber.slot.db, &event.id, &error).await?;
                     report.failed.push((event.id, error));
                 }
             }

@@ -132,7 +132,7 @@ impl Relay {
                 let position = *s.position.borrow();
                 let head = registry
                     .get(&s.source)
-                    .map_or(position, |p| *p.head.borrow());
+                    .map_or(position, |p| *p.slot.head.borrow());
                 StreamStatus {
                     subscriber: s.subscriber.to_string(),
                     source: s.source.to_string(),
@@ -228,8 +228,8 @@ impl Relay {
         for source in registry.all() {
             let target = self
                 .min_position(&source.name)
-                .unwrap_or(*source.head.borrow());
-            if let Err(e) = mark_published(&source.db, target).await {
+                .unwrap_or(*source.slot.head.borrow());
+            if let Err(e) = mark_published(&source.slot.db, target).await {
                 tracing::warn!(plugin = %source.name, error = %e, "marking events published failed");
             }
         }

@@ -20,7 +20,7 @@ pub(super) async fn run_scheduler(host: Host, name: Arc<str>, schedule: Arc<Sche
         woken.as_mut().enable();
         let now = crate::clock::now_millis();
         let Some(due) = persist(&host, "reading scheduled events", || {
-            read_due(&subscriber.db, now)
+            read_due(&subscriber.slot.db, now)
         })
         .await
         else {
@@ -42,7 +42,7 @@ pub(super) async fn run_scheduler(host: Host, name: Arc<str>, schedule: Arc<Sche
                     let retry_at = crate::clock::now_millis()
                         + u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
                     if persist(&host, "rescheduling", || {
-                        reschedule(&subscriber.db, &event.id, retry_at)
+                        reschedule(&subscriber.slot.db, &event.id, retry_at)
                     })
                     .await
                     .is_none()
@@ -53,7 +53,8 @@ pub(super) async fn run_scheduler(host: Host, name: Arc<str>, schedule: Arc<Sche
             }
         }
         let inserted = schedule.inserted.load(Ordering::SeqCst);
-        let Some(next_due) = persist(&host, "reading schedule", || next_due(&subscriber.db)).await
+        let Some(next_due) =
+            persist(&host, "reading schedule", || next_due(&subscriber.slot.db)).await
         else {
             return;
         };

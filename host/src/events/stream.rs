@@ -22,18 +22,18 @@ pub(super) async fn run_stream(
         return;
     };
     let Some(mut position) = persist(&host, "reading cursor", || {
-        load_cursor(&subscriber.db, &source.name)
+        load_cursor(&subscriber.slot.db, &source.name)
     })
     .await
     else {
         return;
     };
     publish_position(&host, &stream, position);
-    let mut head = source.head.subscribe();
+    let mut head = source.slot.head.subscribe();
     let poll = Duration::from_millis(host.config.events.poll_ms);
     loop {
         let Some(batch) = persist(&host, "reading outbox", || {
-            read_outbox(&source.db, &source.name, position)
+            read_outbox(&source.slot.db, &source.name, position)
         })
         .await
         else {
@@ -65,7 +65,7 @@ pub(super) async fn run_stream(
             // does not rescan them.
             let event_source = source.name.to_string();
             if persist(&host, "advancing cursor", || {
-                advance_cursor(&subscriber.db, &event_source, position)
+                advance_cursor(&subscriber.slot.db, &event_source, position)
             })
             .await
             .is_none()
@@ -92,7 +92,7 @@ async fn deliver(host: &Host, subscriber: &Arc<Plugin>, event: &OutboxEvent) -> 
             .unwrap_or_else(crate::clock::now_millis)
             + delay;
         let scheduled = persist(host, "scheduling delayed event", || {
-            schedule(&subscriber.db, event, due)
+            schedule(&subscriber.slot.db, event, due)
         })
         .await;
         host.relay.scheduled(&subscriber.name, due);

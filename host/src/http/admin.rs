@@ -68,7 +68,7 @@ pub(super) async fn plugins(State(host): State<Host>) -> Json<Value> {
                 "sha256": p.sha256,
                 "subscriptions": p.subscriptions.iter().map(|s| format!("{}.{}", s.source, s.event_type.as_deref().unwrap_or("*"))).collect::<Vec<_>>(),
                 "limits": p.limits,
-                "storage": p.db.kind().name(),
+                "storage": p.slot.db.kind().name(),
             })
         })
         .collect();
@@ -104,11 +104,11 @@ pub(super) async fn events(
     for plugin in host.registry.all() {
         outboxes.push(json!({
             "plugin": &*plugin.name,
-            "head": *plugin.head.borrow(),
-            "unpublished": unpublished(&plugin.db).await.map_err(internal)?,
+            "head": *plugin.slot.head.borrow(),
+            "unpublished": unpublished(&plugin.slot.db).await.map_err(internal)?,
         }));
         letters.extend(
-            list_dead_letters(&plugin.db, &plugin.name)
+            list_dead_letters(&plugin.slot.db, &plugin.name)
                 .await
                 .map_err(internal)?,
         );

@@ -417,8 +417,18 @@ impl TestApp {
             reqwest::header::AUTHORIZATION,
             format!("Bearer {}", host.admin_token()).parse().unwrap(),
         );
+        // A pooled connection is dropped by the client well before the
+        // server's idle keep-alive timeout closes it: reusing one in the very
+        // moment the server closes it fails the request with a reset (seen when
+        // a slow run reused a connection idle since the test's start).
+        let idle = Duration::from_millis(host.config.http.keep_alive_timeout_ms / 2);
         let client = reqwest::Client::builder()
             .default_headers(auth)
+            .pool_idle_timeout(idle)
+            .build()
+            .unwrap();
+        let anonymous = reqwest::Client::builder()
+            .pool_idle_timeout(idle)
             .build()
             .unwrap();
         TestApp {
@@ -426,7 +436,7 @@ impl TestApp {
             url,
             addr,
             client,
-            anonymous: reqwest::Client::new(),
+            anonymous,
             stop: Some(stop),
             server: Some(server),
             _turn: turn,
