@@ -75,15 +75,6 @@ impl HostRow<'_> {
         self.opt_text(name)?
             .ok_or_else(|| bad(name, "is NULL where a value is needed"))
     }
-
-    /// A binary column (stored responses keep bodies as blobs), or text as bytes.
-    pub fn bytes(&self, name: &str) -> Result<Vec<u8>, StorageError> {
-        match self.value(name)? {
-            SqlValue::Blob(b) => Ok(b.clone()),
-            SqlValue::Text(t) => Ok(t.clone().into_bytes()),
-            _ => Err(bad(name, "is not binary")),
-        }
-    }
 }
 
 fn bad(column: &str, what: &str) -> StorageError {
