@@ -7,11 +7,12 @@
 mod calls;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mercato::host::{Component, Host};
+use mercato::app::App;
+use mercato::deploy::Component;
 use std::path::Path;
 
 /// A host running only the `noop` plugin, on `data_dir`.
-async fn noop_host(data_dir: &Path) -> anyhow::Result<Host> {
+async fn noop_host(data_dir: &Path) -> anyhow::Result<App> {
     let config = mercato::config::Config {
         data_dir: data_dir.to_owned(),
         ..Default::default()
@@ -21,7 +22,7 @@ async fn noop_host(data_dir: &Path) -> anyhow::Result<Host> {
         name: Some("noop".into()),
         bytes: std::fs::read(mercato::artifacts::path("noop"))?,
     };
-    Ok(Host::start(config, vec![component]).await?)
+    Ok(App::start(config, vec![component]).await?)
 }
 
 fn plugin_call(c: &mut Criterion) {

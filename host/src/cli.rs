@@ -1,6 +1,7 @@
 //! The `mercato` command line.
+use crate::app::App;
 use crate::config::{Config, LoadConfig};
-use crate::host::{Component, Host};
+use crate::deploy::Component;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -317,16 +318,16 @@ async fn serve(config: Config, watch: Option<PathBuf>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
-    let host = Host::start(config, components).await?;
+    let app = App::start(config, components).await?;
     tracing::info!(
         address = %listener.local_addr()?,
-        plugins = ?host.registry.all().iter().map(|p| p.name.to_string()).collect::<Vec<_>>(),
+        plugins = ?app.registry().all().iter().map(|p| p.name.to_string()).collect::<Vec<_>>(),
         "mercato is serving"
     );
     if let Some(dir) = watch {
-        tokio::spawn(crate::deploy::watch(host.clone(), dir));
+        tokio::spawn(crate::deploy::watch(app.deployer().clone(), dir));
     }
-    crate::http::serve(host, listener, shutdown_signal()).await?;
+    crate::http::serve(app, listener, shutdown_signal()).await?;
     tracing::info!("mercato stopped");
     Ok(())
 }

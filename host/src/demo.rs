@@ -1,8 +1,9 @@
 //! `mercato demo`: one order from product to refund, step by step, against an
 //! in-process shop on a fresh data directory. Each step prints the request and
 //! the answer, and waits for the saga (the router) instead of sleeping.
+use crate::app::App;
 use crate::config::Config;
-use crate::host::{Component, Host};
+use crate::deploy::Component;
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
@@ -11,7 +12,7 @@ use std::time::Duration;
 use tower::ServiceExt;
 
 struct Demo {
-    host: Host,
+    app: App,
     step: usize,
 }
 
@@ -34,7 +35,7 @@ impl Demo {
             .uri(path)
             .header("content-type", "application/json")
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))?;
-        let response = crate::http::app(self.host.clone()).oneshot(request).await?;
+        let response = crate::http::app(self.app.clone()).oneshot(request).await?;
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -47,7 +48,7 @@ impl Demo {
     }
 
     async fn settle(&self) -> anyhow::Result<()> {
-        self.host
+        self.app
             .drain(Duration::from_secs(30))
             .await
             .map_err(anyhow::Error::msg)?;
@@ -106,8 +107,8 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         data_dir: dir.clone(),
         ..Config::default()
     };
-    let host = Host::start(config, Component::embedded()).await?;
-    let mut demo = Demo { host, step: 0 };
+    let app = App::start(config, Component::embedded()).await?;
+    let mut demo = Demo { app, step: 0 };
 
     let sku = format!(
         "DEMO-TEE-{}",
@@ -227,7 +228,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
             h["reason"].as_str().unwrap_or("")
         );
     }
-    demo.host.shutdown().await;
+    demo.app.shutdown().await;
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }

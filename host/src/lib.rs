@@ -1,22 +1,24 @@
 //! Mercato: a commerce backend whose bounded contexts are sandboxed WebAssembly
 //! components. This crate is the host runtime.
 //!
-//! - [`runtime`]: the wasmtime sandbox (fresh store per call, limits).
-//! - [`storage`]: one database per plugin (SQLite or PostgreSQL) and the guest's
-//!   `storage` interface.
-//! - [`events`]: the transactional outbox and the router.
-//! - [`uow`]: every call is one transaction.
-//! - [`retention`]: idempotency records expire.
-//! - [`http`]: the axum gateway and admin API.
+//! `docs/architecture/overview.md` maps every module; in short:
+//! - [`app`]: the composition root, wiring the rest.
+//! - [`http`], [`cli`]: the axum gateway and admin API; the command line.
+//! - [`deploy`], [`events`], [`unit_of_work`], [`retention`]: loading and hot
+//!   swap; the relay between plugins; every call as one transaction; expiring
+//!   idempotency records.
+//! - [`plugin`], [`rules`], [`outbox`], [`storage`], [`logging`]: the domain
+//!   world and its capabilities; the coupon-rule world.
+//! - [`runtime`]: the generic engine (`Sandbox<W>` for any world).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! let host = mercato::host::Host::start(
+//! let app = mercato::app::App::start(
 //!     mercato::config::Config::default(),
-//!     mercato::host::Component::embedded(),
+//!     mercato::deploy::Component::embedded(),
 //! )
 //! .await?;
-//! let router = mercato::http::app(host); // serve it, or drive it in tests
+//! let router = mercato::http::app(app); // serve it, or drive it in tests
 //! # let _ = router; Ok(()) }
 //! ```
 #![deny(missing_docs)]
@@ -25,6 +27,7 @@
 pub mod artifacts {
     include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 }
+pub mod app;
 #[allow(missing_docs)]
 pub mod bindings;
 pub mod cli;
@@ -33,14 +36,15 @@ pub mod config;
 pub mod demo;
 pub mod deploy;
 pub mod events;
-pub mod host;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod migrate;
+pub mod outbox;
 pub mod plugin;
 pub mod retention;
 pub mod rules;
 pub mod runtime;
 pub mod secrets;
 pub mod storage;
-pub mod uow;
+pub mod unit_of_work;

@@ -14,12 +14,14 @@
 //! collation that orders digits, and no column has to be added to databases
 //! that already hold records.
 use crate::bindings::SqlValue;
-use crate::host::Host;
-use crate::plugin::Plugin;
+use crate::metrics::Metrics;
+use crate::plugin::{Plugin, Registry};
 use crate::storage::{StorageError, TxMode};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
 
 /// The `[idempotency]` configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -54,7 +56,7 @@ impl IdempotencyConfig {
     }
 
     /// Records created before the returned time (as stored) have expired at `now`.
-    pub(crate) fn cutoff(&self, now: OffsetDateTime) -> String {
+    pub fn cutoff(&self, now: OffsetDateTime) -> String {
         // A cutoff before year 0 is "" (`rfc3339` writes four-digit years
         // only), which no record sorts below: nothing has expired yet.
         i64::try_from(self.retention_ms)
@@ -75,12 +77,36 @@ pub struct PruneError {
     pub source: StorageError,
 }
 
-impl Host {
+/// Deletes expired idempotency records of the running plugins; cheap to clone.
+#[derive(Clone)]
+pub struct Pruner {
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    config: IdempotencyConfig,
+    cancel: CancellationToken,
+}
+
+impl Pruner {
+    /// A pruner of `registry`'s plugins that stops when `cancel` fires.
+    pub fn new(
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+        config: IdempotencyConfig,
+        cancel: CancellationToken,
+    ) -> Self {
+        Pruner {
+            registry,
+            metrics,
+            config,
+            cancel,
+        }
+    }
+
     /// Deletes expired idempotency records from every running plugin's
     /// database now, as the pruner does each interval; returns how many.
     /// Every plugin is tried; the first failure is returned.
     pub async fn prune_expired_now(&self) -> Result<u64, PruneError> {
-        let config = self.config.idempotency;
+        let config = self.config;
         let cutoff = config.cutoff(OffsetDateTime::now_utc());
         let mut pruned = 0;
         let mut failed = None;
@@ -130,22 +156,22 @@ impl Host {
             tokio::task::yield_now().await;
         }
     }
-}
 
-/// Starts the host's pruner; it stops when the host's cancellation token fires.
-pub(crate) fn spawn_pruner(host: &Host) -> tokio::task::JoinHandle<()> {
-    let host = host.clone();
-    tokio::spawn(async move {
-        let interval = host.config.idempotency.prune_interval();
-        loop {
-            tokio::select! {
-                _ = host.cancel.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
+    /// Starts pruning each interval until the cancellation token fires.
+    pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+        let pruner = self.clone();
+        tokio::spawn(async move {
+            let interval = pruner.config.prune_interval();
+            loop {
+                tokio::select! {
+                    _ = pruner.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+                // A failure is logged by `prune_expired_now` and retried next round.
+                let _ = pruner.prune_expired_now().await;
             }
-            // A failure is logged by `prune_expired_now` and retried next round.
-            let _ = host.prune_expired_now().await;
-        }
-    })
+        })
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ async fn an_always_failing_event_is_dead_lettered_while_other_sources_keep_flowi
     // Hostile's pings are handled while the poisoned notes event is still retrying
     // (five attempts with 150-1,200 ms backoff take over two seconds).
     app.host
+        .relay()
         .drain_stream("audit", "hostile", Duration::from_secs(10))
         .await
         .unwrap();
@@ -176,6 +177,7 @@ async fn a_delayed_event_is_delivered_once_after_its_delay() {
     assert_eq!(seen[0]["sequence"], 2);
     let due_by = mercato::clock::now_millis() + 400;
     app.host
+        .relay()
         .drain_scheduled(due_by, Duration::from_secs(10))
         .await
         .unwrap();

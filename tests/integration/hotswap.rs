@@ -348,7 +348,7 @@ async fn watch_mode_redeploys_a_changed_component(backend: Backend) {
     let _teardown = Teardown::new(&config, &SHOP);
     let app = TestApp::start(config, &SHOP).await;
     let watcher = mercato::deploy::Watcher::new(watched.path().to_owned());
-    tokio::spawn(watcher.run(app.host.clone()));
+    tokio::spawn(watcher.run(app.host.deployer().clone()));
     std::fs::copy(
         mercato::artifacts::path("orders-v2"),
         watched.path().join("orders.wasm"),

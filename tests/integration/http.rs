@@ -182,7 +182,7 @@ async fn shutdown_lets_an_in_flight_call_finish_and_commit() {
         })
     };
     // Shut down once the call is running inside the plugin.
-    let running = app.host.metrics.in_flight.with_label_values(&["notes"]);
+    let running = app.host.metrics().in_flight.with_label_values(&["notes"]);
     while running.get() == 0 {
         assert!(
             !in_flight.is_finished(),

@@ -211,7 +211,7 @@ async fn a_concurrent_duplicate_gets_409_while_the_first_is_in_flight() {
     };
     // Send the duplicate only once the first holds the key: otherwise the
     // duplicate could reach the host first and become the original.
-    let notes = app.host.registry.get("notes").unwrap();
+    let notes = app.host.registry().get("notes").unwrap();
     within(Duration::from_secs(10), async || {
         notes
             .slot
@@ -298,7 +298,7 @@ async fn keyed_note(app: &TestApp, key: &str, id: &str) -> (StatusCode, bool, Ve
 /// The keys in the notes database's idempotency table, read through the
 /// host's own connection (so the same on both backends).
 async fn stored_keys(app: &TestApp) -> Vec<String> {
-    let notes = app.host.registry.get("notes").unwrap();
+    let notes = app.host.registry().get("notes").unwrap();
     let mut tx = notes.slot.db.begin(TxMode::ReadOnly).await.unwrap();
     let rows = tx
         .host_query("SELECT key FROM mercato_idempotency ORDER BY key", &[])
@@ -344,7 +344,7 @@ async fn idempotency_keys_expire(mut config: Config) {
     tokio::time::sleep_until((written + retention + Duration::from_millis(5)).into()).await;
     assert_eq!(keyed_note(&app, "k4", "d").await.0, StatusCode::CREATED);
     assert_eq!(
-        app.host.prune_expired_now().await.unwrap(),
+        app.host.pruner().prune_expired_now().await.unwrap(),
         3,
         "the three expired records, in batches of two; not the fresh one"
     );

@@ -433,6 +433,7 @@ async fn shop_day(config: Config) {
     let expiry = mercato::clock::now_millis() + 1_000;
     shop.app
         .host
+        .relay()
         .drain_scheduled(expiry, Duration::from_secs(30))
         .await
         .unwrap();

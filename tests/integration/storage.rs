@@ -2,8 +2,8 @@
 //! host's end-to-end guarantees on PostgreSQL with real components.
 use crate::common::{TestApp, drop_postgres, postgres_config, postgres_url};
 use mercato::bindings::{GuestError, SqlValue};
-use mercato::events::{PendingEvent, flush};
 use mercato::migrate::{self, MigrationError, Mode};
+use mercato::outbox::{PendingEvent, flush};
 use mercato::storage::postgres::PgDb;
 use mercato::storage::sqlite::SqliteDb;
 use mercato::storage::{Database, MigrationStep, StorageError, TxMode};

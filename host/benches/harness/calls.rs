@@ -2,10 +2,11 @@
 //! criterion bench (`benches/call.rs`): through the host's unit of work, through
 //! the sandbox alone, and the same transaction done natively.
 use anyhow::{Context, bail};
+use mercato::app::App;
 use mercato::bindings::Request;
-use mercato::host::Host;
+use mercato::plugin::DomainWorld;
 use mercato::plugin::Plugin;
-use mercato::runtime::CallState;
+use mercato::runtime::{Queue, World};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,15 +22,16 @@ pub fn noop_request() -> Request {
 }
 
 /// The running `noop` plugin of `host`.
-pub fn noop_plugin(host: &Host) -> anyhow::Result<Arc<Plugin>> {
-    host.registry
+pub fn noop_plugin(host: &App) -> anyhow::Result<Arc<Plugin>> {
+    host.registry()
         .get("noop")
         .context("the noop plugin is not loaded")
 }
 
 /// A full unit of work: write transaction, fresh instance, call, commit.
-pub async fn host_call(host: &Host, plugin: &Arc<Plugin>) -> anyhow::Result<()> {
+pub async fn host_call(host: &App, plugin: &Arc<Plugin>) -> anyhow::Result<()> {
     let answer = host
+        .calls()
         .call_request(plugin, noop_request(), None, "bench")
         .await?;
     if answer.response.status != 200 {
@@ -39,21 +41,29 @@ pub async fn host_call(host: &Host, plugin: &Arc<Plugin>) -> anyhow::Result<()> 
 }
 
 /// The instance and the call only: no transaction (storage calls would fail).
-pub async fn sandbox_call(host: &Host, plugin: &Arc<Plugin>) -> anyhow::Result<()> {
+pub async fn sandbox_call(host: &App, plugin: &Arc<Plugin>) -> anyhow::Result<()> {
     let request = noop_request();
-    let state = CallState::new(plugin.name.clone(), None);
-    let (result, _state, _elapsed) = host
-        .sandbox
-        .call(&plugin.compiled, state, plugin.limits, |instance, store| {
-            Box::pin(async move {
-                instance
-                    .mercato_plugin_plugin()
-                    .call_handle_request(store, &request)
-                    .await
-            })
-        })
-        .await;
-    let response = result?;
+    // The state of a call without a transaction, as while loading.
+    let state = DomainWorld::loading_state();
+    let finished = host
+        .sandbox()
+        .call(
+            &plugin.compiled.pre,
+            state,
+            plugin.limits,
+            Queue::Unbounded,
+            |instance, store| {
+                Box::pin(async move {
+                    instance
+                        .mercato_plugin_plugin()
+                        .call_handle_request(store, &request)
+                        .await
+                })
+            },
+        )
+        .await
+        .context("an unbounded queue always gets a slot")?;
+    let response = finished.result?;
     if response.status != 200 {
         bail!("noop answered {}", response.status);
     }

@@ -4,8 +4,8 @@
 //! Polling `GET /orders/{id}` instead would add a plugin call per poll to the
 //! load being measured, and its interval to every latency.
 use anyhow::{Context, anyhow};
+use mercato::app::App;
 use mercato::bindings::SqlValue;
-use mercato::host::Host;
 use mercato::plugin::Plugin;
 use mercato::storage::TxMode;
 use serde_json::Value;
@@ -46,13 +46,13 @@ impl Follower {
     /// Follows `plugin`'s outbox from its current head on, keeping events whose
     /// type is in `types`.
     pub fn start(
-        host: &Host,
+        host: &App,
         plugin: &str,
         types: &'static [&'static str],
         order_of: OrderOf,
     ) -> anyhow::Result<Follower> {
         let plugin = host
-            .registry
+            .registry()
             .get(plugin)
             .with_context(|| format!("plugin {plugin} is not running"))?;
         let slots: Arc<Mutex<HashMap<String, Slot>>> = Arc::default();

@@ -199,12 +199,12 @@ const METHOD: &str = "\
 ## Method
 
 All scenarios run in one process: the host is started in-process the way the end-to-end
-tests start it (`Host::start` with the five shop plugins plus the `noop` test plugin, a fresh
+tests start it (`App::start` with the five shop plugins plus the `noop` test plugin, a fresh
 temporary data directory, the default configuration except a 10 s plugin deadline), so the
 load generator shares the machine's cores with the host. Latencies are nearest-rank
 percentiles over every sample; each timed phase follows an untimed warm-up.
 
-1. **Per-call overhead.** One task calls `Host::call_request` on the `noop` plugin
+1. **Per-call overhead.** One task calls `UnitOfWork::call_request` on the `noop` plugin
    (`POST /`, no body, no idempotency key) back to back: writer lock, `BEGIN IMMEDIATE`,
    fresh store and instance from the pooling allocator, the call, an empty outbox flush,
    `COMMIT`. *Native* is the same empty transaction on a rusqlite connection opened like the
@@ -227,7 +227,7 @@ percentiles over every sample; each timed phase follows an untimed warm-up.
 4. **Relay latency.** One order at a time on an idle host: from `POST /orders` returning (its
    transaction, with `OrderPlaced` in the outbox, has committed and the outbox head moved) to
    inventory's stream cursor passing that event, i.e. inventory's handler transaction (the
-   reservation) has committed (`Host::drain_stream`). Includes the stream's wake-up, its
+   reservation) has committed (`Relay::drain_stream`). Includes the stream's wake-up, its
    outbox read and the whole handler call. The rest of the saga is drained before the next
    order.
 5. **Flash sale.** N concurrent buyers (in-process router) order one unit each of one SKU

@@ -4,8 +4,9 @@
 use anyhow::{Context, bail, ensure};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use mercato::app::App;
 use mercato::config::{Config, StorageConfig};
-use mercato::host::{Component, Host};
+use mercato::deploy::Component;
 use serde_json::{Value, json};
 use std::time::Duration;
 use tower::ServiceExt;
@@ -23,7 +24,7 @@ pub enum Backend {
 }
 
 pub struct Shop {
-    pub host: Host,
+    pub host: App,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     pub gateway: Gateway,
@@ -86,7 +87,7 @@ impl Shop {
         let config = config(data_dir.path(), &backend);
         let mut plugins = SHOP.to_vec();
         plugins.push("noop");
-        let host = Host::start(config.clone(), components(&plugins)?).await?;
+        let host = App::start(config.clone(), components(&plugins)?).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel();

@@ -38,6 +38,7 @@
 //! ```
 use crate::runtime::Limits;
 use crate::storage::BackendKind;
+pub use crate::storage::StorageConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -77,8 +78,7 @@ pub struct Config {
     /// Directory for SQLite files and host state.
     pub data_dir: PathBuf,
     /// Bearer token for `/admin/*`. `None`: the host makes a random one in
-    /// `data_dir/admin-token` on first start and reuses it afterwards (see
-    /// [`crate::host::Host::admin_token`]).
+    /// `data_dir/admin-token` on first start and reuses it afterwards.
     pub admin_token: Option<String>,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
@@ -178,42 +178,6 @@ impl HttpConfig {
             }
         }
         Ok(())
-    }
-}
-
-/// A storage backend choice.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StorageConfig {
-    /// `sqlite` or `postgres`.
-    #[serde(default)]
-    pub backend: BackendKind,
-    /// PostgreSQL admin URL (required for `postgres`).
-    pub url: Option<String>,
-    /// Prefix of each plugin's schema and role on PostgreSQL.
-    #[serde(default = "default_namespace")]
-    pub namespace: String,
-    /// Pool size per plugin on PostgreSQL.
-    #[serde(default = "default_pool")]
-    pub max_connections: u32,
-}
-
-fn default_namespace() -> String {
-    "mercato_".into()
-}
-
-fn default_pool() -> u32 {
-    8
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        StorageConfig {
-            backend: BackendKind::Sqlite,
-            url: None,
-            namespace: default_namespace(),
-            max_connections: default_pool(),
-        }
     }
 }
 

@@ -6,18 +6,93 @@
 //! old one, and each event is handled by whichever version is current when its
 //! delivery starts (its cursor makes it once).
 mod checks;
+mod load;
 pub mod signing;
 pub mod store;
 mod watch;
 
 pub use checks::CONTRACT_MARKER;
+pub use load::{Candidate, Component, LoadFailure, PluginLoadError};
 pub use watch::{Watcher, watch};
 
-use crate::host::{Host, PluginLoadError};
+use crate::config::Config;
+use crate::events::Relay;
 use crate::migrate::{Mode, plan};
-use crate::runtime::LoadError;
+use crate::plugin::{PluginSandbox, Registry};
+use crate::rules::Rules;
+use crate::runtime::{Engine, LoadError};
 use crate::storage::StorageError;
+use std::ops::Deref;
+use std::sync::Arc;
 use store::Record;
+use tokio_util::sync::CancellationToken;
+
+/// Loads, deploys and rolls back plugins and rules; cheap to clone.
+#[derive(Clone)]
+pub struct Deployer(Arc<Inner>);
+
+/// What loading and switching versions needs.
+pub struct Inner {
+    config: Arc<Config>,
+    engine: Engine,
+    sandbox: Arc<PluginSandbox>,
+    rules: Arc<Rules>,
+    registry: Arc<Registry>,
+    relay: Relay,
+    /// Deployed component bytes and version stacks.
+    store: store::Store,
+    /// Keys whose signatures deploys must carry (none: unsigned accepted).
+    trusted_keys: Vec<ed25519_dalek::VerifyingKey>,
+    /// Serialises deploys and rollbacks.
+    deploying: tokio::sync::Mutex<()>,
+    /// Fires when the host stops (ends `--watch`).
+    cancel: CancellationToken,
+}
+
+impl Deref for Deployer {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The handles a [`Deployer`] works with.
+pub struct Parts {
+    /// Effective configuration.
+    pub config: Arc<Config>,
+    /// The engine components compile on.
+    pub engine: Engine,
+    /// The domain plugins' sandbox.
+    pub sandbox: Arc<PluginSandbox>,
+    /// The running rules.
+    pub rules: Arc<Rules>,
+    /// The running plugins.
+    pub registry: Arc<Registry>,
+    /// Started for new plugins and subscriptions after each switch.
+    pub relay: Relay,
+    /// Keys whose signatures deploys must carry.
+    pub trusted_keys: Vec<ed25519_dalek::VerifyingKey>,
+    /// Fires when the host stops.
+    pub cancel: CancellationToken,
+}
+
+impl Deployer {
+    /// A deployer keeping its registry in `config.data_dir`.
+    pub fn new(parts: Parts) -> Self {
+        Deployer(Arc::new(Inner {
+            store: store::Store::new(&parts.config.data_dir),
+            config: parts.config,
+            engine: parts.engine,
+            sandbox: parts.sandbox,
+            rules: parts.rules,
+            registry: parts.registry,
+            relay: parts.relay,
+            trusted_keys: parts.trusted_keys,
+            deploying: tokio::sync::Mutex::new(()),
+            cancel: parts.cancel,
+        }))
+    }
+}
 
 /// Why a deploy or rollback was refused. Each leaves the running version serving.
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +149,9 @@ impl DeployError {
             DeployError::Load(PluginLoadError::Load(LoadError::NotAComponent(_))) => {
                 (400, "not_a_component")
             }
-            DeployError::Load(PluginLoadError::Load(
-                LoadError::ForbiddenImport(_) | LoadError::RuleForbiddenImport(_),
-            )) => (422, "forbidden_import"),
+            DeployError::Load(PluginLoadError::Load(LoadError::ForbiddenImport { .. })) => {
+                (422, "forbidden_import")
+            }
             DeployError::Load(PluginLoadError::Duplicate(_)) => (409, "name_taken"),
             DeployError::Load(PluginLoadError::Load(_)) => (422, "wrong_world"),
             DeployError::Load(PluginLoadError::Manifest(_)) => (422, "invalid_manifest"),
@@ -112,7 +187,7 @@ fn registry_error(e: std::io::Error) -> DeployError {
     DeployError::Registry(e.to_string())
 }
 
-impl Host {
+impl Deployer {
     /// Deploys `bytes` as the new version of plugin `expected` (any name when `None`).
     pub async fn deploy(
         &self,
@@ -160,7 +235,7 @@ impl Host {
         let previous = history.stack.last().cloned();
         history.stack.push(record.clone());
         self.store.save(&deployments).map_err(registry_error)?;
-        self.ensure_routing();
+        self.relay.ensure();
         tracing::info!(plugin = %name, version = %record.version, sha256 = %record.sha256, "deployed");
         Ok(Switched {
             name,
@@ -201,7 +276,7 @@ impl Host {
         self.activate(candidate, Mode::AllowNewerSchema).await?;
         let previous = history.stack.pop();
         self.store.save(&deployments).map_err(registry_error)?;
-        self.ensure_routing();
+        self.relay.ensure();
         tracing::info!(plugin = %name, version = %target.version, "rolled back");
         Ok(Switched {
             name: name.to_owned(),

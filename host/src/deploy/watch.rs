@@ -1,7 +1,7 @@
 //! `mercato serve --watch <dir>`: development mode. Every `.wasm` file in the
 //! directory that is written after start is deployed (under the name in its
 //! manifest); a refused one is logged and the running version keeps serving.
-use crate::host::Host;
+use super::Deployer;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -36,11 +36,11 @@ impl Watcher {
     }
 
     /// Deploys changed components until the host shuts down.
-    pub async fn run(mut self, host: Host) {
+    pub async fn run(mut self, deployer: Deployer) {
         tracing::info!(dir = %self.dir.display(), "watching for plugin changes");
         loop {
             tokio::select! {
-                _ = host.cancel.cancelled() => return,
+                _ = deployer.cancel.cancelled() => return,
                 _ = tokio::time::sleep(POLL) => {}
             }
             let now = snapshot(&self.dir);
@@ -51,7 +51,7 @@ impl Watcher {
                 let Ok(bytes) = std::fs::read(path) else {
                     continue;
                 };
-                match host.deploy(None, &bytes, None).await {
+                match deployer.deploy(None, &bytes, None).await {
                     Ok(done) => {
                         tracing::info!(file = %path.display(), plugin = %done.name, version = %done.current.version, "redeployed")
                     }
@@ -66,6 +66,6 @@ impl Watcher {
 }
 
 /// Watches `dir` until the host shuts down (`mercato serve --watch`).
-pub async fn watch(host: Host, dir: PathBuf) {
-    Watcher::new(dir).run(host).await;
+pub async fn watch(deployer: Deployer, dir: PathBuf) {
+    Watcher::new(dir).run(deployer).await;
 }

@@ -1,25 +1,26 @@
 //! One marker per source: stamps `published_at` on the events every
 //! subscriber has consumed, and keeps the outbox depth and lag gauges current.
-use super::store::mark_published;
-use crate::host::Host;
+use super::relay::Relay;
+use crate::outbox::store::mark_published;
 use crate::plugin::Plugin;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Stamps `published_at` on events every subscriber has consumed, and keeps the
 /// depth and lag gauges current.
-pub(super) async fn run_marker(host: Host, source: Arc<Plugin>) {
+pub(super) async fn run_marker(relay: Relay, source: Arc<Plugin>) {
     let mut marked = 0;
-    let poll = Duration::from_millis(host.config.events.poll_ms.max(100));
+    let poll = Duration::from_millis(relay.config.poll_ms.max(100));
     loop {
-        let progressed = host.relay.progress.notified();
+        let progressed = relay.progress.notified();
         let head = *source.slot.head.borrow();
-        let target = host.relay.min_position(&source.name).unwrap_or(head);
+        let target = relay.min_position(&source.name).unwrap_or(head);
         if target > marked {
             match mark_published(&source.slot.db, target).await {
                 Ok(depth) => {
                     marked = target;
-                    host.metrics
+                    relay
+                        .metrics
                         .outbox_depth
                         .with_label_values(&[&source.name])
                         .set(i64::try_from(depth).unwrap_or(i64::MAX));
@@ -29,25 +30,25 @@ pub(super) async fn run_marker(host: Host, source: Arc<Plugin>) {
                 }
             }
         }
-        for s in host
-            .relay
-            .status(&host.registry)
+        for s in relay
+            .status()
             .into_iter()
             .filter(|s| s.source == *source.name)
         {
-            host.metrics
+            relay
+                .metrics
                 .outbox_lag
                 .with_label_values(&[&s.subscriber, &s.source])
                 .set(s.lag as i64);
         }
         tokio::select! {
-            _ = host.cancel.cancelled() => return,
+            _ = relay.cancel.cancelled() => return,
             _ = progressed => {}
             _ = tokio::time::sleep(poll) => {}
         }
         // Batch bursts of progress into one UPDATE.
         tokio::select! {
-            _ = host.cancel.cancelled() => return,
+            _ = relay.cancel.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }

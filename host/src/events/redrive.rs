@@ -2,11 +2,11 @@
 //! delivered again to its current version. Each delivery deletes the dead letter
 //! in the handler's own transaction, so a redriven event takes effect once; one
 //! that fails again stays, with its new error.
-use super::inbox::Delivery;
-use super::store::{dead_letter_events, note_failure};
-use crate::host::Host;
+use super::relay::Relay;
+use crate::outbox::Delivery;
+use crate::outbox::store::{dead_letter_events, note_failure};
 use crate::storage::StorageError;
-use crate::uow::EventOutcome;
+use crate::unit_of_work::EventOutcome;
 
 /// What a redrive did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -19,7 +19,7 @@ pub struct RedriveReport {
     pub failed: Vec<(String, String)>,
 }
 
-impl Host {
+impl Relay {
     /// Redrives `plugin`'s dead letters (all, or those in `event_ids`), oldest first.
     pub async fn redrive(
         &self,
@@ -39,6 +39,7 @@ impl Host {
                 continue;
             }
             match self
+                .calls
                 .call_event(&subscriber, &event, 1, Delivery::DeadLetter)
                 .await
             {

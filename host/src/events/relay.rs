@@ -11,15 +11,19 @@
 //! `published_at` once every subscriber has consumed an event.
 use super::marker::run_marker;
 use super::scheduler::run_scheduler;
-use super::store::mark_published;
 use super::stream::run_stream;
-use crate::host::Host;
+use crate::config::EventsConfig;
+use crate::metrics::Metrics;
+use crate::outbox::store::mark_published;
 use crate::plugin::Registry;
+use crate::unit_of_work::UnitOfWork;
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// Progress of one (subscriber, source) stream.
 pub(super) struct Stream {
@@ -38,14 +42,35 @@ pub(super) struct Schedule {
     pub(super) wake: Notify,
 }
 
-/// Tracks every stream and scheduler so callers can observe and drain them.
-#[derive(Default)]
-pub struct Relay {
+/// Delivers events between the registered plugins and tracks every stream
+/// and scheduler so callers can observe and drain them; cheap to clone.
+#[derive(Clone)]
+pub struct Relay(Arc<Inner>);
+
+/// What the relay's tasks share: the handles they deliver with and the
+/// bookkeeping of every stream and schedule.
+pub struct Inner {
+    /// The running plugins: subscribers and sources.
+    pub(super) registry: Arc<Registry>,
+    /// Runs each delivery as a transaction of the subscriber.
+    pub(super) calls: UnitOfWork,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) config: EventsConfig,
+    /// Stops every task of the relay.
+    pub(super) cancel: CancellationToken,
     streams: Mutex<Vec<Arc<Stream>>>,
     schedules: Mutex<HashMap<Arc<str>, Arc<Schedule>>>,
     marked: Mutex<std::collections::HashSet<Arc<str>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Notified whenever a stream, schedule or marker moves on.
     pub(super) progress: Notify,
+}
+
+impl Deref for Relay {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
 }
 
 /// A subscriber's view of one stream, for the admin API and metrics.
@@ -62,19 +87,42 @@ pub struct StreamStatus {
 }
 
 impl Relay {
+    /// A relay between the plugins of `registry`, delivering through `calls`;
+    /// its tasks stop when `cancel` fires.
+    pub fn new(
+        registry: Arc<Registry>,
+        calls: UnitOfWork,
+        metrics: Arc<Metrics>,
+        config: EventsConfig,
+        cancel: CancellationToken,
+    ) -> Self {
+        Relay(Arc::new(Inner {
+            registry,
+            calls,
+            metrics,
+            config,
+            cancel,
+            streams: Mutex::default(),
+            schedules: Mutex::default(),
+            marked: Mutex::default(),
+            tasks: Mutex::default(),
+            progress: Notify::new(),
+        }))
+    }
+
     /// Spawns the streams, schedulers and markers the registered plugins need
     /// and that are not running yet: at start, and after a deploy brings a new
     /// plugin or new subscriptions. (A stream whose subscription was dropped
     /// keeps running and skips everything, which keeps its cursor current.)
-    pub fn ensure(&self, host: &Host) -> Vec<JoinHandle<()>> {
+    pub fn ensure(&self) {
         let mut tasks = Vec::new();
-        let plugins = host.registry.all();
+        let plugins = self.registry.all();
         for subscriber in &plugins {
             if subscriber.subscriptions.is_empty() {
                 continue;
             }
             for source_name in subscriber.sources() {
-                let Some(source) = host.registry.get(&source_name) else {
+                let Some(source) = self.registry.get(&source_name) else {
                     tracing::warn!(plugin = %subscriber.name, source = %source_name, "subscription names a plugin that is not loaded");
                     continue;
                 };
@@ -92,7 +140,7 @@ impl Relay {
                 });
                 streams.push(stream.clone());
                 tasks.push(tokio::spawn(run_stream(
-                    host.clone(),
+                    self.clone(),
                     subscriber.name.clone(),
                     source,
                     stream,
@@ -107,7 +155,7 @@ impl Relay {
                 });
                 schedules.insert(subscriber.name.clone(), schedule.clone());
                 tasks.push(tokio::spawn(run_scheduler(
-                    host.clone(),
+                    self.clone(),
                     subscriber.name.clone(),
                     schedule,
                 )));
@@ -116,21 +164,32 @@ impl Relay {
         let mut marked = self.marked.lock().expect("relay poisoned");
         for source in plugins {
             if marked.insert(source.name.clone()) {
-                tasks.push(tokio::spawn(run_marker(host.clone(), source)));
+                tasks.push(tokio::spawn(run_marker(self.clone(), source)));
             }
         }
-        tasks
+        self.tasks.lock().expect("relay poisoned").extend(tasks);
+    }
+
+    /// Waits for every task after the cancellation token fired, then stamps
+    /// `published_at` once more so the outbox state is final.
+    pub async fn stopped(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("relay poisoned"));
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.mark_all().await;
     }
 
     /// Every stream's position and lag.
-    pub fn status(&self, registry: &Registry) -> Vec<StreamStatus> {
+    pub fn status(&self) -> Vec<StreamStatus> {
         self.streams
             .lock()
             .expect("relay poisoned")
             .iter()
             .map(|s| {
                 let position = *s.position.borrow();
-                let head = registry
+                let head = self
+                    .registry
                     .get(&s.source)
                     .map_or(position, |p| *p.slot.head.borrow());
                 StreamStatus {
@@ -153,8 +212,8 @@ impl Relay {
             .min()
     }
 
-    fn caught_up(&self, registry: &Registry) -> bool {
-        self.status(registry).iter().all(|s| s.lag == 0)
+    fn caught_up(&self) -> bool {
+        self.status().iter().all(|s| s.lag == 0)
     }
 
     /// True when no delayed event due at or before `until_ms` is still waiting.
@@ -190,20 +249,22 @@ impl Relay {
         }
     }
 
-    pub(crate) async fn drain(&self, registry: &Registry, timeout: Duration) -> Result<(), String> {
-        self.wait_for(timeout, "event delivery", || self.caught_up(registry))
+    /// Waits until every subscriber has consumed every committed event
+    /// (retries and dead-lettering included; delayed events count once scheduled).
+    pub async fn drain(&self, timeout: Duration) -> Result<(), String> {
+        self.wait_for(timeout, "event delivery", || self.caught_up())
             .await
     }
 
-    pub(crate) async fn drain_stream(
+    /// Waits until `subscriber` has consumed everything `source` committed.
+    pub async fn drain_stream(
         &self,
-        registry: &Registry,
         subscriber: &str,
         source: &str,
         timeout: Duration,
     ) -> Result<(), String> {
         self.wait_for(timeout, "event delivery", || {
-            self.status(registry)
+            self.status()
                 .iter()
                 .filter(|s| s.subscriber == subscriber && s.source == source)
                 .all(|s| s.lag == 0)
@@ -211,11 +272,9 @@ impl Relay {
         .await
     }
 
-    pub(crate) async fn drain_scheduled(
-        &self,
-        until_ms: u64,
-        timeout: Duration,
-    ) -> Result<(), String> {
+    /// Waits until every delayed event due at or before `until_ms` (ms since
+    /// the epoch) has been delivered or dead-lettered.
+    pub async fn drain_scheduled(&self, until_ms: u64, timeout: Duration) -> Result<(), String> {
         self.wait_for(timeout, "delayed event delivery", || {
             self.scheduled_done(until_ms)
         })
@@ -224,8 +283,8 @@ impl Relay {
 
     /// Stamps `published_at` up to what every subscriber has consumed; run once
     /// more at shutdown, after the streams stopped, so the outbox state is final.
-    pub(crate) async fn mark_all(&self, registry: &Registry) {
-        for source in registry.all() {
+    async fn mark_all(&self) {
+        for source in self.registry.all() {
             let target = self
                 .min_position(&source.name)
                 .unwrap_or(*source.slot.head.borrow());

@@ -1,25 +1,25 @@
 //! One scheduler per subscriber: delivers its delayed events
 //! (`mercato_scheduled`) when due, retrying a failed one by moving its due time.
 use super::attempt::{Settled, attempt, persist};
-use super::inbox::Delivery;
+use super::relay::Relay;
 use super::relay::Schedule;
-use super::store::{next_due, read_due, reschedule};
-use crate::host::Host;
+use crate::outbox::Delivery;
+use crate::outbox::store::{next_due, read_due, reschedule};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-pub(super) async fn run_scheduler(host: Host, name: Arc<str>, schedule: Arc<Schedule>) {
-    let Some(subscriber) = host.registry.get(&name) else {
+pub(super) async fn run_scheduler(relay: Relay, name: Arc<str>, schedule: Arc<Schedule>) {
+    let Some(subscriber) = relay.registry.get(&name) else {
         return;
     };
-    let poll = Duration::from_millis(host.config.events.poll_ms);
+    let poll = Duration::from_millis(relay.config.poll_ms);
     loop {
         let woken = schedule.wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
         let now = crate::clock::now_millis();
-        let Some(due) = persist(&host, "reading scheduled events", || {
+        let Some(due) = persist(&relay, "reading scheduled events", || {
             read_due(&subscriber.slot.db, now)
         })
         .await
@@ -31,17 +31,17 @@ pub(super) async fn run_scheduler(host: Host, name: Arc<str>, schedule: Arc<Sche
             // The source is read back from the subscriber's own database,
             // which its plugin can write on PostgreSQL: only the name of a
             // running plugin may become a label value.
-            let source = match host.registry.get(&event.source) {
+            let source = match relay.registry.get(&event.source) {
                 Some(_) => event.source.as_str(),
                 None => crate::metrics::UNKNOWN,
             };
-            match attempt(&host, &subscriber, &event, source, n, Delivery::Scheduled).await {
+            match attempt(&relay, &subscriber, &event, source, n, Delivery::Scheduled).await {
                 Settled::Done => {}
                 Settled::Stopped => return,
                 Settled::Retry(backoff) => {
                     let retry_at = crate::clock::now_millis()
                         + u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
-                    if persist(&host, "rescheduling", || {
+                    if persist(&relay, "rescheduling", || {
                         reschedule(&subscriber.slot.db, &event.id, retry_at)
                     })
                     .await
@@ -54,7 +54,7 @@ pub(super) async fn run_scheduler(host: Host, name: Arc<str>, schedule: Arc<Sche
         }
         let inserted = schedule.inserted.load(Ordering::SeqCst);
         let Some(next_due) =
-            persist(&host, "reading schedule", || next_due(&subscriber.slot.db)).await
+            persist(&relay, "reading schedule", || next_due(&subscriber.slot.db)).await
         else {
             return;
         };
@@ -63,13 +63,13 @@ pub(super) async fn run_scheduler(host: Host, name: Arc<str>, schedule: Arc<Sche
             continue;
         }
         schedule.next_due.send_replace(next_due);
-        host.relay.progress.notify_waiters();
+        relay.progress.notify_waiters();
         let now = crate::clock::now_millis();
         let sleep = next_due.map_or(poll, |due| {
             Duration::from_millis(due.saturating_sub(now)).min(poll)
         });
         tokio::select! {
-            _ = host.cancel.cancelled() => return,
+            _ = relay.cancel.cancelled() => return,
             _ = &mut woken => {}
             _ = tokio::time::sleep(sleep) => {}
         }

@@ -2,37 +2,37 @@
 //! subscriber's cursor and delivers each matching event in order. A failing
 //! event blocks only its own stream; a delayed one moves to the subscriber's
 //! schedule.
-use super::OutboxEvent;
 use super::attempt::{Settled, attempt, current, persist};
-use super::inbox::Delivery;
+use super::relay::Relay;
 use super::relay::Stream;
-use super::store::{advance_cursor, load_cursor, read_outbox, schedule};
-use crate::host::Host;
+use crate::outbox::Delivery;
+use crate::outbox::OutboxEvent;
+use crate::outbox::store::{advance_cursor, load_cursor, read_outbox, schedule};
 use crate::plugin::Plugin;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub(super) async fn run_stream(
-    host: Host,
+    relay: Relay,
     name: Arc<str>,
     source: Arc<Plugin>,
     stream: Arc<Stream>,
 ) {
-    let Some(subscriber) = host.registry.get(&name) else {
+    let Some(subscriber) = relay.registry.get(&name) else {
         return;
     };
-    let Some(mut position) = persist(&host, "reading cursor", || {
+    let Some(mut position) = persist(&relay, "reading cursor", || {
         load_cursor(&subscriber.slot.db, &source.name)
     })
     .await
     else {
         return;
     };
-    publish_position(&host, &stream, position);
+    publish_position(&relay, &stream, position);
     let mut head = source.slot.head.subscribe();
-    let poll = Duration::from_millis(host.config.events.poll_ms);
+    let poll = Duration::from_millis(relay.config.poll_ms);
     loop {
-        let Some(batch) = persist(&host, "reading outbox", || {
+        let Some(batch) = persist(&relay, "reading outbox", || {
             read_outbox(&source.slot.db, &source.name, position)
         })
         .await
@@ -41,7 +41,7 @@ pub(super) async fn run_stream(
         };
         if batch.is_empty() {
             tokio::select! {
-                _ = host.cancel.cancelled() => return,
+                _ = relay.cancel.cancelled() => return,
                 _ = head.wait_for(|h| *h > position) => {}
                 _ = tokio::time::sleep(poll) => {}
             }
@@ -50,13 +50,13 @@ pub(super) async fn run_stream(
         let consumed_before = position;
         let mut persisted = position;
         for event in batch {
-            if current(&host, &name, &subscriber).subscribes_to(&source.name, &event.event_type) {
-                if !deliver(&host, &subscriber, &event).await {
+            if current(&relay, &name, &subscriber).subscribes_to(&source.name, &event.event_type) {
+                if !deliver(&relay, &subscriber, &event).await {
                     return;
                 }
                 // The handler's transaction advanced the cursor.
                 persisted = event.sequence;
-                publish_position(&host, &stream, event.sequence);
+                publish_position(&relay, &stream, event.sequence);
             }
             position = event.sequence;
         }
@@ -64,7 +64,7 @@ pub(super) async fn run_stream(
             // Persist the cursor past events this subscriber ignores, so a restart
             // does not rescan them.
             let event_source = source.name.to_string();
-            if persist(&host, "advancing cursor", || {
+            if persist(&relay, "advancing cursor", || {
                 advance_cursor(&subscriber.slot.db, &event_source, position)
             })
             .await
@@ -74,38 +74,38 @@ pub(super) async fn run_stream(
             }
         }
         if position > consumed_before {
-            publish_position(&host, &stream, position);
+            publish_position(&relay, &stream, position);
         }
     }
 }
 
-fn publish_position(host: &Host, stream: &Stream, position: u64) {
+fn publish_position(relay: &Relay, stream: &Stream, position: u64) {
     stream.position.send_replace(position);
-    host.relay.progress.notify_waiters();
+    relay.progress.notify_waiters();
 }
 
 /// Delivers one event in order: schedules it if delayed, else retries until it is
 /// handled or dead-lettered. Returns false when the host is shutting down.
-async fn deliver(host: &Host, subscriber: &Arc<Plugin>, event: &OutboxEvent) -> bool {
+async fn deliver(relay: &Relay, subscriber: &Arc<Plugin>, event: &OutboxEvent) -> bool {
     if let Some(delay) = event.deliver_after_ms {
         let due = crate::clock::parse_millis(&event.created_at)
             .unwrap_or_else(crate::clock::now_millis)
             + delay;
-        let scheduled = persist(host, "scheduling delayed event", || {
+        let scheduled = persist(relay, "scheduling delayed event", || {
             schedule(&subscriber.slot.db, event, due)
         })
         .await;
-        host.relay.scheduled(&subscriber.name, due);
+        relay.scheduled(&subscriber.name, due);
         return scheduled.is_some();
     }
     let mut n = 1;
     loop {
-        match attempt(host, subscriber, event, &event.source, n, Delivery::Stream).await {
+        match attempt(relay, subscriber, event, &event.source, n, Delivery::Stream).await {
             Settled::Done => return true,
             Settled::Stopped => return false,
             Settled::Retry(backoff) => {
                 tokio::select! {
-                    _ = host.cancel.cancelled() => return false,
+                    _ = relay.cancel.cancelled() => return false,
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 n += 1;

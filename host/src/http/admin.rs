@@ -1,7 +1,7 @@
 //! Host routes: health, readiness, metrics and the admin API.
 use super::error::ApiError;
-use crate::events::store::{list_dead_letters, unpublished};
-use crate::host::Host;
+use crate::app::App;
+use crate::outbox::store::{list_dead_letters, unpublished};
 use crate::plugin::Kind;
 use axum::Json;
 use axum::extract::{Path, Request, State};
@@ -15,12 +15,12 @@ pub(super) async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-pub(super) async fn readyz(State(host): State<Host>) -> Result<Json<Value>, ApiError> {
-    if host.cancel.is_cancelled() {
+pub(super) async fn readyz(State(app): State<App>) -> Result<Json<Value>, ApiError> {
+    if app.is_stopping() {
         return Err(ApiError::ShuttingDown);
     }
-    let plugins: Vec<String> = host
-        .registry
+    let plugins: Vec<String> = app
+        .registry()
         .all()
         .iter()
         .map(|p| p.name.to_string())
@@ -28,10 +28,10 @@ pub(super) async fn readyz(State(host): State<Host>) -> Result<Json<Value>, ApiE
     Ok(Json(json!({ "status": "ready", "plugins": plugins })))
 }
 
-pub(super) async fn metrics(State(host): State<Host>) -> Response {
+pub(super) async fn metrics(State(app): State<App>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        host.metrics.render(),
+        app.metrics().render(),
     )
         .into_response()
 }
@@ -39,7 +39,7 @@ pub(super) async fn metrics(State(host): State<Host>) -> Response {
 /// Admin routes need the bearer token, whoever the peer is: a reverse proxy on
 /// the same machine makes every client look local.
 pub(super) async fn require_admin(
-    State(host): State<Host>,
+    State(app): State<App>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -49,15 +49,15 @@ pub(super) async fn require_admin(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !bool::from(presented.as_bytes().ct_eq(host.admin_token().as_bytes())) {
+    if !bool::from(presented.as_bytes().ct_eq(app.admin_token().as_bytes())) {
         return Err(ApiError::Unauthorized);
     }
     Ok(next.run(request).await)
 }
 
-pub(super) async fn plugins(State(host): State<Host>) -> Json<Value> {
-    let mut plugins: Vec<Value> = host
-        .registry
+pub(super) async fn plugins(State(app): State<App>) -> Json<Value> {
+    let mut plugins: Vec<Value> = app
+        .registry()
         .all()
         .iter()
         .map(|p| {
@@ -72,7 +72,7 @@ pub(super) async fn plugins(State(host): State<Host>) -> Json<Value> {
             })
         })
         .collect();
-    plugins.extend(host.rules.all().iter().map(|r| {
+    plugins.extend(app.rules().all().iter().map(|r| {
         json!({
             "name": &*r.name,
             "kind": Kind::Rule.as_str(),
@@ -88,7 +88,7 @@ pub(super) async fn plugins(State(host): State<Host>) -> Json<Value> {
 }
 
 pub(super) async fn events(
-    State(host): State<Host>,
+    State(app): State<App>,
     headers: axum::http::HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let request_id = super::request_id(&headers);
@@ -101,7 +101,7 @@ pub(super) async fn events(
     };
     let mut outboxes = Vec::new();
     let mut letters = Vec::new();
-    for plugin in host.registry.all() {
+    for plugin in app.registry().all() {
         outboxes.push(json!({
             "plugin": &*plugin.name,
             "head": *plugin.slot.head.borrow(),
@@ -115,26 +115,27 @@ pub(super) async fn events(
     }
     Ok(Json(json!({
         "outboxes": outboxes,
-        "subscribers": host.relay.status(&host.registry),
+        "subscribers": app.relay().status(),
         "dead_letters": letters,
     })))
 }
 
 /// Body of `PUT /admin/plugins/{name}`: the component bytes.
 pub(super) async fn deploy(
-    State(host): State<Host>,
+    State(app): State<App>,
     Path(name): Path<String>,
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = host.config.max_component_bytes;
+    let limit = app.config().max_component_bytes;
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|e| ApiError::unreadable_body(&e, limit))?;
     let signature = headers
         .get("x-mercato-signature")
         .and_then(|v| v.to_str().ok());
-    let switched = host
+    let switched = app
+        .deployer()
         .deploy(Some(&name), &bytes, signature)
         .await
         .map_err(deploy_error)?;
@@ -142,18 +143,18 @@ pub(super) async fn deploy(
 }
 
 pub(super) async fn rollback(
-    State(host): State<Host>,
+    State(app): State<App>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let switched = host.rollback(&name).await.map_err(deploy_error)?;
+    let switched = app.deployer().rollback(&name).await.map_err(deploy_error)?;
     Ok(Json(serde_json::to_value(switched).unwrap_or_default()))
 }
 
 pub(super) async fn versions(
-    State(host): State<Host>,
+    State(app): State<App>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let versions = host.versions(&name).map_err(deploy_error)?;
+    let versions = app.deployer().versions(&name).map_err(deploy_error)?;
     Ok(Json(json!({ "name": name, "versions": versions })))
 }
 
@@ -166,18 +167,20 @@ pub(super) struct RedriveBody {
 }
 
 pub(super) async fn redrive(
-    State(host): State<Host>,
+    State(app): State<App>,
     body: Result<Json<RedriveBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(|e| match super::error::body_timeout(&e) {
         Some(timeout) => ApiError::RequestTimeout(timeout),
         None => ApiError::BadRequest("invalid_json", e.body_text()),
     })?;
-    match host.redrive(&body.plugin, body.event_ids.as_deref()).await {
+    match app
+        .relay()
+        .redrive(&body.plugin, body.event_ids.as_deref())
+        .await
+    {
         Ok(report) => Ok(Json(serde_json::to_value(report).unwrap_or_default())),
-        Err(crate::events::redrive::RedriveError::UnknownPlugin(p)) => {
-            Err(ApiError::UnknownPlugin(p))
-        }
+        Err(crate::events::RedriveError::UnknownPlugin(p)) => Err(ApiError::UnknownPlugin(p)),
         Err(e) => {
             tracing::error!(error = %e, "redrive failed");
             Err(ApiError::Internal {

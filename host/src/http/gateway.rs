@@ -1,9 +1,9 @@
 //! `/{plugin}/…` → that plugin's `handle-request`, as one unit of work.
 use super::error::ApiError;
 use super::request_id;
+use crate::app::App;
 use crate::bindings::Request as GuestRequest;
-use crate::host::Host;
-use crate::uow::RequestFailure;
+use crate::unit_of_work::RequestFailure;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -18,7 +18,7 @@ const HOST_HEADERS: &[&str] = &[
 ];
 
 pub(super) async fn plugin_root(
-    state: State<Host>,
+    state: State<App>,
     Path(plugin): Path<String>,
     method: Method,
     uri: Uri,
@@ -29,7 +29,7 @@ pub(super) async fn plugin_root(
 }
 
 pub(super) async fn plugin_path(
-    state: State<Host>,
+    state: State<App>,
     Path((plugin, rest)): Path<(String, String)>,
     method: Method,
     uri: Uri,
@@ -40,7 +40,7 @@ pub(super) async fn plugin_path(
 }
 
 async fn forward(
-    State(host): State<Host>,
+    State(app): State<App>,
     plugin_name: String,
     rest: String,
     method: Method,
@@ -49,11 +49,11 @@ async fn forward(
     body: Body,
 ) -> Result<Response, ApiError> {
     let request_id = request_id(&headers);
-    let plugin = host
-        .registry
+    let plugin = app
+        .registry()
         .get(&plugin_name)
         .ok_or(ApiError::UnknownPlugin(plugin_name.clone()))?;
-    let limit = host.config.max_body_bytes;
+    let limit = app.config().max_body_bytes;
     let body = axum::body::to_bytes(body, limit)
         .await
         .map_err(|e| ApiError::unreadable_body(&e, limit))?;
@@ -84,7 +84,8 @@ async fn forward(
         headers: guest_headers,
         body: body.to_vec(),
     };
-    let answer = host
+    let answer = app
+        .calls()
         .call_request(&plugin, request, idempotency_key, &request_id)
         .await
         .map_err(|failure| match failure {

@@ -11,7 +11,7 @@ mod server;
 
 pub use error::ApiError;
 
-use crate::host::Host;
+use crate::app::App;
 use axum::Router;
 use axum::http::{HeaderMap, HeaderName, Uri};
 use axum::routing::{any, get};
@@ -35,7 +35,7 @@ async fn no_route(uri: Uri) -> ApiError {
 }
 
 /// The complete router for `host`.
-pub fn app(host: Host) -> Router {
+pub fn app(app: App) -> Router {
     let admin = Router::new()
         .route("/admin/plugins", get(admin::plugins))
         .route("/admin/events", get(admin::events))
@@ -50,7 +50,7 @@ pub fn app(host: Host) -> Router {
             axum::routing::post(admin::redrive),
         )
         .route_layer(axum::middleware::from_fn_with_state(
-            host.clone(),
+            app.clone(),
             admin::require_admin,
         ));
     Router::new()
@@ -63,28 +63,28 @@ pub fn app(host: Host) -> Router {
         .route("/{plugin}/", any(gateway::plugin_root))
         .route("/{plugin}/{*rest}", any(gateway::plugin_path))
         .fallback(no_route)
-        .with_state(host)
+        .with_state(app)
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-/// Serves `host` on `listener` until `shutdown` resolves, then drains in-flight
+/// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight
 /// requests (up to the configured grace period) and stops event routing.
 pub async fn serve(
-    host: Host,
+    app: App,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = Duration::from_millis(host.config.shutdown_grace_ms);
+    let grace = Duration::from_millis(app.config().shutdown_grace_ms);
     server::run(
-        app(host.clone()),
+        self::app(app.clone()),
         listener,
-        &host.config.http,
+        &app.config().http,
         grace,
         shutdown,
     )
     .await;
-    host.shutdown().await;
+    app.shutdown().await;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! to its mount point); the host mounts the paths under `/{plugin}`, namespaces
 //! the plugin's components as `{plugin}.{Name}`, adds the responses the host
 //! itself can give (408, 413, 500) and documents its own routes.
-use crate::host::Host;
+use crate::app::App;
 use crate::plugin::Plugin;
 use axum::Json;
 use axum::extract::State;
@@ -11,8 +11,8 @@ use serde_json::{Map, Value, json};
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
 
-pub(super) async fn openapi(State(host): State<Host>) -> Json<Value> {
-    Json(document(&host.registry.all()))
+pub(super) async fn openapi(State(app): State<App>) -> Json<Value> {
+    Json(document(&app.registry().all()))
 }
 
 fn document(plugins: &[std::sync::Arc<Plugin>]) -> Value {

@@ -7,16 +7,17 @@
 //! and comes out. Any breach rejects that one coupon with a reason that names
 //! the limit; the calling plugin carries on. Rules deploy, version, roll back
 //! and sign like domain plugins (`deploy`), and share their name space.
-mod host;
-mod sandbox;
+mod guest;
+mod metrics;
 mod validate;
+mod world;
 
-pub use sandbox::{CompiledRule, RuleSandbox};
+pub use guest::RulesCall;
+pub use metrics::RuleMetrics;
+pub use world::RuleWorld;
 
 use crate::bindings::{Adjustment, Cart};
-use crate::metrics::RuleMetrics;
-use crate::runtime::Limits;
-use sandbox::Outcome;
+use crate::runtime::{CallError, Compiled, Limits, Queue, Sandbox};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -200,6 +201,12 @@ pub struct Rule {
     pub stats: Stats,
 }
 
+/// A compiled rule version.
+pub type CompiledRule = Compiled<RuleWorld>;
+
+/// The sandbox rules run in.
+pub type RuleSandbox = Sandbox<RuleWorld>;
+
 /// The deployed rules and the sandbox that runs them.
 pub struct Rules {
     sandbox: RuleSandbox,
@@ -307,20 +314,35 @@ impl Rules {
             return (Err(Reason::InputTooLarge { size, limit }), 0, 0);
         }
         let limits = rule.limits;
+        // The call owns its input: the future may outlive any borrow here.
+        let (input, rule_config) = (cart.clone(), config.to_owned());
         let Some(run) = self
             .sandbox
-            .evaluate(&rule.compiled, cart, config, limits)
+            .call(
+                &rule.compiled.pre,
+                (),
+                limits,
+                Queue::WithinDeadline,
+                move |instance, store| {
+                    Box::pin(async move {
+                        instance
+                            .mercato_plugin_rule()
+                            .call_evaluate(store, &input, &rule_config)
+                            .await
+                    })
+                },
+            )
             .await
         else {
             return (Err(Reason::Busy(limits.deadline_ms)), 0, 0);
         };
         let micros = u64::try_from(run.elapsed.as_micros()).unwrap_or(u64::MAX);
-        let result = match run.outcome {
-            Outcome::OutOfFuel => Err(Reason::OutOfFuel(limits.fuel.unwrap_or(u64::MAX))),
-            Outcome::OutOfMemory => Err(Reason::OutOfMemory(limits.memory_mib)),
-            Outcome::Deadline => Err(Reason::Deadline(limits.deadline_ms)),
-            Outcome::Trap(message) => Err(Reason::Trap(message)),
-            Outcome::Returned(answer) => {
+        let result = match run.result {
+            Err(CallError::OutOfFuel(_)) => Err(Reason::OutOfFuel(limits.fuel.unwrap_or(u64::MAX))),
+            Err(CallError::OutOfMemory(_)) => Err(Reason::OutOfMemory(limits.memory_mib)),
+            Err(CallError::Timeout(_)) => Err(Reason::Deadline(limits.deadline_ms)),
+            Err(CallError::Trap(message)) => Err(Reason::Trap(message)),
+            Ok(answer) => {
                 let size = validate::output_size(&answer);
                 if size > self.max_output_bytes {
                     let limit = self.max_output_bytes;

@@ -3,14 +3,18 @@
 //! Two backends sit side by side: embedded SQLite (`sqlite/`, the default; one
 //! file per plugin, driven by rusqlite on the calling task so a call's statements
 //! pay no thread hop) and PostgreSQL (`postgres/`, sqlx; a schema and a login
-//! role per plugin). `host.rs` implements the guest-facing `storage` interface;
-//! `schema.rs` owns the host tables every plugin database carries.
-mod host;
+//! role per plugin). `guest.rs` implements the guest-facing `storage` interface
+//! and holds a call's transaction; `open.rs` picks the backend from the
+//! configuration; `schema.rs` owns the host tables every plugin database carries.
+mod guest;
+mod open;
 pub mod postgres;
 mod rows;
 pub mod schema;
 pub mod sqlite;
 
+pub use guest::StorageCall;
+pub use open::StorageConfig;
 pub use rows::{HostRow, first_row, host_rows};
 
 use crate::bindings::{GuestError, Rows, SqlValue};

@@ -75,6 +75,15 @@ impl HostRow<'_> {
         self.opt_text(name)?
             .ok_or_else(|| bad(name, "is NULL where a value is needed"))
     }
+
+    /// A blob column (text is taken as its UTF-8 bytes).
+    pub fn bytes(&self, name: &str) -> Result<Vec<u8>, StorageError> {
+        match self.value(name)? {
+            SqlValue::Blob(b) => Ok(b.clone()),
+            SqlValue::Text(t) => Ok(t.clone().into_bytes()),
+            _ => Err(bad(name, "is not a blob")),
+        }
+    }
 }
 
 fn bad(column: &str, what: &str) -> StorageError {

@@ -1,15 +1,16 @@
 //! `TestApp`: a real host with real plugin components on a real port, a fresh
 //! data directory, and `drain()` to wait for event delivery instead of sleeping.
 
+use mercato::app::App;
 use mercato::config::{Config, EventsConfig, StorageConfig};
-use mercato::host::{Component, Host};
+use mercato::deploy::Component;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub struct TestApp {
-    pub host: Host,
+    pub host: App,
     pub url: String,
     /// The address `url` points at, for raw connections.
     pub addr: std::net::SocketAddr,
@@ -402,7 +403,7 @@ impl TestApp {
     }
 
     async fn start_in(turn: Turn, config: Config, plugins: &[&str]) -> TestApp {
-        let host = Host::start(config, components(plugins))
+        let host = App::start(config, components(plugins))
             .await
             .expect("host starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -421,7 +422,7 @@ impl TestApp {
         // server's idle keep-alive timeout closes it: reusing one in the very
         // moment the server closes it fails the request with a reset (seen when
         // a slow run reused a connection idle since the test's start).
-        let idle = Duration::from_millis(host.config.http.keep_alive_timeout_ms / 2);
+        let idle = Duration::from_millis(host.config().http.keep_alive_timeout_ms / 2);
         let client = reqwest::Client::builder()
             .default_headers(auth)
             .pool_idle_timeout(idle)

@@ -7,7 +7,8 @@ use crate::report::Row;
 use crate::shop::Shop;
 use anyhow::{Context, ensure};
 use mercato::bindings::Request;
-use mercato::runtime::CallState;
+use mercato::plugin::DomainWorld;
+use mercato::runtime::{Queue, World};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Barrier;
@@ -89,7 +90,7 @@ async fn hold(
 ) -> anyhow::Result<()> {
     let plugin = shop
         .host
-        .registry
+        .registry()
         .get(plugin)
         .with_context(|| format!("plugin {plugin} is not running"))?;
     let all_alive = Arc::new(Barrier::new(n + 1));
@@ -106,22 +107,30 @@ async fn hold(
                 body: Vec::new(),
             };
             tokio::spawn(async move {
-                let state = CallState::new(plugin.name.clone(), None);
-                let (result, _, _) = host
-                    .sandbox
-                    .call(&plugin.compiled, state, plugin.limits, |instance, store| {
-                        Box::pin(async move {
-                            let response = instance
-                                .mercato_plugin_plugin()
-                                .call_handle_request(store, &request)
-                                .await;
-                            all_alive.wait().await;
-                            release.cancelled().await;
-                            response
-                        })
-                    })
-                    .await;
-                anyhow::Ok(result?.status)
+                // The state of a call without a transaction, as while loading.
+                let state = DomainWorld::loading_state();
+                let finished = host
+                    .sandbox()
+                    .call(
+                        &plugin.compiled.pre,
+                        state,
+                        plugin.limits,
+                        Queue::Unbounded,
+                        |instance, store| {
+                            Box::pin(async move {
+                                let response = instance
+                                    .mercato_plugin_plugin()
+                                    .call_handle_request(store, &request)
+                                    .await;
+                                all_alive.wait().await;
+                                release.cancelled().await;
+                                response
+                            })
+                        },
+                    )
+                    .await
+                    .context("an unbounded queue always gets a slot")?;
+                anyhow::Ok(finished.result?.status)
             })
         })
         .collect();

@@ -46,6 +46,7 @@ async fn one(shop: &Shop, n: usize) -> anyhow::Result<Duration> {
     shop.gateway.place(&format!("relay-{n}"), &sku(n)).await?;
     let committed = Instant::now();
     shop.host
+        .relay()
         .drain_stream("inventory", "orders", Duration::from_secs(30))
         .await
         .map_err(anyhow::Error::msg)
@@ -59,7 +60,7 @@ async fn one(shop: &Shop, n: usize) -> anyhow::Result<Duration> {
 fn handler_seconds(shop: &Shop) -> (f64, u64) {
     let histogram = shop
         .host
-        .metrics
+        .metrics()
         .call_seconds
         .with_label_values(&["inventory", "event"]);
     (histogram.get_sample_sum(), histogram.get_sample_count())

@@ -1,20 +1,16 @@
-//! The host: sandbox, plugins, databases, event relay and metrics wired together.
-use crate::config::Config;
-use crate::events::{Pattern, Relay, store::outbox_head, valid_name};
-use crate::metrics::Metrics;
+//! Loading a component: compile it, check it fits a world, validate its
+//! manifest (`prepare`), then migrate its database and make it the version new
+//! calls use (`activate`). Used at start, by deploys and by rollbacks.
+use super::Deployer;
 use crate::migrate::{MigrationError, Mode};
-use crate::plugin::{Kind, Plugin, Registry, Slot};
-use crate::rules::{Rule, RuleSandbox, Rules};
-use crate::runtime::{EngineConfig, LoadError, Sandbox};
-use crate::storage::postgres::PgDb;
-use crate::storage::sqlite::SqliteDb;
-use crate::storage::{BackendKind, Database, StorageError};
+use crate::outbox::store::outbox_head;
+use crate::plugin::{CompiledPlugin, Kind, Pattern, Plugin, Slot, valid_name};
+use crate::rules::{CompiledRule, Rule};
+use crate::runtime::LoadError;
+use crate::storage::StorageError;
 use sha2::{Digest, Sha256};
-use std::ops::Deref;
-use std::sync::{Arc, Mutex};
-
+use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -44,26 +40,14 @@ pub enum PluginLoadError {
     Registry(String),
 }
 
-/// Why the host could not start.
+/// A component that could not be loaded at start, and where it came from.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The configuration is invalid.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// The engine could not be built.
-    #[error("starting the WebAssembly engine: {0}")]
-    Engine(String),
-    /// No admin token was configured and the token file is unusable.
-    #[error("admin token: {0}")]
-    AdminToken(#[from] crate::secrets::SecretError),
-    /// A plugin failed to load.
-    #[error("loading {origin}: {source}")]
-    Plugin {
-        /// Where the component came from.
-        origin: String,
-        /// Why it failed.
-        source: PluginLoadError,
-    },
+#[error("loading {origin}: {source}")]
+pub struct LoadFailure {
+    /// Where the component came from.
+    pub origin: String,
+    /// Why it failed.
+    pub source: PluginLoadError,
 }
 
 /// A compiled and checked component, not yet serving.
@@ -83,10 +67,10 @@ enum Prepared {
     Domain {
         subscriptions: Vec<Pattern>,
         openapi: serde_json::Value,
-        compiled: crate::runtime::Compiled,
+        compiled: CompiledPlugin,
     },
     Rule {
-        compiled: crate::rules::CompiledRule,
+        compiled: CompiledRule,
     },
 }
 
@@ -132,110 +116,10 @@ impl Component {
     }
 }
 
-/// Shared state of a running host.
-pub struct HostInner {
-    /// Effective configuration.
-    pub config: Config,
-    /// The wasm engine.
-    pub sandbox: Sandbox,
-    /// Running plugins.
-    pub registry: Registry,
-    /// Running coupon rules (their names are taken from the same space).
-    pub rules: Arc<Rules>,
-    /// Metrics.
-    pub metrics: Metrics,
-    /// Event relay.
-    pub relay: Relay,
-    /// Cancelled on shutdown.
-    pub cancel: CancellationToken,
-    /// Deployed component bytes and version stacks.
-    pub store: crate::deploy::store::Store,
-    /// Keys whose signatures deploys must carry (none: unsigned accepted).
-    pub trusted_keys: Vec<ed25519_dalek::VerifyingKey>,
-    /// Serialises deploys and rollbacks.
-    pub deploying: tokio::sync::Mutex<()>,
-    admin_token: String,
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-}
-
-/// A running host; cheap to clone.
-#[derive(Clone)]
-pub struct Host(Arc<HostInner>);
-
-impl Deref for Host {
-    type Target = HostInner;
-    fn deref(&self) -> &HostInner {
-        &self.0
-    }
-}
-
-impl Host {
-    /// Loads `components` and starts event routing.
-    pub async fn start(config: Config, components: Vec<Component>) -> Result<Host, StartError> {
-        config.validate()?;
-        let sandbox = Sandbox::new(&EngineConfig {
-            max_instances: config.max_instances,
-            max_memory_bytes: config.max_memory_bytes(),
-            rule_instances: config.rules.max_instances,
-        })
-        .map_err(|e| StartError::Engine(format!("{e:#}")))?;
-        let rule_sandbox = RuleSandbox::new(sandbox.engine().clone(), config.rules.max_instances)
-            .map_err(|e| StartError::Engine(format!("{e:#}")))?;
-        let metrics = Metrics::new();
-        let rules = Arc::new(Rules::new(
-            rule_sandbox,
-            &config.rules,
-            metrics.rules.clone(),
-        ));
-        let trusted_keys = crate::deploy::signing::parse_keys(&config.trusted_keys)
-            .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e.to_string())))?;
-        // Admin routes are never open: without a configured token, the host's own.
-        let admin_token = match &config.admin_token {
-            Some(token) => token.clone(),
-            None => crate::secrets::load_or_create_admin_token(&config.data_dir)?,
-        };
-        let host = Host(Arc::new(HostInner {
-            store: crate::deploy::store::Store::new(&config.data_dir),
-            trusted_keys,
-            deploying: tokio::sync::Mutex::new(()),
-            admin_token,
-            config,
-            sandbox,
-            registry: Registry::default(),
-            rules,
-            metrics,
-            relay: Relay::default(),
-            cancel: CancellationToken::new(),
-            tasks: Mutex::new(Vec::new()),
-        }));
-        host.load_deployed().await?;
-        for component in components {
-            let origin = component.origin.clone();
-            let failed = |source| StartError::Plugin {
-                origin: origin.clone(),
-                source,
-            };
-            // A deployed version of this plugin takes precedence over the shipped one.
-            if component.name.as_ref().is_some_and(|n| host.is_running(n)) {
-                continue;
-            }
-            let candidate = host.prepare(&component.bytes).await.map_err(failed)?;
-            if host.is_running(&candidate.name) {
-                continue;
-            }
-            host.activate(candidate, Mode::Forward)
-                .await
-                .map_err(failed)?;
-        }
-        let mut tasks = host.relay.ensure(&host);
-        tasks.push(crate::retention::spawn_pruner(&host));
-        host.tasks.lock().expect("tasks poisoned").extend(tasks);
-        Ok(host)
-    }
-
+impl Deployer {
     /// Loads the versions recorded by earlier deploys and rollbacks.
-    async fn load_deployed(&self) -> Result<(), StartError> {
-        let deployments = self.store.deployments().map_err(|e| StartError::Plugin {
+    pub async fn load_deployed(&self) -> Result<(), LoadFailure> {
+        let deployments = self.store.deployments().map_err(|e| LoadFailure {
             origin: "the plugin registry".into(),
             source: PluginLoadError::Registry(e.to_string()),
         })?;
@@ -247,7 +131,7 @@ impl Host {
                 "deployed plugin `{name}` {} ({})",
                 current.version, current.sha256
             );
-            let failed = |source| StartError::Plugin {
+            let failed = |source| LoadFailure {
                 origin: origin.clone(),
                 source,
             };
@@ -264,16 +148,28 @@ impl Host {
         Ok(())
     }
 
-    /// The bearer token admin routes require: the configured one, else the
-    /// one in `data_dir/admin-token`.
-    pub fn admin_token(&self) -> &str {
-        &self.admin_token
-    }
-
-    /// Starts event routing for plugins and subscriptions that have none yet.
-    pub fn ensure_routing(&self) {
-        let tasks = self.relay.ensure(self);
-        self.tasks.lock().expect("tasks poisoned").extend(tasks);
+    /// Loads `components` (the embedded plugins, `[[load]]` files) that no
+    /// deployed version of the same name overrides.
+    pub async fn load(&self, components: Vec<Component>) -> Result<(), LoadFailure> {
+        for component in components {
+            let origin = component.origin.clone();
+            let failed = |source| LoadFailure {
+                origin: origin.clone(),
+                source,
+            };
+            // A deployed version of this plugin takes precedence over the shipped one.
+            if component.name.as_ref().is_some_and(|n| self.is_running(n)) {
+                continue;
+            }
+            let candidate = self.prepare(&component.bytes).await.map_err(failed)?;
+            if self.is_running(&candidate.name) {
+                continue;
+            }
+            self.activate(candidate, Mode::Forward)
+                .await
+                .map_err(failed)?;
+        }
+        Ok(())
     }
 
     /// True when a plugin or a rule named `name` is running.
@@ -286,13 +182,13 @@ impl Host {
     /// validates its manifest.
     pub async fn prepare(&self, bytes: &[u8]) -> Result<Candidate, PluginLoadError> {
         let sha256 = hex::encode(Sha256::digest(bytes));
-        let component = self.sandbox.component(bytes).await?;
-        let (name, version, kind) = if self.sandbox.is_rule(&component) {
+        let component = self.engine.component(bytes).await?;
+        let (name, version, kind) = if self.engine.exports(&component, "mercato:plugin/rule@") {
             // Limits by name are known only after `describe`; it runs under the defaults.
             let compiled = self
                 .rules
                 .sandbox()
-                .compile(component, self.config.rules.limits)
+                .compile(&component, self.config.rules.limits)
                 .await?;
             let m = &compiled.manifest;
             (
@@ -301,7 +197,7 @@ impl Host {
                 Prepared::Rule { compiled },
             )
         } else {
-            let compiled = self.sandbox.compile(component, self.config.limits).await?;
+            let compiled = self.sandbox.compile(&component, self.config.limits).await?;
             let manifest = &compiled.manifest;
             let subscriptions = manifest
                 .subscriptions
@@ -404,7 +300,16 @@ impl Host {
         let db = match &running {
             Some(p) => &p.slot.db,
             None => {
-                opened = self.open_database(&name).await.map_err(storage_error)?;
+                opened = self
+                    .config
+                    .storage_for(&name)
+                    .open(
+                        &name,
+                        &self.config.data_dir,
+                        self.config.limits_for(&name).query_bytes(),
+                    )
+                    .await
+                    .map_err(storage_error)?;
                 &opened
             }
         };
@@ -436,62 +341,5 @@ impl Host {
         self.registry.put(plugin.clone());
         tracing::info!(plugin = %plugin.name, version = %plugin.version, sha256 = %plugin.sha256, "plugin active");
         Ok(())
-    }
-
-    async fn open_database(&self, plugin: &str) -> Result<Database, StorageError> {
-        let storage = self.config.storage_for(plugin);
-        match storage.backend {
-            BackendKind::Postgres => {
-                let url = storage
-                    .url
-                    .as_deref()
-                    .ok_or_else(|| StorageError::Setup("postgres backend without url".into()))?;
-                let db =
-                    PgDb::open(url, &storage.namespace, plugin, storage.max_connections).await?;
-                Ok(Database::Postgres(Arc::new(db)))
-            }
-            BackendKind::Sqlite => {
-                let path = self.config.data_dir.join(format!("{plugin}.db"));
-                let limits = self.config.limits_for(plugin);
-                Ok(Database::Sqlite(Arc::new(SqliteDb::open_limited(
-                    &path,
-                    limits.query_bytes(),
-                )?)))
-            }
-        }
-    }
-
-    /// Waits until every subscriber has consumed every committed event (retries
-    /// and dead-lettering included; delayed events count once scheduled).
-    pub async fn drain(&self, timeout: Duration) -> Result<(), String> {
-        self.relay.drain(&self.registry, timeout).await
-    }
-
-    /// Waits until `subscriber` has consumed everything `source` committed.
-    pub async fn drain_stream(
-        &self,
-        subscriber: &str,
-        source: &str,
-        timeout: Duration,
-    ) -> Result<(), String> {
-        self.relay
-            .drain_stream(&self.registry, subscriber, source, timeout)
-            .await
-    }
-
-    /// Waits until every delayed event due at or before `until_ms` (ms since the
-    /// epoch) has been delivered or dead-lettered.
-    pub async fn drain_scheduled(&self, until_ms: u64, timeout: Duration) -> Result<(), String> {
-        self.relay.drain_scheduled(until_ms, timeout).await
-    }
-
-    /// Stops the relay and the idempotency pruner and waits for their tasks.
-    pub async fn shutdown(&self) {
-        self.cancel.cancel();
-        let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks poisoned"));
-        for task in tasks {
-            let _ = task.await;
-        }
-        self.relay.mark_all(&self.registry).await;
     }
 }

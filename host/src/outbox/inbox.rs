@@ -31,7 +31,7 @@ impl Delivery {
 /// Whether `event` was consumed already. Only reads: the record is written
 /// after the guest ran ([`record_consumed`]), conditionally, so two deliveries
 /// racing for one event commit at most one effect.
-pub(crate) async fn already_consumed(
+pub async fn already_consumed(
     tx: &mut Tx,
     event: &OutboxEvent,
     delivery: Delivery,
@@ -55,7 +55,7 @@ pub(crate) async fn already_consumed(
 
 /// Records that `event` was consumed, in the handler's transaction. False when
 /// it had been recorded already (by a delivery that committed first).
-pub(crate) async fn record_consumed(
+pub async fn record_consumed(
     tx: &mut Tx,
     event: &OutboxEvent,
     delivery: Delivery,

@@ -2,16 +2,23 @@
 //! database. `BEGIN` → host checks (idempotency key, consumer cursor) → the guest
 //! runs its SQL and emits events → `COMMIT` with the host's records if the guest
 //! succeeded (2xx / `ok`), `ROLLBACK` otherwise. GET runs read-only.
-use crate::bindings::{GuestError, Request, Response, SqlValue};
-use crate::events::inbox::{already_consumed, record_consumed};
-use crate::events::{self, Delivery, OutboxEvent};
-use crate::host::Host;
-use crate::plugin::Plugin;
-use crate::runtime::{CallError, CallState};
-use crate::storage::{CallBudget, SqlValueExt, StorageError, Tx, TxMode, cell};
-use sha2::{Digest, Sha256};
+mod idempotency;
+#[cfg(test)]
+mod tests;
+
+use crate::bindings::{Domain, GuestError, Request, Response};
+use crate::metrics::Metrics;
+use crate::outbox::inbox::{already_consumed, record_consumed};
+use crate::outbox::{self, Delivery, OutboxEvent, PendingEvent};
+use crate::plugin::{CallState, Plugin, PluginSandbox};
+use crate::retention::IdempotencyConfig;
+use crate::rules::Rules;
+use crate::runtime::{Call, CallError, CallFuture, Queue};
+use crate::storage::{CallBudget, StorageError, Tx, TxMode};
+use idempotency::{KeyGuard, request_hash, store_response, stored_response};
 use std::sync::Arc;
 use std::time::Instant;
+use wasmtime::Store;
 
 /// Why a request could not be answered by the plugin.
 #[derive(Debug, thiserror::Error)]
@@ -41,37 +48,6 @@ pub struct Answer {
     pub replayed: bool,
 }
 
-/// Removes an in-flight idempotency key when the request ends, however it ends.
-struct KeyGuard<'a> {
-    plugin: &'a Plugin,
-    key: String,
-}
-
-impl Drop for KeyGuard<'_> {
-    fn drop(&mut self) {
-        self.plugin
-            .slot
-            .inflight_keys
-            .lock()
-            .expect("inflight keys poisoned")
-            .remove(&self.key);
-    }
-}
-
-fn request_hash(req: &Request) -> String {
-    let mut h = Sha256::new();
-    for part in [
-        req.method.as_bytes(),
-        req.path.as_bytes(),
-        req.query.as_bytes(),
-    ] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part);
-    }
-    h.update(&req.body);
-    hex::encode(h.finalize())
-}
-
 /// The outcome of one event delivery attempt.
 #[derive(Debug)]
 pub enum EventOutcome {
@@ -81,7 +57,45 @@ pub enum EventOutcome {
     AlreadyHandled,
 }
 
-impl Host {
+/// Runs plugin calls, each as one transaction; cheap to clone.
+#[derive(Clone)]
+pub struct UnitOfWork {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sandbox: Arc<PluginSandbox>,
+    rules: Arc<Rules>,
+    metrics: Arc<Metrics>,
+    idempotency: IdempotencyConfig,
+}
+
+/// What a call left behind: its result, its transaction (still open) and the
+/// events it emitted.
+struct Ran<R> {
+    result: Result<R, CallError>,
+    tx: Tx,
+    events: Vec<PendingEvent>,
+}
+
+impl UnitOfWork {
+    /// Calls of plugins in `sandbox` that may run `rules`.
+    pub fn new(
+        sandbox: Arc<PluginSandbox>,
+        rules: Arc<Rules>,
+        metrics: Arc<Metrics>,
+        idempotency: IdempotencyConfig,
+    ) -> Self {
+        UnitOfWork {
+            inner: Arc::new(Inner {
+                sandbox,
+                rules,
+                metrics,
+                idempotency,
+            }),
+        }
+    }
+
     /// Runs `req` through `plugin` as one unit of work.
     pub async fn call_request(
         &self,
@@ -90,7 +104,7 @@ impl Host {
         idempotency_key: Option<String>,
         request_id: &str,
     ) -> Result<Answer, RequestFailure> {
-        let _in_flight = self.metrics.start_call(&plugin.name);
+        let _in_flight = self.inner.metrics.start_call(&plugin.name);
         let read_only = matches!(req.method.as_str(), "GET" | "HEAD");
         let mode = if read_only {
             TxMode::ReadOnly
@@ -99,40 +113,29 @@ impl Host {
         };
         let idempotency_key = idempotency_key.filter(|_| !read_only);
         let _guard = match &idempotency_key {
-            Some(key) => {
-                if !plugin
-                    .slot
-                    .inflight_keys
-                    .lock()
-                    .expect("inflight keys poisoned")
-                    .insert(key.clone())
-                {
-                    return Err(RequestFailure::KeyInProgress);
-                }
-                Some(KeyGuard {
-                    plugin,
-                    key: key.clone(),
-                })
-            }
+            Some(key) => Some(KeyGuard::claim(&plugin.slot, key)?),
             None => None,
         };
         let hash = idempotency_key.as_ref().map(|_| request_hash(&req));
         let mut tx = plugin.slot.db.begin_call(mode, budget(plugin)).await?;
-        if let (Some(key), Some(hash)) = (&idempotency_key, &hash)
-            && let Some(answer) =
-                stored_response(&mut tx, key, hash, &self.idempotency_cutoff()).await?
-        {
-            tx.rollback().await?;
-            return answer;
+        if let (Some(key), Some(hash)) = (&idempotency_key, &hash) {
+            let cutoff = self
+                .inner
+                .idempotency
+                .cutoff(time::OffsetDateTime::now_utc());
+            if let Some(answer) = stored_response(&mut tx, key, hash, &cutoff).await? {
+                tx.rollback().await?;
+                return answer;
+            }
         }
 
-        let state = self.call_state(plugin, tx).read_only(read_only);
-        let (result, mut state, elapsed) = self
-            .sandbox
-            .call(
-                &plugin.compiled,
-                state,
-                plugin.limits,
+        let ran = self
+            .run(
+                plugin,
+                tx,
+                read_only,
+                ("request", request_id),
+                |resp: &Response| (200..300).contains(&resp.status),
                 move |instance, store| {
                     Box::pin(async move {
                         instance
@@ -143,18 +146,7 @@ impl Host {
                 },
             )
             .await;
-        state.log_output(request_id);
-        let tx = state
-            .tx
-            .take()
-            .expect("the call's transaction is returned with its state");
-        let outcome = match &result {
-            Ok(resp) if (200..300).contains(&resp.status) => "ok",
-            Ok(_) => "error",
-            Err(e) => e.kind(),
-        };
-        self.metrics
-            .call(&plugin.name, "request", outcome, elapsed.as_secs_f64());
+        let Ran { result, tx, events } = ran;
         let response = match result {
             Ok(response) => response,
             Err(e) => {
@@ -178,7 +170,7 @@ impl Host {
         if let (Some(key), Some(hash)) = (&idempotency_key, &hash) {
             store_response(&mut tx, key, hash, &response).await?;
         }
-        let head = events::flush(&mut tx, &state.events).await?;
+        let head = outbox::flush(&mut tx, &events).await?;
         tx.commit().await?;
         if let Some(head) = head {
             plugin.slot.head.send_replace(head);
@@ -197,7 +189,7 @@ impl Host {
         attempt: u32,
         delivery: Delivery,
     ) -> Result<EventOutcome, String> {
-        let _in_flight = self.metrics.start_call(&subscriber.name);
+        let _in_flight = self.inner.metrics.start_call(&subscriber.name);
         let mut tx = subscriber
             .slot
             .db
@@ -212,13 +204,13 @@ impl Host {
             return Ok(EventOutcome::AlreadyHandled);
         }
         let wit_event = event.to_wit(attempt);
-        let state = self.call_state(subscriber, tx);
-        let (result, mut state, elapsed) = self
-            .sandbox
-            .call(
-                &subscriber.compiled,
-                state,
-                subscriber.limits,
+        let Ran { result, tx, events } = self
+            .run(
+                subscriber,
+                tx,
+                false,
+                ("event", &event.id),
+                Result::is_ok,
                 move |instance, store| {
                     Box::pin(async move {
                         instance
@@ -229,18 +221,6 @@ impl Host {
                 },
             )
             .await;
-        state.log_output(&event.id);
-        let mut tx = state
-            .tx
-            .take()
-            .expect("the call's transaction is returned with its state");
-        let outcome = match &result {
-            Ok(Ok(())) => "ok",
-            Ok(Err(_)) => "error",
-            Err(e) => e.kind(),
-        };
-        self.metrics
-            .call(&subscriber.name, "event", outcome, elapsed.as_secs_f64());
         let failure = match result {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(describe_guest_error(&e)),
@@ -254,6 +234,7 @@ impl Host {
             tx.rollback().await.map_err(|e| e.to_string())?;
             return Err(failure);
         }
+        let mut tx = tx;
         let committed: Result<Option<Option<u64>>, StorageError> = async {
             // Recorded only now, after the guest ran: before it, the host only
             // read, so nothing the host wrote is in the transaction while
@@ -263,7 +244,7 @@ impl Host {
                 tx.rollback().await?;
                 return Ok(None);
             }
-            let head = events::flush(&mut tx, &state.events).await?;
+            let head = outbox::flush(&mut tx, &events).await?;
             tx.commit().await?;
             Ok(Some(head))
         }
@@ -279,19 +260,59 @@ impl Host {
             Err(e) => Err(e.to_string()),
         }
     }
-}
 
-impl Host {
-    fn idempotency_cutoff(&self) -> String {
-        self.config
-            .idempotency
-            .cutoff(time::OffsetDateTime::now_utc())
-    }
-
-    fn call_state(&self, plugin: &Plugin, tx: Tx) -> CallState {
-        CallState::new(plugin.name.clone(), Some(tx))
-            .with_rules(self.rules.clone())
-            .max_event_bytes(plugin.limits.event_bytes())
+    /// Runs one export of `plugin` inside `tx`, logs what the guest printed
+    /// and counts the call (`kind` and an id for the log; `ok` says which
+    /// results count as a success).
+    async fn run<R, F>(
+        &self,
+        plugin: &Plugin,
+        tx: Tx,
+        read_only: bool,
+        (kind, id): (&str, &str),
+        ok: impl Fn(&R) -> bool,
+        f: F,
+    ) -> Ran<R>
+    where
+        F: for<'a> FnOnce(&'a Domain, &'a mut Store<Call<CallState>>) -> CallFuture<'a, R>,
+    {
+        let state = CallState::new(
+            plugin.name.clone(),
+            tx,
+            self.inner.rules.clone(),
+            plugin.limits.event_bytes(),
+            read_only,
+        );
+        let finished = self
+            .inner
+            .sandbox
+            .call(
+                &plugin.compiled.pre,
+                state,
+                plugin.limits,
+                Queue::Unbounded,
+                f,
+            )
+            .await
+            .expect("an unbounded queue always gets a slot");
+        let state = finished.state;
+        state.log.output(id, &finished.stdout, &finished.stderr);
+        let outcome = match &finished.result {
+            Ok(r) if ok(r) => "ok",
+            Ok(_) => "error",
+            Err(e) => e.kind(),
+        };
+        self.inner
+            .metrics
+            .call(&plugin.name, kind, outcome, finished.elapsed.as_secs_f64());
+        Ran {
+            result: finished.result,
+            tx: state
+                .storage
+                .tx
+                .expect("the call's transaction is returned with its state"),
+            events: state.outbox.events,
+        }
     }
 }
 
@@ -320,71 +341,4 @@ fn describe_guest_error(e: &GuestError) -> String {
         GuestError::Denied(m) => format!("denied: {m}"),
         GuestError::Internal(m) => format!("internal: {m}"),
     }
-}
-
-/// The stored response for `key`, unless it expired (created before
-/// `cutoff`): an expired key runs as new even before the pruner removed it.
-async fn stored_response(
-    tx: &mut Tx,
-    key: &str,
-    hash: &str,
-    cutoff: &str,
-) -> Result<Option<Result<Answer, RequestFailure>>, StorageError> {
-    let rows = tx
-        .host_query(
-            "SELECT request_hash, status, headers, body FROM mercato_idempotency \
-             WHERE key = $1 AND created_at >= $2",
-            &[
-                SqlValue::Text(key.to_owned()),
-                SqlValue::Text(cutoff.to_owned()),
-            ],
-        )
-        .await?;
-    if rows.rows.is_empty() {
-        return Ok(None);
-    }
-    if cell(&rows, 0, "request_hash").as_text() != hash {
-        return Ok(Some(Err(RequestFailure::KeyReused)));
-    }
-    let headers: Vec<(String, String)> =
-        serde_json::from_str(&cell(&rows, 0, "headers").as_text()).unwrap_or_default();
-    let body = match cell(&rows, 0, "body") {
-        SqlValue::Blob(b) => b.clone(),
-        other => other.as_text().into_bytes(),
-    };
-    Ok(Some(Ok(Answer {
-        response: Response {
-            status: cell(&rows, 0, "status").as_i64() as u16,
-            headers,
-            body,
-        },
-        replayed: true,
-    })))
-}
-
-async fn store_response(
-    tx: &mut Tx,
-    key: &str,
-    hash: &str,
-    response: &Response,
-) -> Result<(), StorageError> {
-    // An expired record of the same key may not be pruned yet: replace it.
-    tx.host_execute(
-        "INSERT INTO mercato_idempotency (key, request_hash, status, headers, body, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO UPDATE SET \
-         request_hash = excluded.request_hash, status = excluded.status, \
-         headers = excluded.headers, body = excluded.body, created_at = excluded.created_at",
-        &[
-            SqlValue::Text(key.to_owned()),
-            SqlValue::Text(hash.to_owned()),
-            SqlValue::Integer(response.status.into()),
-            SqlValue::Text(
-                serde_json::to_string(&response.headers).unwrap_or_else(|_| "[]".into()),
-            ),
-            SqlValue::Blob(response.body.clone()),
-            SqlValue::Text(crate::clock::now_rfc3339()),
-        ],
-    )
-    .await?;
-    Ok(())
 }

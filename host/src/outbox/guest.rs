@@ -3,9 +3,34 @@
 use super::{MAX_DELAY_MS, MAX_EVENTS_PER_CALL, MAX_PAYLOAD_BYTES, PendingEvent, valid_event_type};
 use crate::bindings::GuestError;
 use crate::bindings::mercato::plugin::outbox;
-use crate::runtime::CallState;
 
-impl outbox::Host for CallState {
+/// The outbox capability's per-call state: the events a call emitted, written
+/// at commit.
+pub struct OutboxCall {
+    /// Events emitted during the call, in order.
+    pub events: Vec<PendingEvent>,
+    /// Bytes held in `events`.
+    event_bytes: usize,
+    /// Most bytes `events` may hold (the plugin's `max_event_bytes`).
+    max_event_bytes: usize,
+    /// A read-only call (GET) may not emit events.
+    read_only: bool,
+}
+
+impl OutboxCall {
+    /// An empty outbox for a call that may emit `max_event_bytes` (none when
+    /// `read_only`).
+    pub fn new(max_event_bytes: usize, read_only: bool) -> Self {
+        OutboxCall {
+            events: Vec::new(),
+            event_bytes: 0,
+            max_event_bytes,
+            read_only,
+        }
+    }
+}
+
+impl outbox::Host for OutboxCall {
     async fn emit(
         &mut self,
         event_type: String,

@@ -1,12 +1,21 @@
-//! Host side of the `rules` import: a domain plugin (coupons) asks the host to
-//! run a rule; the rule runs in its own sandbox, never in the caller's store.
-use crate::bindings::mercato::plugin::rules;
-use crate::bindings::{Cart, mercato::plugin::rule_types};
-use crate::runtime::CallState;
+//! The guest-facing `rules` interface: a domain plugin (coupons) asks the host
+//! to run a rule; the rule runs in its own sandbox, never in the caller's store.
+use super::{Reason, Rules};
+use crate::bindings::Cart;
+use crate::bindings::mercato::plugin::{rule_types, rules};
+use std::sync::Arc;
 
-impl rule_types::Host for CallState {}
+/// The rules capability's per-call state: the rules a call may run (`None`
+/// while a plugin loads).
+#[derive(Default)]
+pub struct RulesCall {
+    /// The deployed rules.
+    pub rules: Option<Arc<Rules>>,
+}
 
-impl rules::Host for CallState {
+impl rule_types::Host for RulesCall {}
+
+impl rules::Host for RulesCall {
     async fn evaluate(
         &mut self,
         rule: String,
@@ -15,7 +24,7 @@ impl rules::Host for CallState {
     ) -> wasmtime::Result<Result<rules::Evaluation, rules::Rejection>> {
         let Some(registry) = self.rules.clone() else {
             return Ok(Err(rules::Rejection {
-                code: super::Reason::UnknownRule.code().into(),
+                code: Reason::UnknownRule.code().into(),
                 message: format!("rule `{rule}`: rules cannot be evaluated while loading"),
                 rule_version: None,
             }));

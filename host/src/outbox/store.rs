@@ -20,7 +20,7 @@ const HELD_COLUMNS: &str =
     "event_id, source, sequence, event_type, aggregate_id, payload, occurred_at";
 
 /// Moves a cursor forward (never back), in `tx`.
-pub(super) const ADVANCE_CURSOR: &str = "INSERT INTO mercato_cursors (source, sequence) \
+pub const ADVANCE_CURSOR: &str = "INSERT INTO mercato_cursors (source, sequence) \
      VALUES ($1, $2) ON CONFLICT (source) DO UPDATE SET sequence = excluded.sequence \
      WHERE mercato_cursors.sequence < excluded.sequence";
 
@@ -79,7 +79,7 @@ async fn read(
 }
 
 /// The last sequence of `source` this database's plugin consumed, in `tx`.
-pub(super) async fn cursor_in(tx: &mut Tx, source: &str) -> Result<u64, StorageError> {
+pub async fn cursor_in(tx: &mut Tx, source: &str) -> Result<u64, StorageError> {
     let rows = tx
         .host_query(
             "SELECT sequence FROM mercato_cursors WHERE source = $1",
@@ -90,7 +90,7 @@ pub(super) async fn cursor_in(tx: &mut Tx, source: &str) -> Result<u64, StorageE
 }
 
 /// The last sequence of `source` the plugin of `db` consumed.
-pub(super) async fn load_cursor(db: &Database, source: &str) -> Result<u64, StorageError> {
+pub async fn load_cursor(db: &Database, source: &str) -> Result<u64, StorageError> {
     let mut tx = db.begin(TxMode::ReadOnly).await?;
     let cursor = cursor_in(&mut tx, source).await?;
     tx.rollback().await?;
@@ -98,7 +98,7 @@ pub(super) async fn load_cursor(db: &Database, source: &str) -> Result<u64, Stor
 }
 
 /// Moves the cursor past events the subscriber ignores.
-pub(super) async fn advance_cursor(
+pub async fn advance_cursor(
     db: &Database,
     source: &str,
     sequence: u64,
@@ -116,7 +116,7 @@ pub(super) async fn advance_cursor(
 }
 
 /// The next events of `source`'s outbox after `after`, in sequence order.
-pub(super) async fn read_outbox(
+pub async fn read_outbox(
     db: &Database,
     source: &str,
     after: u64,
@@ -136,7 +136,7 @@ pub(super) async fn read_outbox(
 }
 
 /// The highest sequence in the outbox of `db` (0 when empty).
-pub(crate) async fn outbox_head(db: &Database) -> Result<u64, StorageError> {
+pub async fn outbox_head(db: &Database) -> Result<u64, StorageError> {
     let rows = read(
         db,
         "SELECT COALESCE(MAX(sequence), 0) AS head FROM outbox_events",
@@ -148,7 +148,7 @@ pub(crate) async fn outbox_head(db: &Database) -> Result<u64, StorageError> {
 
 /// Takes a delayed event out of the stream into the subscriber's schedule,
 /// consuming it from the stream in the same transaction.
-pub(super) async fn schedule(
+pub async fn schedule(
     db: &Database,
     event: &OutboxEvent,
     due_at_ms: u64,
@@ -171,10 +171,7 @@ pub(super) async fn schedule(
 }
 
 /// Delayed events due at `now_ms`, with the attempts made so far.
-pub(super) async fn read_due(
-    db: &Database,
-    now_ms: u64,
-) -> Result<Vec<(OutboxEvent, u32)>, StorageError> {
+pub async fn read_due(db: &Database, now_ms: u64) -> Result<Vec<(OutboxEvent, u32)>, StorageError> {
     let rows = read(
         db,
         &format!(
@@ -193,11 +190,7 @@ pub(super) async fn read_due(
 }
 
 /// Counts an attempt of a delayed event and moves it to `due_at_ms`.
-pub(super) async fn reschedule(
-    db: &Database,
-    event_id: &str,
-    due_at_ms: u64,
-) -> Result<(), StorageError> {
+pub async fn reschedule(db: &Database, event_id: &str, due_at_ms: u64) -> Result<(), StorageError> {
     let mut tx = db.begin(TxMode::ReadWrite).await?;
     tx.host_execute(
         "UPDATE mercato_scheduled SET attempts = attempts + 1, due_at_ms = $2 WHERE event_id = $1",
@@ -211,7 +204,7 @@ pub(super) async fn reschedule(
 }
 
 /// When the earliest delayed event is due, if any.
-pub(super) async fn next_due(db: &Database) -> Result<Option<u64>, StorageError> {
+pub async fn next_due(db: &Database) -> Result<Option<u64>, StorageError> {
     let rows = read(
         db,
         "SELECT MIN(due_at_ms) AS next_due FROM mercato_scheduled",
@@ -228,7 +221,7 @@ pub(super) async fn next_due(db: &Database) -> Result<Option<u64>, StorageError>
 
 /// Keeps an event that failed its last attempt, consuming it from wherever it
 /// was delivered from, in one transaction.
-pub(super) async fn dead_letter(
+pub async fn dead_letter(
     db: &Database,
     event: &OutboxEvent,
     error: &str,
@@ -255,7 +248,7 @@ pub(super) async fn dead_letter(
 }
 
 /// The dead letters of `db`, oldest first, as events to deliver again.
-pub(super) async fn dead_letter_events(db: &Database) -> Result<Vec<OutboxEvent>, StorageError> {
+pub async fn dead_letter_events(db: &Database) -> Result<Vec<OutboxEvent>, StorageError> {
     let rows = read(
         db,
         &format!(
@@ -268,11 +261,7 @@ pub(super) async fn dead_letter_events(db: &Database) -> Result<Vec<OutboxEvent>
 }
 
 /// Records another failed attempt of a redriven dead letter.
-pub(super) async fn note_failure(
-    db: &Database,
-    event_id: &str,
-    error: &str,
-) -> Result<(), StorageError> {
+pub async fn note_failure(db: &Database, event_id: &str, error: &str) -> Result<(), StorageError> {
     let mut tx = db.begin(TxMode::ReadWrite).await?;
     tx.host_execute(
         "UPDATE mercato_dead_letters SET error = $1, attempts = attempts + 1, failed_at = $2 \
@@ -288,7 +277,7 @@ pub(super) async fn note_failure(
 }
 
 /// Stamps `published_at` on events up to `up_to`; returns how many remain unpublished.
-pub(super) async fn mark_published(db: &Database, up_to: u64) -> Result<u64, StorageError> {
+pub async fn mark_published(db: &Database, up_to: u64) -> Result<u64, StorageError> {
     let mut tx = db.begin(TxMode::ReadWrite).await?;
     tx.host_execute(
         "UPDATE outbox_events SET published_at = $1 WHERE published_at IS NULL AND sequence <= $2",
@@ -304,7 +293,7 @@ pub(super) async fn mark_published(db: &Database, up_to: u64) -> Result<u64, Sto
 }
 
 /// Unpublished events in the outbox of `db`.
-pub(crate) async fn unpublished(db: &Database) -> Result<u64, StorageError> {
+pub async fn unpublished(db: &Database) -> Result<u64, StorageError> {
     let rows = read(db, UNPUBLISHED, &[]).await?;
     first_row(&rows).map_or(Ok(0), |row| row.uint("n"))
 }
@@ -331,7 +320,7 @@ pub struct DeadLetter {
 }
 
 /// The dead letters kept in `db` of plugin `subscriber`, oldest first, for the admin API.
-pub(crate) async fn list_dead_letters(
+pub async fn list_dead_letters(
     db: &Database,
     subscriber: &str,
 ) -> Result<Vec<DeadLetter>, StorageError> {

@@ -1,6 +1,13 @@
-//! A loaded plugin version and the registry of running plugins.
-use crate::events::Pattern;
-use crate::runtime::{Compiled, Limits};
+//! Plugins: a loaded version (`Plugin`), what a plugin keeps across versions
+//! (`Slot`), the registry of running plugins, their subscriptions
+//! (`subscription.rs`) and the world they run in (`world.rs`).
+mod subscription;
+mod world;
+
+pub use subscription::{Pattern, valid_name};
+pub use world::{CallState, CompiledPlugin, DomainWorld, PluginSandbox};
+
+use crate::runtime::Limits;
 use crate::storage::Database;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -40,7 +47,7 @@ pub struct Plugin {
     /// Limits applied to each call.
     pub limits: Limits,
     /// The compiled component.
-    pub compiled: Compiled,
+    pub compiled: CompiledPlugin,
     /// What the plugin keeps across versions.
     pub slot: Arc<Slot>,
 }

@@ -1,0 +1,211 @@
+//! The composition root: builds every capability from the configuration and
+//! wires them together. Nothing below this module knows the whole app; each
+//! part gets the narrow handles it works with (the relay gets the registry and
+//! the unit of work, the deployer the sandboxes, the registry and the relay).
+//!
+//! Dependencies point one way: `http`/`cli` → `app` → {`deploy`, `events`,
+//! `unit_of_work`, `retention`} → {`plugin`, `rules`, `outbox`, `storage`,
+//! `runtime`} → `bindings`.
+use crate::config::{Config, ConfigError};
+use crate::deploy::{self, Component, Deployer, LoadFailure};
+use crate::events::Relay;
+use crate::metrics::Metrics;
+use crate::plugin::{PluginSandbox, Registry};
+use crate::retention::Pruner;
+use crate::rules::{RuleMetrics, RuleSandbox, Rules};
+use crate::runtime::{Engine, EngineConfig};
+use crate::unit_of_work::UnitOfWork;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Why the host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The engine could not be built.
+    #[error("starting the WebAssembly engine: {0}")]
+    Engine(String),
+    /// No admin token was configured and the token file is unusable.
+    #[error("admin token: {0}")]
+    AdminToken(#[from] crate::secrets::SecretError),
+    /// A plugin failed to load.
+    #[error(transparent)]
+    Plugin(#[from] LoadFailure),
+}
+
+/// A running shop: its plugins, rules, relay and deployer; cheap to clone.
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+struct Inner {
+    config: Arc<Config>,
+    sandbox: Arc<PluginSandbox>,
+    registry: Arc<Registry>,
+    rules: Arc<Rules>,
+    metrics: Arc<Metrics>,
+    calls: UnitOfWork,
+    relay: Relay,
+    deployer: Deployer,
+    pruner: Pruner,
+    cancel: CancellationToken,
+    admin_token: String,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl App {
+    /// Loads the deployed versions and `components`, and starts event
+    /// delivery and idempotency pruning.
+    pub async fn start(config: Config, components: Vec<Component>) -> Result<App, StartError> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let engine_error = |e: anyhow::Error| StartError::Engine(format!("{e:#}"));
+        // Rules get pool slots of their own, so a domain call waiting on a
+        // rule can never be starved by other domain calls holding every slot.
+        let engine = Engine::new(&EngineConfig {
+            max_instances: config.max_instances + config.rules.max_instances,
+            max_memory_bytes: config.max_memory_bytes(),
+        })
+        .map_err(engine_error)?;
+        let sandbox =
+            Arc::new(PluginSandbox::new(&engine, config.max_instances).map_err(engine_error)?);
+        let rule_sandbox =
+            RuleSandbox::new(&engine, config.rules.max_instances).map_err(engine_error)?;
+        let metrics = Arc::new(Metrics::new());
+        let rules = Arc::new(Rules::new(
+            rule_sandbox,
+            &config.rules,
+            RuleMetrics::new(metrics.registry()),
+        ));
+        let trusted_keys = deploy::signing::parse_keys(&config.trusted_keys)
+            .map_err(|e| StartError::Config(ConfigError::Invalid(e.to_string())))?;
+        // Admin routes are never open: without a configured token, the host's own.
+        let admin_token = match &config.admin_token {
+            Some(token) => token.clone(),
+            None => crate::secrets::load_or_create_admin_token(&config.data_dir)?,
+        };
+        let registry = Arc::new(Registry::default());
+        let cancel = CancellationToken::new();
+        let calls = UnitOfWork::new(
+            sandbox.clone(),
+            rules.clone(),
+            metrics.clone(),
+            config.idempotency,
+        );
+        let relay = Relay::new(
+            registry.clone(),
+            calls.clone(),
+            metrics.clone(),
+            config.events,
+            cancel.clone(),
+        );
+        let deployer = Deployer::new(deploy::Parts {
+            config: config.clone(),
+            engine,
+            sandbox: sandbox.clone(),
+            rules: rules.clone(),
+            registry: registry.clone(),
+            relay: relay.clone(),
+            trusted_keys,
+            cancel: cancel.clone(),
+        });
+        let pruner = Pruner::new(
+            registry.clone(),
+            metrics.clone(),
+            config.idempotency,
+            cancel.clone(),
+        );
+        deployer.load_deployed().await?;
+        deployer.load(components).await?;
+        relay.ensure();
+        let tasks = Mutex::new(vec![pruner.spawn()]);
+        Ok(App(Arc::new(Inner {
+            config,
+            sandbox,
+            registry,
+            rules,
+            metrics,
+            calls,
+            relay,
+            deployer,
+            pruner,
+            cancel,
+            admin_token,
+            tasks,
+        })))
+    }
+
+    /// Effective configuration.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// The sandbox domain plugins run in.
+    pub fn sandbox(&self) -> &PluginSandbox {
+        &self.0.sandbox
+    }
+
+    /// The running plugins.
+    pub fn registry(&self) -> &Registry {
+        &self.0.registry
+    }
+
+    /// The running coupon rules.
+    pub fn rules(&self) -> &Rules {
+        &self.0.rules
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// Runs plugin calls as units of work.
+    pub fn calls(&self) -> &UnitOfWork {
+        &self.0.calls
+    }
+
+    /// Event delivery between plugins.
+    pub fn relay(&self) -> &Relay {
+        &self.0.relay
+    }
+
+    /// Deploys and rolls back plugins.
+    pub fn deployer(&self) -> &Deployer {
+        &self.0.deployer
+    }
+
+    /// Deletes expired idempotency records.
+    pub fn pruner(&self) -> &Pruner {
+        &self.0.pruner
+    }
+
+    /// The bearer token admin routes require: the configured one, else the
+    /// one in `data_dir/admin-token`.
+    pub fn admin_token(&self) -> &str {
+        &self.0.admin_token
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.0.cancel.is_cancelled()
+    }
+
+    /// Waits until every subscriber has consumed every committed event
+    /// (see [`Relay::drain`]).
+    pub async fn drain(&self, timeout: Duration) -> Result<(), String> {
+        self.0.relay.drain(timeout).await
+    }
+
+    /// Stops the relay and the idempotency pruner and waits for their tasks.
+    pub async fn shutdown(&self) {
+        self.0.cancel.cancel();
+        let tasks = std::mem::take(&mut *self.0.tasks.lock().expect("tasks poisoned"));
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.0.relay.stopped().await;
+    }
+}

@@ -1,0 +1,110 @@
+//! The outbox and inbox capability: what a plugin emits and what it consumed,
+//! kept in the plugin's own database.
+//!
+//! A call's emitted events are queued in its per-call state (`guest.rs`, the
+//! guest's `outbox` interface) and written to the plugin's `outbox_events` in
+//! the same transaction as its state ([`flush`]). A subscriber records what it
+//! consumed in its own transaction (`inbox.rs`), which makes the effect
+//! exactly once. The host tables of delivery — cursors, the schedule of
+//! delayed events, dead letters — and all their SQL are in `store.rs`; the
+//! relay that moves events between plugins is `crate::events`.
+mod guest;
+pub mod inbox;
+pub mod store;
+
+pub use guest::OutboxCall;
+pub use inbox::Delivery;
+
+use crate::bindings::SqlValue;
+use crate::storage::{StorageError, Tx};
+
+/// Most events one call may emit.
+pub const MAX_EVENTS_PER_CALL: usize = 10_000;
+/// Largest payload, in bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+/// Longest delay a plugin may ask for (30 days).
+pub const MAX_DELAY_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// An event emitted during a call, not yet written.
+#[derive(Debug, Clone)]
+pub struct PendingEvent {
+    /// Type without source prefix.
+    pub event_type: String,
+    /// The aggregate it concerns.
+    pub aggregate_id: String,
+    /// JSON text.
+    pub payload: String,
+    /// Requested delivery delay after commit.
+    pub deliver_after_ms: Option<u64>,
+}
+
+/// An event as stored in a source's outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    /// UUID.
+    pub id: String,
+    /// Source plugin.
+    pub source: String,
+    /// Position in the source outbox.
+    pub sequence: u64,
+    /// Type without prefix.
+    pub event_type: String,
+    /// Aggregate id.
+    pub aggregate_id: String,
+    /// JSON text.
+    pub payload: String,
+    /// Commit time, RFC 3339.
+    pub created_at: String,
+    /// Requested delay.
+    pub deliver_after_ms: Option<u64>,
+}
+
+impl OutboxEvent {
+    /// The form a subscriber receives.
+    pub fn to_wit(&self, attempt: u32) -> crate::bindings::Event {
+        crate::bindings::Event {
+            id: self.id.clone(),
+            source: self.source.clone(),
+            event_type: self.event_type.clone(),
+            aggregate_id: self.aggregate_id.clone(),
+            payload: self.payload.clone(),
+            occurred_at: self.created_at.clone(),
+            sequence: self.sequence,
+            attempt,
+        }
+    }
+}
+
+/// Event types: letters, digits, `_`, up to 128 characters.
+pub fn valid_event_type(ty: &str) -> bool {
+    !ty.is_empty() && ty.len() <= 128 && ty.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Writes queued events to the outbox inside `tx`; returns the last sequence used.
+pub async fn flush(tx: &mut Tx, events: &[PendingEvent]) -> Result<Option<u64>, StorageError> {
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let mut sequence = tx.reserve_sequences(events.len() as u64).await?;
+    let now = crate::clock::now_rfc3339();
+    for event in events {
+        sequence += 1;
+        tx.host_execute(
+            "INSERT INTO outbox_events (id, sequence, aggregate_id, event_type, payload, created_at, deliver_after_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                SqlValue::Text(uuid::Uuid::new_v4().to_string()),
+                SqlValue::Integer(sequence),
+                SqlValue::Text(event.aggregate_id.clone()),
+                SqlValue::Text(event.event_type.clone()),
+                SqlValue::Text(event.payload.clone()),
+                SqlValue::Text(now.clone()),
+                event
+                    .deliver_after_ms
+                    .map_or(SqlValue::Null, |ms| SqlValue::Integer(ms as i64)),
+            ],
+        )
+        .await?;
+    }
+    Ok(Some(sequence as u64))
+}

@@ -1,0 +1,62 @@
+//! The guest-facing `storage` interface: statements run inside the call's transaction.
+use super::Tx;
+use crate::bindings::mercato::plugin::storage;
+use crate::bindings::{GuestError, Rows, SqlValue};
+
+/// The storage capability's per-call state: the call's transaction (`None`
+/// while a plugin loads, when statements fail).
+#[derive(Default)]
+pub struct StorageCall {
+    /// The transaction every statement of the call runs in.
+    pub tx: Option<Tx>,
+}
+
+impl StorageCall {
+    /// True when the database stopped a statement at the call's deadline.
+    pub fn deadline_exceeded(&self) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.deadline_exceeded())
+    }
+
+    /// Runs one guest statement in the call's transaction. Ends the call
+    /// when the database stopped the statement at the call's deadline: the
+    /// guest must not get to carry on (and answer 200) after its time is up.
+    async fn statement<T>(
+        &mut self,
+        run: impl AsyncFnOnce(&mut Tx) -> Result<T, GuestError>,
+    ) -> wasmtime::Result<Result<T, GuestError>> {
+        let result = match self.tx.as_mut() {
+            Some(tx) => run(tx).await,
+            None => Err(no_database()),
+        };
+        if result.is_err() && self.deadline_exceeded() {
+            return Err(wasmtime::Error::msg(
+                "a statement was stopped at the call's deadline",
+            ));
+        }
+        Ok(result)
+    }
+}
+
+fn no_database() -> GuestError {
+    GuestError::Internal("no database is available outside a request or event call".into())
+}
+
+impl storage::Host for StorageCall {
+    async fn execute(
+        &mut self,
+        sql: String,
+        params: Vec<SqlValue>,
+    ) -> wasmtime::Result<Result<u64, GuestError>> {
+        self.statement(async |tx| tx.guest_execute(&sql, &params).await)
+            .await
+    }
+
+    async fn query(
+        &mut self,
+        sql: String,
+        params: Vec<SqlValue>,
+    ) -> wasmtime::Result<Result<Rows, GuestError>> {
+        self.statement(async |tx| tx.guest_query(&sql, &params).await)
+            .await
+    }
+}

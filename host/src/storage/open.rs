@@ -1,0 +1,71 @@
+//! Opening a plugin's database on the backend its configuration names.
+use super::postgres::PgDb;
+use super::sqlite::SqliteDb;
+use super::{BackendKind, Database, StorageError};
+use serde::Deserialize;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A storage backend choice (`[storage]`, `[plugins.<name>.storage]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite` or `postgres`.
+    #[serde(default)]
+    pub backend: BackendKind,
+    /// PostgreSQL admin URL (required for `postgres`).
+    pub url: Option<String>,
+    /// Prefix of each plugin's schema and role on PostgreSQL.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Pool size per plugin on PostgreSQL.
+    #[serde(default = "default_pool")]
+    pub max_connections: u32,
+}
+
+fn default_namespace() -> String {
+    "mercato_".into()
+}
+
+fn default_pool() -> u32 {
+    8
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: BackendKind::Sqlite,
+            url: None,
+            namespace: default_namespace(),
+            max_connections: default_pool(),
+        }
+    }
+}
+
+impl StorageConfig {
+    /// Opens (and on PostgreSQL provisions) `plugin`'s database: a file in
+    /// `data_dir` on SQLite, whose statements may build values of at most
+    /// `max_query_bytes`; a schema and role on PostgreSQL.
+    pub async fn open(
+        &self,
+        plugin: &str,
+        data_dir: &Path,
+        max_query_bytes: usize,
+    ) -> Result<Database, StorageError> {
+        match self.backend {
+            BackendKind::Postgres => {
+                let url = self
+                    .url
+                    .as_deref()
+                    .ok_or_else(|| StorageError::Setup("postgres backend without url".into()))?;
+                let db = PgDb::open(url, &self.namespace, plugin, self.max_connections).await?;
+                Ok(Database::Postgres(Arc::new(db)))
+            }
+            BackendKind::Sqlite => {
+                let path = data_dir.join(format!("{plugin}.db"));
+                let db = SqliteDb::open_limited(&path, max_query_bytes)?;
+                Ok(Database::Sqlite(Arc::new(db)))
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Idempotency-Key: one request per key at a time, and a stored response that
+//! answers every replay of the same request until it expires. The record is
+//! written in the request's own transaction, so it exists exactly when the
+//! request's effects do.
+use super::{Answer, RequestFailure};
+use crate::bindings::{Request, Response, SqlValue};
+use crate::plugin::Slot;
+use crate::storage::{StorageError, Tx, first_row};
+use sha2::{Digest, Sha256};
+
+/// Holds an in-flight key for a request and removes it when the request
+/// ends, however it ends.
+pub(super) struct KeyGuard<'a> {
+    slot: &'a Slot,
+    key: String,
+}
+
+impl<'a> KeyGuard<'a> {
+    /// Claims `key` for a request of the plugin of `slot`; refused while
+    /// another request with the same key runs (on any version of the plugin).
+    pub(super) fn claim(slot: &'a Slot, key: &str) -> Result<Self, RequestFailure> {
+        let mut keys = slot.inflight_keys.lock().expect("inflight keys poisoned");
+        if !keys.insert(key.to_owned()) {
+            return Err(RequestFailure::KeyInProgress);
+        }
+        Ok(KeyGuard {
+            slot,
+            key: key.to_owned(),
+        })
+    }
+}
+
+impl Drop for KeyGuard<'_> {
+    fn drop(&mut self) {
+        self.slot
+            .inflight_keys
+            .lock()
+            .expect("inflight keys poisoned")
+            .remove(&self.key);
+    }
+}
+
+/// What identifies a request behind a key: method, path, query and body.
+pub(super) fn request_hash(req: &Request) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        req.method.as_bytes(),
+        req.path.as_bytes(),
+        req.query.as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    h.update(&req.body);
+    hex::encode(h.finalize())
+}
+
+/// The stored response for `key`, unless it expired (created before
+/// `cutoff`): an expired key runs as new even before the pruner removed it.
+pub(super) async fn stored_response(
+    tx: &mut Tx,
+    key: &str,
+    hash: &str,
+    cutoff: &str,
+) -> Result<Option<Result<Answer, RequestFailure>>, StorageError> {
+    let rows = tx
+        .host_query(
+            "SELECT request_hash, status, headers, body FROM mercato_idempotency \
+             WHERE key = $1 AND created_at >= $2",
+            &[
+                SqlValue::Text(key.to_owned()),
+                SqlValue::Text(cutoff.to_owned()),
+            ],
+        )
+        .await?;
+    let Some(row) = first_row(&rows) else {
+        return Ok(None);
+    };
+    if row.text("request_hash")? != hash {
+        return Ok(Some(Err(RequestFailure::KeyReused)));
+    }
+    let headers: Vec<(String, String)> =
+        serde_json::from_str(&row.text("headers")?).unwrap_or_default();
+    let status = u16::try_from(row.int("status")?)
+        .map_err(|_| StorageError::Setup("stored idempotent status is out of range".into()))?;
+    Ok(Some(Ok(Answer {
+        response: Response {
+            status,
+            headers,
+            body: row.bytes("body")?,
+        },
+        replayed: true,
+    })))
+}
+
+/// Records `response` as the answer to `key` inside the request's transaction.
+pub(super) async fn store_response(
+    tx: &mut Tx,
+    key: &str,
+    hash: &str,
+    response: &Response,
+) -> Result<(), StorageError> {
+    // An expired record of the same key may not be pruned yet: replace it.
+    tx.host_execute(
+        "INSERT INTO mercato_idempotency (key, request_hash, status, headers, body, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO UPDATE SET \
+         request_hash = excluded.request_hash, status = excluded.status, \
+         headers = excluded.headers, body = excluded.body, created_at = excluded.created_at",
+        &[
+            SqlValue::Text(key.to_owned()),
+            SqlValue::Text(hash.to_owned()),
+            SqlValue::Integer(response.status.into()),
+            SqlValue::Text(
+                serde_json::to_string(&response.headers).unwrap_or_else(|_| "[]".into()),
+            ),
+            SqlValue::Blob(response.body.clone()),
+            SqlValue::Text(crate::clock::now_rfc3339()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
