@@ -1,7 +1,7 @@
 //! The plugin's roles: the owner (migrations) and the runtime role (calls),
 //! their passwords, what they may never hold (temporary tables, foreign
 //! ownership of the host schema) and the grants on the plugin's objects.
-use super::exec;
+use super::{exec, exec_all};
 use crate::storage::StorageError;
 use crate::storage::postgres::names::{Names, quote};
 use sqlx::{Postgres, Row, Transaction};
@@ -203,16 +203,14 @@ pub(super) async fn grant_on_plugin_objects(
     names: &Names,
 ) -> Result<(), StorageError> {
     let (schema, runtime) = (quote(&names.schema), quote(&names.runtime));
-    exec(
+    exec_all(
         tx,
-        &format!(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {runtime}"
-        ),
-    )
-    .await?;
-    exec(
-        tx,
-        &format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {runtime}"),
+        [
+            format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {runtime}"
+            ),
+            format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {runtime}"),
+        ],
     )
     .await
 }
