@@ -16,6 +16,7 @@ pub(super) async fn move_host_tables(
     tx: &mut Transaction<'_, Postgres>,
     names: &Names,
 ) -> Result<(), StorageError> {
+    let (schema, host) = (quote(&names.schema), quote(&names.host_schema));
     for table in HOST_TABLES {
         let movable: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
@@ -36,11 +37,7 @@ pub(super) async fn move_host_tables(
             tracing::info!(schema = %names.schema, table, "moving host table to the host schema");
             exec(
                 tx,
-                &format!(
-                    "ALTER TABLE {}.{table} SET SCHEMA {}",
-                    quote(&names.schema),
-                    quote(&names.host_schema)
-                ),
+                &format!("ALTER TABLE {schema}.{table} SET SCHEMA {host}"),
             )
             .await?;
         }

@@ -112,13 +112,10 @@ pub(super) async fn revoke_temp(
         )
         .await?;
     }
+    let (runtime, owner) = (quote(&names.runtime), quote(&names.owner));
     exec(
         tx,
-        &format!(
-            "REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC, {}, {}",
-            quote(&names.runtime),
-            quote(&names.owner)
-        ),
+        &format!("REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC, {runtime}, {owner}"),
     )
     .await?;
     let still = temp_holders(tx, names).await?;
