@@ -47,6 +47,16 @@ impl Demo {
         Ok(value)
     }
 
+    /// A step that reads.
+    async fn get(&mut self, what: &str, path: &str) -> anyhow::Result<Value> {
+        self.call(what, "GET", path, None).await
+    }
+
+    /// A step that sends `body`.
+    async fn post(&mut self, what: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.call(what, "POST", path, Some(body)).await
+    }
+
     async fn settle(&self) -> anyhow::Result<()> {
         self.app
             .drain(Duration::from_secs(30))
@@ -114,42 +124,36 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         "DEMO-TEE-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..6]
     );
-    demo.call(
+    demo.post(
         "Publish a product (products emits ProductPublished)",
-        "POST",
         "/products",
-        Some(json!({ "sku": sku, "name": "Demo tee", "price_minor": 2500, "currency": "EUR" })),
+        json!({ "sku": sku, "name": "Demo tee", "price_minor": 2500, "currency": "EUR" }),
     )
     .await?;
-    demo.call(
+    demo.post(
         "Stock it",
-        "POST",
         "/inventory/items",
-        Some(json!({ "sku": sku, "on_hand": 10 })),
+        json!({ "sku": sku, "on_hand": 10 }),
     )
     .await?;
     let code = format!("DEMO{}", &uuid::Uuid::new_v4().simple().to_string()[..6]).to_uppercase();
-    demo.call("Create a 10 % coupon", "POST", "/coupons",
-        Some(json!({ "code": code, "kind": "percent", "percent": 10, "currency": "EUR", "usage_limit": 100 }))).await?;
+    demo.post("Create a 10 % coupon", "/coupons",
+        json!({ "code": code, "kind": "percent", "percent": 10, "currency": "EUR", "usage_limit": 100 })).await?;
     demo.settle().await?;
 
-    let placed = demo.call("Place an order for two (orders prices it from its catalog projection)", "POST", "/orders",
-        Some(json!({ "buyer_id": "demo-buyer", "currency": "EUR", "items": [{ "sku": sku, "quantity": 2 }], "coupon_code": code }))).await?;
+    let placed = demo.post("Place an order for two (orders prices it from its catalog projection)", "/orders",
+        json!({ "buyer_id": "demo-buyer", "currency": "EUR", "items": [{ "sku": sku, "quantity": 2 }], "coupon_code": code })).await?;
     let order_id = placed["id"].as_str().unwrap_or_default().to_owned();
     demo.settle().await?;
-    demo.call(
+    demo.get(
         "Inventory reserved the stock, coupons applied the discount: the order awaits payment",
-        "GET",
         &format!("/orders/{order_id}"),
-        None,
     )
     .await?;
     let intents = demo
-        .call(
+        .get(
             "Payments created an intent for the total",
-            "GET",
             &format!("/payments/intents?order_id={order_id}"),
-            None,
         )
         .await?;
     let intent_id = intents["intents"][0]["id"]
@@ -157,65 +161,44 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         .unwrap_or_default()
         .to_owned();
 
-    demo.call(
+    demo.post(
         "The buyer confirms with the test card pm_card_ok",
-        "POST",
         &format!("/payments/intents/{intent_id}/confirm"),
-        Some(json!({ "payment_method": "pm_card_ok" })),
+        json!({ "payment_method": "pm_card_ok" }),
     )
     .await?;
     demo.settle().await?;
-    demo.call(
-        "The order is PAID",
-        "GET",
-        &format!("/orders/{order_id}"),
-        None,
-    )
-    .await?;
-    demo.call(
+    demo.get("The order is PAID", &format!("/orders/{order_id}"))
+        .await?;
+    demo.get(
         "Inventory committed the reservation",
-        "GET",
         &format!("/inventory/items/{sku}"),
-        None,
     )
     .await?;
 
-    demo.call(
-        "Refund part of it",
-        "POST",
-        &format!("/payments/intents/{intent_id}/refunds"),
-        Some(json!({ "amount_minor": 1500 })),
-    )
-    .await?;
-    demo.settle().await?;
-    demo.call(
-        "The order is PARTIALLY_REFUNDED",
-        "GET",
-        &format!("/orders/{order_id}"),
-        None,
-    )
-    .await?;
-    demo.call(
-        "Refund the rest",
-        "POST",
-        &format!("/payments/intents/{intent_id}/refunds"),
-        Some(json!({ "amount_minor": 3000 })),
-    )
-    .await?;
-    demo.settle().await?;
-    let order = demo
-        .call(
-            "The order is REFUNDED",
-            "GET",
-            &format!("/orders/{order_id}"),
-            None,
+    // The same step twice: refund, let the saga run, look at the order.
+    let mut order = Value::Null;
+    for (what, amount_minor, status) in [
+        ("Refund part of it", 1500, "PARTIALLY_REFUNDED"),
+        ("Refund the rest", 3000, "REFUNDED"),
+    ] {
+        demo.post(
+            what,
+            &format!("/payments/intents/{intent_id}/refunds"),
+            json!({ "amount_minor": amount_minor }),
         )
         .await?;
-    demo.call(
+        demo.settle().await?;
+        order = demo
+            .get(
+                &format!("The order is {status}"),
+                &format!("/orders/{order_id}"),
+            )
+            .await?;
+    }
+    demo.get(
         "Every ledger transaction balances",
-        "GET",
         "/payments/ledger/trial-balance",
-        None,
     )
     .await?;
 

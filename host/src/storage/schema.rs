@@ -23,6 +23,17 @@ pub fn is_host_table(name: &str) -> bool {
         || name.to_ascii_lowercase().starts_with("sqlite_")
 }
 
+/// The columns of an event held outside the outbox, leading both
+/// `mercato_scheduled` and `mercato_dead_letters`: the event store reads and
+/// writes the two tables through one column list, so they are defined once.
+const HELD_EVENT_COLUMNS: &str = "    event_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    sequence BIGINT NOT NULL,
+    event_type TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,";
+
 /// DDL creating the host tables; idempotent.
 pub fn host_tables_ddl(kind: BackendKind) -> String {
     let blob = match kind {
@@ -49,26 +60,14 @@ CREATE TABLE IF NOT EXISTS mercato_cursors (
 );
 -- Delayed events taken from a source's stream, waiting to be due.
 CREATE TABLE IF NOT EXISTS mercato_scheduled (
-    event_id TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    sequence BIGINT NOT NULL,
-    event_type TEXT NOT NULL,
-    aggregate_id TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    occurred_at TEXT NOT NULL,
+{HELD_EVENT_COLUMNS}
     due_at_ms BIGINT NOT NULL,
     attempts BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS mercato_scheduled_due ON mercato_scheduled (due_at_ms);
 -- Events this plugin failed to handle after every retry.
 CREATE TABLE IF NOT EXISTS mercato_dead_letters (
-    event_id TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    sequence BIGINT NOT NULL,
-    event_type TEXT NOT NULL,
-    aggregate_id TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    occurred_at TEXT NOT NULL,
+{HELD_EVENT_COLUMNS}
     error TEXT NOT NULL,
     attempts BIGINT NOT NULL,
     failed_at TEXT NOT NULL

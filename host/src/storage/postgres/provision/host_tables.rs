@@ -1,8 +1,7 @@
 //! The host tables in the host schema: created (or moved there from the
 //! earlier layout), guarded by a statement trigger that refuses writes from a
 //! session without the host key, and granted to the plugin's roles.
-use super::exec;
-use super::{GUARD_FUNCTION, GUARD_TRIGGER, KEY_TABLE, OUTBOX_LOCK};
+use super::{GUARD_FUNCTION, GUARD_TRIGGER, KEY_TABLE, OUTBOX_LOCK, exec, exec_all};
 use crate::storage::StorageError;
 use crate::storage::postgres::names::{Names, quote};
 use crate::storage::postgres::session::HostKey;
@@ -17,6 +16,7 @@ pub(super) async fn move_host_tables(
     tx: &mut Transaction<'_, Postgres>,
     names: &Names,
 ) -> Result<(), StorageError> {
+    let (schema, host) = (quote(&names.schema), quote(&names.host_schema));
     for table in HOST_TABLES {
         let movable: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
@@ -37,11 +37,7 @@ pub(super) async fn move_host_tables(
             tracing::info!(schema = %names.schema, table, "moving host table to the host schema");
             exec(
                 tx,
-                &format!(
-                    "ALTER TABLE {}.{table} SET SCHEMA {}",
-                    quote(&names.schema),
-                    quote(&names.host_schema)
-                ),
+                &format!("ALTER TABLE {schema}.{table} SET SCHEMA {host}"),
             )
             .await?;
         }
@@ -90,34 +86,24 @@ pub(super) async fn create_host_tables(
     .fetch_one(&mut **tx)
     .await?;
     if !has_head {
-        exec(
+        exec_all(
             tx,
-            &format!(
-                "CREATE TABLE IF NOT EXISTS {OUTBOX_LOCK} (id INTEGER PRIMARY KEY CHECK (id = 1), \
-                 head BIGINT NOT NULL DEFAULT 0)"
-            ),
-        )
-        .await?;
-        exec(
-            tx,
-            &format!(
-                "ALTER TABLE {OUTBOX_LOCK} ADD COLUMN IF NOT EXISTS head BIGINT NOT NULL DEFAULT 0"
-            ),
-        )
-        .await?;
-        exec(
-            tx,
-            &format!("INSERT INTO {OUTBOX_LOCK} (id) VALUES (1) ON CONFLICT DO NOTHING"),
-        )
-        .await?;
-        // Databases of earlier builds, and outboxes moved from the earlier
-        // layout, start the head at their last event.
-        exec(
-            tx,
-            &format!(
-                "UPDATE {OUTBOX_LOCK} SET head = GREATEST(head, \
-                 (SELECT COALESCE(MAX(sequence), 0) FROM outbox_events)) WHERE id = 1"
-            ),
+            [
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {OUTBOX_LOCK} (id INTEGER PRIMARY KEY CHECK (id = 1), \
+                     head BIGINT NOT NULL DEFAULT 0)"
+                ),
+                format!(
+                    "ALTER TABLE {OUTBOX_LOCK} ADD COLUMN IF NOT EXISTS head BIGINT NOT NULL DEFAULT 0"
+                ),
+                format!("INSERT INTO {OUTBOX_LOCK} (id) VALUES (1) ON CONFLICT DO NOTHING"),
+                // Databases of earlier builds, and outboxes moved from the
+                // earlier layout, start the head at their last event.
+                format!(
+                    "UPDATE {OUTBOX_LOCK} SET head = GREATEST(head, \
+                     (SELECT COALESCE(MAX(sequence), 0) FROM outbox_events)) WHERE id = 1"
+                ),
+            ],
         )
         .await?;
     }
@@ -170,25 +156,19 @@ pub(super) async fn create_host_tables(
             .await?;
         }
     }
-    exec(
-        tx,
-        &format!("REVOKE ALL ON ALL TABLES IN SCHEMA {host} FROM PUBLIC, {runtime}, {owner}"),
-    )
-    .await?;
     let tables = guarded
         .iter()
         .map(|t| format!("{host}.{t}"))
         .collect::<Vec<_>>()
         .join(", ");
-    exec(
+    exec_all(
         tx,
-        &format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {runtime}"),
-    )
-    .await?;
-    // Migrations record themselves from the owner's session, with the key.
-    exec(
-        tx,
-        &format!("GRANT INSERT ON {host}._sqlx_migrations TO {owner}"),
+        [
+            format!("REVOKE ALL ON ALL TABLES IN SCHEMA {host} FROM PUBLIC, {runtime}, {owner}"),
+            format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {runtime}"),
+            // Migrations record themselves from the owner's session, with the key.
+            format!("GRANT INSERT ON {host}._sqlx_migrations TO {owner}"),
+        ],
     )
     .await
 }

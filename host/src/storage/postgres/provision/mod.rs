@@ -161,6 +161,17 @@ async fn exec(tx: &mut Transaction<'_, Postgres>, sql: &str) -> Result<(), Stora
     Ok(())
 }
 
+/// Runs `statements` in order, stopping at the first that fails.
+async fn exec_all(
+    tx: &mut Transaction<'_, Postgres>,
+    statements: impl IntoIterator<Item = String>,
+) -> Result<(), StorageError> {
+    for sql in statements {
+        exec(tx, &sql).await?;
+    }
+    Ok(())
+}
+
 async fn provision(
     tx: &mut Transaction<'_, Postgres>,
     names: &Names,
@@ -175,23 +186,17 @@ async fn provision(
     .fetch_one(&mut **tx)
     .await?;
     refuse_foreign_owner(tx, &names.host_schema, names).await?;
-    exec(
+    exec_all(
         tx,
-        &format!("CREATE SCHEMA IF NOT EXISTS {host} AUTHORIZATION CURRENT_USER"),
-    )
-    .await?;
-    exec(tx, &format!("REVOKE ALL ON SCHEMA {host} FROM PUBLIC")).await?;
-    exec(
-        tx,
-        &format!("CREATE TABLE IF NOT EXISTS {host}.{KEY_TABLE} (key pg_catalog.text NOT NULL)"),
-    )
-    .await?;
-    exec(tx, &format!("REVOKE ALL ON {host}.{KEY_TABLE} FROM PUBLIC")).await?;
-    // Plugin roles hold no privilege on this table, so they can never take
-    // (or wait out) this lock.
-    exec(
-        tx,
-        &format!("LOCK TABLE {host}.{KEY_TABLE} IN EXCLUSIVE MODE"),
+        [
+            format!("CREATE SCHEMA IF NOT EXISTS {host} AUTHORIZATION CURRENT_USER"),
+            format!("REVOKE ALL ON SCHEMA {host} FROM PUBLIC"),
+            format!("CREATE TABLE IF NOT EXISTS {host}.{KEY_TABLE} (key pg_catalog.text NOT NULL)"),
+            format!("REVOKE ALL ON {host}.{KEY_TABLE} FROM PUBLIC"),
+            // Plugin roles hold no privilege on this table, so they can never
+            // take (or wait out) this lock.
+            format!("LOCK TABLE {host}.{KEY_TABLE} IN EXCLUSIVE MODE"),
+        ],
     )
     .await?;
 
@@ -223,30 +228,29 @@ async fn provision(
             hand_over_plugin_objects(tx, names).await?;
         }
     }
-    exec(tx, &format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")).await?;
-    exec(
+    exec_all(
         tx,
-        &format!("REVOKE CREATE ON SCHEMA {schema} FROM {runtime}"),
+        [
+            format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"),
+            format!("REVOKE CREATE ON SCHEMA {schema} FROM {runtime}"),
+            format!("GRANT USAGE ON SCHEMA {schema} TO {runtime}"),
+            format!("GRANT USAGE ON SCHEMA {host} TO {runtime}, {owner}"),
+        ],
     )
     .await?;
-    exec(tx, &format!("GRANT USAGE ON SCHEMA {schema} TO {runtime}")).await?;
-    exec(
+    exec_all(
         tx,
-        &format!("GRANT USAGE ON SCHEMA {host} TO {runtime}, {owner}"),
-    )
-    .await?;
-    for grant in [
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES",
-        "GRANT USAGE, SELECT ON SEQUENCES",
-    ] {
-        exec(
-            tx,
-            &format!(
+        [
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES",
+            "GRANT USAGE, SELECT ON SEQUENCES",
+        ]
+        .map(|grant| {
+            format!(
                 "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} {grant} TO {runtime}"
-            ),
-        )
-        .await?;
-    }
+            )
+        }),
+    )
+    .await?;
     grant_on_plugin_objects(tx, names).await?;
 
     let stored: Option<String> = sqlx::query_scalar(&format!("SELECT key FROM {host}.{KEY_TABLE}"))

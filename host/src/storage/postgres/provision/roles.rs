@@ -1,7 +1,7 @@
 //! The plugin's roles: the owner (migrations) and the runtime role (calls),
 //! their passwords, what they may never hold (temporary tables, foreign
 //! ownership of the host schema) and the grants on the plugin's objects.
-use super::exec;
+use super::{exec, exec_all};
 use crate::storage::StorageError;
 use crate::storage::postgres::names::{Names, quote};
 use sqlx::{Postgres, Row, Transaction};
@@ -112,13 +112,10 @@ pub(super) async fn revoke_temp(
         )
         .await?;
     }
+    let (runtime, owner) = (quote(&names.runtime), quote(&names.owner));
     exec(
         tx,
-        &format!(
-            "REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC, {}, {}",
-            quote(&names.runtime),
-            quote(&names.owner)
-        ),
+        &format!("REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC, {runtime}, {owner}"),
     )
     .await?;
     let still = temp_holders(tx, names).await?;
@@ -160,15 +157,18 @@ pub(super) async fn hand_over_plugin_objects(
 ) -> Result<(), StorageError> {
     let owner = quote(&names.owner);
     // Relations (sequences owned by a column follow their table), routines,
-    // and standalone types. `::regclass` etc. print schema-qualified names
-    // under the admin's search path (pg_catalog only).
+    // and standalone types, in the plugin's schema and not yet the owner's
+    // (`target`, looked up once). `::regclass` etc. print schema-qualified
+    // names under the admin's search path (pg_catalog only).
     let objects: Vec<(String, String)> = sqlx::query_as(
-        "SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' \
+        "WITH target AS (SELECT n.oid AS schema_oid, r.oid AS owner_oid \
+                         FROM pg_catalog.pg_namespace n, pg_catalog.pg_roles r \
+                         WHERE n.nspname = $1 AND r.rolname = $2) \
+         SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' \
                     WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, \
                 c.oid::pg_catalog.regclass::pg_catalog.text \
-         FROM pg_catalog.pg_class c \
-         WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1) \
-           AND c.relowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2) \
+         FROM pg_catalog.pg_class c, target \
+         WHERE c.relnamespace = target.schema_oid AND c.relowner <> target.owner_oid \
            AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') \
            AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
                  WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
@@ -176,15 +176,13 @@ pub(super) async fn hand_over_plugin_objects(
          UNION ALL \
          SELECT CASE p.prokind WHEN 'a' THEN 'AGGREGATE' ELSE 'ROUTINE' END, \
                 p.oid::pg_catalog.regprocedure::pg_catalog.text \
-         FROM pg_catalog.pg_proc p \
-         WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1) \
-           AND p.proowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2) \
+         FROM pg_catalog.pg_proc p, target \
+         WHERE p.pronamespace = target.schema_oid AND p.proowner <> target.owner_oid \
          UNION ALL \
          SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, \
                 t.oid::pg_catalog.regtype::pg_catalog.text \
-         FROM pg_catalog.pg_type t \
-         WHERE t.typnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1) \
-           AND t.typowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2) \
+         FROM pg_catalog.pg_type t, target \
+         WHERE t.typnamespace = target.schema_oid AND t.typowner <> target.owner_oid \
            AND t.typtype IN ('d', 'e', 'r', 'c') \
            AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.typrelid) = 'c')",
     )
@@ -203,16 +201,14 @@ pub(super) async fn grant_on_plugin_objects(
     names: &Names,
 ) -> Result<(), StorageError> {
     let (schema, runtime) = (quote(&names.schema), quote(&names.runtime));
-    exec(
+    exec_all(
         tx,
-        &format!(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {runtime}"
-        ),
-    )
-    .await?;
-    exec(
-        tx,
-        &format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {runtime}"),
+        [
+            format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {runtime}"
+            ),
+            format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {runtime}"),
+        ],
     )
     .await
 }
