@@ -23,7 +23,7 @@ impl StorageCall {
     async fn statement<T>(
         &mut self,
         run: impl AsyncFnOnce(&mut Tx) -> Result<T, GuestError>,
-    ) -> wasmtime::Result<Result<T, GuestError>> {
+    ) -> Answer<T> {
         let result = match self.tx.as_mut() {
             Some(tx) => run(tx).await,
             None => Err(no_database()),
@@ -41,21 +41,16 @@ fn no_database() -> GuestError {
     GuestError::Internal("no database is available outside a request or event call".into())
 }
 
+/// What a storage call answers: a guest error, or a trap that ends the call.
+type Answer<T> = wasmtime::Result<Result<T, GuestError>>;
+
 impl storage::Host for StorageCall {
-    async fn execute(
-        &mut self,
-        sql: String,
-        params: Vec<SqlValue>,
-    ) -> wasmtime::Result<Result<u64, GuestError>> {
+    async fn execute(&mut self, sql: String, params: Vec<SqlValue>) -> Answer<u64> {
         self.statement(async |tx| tx.guest_execute(&sql, &params).await)
             .await
     }
 
-    async fn query(
-        &mut self,
-        sql: String,
-        params: Vec<SqlValue>,
-    ) -> wasmtime::Result<Result<Rows, GuestError>> {
+    async fn query(&mut self, sql: String, params: Vec<SqlValue>) -> Answer<Rows> {
         self.statement(async |tx| tx.guest_query(&sql, &params).await)
             .await
     }

@@ -6,29 +6,19 @@ use serde::Deserialize;
 use std::path::Path;
 use std::sync::Arc;
 
-/// A storage backend choice (`[storage]`, `[plugins.<name>.storage]`).
+/// A storage backend choice (`[storage]`, `[plugins.<name>.storage]`); a
+/// field left out takes its default.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// `sqlite` or `postgres`.
-    #[serde(default)]
+    /// `sqlite` (the default) or `postgres`.
     pub backend: BackendKind,
     /// PostgreSQL admin URL (required for `postgres`).
     pub url: Option<String>,
-    /// Prefix of each plugin's schema and role on PostgreSQL.
-    #[serde(default = "default_namespace")]
+    /// Prefix of each plugin's schema and role on PostgreSQL (`mercato_`).
     pub namespace: String,
-    /// Pool size per plugin on PostgreSQL.
-    #[serde(default = "default_pool")]
+    /// Pool size per plugin on PostgreSQL (8).
     pub max_connections: u32,
-}
-
-fn default_namespace() -> String {
-    "mercato_".into()
-}
-
-fn default_pool() -> u32 {
-    8
 }
 
 impl Default for StorageConfig {
@@ -36,8 +26,8 @@ impl Default for StorageConfig {
         StorageConfig {
             backend: BackendKind::Sqlite,
             url: None,
-            namespace: default_namespace(),
-            max_connections: default_pool(),
+            namespace: "mercato_".into(),
+            max_connections: 8,
         }
     }
 }

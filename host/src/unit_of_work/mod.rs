@@ -6,7 +6,7 @@ mod idempotency;
 #[cfg(test)]
 mod tests;
 
-use crate::bindings::{Domain, GuestError, Request, Response};
+use crate::bindings::{Domain, Event, GuestError, Request, Response};
 use crate::metrics::Metrics;
 use crate::outbox::inbox::{already_consumed, record_consumed};
 use crate::outbox::{self, Delivery, OutboxEvent, PendingEvent};
@@ -129,24 +129,7 @@ impl UnitOfWork {
             }
         }
 
-        let ran = self
-            .run(
-                plugin,
-                tx,
-                read_only,
-                ("request", request_id),
-                |resp: &Response| (200..300).contains(&resp.status),
-                move |instance, store| {
-                    Box::pin(async move {
-                        instance
-                            .mercato_plugin_plugin()
-                            .call_handle_request(store, &req)
-                            .await
-                    })
-                },
-            )
-            .await;
-        let Ran { result, tx, events } = ran;
+        let Ran { result, tx, events } = self.run(plugin, tx, read_only, request_id, req).await;
         let response = match result {
             Ok(response) => response,
             Err(e) => {
@@ -204,23 +187,8 @@ impl UnitOfWork {
             return Ok(EventOutcome::AlreadyHandled);
         }
         let wit_event = event.to_wit(attempt);
-        let Ran { result, tx, events } = self
-            .run(
-                subscriber,
-                tx,
-                false,
-                ("event", &event.id),
-                Result::is_ok,
-                move |instance, store| {
-                    Box::pin(async move {
-                        instance
-                            .mercato_plugin_plugin()
-                            .call_handle_event(store, &wit_event)
-                            .await
-                    })
-                },
-            )
-            .await;
+        let Ran { result, tx, events } =
+            self.run(subscriber, tx, false, &event.id, wit_event).await;
         let failure = match result {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(describe_guest_error(&e)),
@@ -261,21 +229,16 @@ impl UnitOfWork {
         }
     }
 
-    /// Runs one export of `plugin` inside `tx`, logs what the guest printed
-    /// and counts the call (`kind` and an id for the log; `ok` says which
-    /// results count as a success).
-    async fn run<R, F>(
+    /// Runs `export` on `plugin` inside `tx`, logs what the guest printed
+    /// (tagged with `id`) and counts the call.
+    async fn run<E: Export>(
         &self,
         plugin: &Plugin,
         tx: Tx,
         read_only: bool,
-        (kind, id): (&str, &str),
-        ok: impl Fn(&R) -> bool,
-        f: F,
-    ) -> Ran<R>
-    where
-        F: for<'a> FnOnce(&'a Domain, &'a mut Store<Call<CallState>>) -> CallFuture<'a, R>,
-    {
+        id: &str,
+        export: E,
+    ) -> Ran<E::Output> {
         let state = CallState::new(
             plugin.name.clone(),
             tx,
@@ -291,20 +254,23 @@ impl UnitOfWork {
                 state,
                 plugin.limits,
                 Queue::Unbounded,
-                f,
+                move |instance, store| export.call(instance, store),
             )
             .await
             .expect("an unbounded queue always gets a slot");
         let state = finished.state;
         state.log.output(id, &finished.stdout, &finished.stderr);
         let outcome = match &finished.result {
-            Ok(r) if ok(r) => "ok",
+            Ok(r) if E::succeeded(r) => "ok",
             Ok(_) => "error",
             Err(e) => e.kind(),
         };
-        self.inner
-            .metrics
-            .call(&plugin.name, kind, outcome, finished.elapsed.as_secs_f64());
+        self.inner.metrics.call(
+            &plugin.name,
+            E::KIND,
+            outcome,
+            finished.elapsed.as_secs_f64(),
+        );
         Ran {
             result: finished.result,
             tx: state
@@ -313,6 +279,63 @@ impl UnitOfWork {
                 .expect("the call's transaction is returned with its state"),
             events: state.outbox.events,
         }
+    }
+}
+
+/// A plugin export a unit of work runs: what it takes, how it is called and
+/// which answers count as a success.
+trait Export: Send + 'static {
+    /// `request` or `event`, for metrics.
+    const KIND: &'static str;
+    /// What the export returns.
+    type Output: Send + 'static;
+    /// Calls the export on `instance`.
+    fn call<'a>(
+        self,
+        instance: &'a Domain,
+        store: &'a mut Store<Call<CallState>>,
+    ) -> CallFuture<'a, Self::Output>;
+    /// True for an answer that commits.
+    fn succeeded(output: &Self::Output) -> bool;
+}
+
+impl Export for Request {
+    const KIND: &'static str = "request";
+    type Output = Response;
+
+    fn call<'a>(
+        self,
+        instance: &'a Domain,
+        store: &'a mut Store<Call<CallState>>,
+    ) -> CallFuture<'a, Response> {
+        Box::pin(async move {
+            let plugin = instance.mercato_plugin_plugin();
+            plugin.call_handle_request(store, &self).await
+        })
+    }
+
+    fn succeeded(response: &Response) -> bool {
+        (200..300).contains(&response.status)
+    }
+}
+
+impl Export for Event {
+    const KIND: &'static str = "event";
+    type Output = Result<(), GuestError>;
+
+    fn call<'a>(
+        self,
+        instance: &'a Domain,
+        store: &'a mut Store<Call<CallState>>,
+    ) -> CallFuture<'a, Self::Output> {
+        Box::pin(async move {
+            let plugin = instance.mercato_plugin_plugin();
+            plugin.call_handle_event(store, &self).await
+        })
+    }
+
+    fn succeeded(handled: &Self::Output) -> bool {
+        handled.is_ok()
     }
 }
 

@@ -106,7 +106,7 @@ async fn a_damaged_record_is_an_error_not_a_panic_or_a_zero() {
     // The table lives in the plugin's own database: plugin code could write this.
     tx.host_execute(
         "INSERT INTO mercato_idempotency (key, request_hash, status, headers, body, created_at) \
-         VALUES ($1, $2, NULL, '[]', x'', '2026-01-01T00:00:00.000Z')",
+         VALUES ($1, $2, 'teapot', '[]', x'', '2026-01-01T00:00:00.000Z')",
         &[SqlValue::Text("k-1".into()), SqlValue::Text(hash.clone())],
     )
     .await
@@ -116,7 +116,7 @@ async fn a_damaged_record_is_an_error_not_a_panic_or_a_zero() {
     let mut tx = db.begin(TxMode::ReadOnly).await.unwrap();
     let error = stored_response(&mut tx, "k-1", &hash, "").await.err();
     tx.rollback().await.unwrap();
-    let error = error.expect("a NULL status is refused").to_string();
+    let error = error.expect("a status that is not a number is refused").to_string();
     assert!(error.contains("status"), "{error}");
 }
 
