@@ -19,7 +19,7 @@ async fn noop_host(data_dir: &Path) -> anyhow::Result<Host> {
     let component = Component {
         origin: "benchmark plugin noop".into(),
         name: Some("noop".into()),
-        bytes: std::fs::read(mercato::artifacts::path("noop"))?,
+        bytes: std::fs::read(mercato_test_artifacts::path("noop"))?,
     };
     Ok(Host::start(config, vec![component]).await?)
 }
