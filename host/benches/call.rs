@@ -20,7 +20,7 @@ async fn noop_host(data_dir: &Path) -> anyhow::Result<App> {
     let component = Component {
         origin: "benchmark plugin noop".into(),
         name: Some("noop".into()),
-        bytes: std::fs::read(mercato::artifacts::path("noop"))?,
+        bytes: std::fs::read(mercato_test_artifacts::path("noop"))?,
     };
     Ok(App::start(config, vec![component]).await?)
 }

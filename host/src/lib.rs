@@ -23,7 +23,7 @@
 //! ```
 #![deny(missing_docs)]
 
-/// Paths and bytes of the plugin components built by `build.rs`.
+/// The default plugin components built by `build.rs` and embedded in the binary.
 pub mod artifacts {
     include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 }

@@ -268,7 +268,7 @@ async fn the_cli_deploys_lists_and_rolls_back_a_running_host(backend: Backend) {
                 + &String::from_utf8_lossy(&out.stderr),
         )
     };
-    let v2 = mercato::artifacts::path("orders-v2");
+    let v2 = mercato_test_artifacts::path("orders-v2");
     let (ok, out) = tokio::task::spawn_blocking({
         let cli = cli.clone();
         move || cli(&["deploy", v2, "--name", "orders"])
@@ -350,7 +350,7 @@ async fn watch_mode_redeploys_a_changed_component(backend: Backend) {
     let watcher = mercato::deploy::Watcher::new(watched.path().to_owned());
     tokio::spawn(watcher.run(app.host.deployer().clone()));
     std::fs::copy(
-        mercato::artifacts::path("orders-v2"),
+        mercato_test_artifacts::path("orders-v2"),
         watched.path().join("orders.wasm"),
     )
     .unwrap();

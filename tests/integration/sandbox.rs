@@ -597,7 +597,7 @@ impl ServeProcess {
                 "127.0.0.1:0",
                 "--plugin",
             ])
-            .arg(mercato::artifacts::path("hostile"))
+            .arg(mercato_test_artifacts::path("hostile"))
             .arg("--data-dir")
             .arg(dir)
             .env("RUST_LOG", "info")

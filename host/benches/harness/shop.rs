@@ -61,7 +61,7 @@ fn components(names: &[&str]) -> anyhow::Result<Vec<Component>> {
             Ok(Component {
                 origin: format!("plugin {name}"),
                 name: Some((*name).to_owned()),
-                bytes: std::fs::read(mercato::artifacts::path(name))
+                bytes: std::fs::read(mercato_test_artifacts::path(name))
                     .with_context(|| format!("reading the {name} component"))?,
             })
         })

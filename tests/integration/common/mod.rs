@@ -111,7 +111,7 @@ pub fn components(names: &[&str]) -> Vec<Component> {
         .map(|name| Component {
             origin: format!("test plugin {name}"),
             name: None,
-            bytes: std::fs::read(mercato::artifacts::path(name)).expect("plugin artifact"),
+            bytes: std::fs::read(mercato_test_artifacts::path(name)).expect("plugin artifact"),
         })
         .collect()
 }
@@ -542,7 +542,7 @@ pub fn sqlite_count(data_dir: &Path, plugin: &str, sql: &str) -> i64 {
 // ---- shop and hot-swap helpers ----
 
 pub fn component(name: &str) -> Vec<u8> {
-    std::fs::read(mercato::artifacts::path(name)).expect("built component")
+    std::fs::read(mercato_test_artifacts::path(name)).expect("built component")
 }
 
 pub async fn put_component(
