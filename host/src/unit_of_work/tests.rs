@@ -116,7 +116,9 @@ async fn a_damaged_record_is_an_error_not_a_panic_or_a_zero() {
     let mut tx = db.begin(TxMode::ReadOnly).await.unwrap();
     let error = stored_response(&mut tx, "k-1", &hash, "").await.err();
     tx.rollback().await.unwrap();
-    let error = error.expect("a status that is not a number is refused").to_string();
+    let error = error
+        .expect("a status that is not a number is refused")
+        .to_string();
     assert!(error.contains("status"), "{error}");
 }
 
