@@ -7,6 +7,7 @@ mod events;
 mod hotswap;
 mod hotswap_load;
 mod http;
+mod layout;
 mod rules;
 mod runtime;
 mod sandbox;

@@ -3,7 +3,8 @@
 //! What a plugin emits and consumes is the outbox capability (`crate::outbox`);
 //! this module moves it. The relay (`relay.rs`) runs a stream per
 //! (subscriber, source) (`stream.rs`), a scheduler per subscriber for delayed
-//! events (`scheduler.rs`) and a marker per source (`marker.rs`); both kinds of
+//! events (`scheduler.rs`) and a marker per source (`marker.rs`), started by
+//! `tasks.rs`; both kinds of
 //! delivery share one retry-or-dead-letter path (`attempt.rs`), and each
 //! delivery is a unit of work of the subscriber. Dead letters can be
 //! delivered again after a fix (`redrive.rs`).
@@ -13,6 +14,7 @@ mod redrive;
 mod relay;
 mod scheduler;
 mod stream;
+mod tasks;
 
 pub use redrive::{RedriveError, RedriveReport};
 pub use relay::{Relay, StreamStatus};

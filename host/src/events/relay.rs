@@ -9,9 +9,6 @@
 //! stream into the subscriber's `mercato_scheduled` table and delivered by the
 //! subscriber's *scheduler* task when due. A *marker* task per source stamps
 //! `published_at` once every subscriber has consumed an event.
-use super::marker::run_marker;
-use super::scheduler::run_scheduler;
-use super::stream::run_stream;
 use crate::config::EventsConfig;
 use crate::metrics::Metrics;
 use crate::outbox::store::mark_published;
@@ -27,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Progress of one (subscriber, source) stream.
 pub(super) struct Stream {
-    subscriber: Arc<str>,
-    source: Arc<str>,
+    pub(super) subscriber: Arc<str>,
+    pub(super) source: Arc<str>,
     pub(super) position: watch::Sender<u64>,
 }
 
@@ -58,10 +55,10 @@ pub struct Inner {
     pub(super) config: EventsConfig,
     /// Stops every task of the relay.
     pub(super) cancel: CancellationToken,
-    streams: Mutex<Vec<Arc<Stream>>>,
-    schedules: Mutex<HashMap<Arc<str>, Arc<Schedule>>>,
-    marked: Mutex<std::collections::HashSet<Arc<str>>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    pub(super) streams: Mutex<Vec<Arc<Stream>>>,
+    pub(super) schedules: Mutex<HashMap<Arc<str>, Arc<Schedule>>>,
+    pub(super) marked: Mutex<std::collections::HashSet<Arc<str>>>,
+    pub(super) tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Notified whenever a stream, schedule or marker moves on.
     pub(super) progress: Notify,
 }
@@ -108,66 +105,6 @@ impl Relay {
             tasks: Mutex::default(),
             progress: Notify::new(),
         }))
-    }
-
-    /// Spawns the streams, schedulers and markers the registered plugins need
-    /// and that are not running yet: at start, and after a deploy brings a new
-    /// plugin or new subscriptions. (A stream whose subscription was dropped
-    /// keeps running and skips everything, which keeps its cursor current.)
-    pub fn ensure(&self) {
-        let mut tasks = Vec::new();
-        let plugins = self.registry.all();
-        for subscriber in &plugins {
-            if subscriber.subscriptions.is_empty() {
-                continue;
-            }
-            for source_name in subscriber.sources() {
-                let Some(source) = self.registry.get(&source_name) else {
-                    tracing::warn!(plugin = %subscriber.name, source = %source_name, "subscription names a plugin that is not loaded");
-                    continue;
-                };
-                let mut streams = self.streams.lock().expect("relay poisoned");
-                if streams
-                    .iter()
-                    .any(|s| s.subscriber == subscriber.name && s.source == source.name)
-                {
-                    continue;
-                }
-                let stream = Arc::new(Stream {
-                    subscriber: subscriber.name.clone(),
-                    source: source.name.clone(),
-                    position: watch::Sender::new(0),
-                });
-                streams.push(stream.clone());
-                tasks.push(tokio::spawn(run_stream(
-                    self.clone(),
-                    subscriber.name.clone(),
-                    source,
-                    stream,
-                )));
-            }
-            let mut schedules = self.schedules.lock().expect("relay poisoned");
-            if !schedules.contains_key(&subscriber.name) {
-                let schedule = Arc::new(Schedule {
-                    next_due: watch::Sender::new(None),
-                    inserted: Default::default(),
-                    wake: Notify::new(),
-                });
-                schedules.insert(subscriber.name.clone(), schedule.clone());
-                tasks.push(tokio::spawn(run_scheduler(
-                    self.clone(),
-                    subscriber.name.clone(),
-                    schedule,
-                )));
-            }
-        }
-        let mut marked = self.marked.lock().expect("relay poisoned");
-        for source in plugins {
-            if marked.insert(source.name.clone()) {
-                tasks.push(tokio::spawn(run_marker(self.clone(), source)));
-            }
-        }
-        self.tasks.lock().expect("relay poisoned").extend(tasks);
     }
 
     /// Waits for every task after the cancellation token fired, then stamps

@@ -3,9 +3,24 @@
 //! In-order events advance a per-source cursor (`mercato_cursors`); delayed
 //! events and redriven dead letters are consumed by deleting their row.
 use super::OutboxEvent;
-use super::store::{ADVANCE_CURSOR, cursor_in};
 use crate::bindings::SqlValue;
-use crate::storage::{StorageError, Tx};
+use crate::storage::{StorageError, Tx, first_row};
+
+/// Moves a cursor forward (never back), in `tx`.
+pub const ADVANCE_CURSOR: &str = "INSERT INTO mercato_cursors (source, sequence) \
+     VALUES ($1, $2) ON CONFLICT (source) DO UPDATE SET sequence = excluded.sequence \
+     WHERE mercato_cursors.sequence < excluded.sequence";
+
+/// The last sequence of `source` this database's plugin consumed, in `tx`.
+pub async fn cursor_in(tx: &mut Tx, source: &str) -> Result<u64, StorageError> {
+    let rows = tx
+        .host_query(
+            "SELECT sequence FROM mercato_cursors WHERE source = $1",
+            &[SqlValue::Text(source.to_owned())],
+        )
+        .await?;
+    first_row(&rows).map_or(Ok(0), |row| row.uint("sequence"))
+}
 
 /// How an event reaches a subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

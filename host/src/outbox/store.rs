@@ -3,9 +3,9 @@
 //! dead letters (`mercato_dead_letters`) and the outbox itself. All SQL of the
 //! relay is here, read back through typed rows ([`HostRow`]).
 use super::OutboxEvent;
-use super::inbox::{Delivery, record_consumed};
+use super::inbox::{ADVANCE_CURSOR, Delivery, cursor_in, record_consumed};
 use crate::bindings::SqlValue;
-use crate::storage::{Database, HostRow, StorageError, Tx, TxMode, first_row, host_rows};
+use crate::storage::{Database, HostRow, StorageError, TxMode, first_row, host_rows};
 
 /// Events read from an outbox or a schedule at a time.
 const BATCH: i64 = 256;
@@ -18,11 +18,6 @@ const OUTBOX_COLUMNS: &str =
 /// `mercato_dead_letters`), as [`held_event`] reads them.
 const HELD_COLUMNS: &str =
     "event_id, source, sequence, event_type, aggregate_id, payload, occurred_at";
-
-/// Moves a cursor forward (never back), in `tx`.
-pub const ADVANCE_CURSOR: &str = "INSERT INTO mercato_cursors (source, sequence) \
-     VALUES ($1, $2) ON CONFLICT (source) DO UPDATE SET sequence = excluded.sequence \
-     WHERE mercato_cursors.sequence < excluded.sequence";
 
 const UNPUBLISHED: &str = "SELECT COUNT(*) AS n FROM outbox_events WHERE published_at IS NULL";
 
@@ -76,17 +71,6 @@ async fn read(
     let rows = tx.host_query(sql, params).await?;
     tx.rollback().await?;
     Ok(rows)
-}
-
-/// The last sequence of `source` this database's plugin consumed, in `tx`.
-pub async fn cursor_in(tx: &mut Tx, source: &str) -> Result<u64, StorageError> {
-    let rows = tx
-        .host_query(
-            "SELECT sequence FROM mercato_cursors WHERE source = $1",
-            &[SqlValue::Text(source.to_owned())],
-        )
-        .await?;
-    first_row(&rows).map_or(Ok(0), |row| row.uint("sequence"))
 }
 
 /// The last sequence of `source` the plugin of `db` consumed.

@@ -1,7 +1,7 @@
 //! One SQLite connection, contained for plugin SQL: limits, the authorizer
 //! ([`super::policy`]), a progress handler that stops statements at the
 //! call's deadline and moves long ones off the async worker.
-use super::policy::authorize;
+use super::policy::{Actor, authorize};
 use crate::storage::StorageError;
 use rusqlite::config::DbConfig;
 use rusqlite::hooks::AuthContext;
@@ -60,16 +60,6 @@ pub(super) fn leave_worker() {
 /// Default largest value (string or blob) a statement may build, when the
 /// plugin's limits are not known (tests, tools).
 pub(super) const DEFAULT_VALUE_BYTES: usize = 8 << 20;
-
-/// Who is running statements on a connection right now.
-#[repr(u8)]
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Actor {
-    Host = 0,
-    Guest = 1,
-    GuestReadOnly = 2,
-    Migration = 3,
-}
 
 /// What the connection's callbacks consult: who is acting, and until when.
 pub(super) struct Guard {

@@ -31,7 +31,8 @@ mod tx;
 pub use tx::SqliteTx;
 
 use super::{AppliedMigration, CallBudget, MigrationStep, StorageError, TxMode};
-use conn::{Actor, DEFAULT_VALUE_BYTES, SqliteConn};
+use conn::{DEFAULT_VALUE_BYTES, SqliteConn};
+use policy::Actor;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;

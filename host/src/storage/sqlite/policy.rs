@@ -1,8 +1,17 @@
 //! The authorizer of plugin SQL: which actions, tables and functions each
 //! actor (the host, a guest call, a read-only call, a migration) may use.
-use super::conn::Actor;
 use crate::storage::schema::is_host_table;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+
+/// Who is running statements on a connection right now.
+#[repr(u8)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Actor {
+    Host = 0,
+    Guest = 1,
+    GuestReadOnly = 2,
+    Migration = 3,
+}
 
 /// Functions plugin SQL may call: SQLite's core scalar, aggregate, window,
 /// date/time, math and JSON functions, and FTS5's auxiliary functions. Not

@@ -1,6 +1,7 @@
 //! A call's SQLite transaction: guest and host statements, one statement per
 //! storage call, result budgets, and conversion between SQLite and WIT values.
-use super::conn::{Actor, INLINE_BUDGET, SqliteConn};
+use super::conn::{INLINE_BUDGET, SqliteConn};
+use super::policy::Actor;
 use crate::bindings::{GuestError, Rows, SqlValue};
 use crate::storage::{CallBudget, MAX_QUERY_ROWS, StorageError, TxMode};
 use rusqlite::types::{Value, ValueRef};

@@ -1,0 +1,70 @@
+//! Starting the relay's jobs: a stream per (subscriber, source), a scheduler
+//! per subscriber and a marker per source, each once.
+use super::marker::run_marker;
+use super::relay::{Relay, Schedule, Stream};
+use super::scheduler::run_scheduler;
+use super::stream::run_stream;
+use std::sync::Arc;
+use tokio::sync::{Notify, watch};
+
+impl Relay {
+    /// Spawns the streams, schedulers and markers the registered plugins need
+    /// and that are not running yet: at start, and after a deploy brings a new
+    /// plugin or new subscriptions. (A stream whose subscription was dropped
+    /// keeps running and skips everything, which keeps its cursor current.)
+    pub fn ensure(&self) {
+        let mut tasks = Vec::new();
+        let plugins = self.registry.all();
+        for subscriber in &plugins {
+            if subscriber.subscriptions.is_empty() {
+                continue;
+            }
+            for source_name in subscriber.sources() {
+                let Some(source) = self.registry.get(&source_name) else {
+                    tracing::warn!(plugin = %subscriber.name, source = %source_name, "subscription names a plugin that is not loaded");
+                    continue;
+                };
+                let mut streams = self.streams.lock().expect("relay poisoned");
+                if streams
+                    .iter()
+                    .any(|s| s.subscriber == subscriber.name && s.source == source.name)
+                {
+                    continue;
+                }
+                let stream = Arc::new(Stream {
+                    subscriber: subscriber.name.clone(),
+                    source: source.name.clone(),
+                    position: watch::Sender::new(0),
+                });
+                streams.push(stream.clone());
+                tasks.push(tokio::spawn(run_stream(
+                    self.clone(),
+                    subscriber.name.clone(),
+                    source,
+                    stream,
+                )));
+            }
+            let mut schedules = self.schedules.lock().expect("relay poisoned");
+            if !schedules.contains_key(&subscriber.name) {
+                let schedule = Arc::new(Schedule {
+                    next_due: watch::Sender::new(None),
+                    inserted: Default::default(),
+                    wake: Notify::new(),
+                });
+                schedules.insert(subscriber.name.clone(), schedule.clone());
+                tasks.push(tokio::spawn(run_scheduler(
+                    self.clone(),
+                    subscriber.name.clone(),
+                    schedule,
+                )));
+            }
+        }
+        let mut marked = self.marked.lock().expect("relay poisoned");
+        for source in plugins {
+            if marked.insert(source.name.clone()) {
+                tasks.push(tokio::spawn(run_marker(self.clone(), source)));
+            }
+        }
+        self.tasks.lock().expect("relay poisoned").extend(tasks);
+    }
+}
