@@ -3,10 +3,10 @@
 //! the sandbox alone, and the same transaction done natively.
 use anyhow::{Context, bail};
 use mercato::app::App;
-use mercato::bindings::Request;
-use mercato::plugin::DomainWorld;
-use mercato::plugin::Plugin;
-use mercato::runtime::{Queue, World};
+use mercato::bindings::{Domain, Request};
+use mercato::plugin::{CallState, DomainWorld, Plugin};
+use mercato::runtime::{Call, CallFuture, Queue, World};
+use wasmtime::Store;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -40,9 +40,12 @@ pub async fn host_call(host: &App, plugin: &Arc<Plugin>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The instance and the call only: no transaction (storage calls would fail).
-pub async fn sandbox_call(host: &App, plugin: &Arc<Plugin>) -> anyhow::Result<()> {
-    let request = noop_request();
+/// Runs `f` on a fresh instance of `plugin` in the sandbox alone: no
+/// transaction (storage calls would fail), no unit of work.
+pub async fn in_sandbox<R, F>(host: &App, plugin: &Plugin, f: F) -> anyhow::Result<R>
+where
+    F: for<'a> FnOnce(&'a Domain, &'a mut Store<Call<CallState>>) -> CallFuture<'a, R>,
+{
     // The state of a call without a transaction, as while loading.
     let state = DomainWorld::loading_state();
     let finished = host
@@ -52,18 +55,25 @@ pub async fn sandbox_call(host: &App, plugin: &Arc<Plugin>) -> anyhow::Result<()
             state,
             plugin.limits,
             Queue::Unbounded,
-            |instance, store| {
-                Box::pin(async move {
-                    instance
-                        .mercato_plugin_plugin()
-                        .call_handle_request(store, &request)
-                        .await
-                })
-            },
+            f,
         )
         .await
         .context("an unbounded queue always gets a slot")?;
-    let response = finished.result?;
+    Ok(finished.result?)
+}
+
+/// The instance and the call only: no transaction (storage calls would fail).
+pub async fn sandbox_call(host: &App, plugin: &Arc<Plugin>) -> anyhow::Result<()> {
+    let request = noop_request();
+    let response = in_sandbox(host, plugin, |instance, store| {
+        Box::pin(async move {
+            instance
+                .mercato_plugin_plugin()
+                .call_handle_request(store, &request)
+                .await
+        })
+    })
+    .await?;
     if response.status != 200 {
         bail!("noop answered {}", response.status);
     }

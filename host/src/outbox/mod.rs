@@ -11,6 +11,8 @@
 mod guest;
 pub mod inbox;
 pub mod store;
+#[cfg(test)]
+mod tests;
 
 pub use guest::OutboxCall;
 pub use inbox::Delivery;

@@ -2,13 +2,12 @@
 //! RSS one live instance costs (its store, its linear memory from the pool,
 //! the host-side call state).
 use super::{Plan, saga};
+use crate::calls::in_sandbox;
 use crate::machine::rss_bytes;
 use crate::report::Row;
 use crate::shop::Shop;
 use anyhow::{Context, ensure};
 use mercato::bindings::Request;
-use mercato::plugin::DomainWorld;
-use mercato::runtime::{Queue, World};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Barrier;
@@ -107,30 +106,19 @@ async fn hold(
                 body: Vec::new(),
             };
             tokio::spawn(async move {
-                // The state of a call without a transaction, as while loading.
-                let state = DomainWorld::loading_state();
-                let finished = host
-                    .sandbox()
-                    .call(
-                        &plugin.compiled.pre,
-                        state,
-                        plugin.limits,
-                        Queue::Unbounded,
-                        |instance, store| {
-                            Box::pin(async move {
-                                let response = instance
-                                    .mercato_plugin_plugin()
-                                    .call_handle_request(store, &request)
-                                    .await;
-                                all_alive.wait().await;
-                                release.cancelled().await;
-                                response
-                            })
-                        },
-                    )
-                    .await
-                    .context("an unbounded queue always gets a slot")?;
-                anyhow::Ok(finished.result?.status)
+                let response = in_sandbox(&host, &plugin, |instance, store| {
+                    Box::pin(async move {
+                        let response = instance
+                            .mercato_plugin_plugin()
+                            .call_handle_request(store, &request)
+                            .await;
+                        all_alive.wait().await;
+                        release.cancelled().await;
+                        response
+                    })
+                })
+                .await?;
+                anyhow::Ok(response.status)
             })
         })
         .collect();

@@ -1,0 +1,163 @@
+//! The delivery bookkeeping the relay relies on, on a real SQLite database and
+//! without any guest: an outbox written at commit and read in order, cursors
+//! that never move back, delayed events, dead letters and the published mark.
+use super::inbox::{Delivery, already_consumed, record_consumed};
+use super::store::{
+    advance_cursor, dead_letter, dead_letter_events, list_dead_letters, load_cursor,
+    mark_published, next_due, outbox_head, read_due, read_outbox, schedule, unpublished,
+};
+use super::{PendingEvent, flush};
+use crate::storage::sqlite::SqliteDb;
+use crate::storage::{Database, TxMode};
+use std::sync::Arc;
+
+async fn database(dir: &tempfile::TempDir, name: &str) -> Database {
+    let db = SqliteDb::open_limited(&dir.path().join(format!("{name}.db")), 1 << 20).unwrap();
+    let db = Database::Sqlite(Arc::new(db));
+    db.prepare_host_tables().await.unwrap();
+    db
+}
+
+fn event(n: u32, delay: Option<u64>) -> PendingEvent {
+    PendingEvent {
+        event_type: "OrderPlaced".into(),
+        aggregate_id: format!("o-{n}"),
+        payload: format!(r#"{{"n":{n}}}"#),
+        deliver_after_ms: delay,
+    }
+}
+
+/// A source whose outbox holds three events, the second one delayed.
+async fn source(dir: &tempfile::TempDir) -> Database {
+    let db = database(dir, "orders").await;
+    let mut tx = db.begin(TxMode::ReadWrite).await.unwrap();
+    let events = [event(1, None), event(2, Some(60_000)), event(3, None)];
+    assert_eq!(flush(&mut tx, &events).await.unwrap(), Some(3));
+    tx.commit().await.unwrap();
+    db
+}
+
+#[tokio::test]
+async fn committed_events_are_read_in_order_past_a_cursor_that_never_moves_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let orders = source(&dir).await;
+    let inventory = database(&dir, "inventory").await;
+    assert_eq!(outbox_head(&orders).await.unwrap(), 3);
+
+    let all = read_outbox(&orders, "orders", 0).await.unwrap();
+    let sequences: Vec<u64> = all.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, [1, 2, 3]);
+    assert_eq!(all[1].deliver_after_ms, Some(60_000));
+    assert!(all.iter().all(|e| e.source == "orders"));
+    assert_eq!(read_outbox(&orders, "orders", 2).await.unwrap().len(), 1);
+
+    advance_cursor(&inventory, "orders", 3).await.unwrap();
+    advance_cursor(&inventory, "orders", 1).await.unwrap();
+    assert_eq!(load_cursor(&inventory, "orders").await.unwrap(), 3);
+    assert_eq!(load_cursor(&inventory, "payments").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn an_event_is_consumed_once_in_the_subscribers_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let orders = source(&dir).await;
+    let inventory = database(&dir, "inventory").await;
+    let first = &read_outbox(&orders, "orders", 0).await.unwrap()[0];
+
+    let mut tx = inventory.begin(TxMode::ReadWrite).await.unwrap();
+    assert!(
+        !already_consumed(&mut tx, first, Delivery::Stream)
+            .await
+            .unwrap()
+    );
+    assert!(
+        record_consumed(&mut tx, first, Delivery::Stream)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+
+    // A second delivery of the same event finds it consumed and records nothing.
+    let mut tx = inventory.begin(TxMode::ReadWrite).await.unwrap();
+    assert!(
+        already_consumed(&mut tx, first, Delivery::Stream)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !record_consumed(&mut tx, first, Delivery::Stream)
+            .await
+            .unwrap()
+    );
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_delayed_event_waits_in_the_schedule_until_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let orders = source(&dir).await;
+    let inventory = database(&dir, "inventory").await;
+    let delayed = read_outbox(&orders, "orders", 0).await.unwrap().remove(1);
+
+    schedule(&inventory, &delayed, 5_000).await.unwrap();
+    // Scheduling consumed it from the stream: the cursor moved past it.
+    assert_eq!(load_cursor(&inventory, "orders").await.unwrap(), 2);
+    assert_eq!(next_due(&inventory).await.unwrap(), Some(5_000));
+    assert!(read_due(&inventory, 4_999).await.unwrap().is_empty());
+    let due = read_due(&inventory, 5_000).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].0.id.as_str(), due[0].1), (delayed.id.as_str(), 0));
+    assert_eq!(due[0].0.payload, delayed.payload);
+
+    let mut tx = inventory.begin(TxMode::ReadWrite).await.unwrap();
+    assert!(
+        record_consumed(&mut tx, &delayed, Delivery::Scheduled)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(next_due(&inventory).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_dead_letter_keeps_the_event_and_its_error_and_consumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let orders = source(&dir).await;
+    let inventory = database(&dir, "inventory").await;
+    let first = read_outbox(&orders, "orders", 0).await.unwrap().remove(0);
+
+    dead_letter(&inventory, &first, "conflict: stock", 5, Delivery::Stream)
+        .await
+        .unwrap();
+    assert_eq!(load_cursor(&inventory, "orders").await.unwrap(), 1);
+    let kept = dead_letter_events(&inventory).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].id.as_str(), kept[0].sequence),
+        (first.id.as_str(), 1)
+    );
+    let listed = list_dead_letters(&inventory, "inventory").await.unwrap();
+    assert_eq!(listed[0].error, "conflict: stock");
+    assert_eq!(listed[0].attempts, 5);
+
+    // Redriven and handled: its row goes in the handler's transaction.
+    let mut tx = inventory.begin(TxMode::ReadWrite).await.unwrap();
+    assert!(
+        record_consumed(&mut tx, &first, Delivery::DeadLetter)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    assert!(dead_letter_events(&inventory).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn events_every_subscriber_consumed_are_marked_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let orders = source(&dir).await;
+    assert_eq!(unpublished(&orders).await.unwrap(), 3);
+    assert_eq!(mark_published(&orders, 2).await.unwrap(), 1);
+    assert_eq!(unpublished(&orders).await.unwrap(), 1);
+    // The outbox is retained for replay: marking deletes nothing.
+    assert_eq!(read_outbox(&orders, "orders", 0).await.unwrap().len(), 3);
+}
