@@ -6,9 +6,9 @@ use mercato::app::App;
 use mercato::bindings::{Domain, Request};
 use mercato::plugin::{CallState, DomainWorld, Plugin};
 use mercato::runtime::{Call, CallFuture, Queue, World};
-use wasmtime::Store;
 use std::path::Path;
 use std::sync::Arc;
+use wasmtime::Store;
 
 /// The no-op plugin's `POST /`: no body, so nothing but the host's work remains.
 pub fn noop_request() -> Request {
