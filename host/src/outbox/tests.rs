@@ -6,7 +6,7 @@ use super::store::{
     advance_cursor, dead_letter, dead_letter_events, list_dead_letters, load_cursor,
     mark_published, next_due, outbox_head, read_due, read_outbox, schedule, unpublished,
 };
-use super::{PendingEvent, flush};
+use super::{OutboxEvent, PendingEvent, flush};
 use crate::storage::sqlite::SqliteDb;
 use crate::storage::{Database, TxMode};
 use std::sync::Arc;
@@ -37,11 +37,25 @@ async fn source(dir: &tempfile::TempDir) -> Database {
     db
 }
 
-#[tokio::test]
-async fn committed_events_are_read_in_order_past_a_cursor_that_never_moves_back() {
+/// The source `orders` (see [`source`]) and an empty subscriber `inventory`.
+async fn source_and_subscriber() -> (tempfile::TempDir, Database, Database) {
     let dir = tempfile::tempdir().unwrap();
     let orders = source(&dir).await;
     let inventory = database(&dir, "inventory").await;
+    (dir, orders, inventory)
+}
+
+/// Records `event` as consumed in a transaction of its own; true if it was not yet.
+async fn consume(db: &Database, event: &OutboxEvent, delivery: Delivery) -> bool {
+    let mut tx = db.begin(TxMode::ReadWrite).await.unwrap();
+    let recorded = record_consumed(&mut tx, event, delivery).await.unwrap();
+    tx.commit().await.unwrap();
+    recorded
+}
+
+#[tokio::test]
+async fn committed_events_are_read_in_order_past_a_cursor_that_never_moves_back() {
+    let (_dir, orders, inventory) = source_and_subscriber().await;
     assert_eq!(outbox_head(&orders).await.unwrap(), 3);
 
     let all = read_outbox(&orders, "orders", 0).await.unwrap();
@@ -59,9 +73,7 @@ async fn committed_events_are_read_in_order_past_a_cursor_that_never_moves_back(
 
 #[tokio::test]
 async fn an_event_is_consumed_once_in_the_subscribers_transaction() {
-    let dir = tempfile::tempdir().unwrap();
-    let orders = source(&dir).await;
-    let inventory = database(&dir, "inventory").await;
+    let (_dir, orders, inventory) = source_and_subscriber().await;
     let first = &read_outbox(&orders, "orders", 0).await.unwrap()[0];
 
     let mut tx = inventory.begin(TxMode::ReadWrite).await.unwrap();
@@ -94,9 +106,7 @@ async fn an_event_is_consumed_once_in_the_subscribers_transaction() {
 
 #[tokio::test]
 async fn a_delayed_event_waits_in_the_schedule_until_due() {
-    let dir = tempfile::tempdir().unwrap();
-    let orders = source(&dir).await;
-    let inventory = database(&dir, "inventory").await;
+    let (_dir, orders, inventory) = source_and_subscriber().await;
     let delayed = read_outbox(&orders, "orders", 0).await.unwrap().remove(1);
 
     schedule(&inventory, &delayed, 5_000).await.unwrap();
@@ -109,21 +119,13 @@ async fn a_delayed_event_waits_in_the_schedule_until_due() {
     assert_eq!((due[0].0.id.as_str(), due[0].1), (delayed.id.as_str(), 0));
     assert_eq!(due[0].0.payload, delayed.payload);
 
-    let mut tx = inventory.begin(TxMode::ReadWrite).await.unwrap();
-    assert!(
-        record_consumed(&mut tx, &delayed, Delivery::Scheduled)
-            .await
-            .unwrap()
-    );
-    tx.commit().await.unwrap();
+    assert!(consume(&inventory, &delayed, Delivery::Scheduled).await);
     assert_eq!(next_due(&inventory).await.unwrap(), None);
 }
 
 #[tokio::test]
 async fn a_dead_letter_keeps_the_event_and_its_error_and_consumes_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let orders = source(&dir).await;
-    let inventory = database(&dir, "inventory").await;
+    let (_dir, orders, inventory) = source_and_subscriber().await;
     let first = read_outbox(&orders, "orders", 0).await.unwrap().remove(0);
 
     dead_letter(&inventory, &first, "conflict: stock", 5, Delivery::Stream)
@@ -141,13 +143,7 @@ async fn a_dead_letter_keeps_the_event_and_its_error_and_consumes_it() {
     assert_eq!(listed[0].attempts, 5);
 
     // Redriven and handled: its row goes in the handler's transaction.
-    let mut tx = inventory.begin(TxMode::ReadWrite).await.unwrap();
-    assert!(
-        record_consumed(&mut tx, &first, Delivery::DeadLetter)
-            .await
-            .unwrap()
-    );
-    tx.commit().await.unwrap();
+    assert!(consume(&inventory, &first, Delivery::DeadLetter).await);
     assert!(dead_letter_events(&inventory).await.unwrap().is_empty());
 }
 
