@@ -40,11 +40,13 @@ pub mod bindings {
     });
 }
 
+pub mod address;
 pub mod clock;
 pub mod db;
 pub mod events;
 pub mod http;
 pub mod log;
+pub mod outbound;
 mod plugin;
 pub mod rules;
 pub mod time;
@@ -62,7 +64,7 @@ pub use plugin::{Manifest, Plugin};
 pub mod prelude {
     pub use crate::http::{HttpError, HttpResult, Request, Response, Router};
     pub use crate::validate::Invalid;
-    pub use crate::{Error, Event, Manifest, Plugin, SqlValue, clock, db, events, log, new_id};
+    pub use crate::{Error, Event, Manifest, Plugin, SqlValue, clock, db, events, log, new_id, outbound};
 }
 
 /// Exports a type implementing [`Plugin`] as the component's `plugin` interface.
