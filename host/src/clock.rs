@@ -21,6 +21,13 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.format(&Rfc3339).unwrap_or_default())
 }
 
+/// `ms` since the Unix epoch as [`rfc3339`] text.
+pub fn rfc3339_millis(ms: u64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map(rfc3339)
+        .unwrap_or_default()
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> u64 {
     u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)

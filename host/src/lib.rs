@@ -7,8 +7,8 @@
 //! - [`deploy`], [`events`], [`unit_of_work`], [`retention`]: loading and hot
 //!   swap; the relay between plugins; every call as one transaction; expiring
 //!   idempotency records.
-//! - [`plugin`], [`rules`], [`outbox`], [`storage`], [`logging`]: the domain
-//!   world and its capabilities; the coupon-rule world.
+//! - [`plugin`], [`rules`], [`outbox`], [`outbound`], [`storage`], [`logging`]:
+//!   the domain world and its capabilities; the coupon-rule world.
 //! - [`runtime`]: the generic engine (`Sandbox<W>` for any world).
 //!
 //! ```no_run
@@ -40,6 +40,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod migrate;
+pub mod outbound;
 pub mod outbox;
 pub mod plugin;
 pub mod retention;

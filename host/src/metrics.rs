@@ -26,6 +26,14 @@ pub struct Metrics {
     pub outbox_depth: IntGaugeVec,
     /// Expired idempotency records deleted, by plugin.
     pub idempotency_pruned: IntCounterVec,
+    /// Outbound HTTP attempts by plugin, destination (the matching
+    /// `allowed_hosts` entry, or `denied`) and outcome (`delivered`,
+    /// `retrying`, `dead`).
+    pub outbound_attempts: IntCounterVec,
+    /// Outbound attempt latency by plugin and destination.
+    pub outbound_seconds: HistogramVec,
+    /// Outbound requests waiting for an attempt or for their report, by plugin.
+    pub outbound_pending: IntGaugeVec,
 }
 
 /// The label value standing for any name that is not a running plugin's or a
@@ -123,6 +131,27 @@ impl Metrics {
                 &registry,
                 "mercato_idempotency_pruned_total",
                 "Idempotency records deleted after their retention",
+                &["plugin"],
+            ),
+            outbound_attempts: counter(
+                &registry,
+                "mercato_outbound_attempts_total",
+                "Outbound HTTP attempts by destination and outcome (delivered, retrying, dead)",
+                &["plugin", "destination", "outcome"],
+            ),
+            outbound_seconds: histogram(
+                &registry,
+                "mercato_outbound_attempt_duration_seconds",
+                "Outbound HTTP attempt latency, connect to the end of the answer",
+                &["plugin", "destination"],
+                vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ],
+            ),
+            outbound_pending: gauge(
+                &registry,
+                "mercato_outbound_pending",
+                "Outbound requests waiting for an attempt or for their report",
                 &["plugin"],
             ),
             registry,

@@ -33,6 +33,10 @@
 //! limits = { memory_mib = 128 }
 //! storage = { backend = "postgres", url = "postgres://orders-db/shop" }
 //!
+//! [plugins.notifications.outbound]   # outbound HTTP (docs/plugins.md)
+//! allowed_hosts = ["https://*", { url = "http://10.0.0.5:8080", timeout_ms = 2000 }]
+//! max_attempts = 8
+//!
 //! [[load]]                  # extra components beside the embedded ones
 //! path = "plugins/my-plugin.wasm"
 //! ```
@@ -226,6 +230,9 @@ pub struct PluginConfig {
     pub storage: Option<StorageConfig>,
     /// Limits for this plugin only (missing fields take the defaults).
     pub limits: Option<PartialLimits>,
+    /// Where it may send outbound HTTP (nowhere when absent; the built-in
+    /// `notifications` plugin defaults to public HTTPS).
+    pub outbound: Option<crate::outbound::OutboundConfig>,
 }
 
 /// Limits where each field may be omitted.
@@ -286,6 +293,15 @@ impl Config {
         overridden(self.rules.limits, self.plugins.get(rule))
     }
 
+    /// Outbound HTTP for `plugin`: its `[plugins.<name>.outbound]`, or the
+    /// built-in default.
+    pub fn outbound_for(&self, plugin: &str) -> crate::outbound::OutboundConfig {
+        self.plugins
+            .get(plugin)
+            .and_then(|p| p.outbound.clone())
+            .unwrap_or_else(|| crate::outbound::OutboundConfig::builtin_for(plugin))
+    }
+
     /// Storage for `plugin`.
     pub fn storage_for(&self, plugin: &str) -> &StorageConfig {
         self.plugins
@@ -310,6 +326,11 @@ impl Config {
 
     /// Checks values a running host depends on.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, plugin) in &self.plugins {
+            if let Some(outbound) = &plugin.outbound {
+                outbound.validate(name).map_err(ConfigError::Invalid)?;
+            }
+        }
         let storages = std::iter::once(&self.storage)
             .chain(self.plugins.values().filter_map(|p| p.storage.as_ref()));
         for s in storages {

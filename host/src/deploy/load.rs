@@ -38,6 +38,9 @@ pub enum PluginLoadError {
     /// The deployed-versions registry on disk could not be read.
     #[error("plugin registry: {0}")]
     Registry(String),
+    /// Its outbound configuration is unusable.
+    #[error("outbound HTTP: {0}")]
+    Outbound(String),
 }
 
 /// A component that could not be loaded at start, and where it came from.
@@ -336,6 +339,10 @@ impl Deployer {
             openapi,
             limits: self.config.limits_for(&name),
             compiled,
+            outbound: Arc::new(
+                crate::outbound::Policy::new(self.config.outbound_for(&name))
+                    .map_err(PluginLoadError::Outbound)?,
+            ),
             slot,
         });
         self.registry.put(plugin.clone());

@@ -10,6 +10,7 @@
 //! delivered again after a fix (`redrive.rs`).
 mod attempt;
 mod marker;
+mod outbound;
 mod redrive;
 mod relay;
 mod scheduler;

@@ -218,6 +218,36 @@ impl Relay {
         .await
     }
 
+    /// Waits until no plugin has an outbound request waiting for an attempt
+    /// or for its report (retries included: a request settles as delivered
+    /// or dead).
+    pub async fn drain_outbound(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let progressed = self.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            let mut outstanding = 0;
+            for plugin in self.registry.all() {
+                outstanding += crate::outbound::store::outstanding(&plugin.slot.db)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .0;
+            }
+            if outstanding == 0 {
+                return Ok(());
+            }
+            let step = Duration::from_millis(50)
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            if step.is_zero() {
+                return Err(format!(
+                    "{outstanding} outbound requests still pending after {timeout:?}"
+                ));
+            }
+            let _ = tokio::time::timeout(step, progressed).await;
+        }
+    }
+
     /// Stamps `published_at` up to what every subscriber has consumed; run once
     /// more at shutdown, after the streams stopped, so the outbox state is final.
     async fn mark_all(&self) {

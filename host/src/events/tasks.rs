@@ -1,6 +1,7 @@
 //! Starting the relay's jobs: a stream per (subscriber, source), a scheduler
-//! per subscriber and a marker per source, each once.
+//! per subscriber, and a marker and an outbound worker per plugin, each once.
 use super::marker::run_marker;
+use super::outbound::run_outbound;
 use super::relay::{Relay, Schedule, Stream};
 use super::scheduler::run_scheduler;
 use super::stream::run_stream;
@@ -62,6 +63,11 @@ impl Relay {
         let mut marked = self.marked.lock().expect("relay poisoned");
         for source in plugins {
             if marked.insert(source.name.clone()) {
+                // Every plugin gets its outbound worker with its marker: once.
+                tasks.push(tokio::spawn(run_outbound(
+                    self.clone(),
+                    source.name.clone(),
+                )));
                 tasks.push(tokio::spawn(run_marker(self.clone(), source)));
             }
         }

@@ -4,6 +4,7 @@
 //! events and redriven dead letters are consumed by deleting their row.
 use super::OutboxEvent;
 use crate::bindings::SqlValue;
+use crate::outbound::store::{report_waiting, take_report};
 use crate::storage::{StorageError, Tx, first_row};
 
 /// Moves a cursor forward (never back), in `tx`.
@@ -31,6 +32,10 @@ pub enum Delivery {
     Scheduled,
     /// A dead letter redriven after a fix; its `mercato_dead_letters` row is removed.
     DeadLetter,
+    /// The host's report of an outbound attempt (`crate::outbound`): the
+    /// request's key is the aggregate id, the attempt number the sequence, and
+    /// taking it clears the report in `mercato_outbound`.
+    Report,
 }
 
 impl Delivery {
@@ -38,7 +43,7 @@ impl Delivery {
     fn held_in(self) -> &'static str {
         match self {
             Delivery::DeadLetter => "mercato_dead_letters",
-            Delivery::Stream | Delivery::Scheduled => "mercato_scheduled",
+            Delivery::Stream | Delivery::Scheduled | Delivery::Report => "mercato_scheduled",
         }
     }
 }
@@ -53,6 +58,7 @@ pub async fn already_consumed(
 ) -> Result<bool, StorageError> {
     match delivery {
         Delivery::Stream => Ok(cursor_in(tx, &event.source).await? >= event.sequence),
+        Delivery::Report => Ok(!report_waiting(tx, &event.aggregate_id, event.sequence).await?),
         Delivery::Scheduled | Delivery::DeadLetter => {
             let rows = tx
                 .host_query(
@@ -85,6 +91,9 @@ pub async fn record_consumed(
                 ],
             )
             .await?
+        }
+        Delivery::Report => {
+            return take_report(tx, &event.aggregate_id, event.sequence).await;
         }
         Delivery::Scheduled | Delivery::DeadLetter => {
             tx.host_execute(

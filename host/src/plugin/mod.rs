@@ -48,6 +48,8 @@ pub struct Plugin {
     pub limits: Limits,
     /// The compiled component.
     pub compiled: CompiledPlugin,
+    /// Where it may send outbound HTTP, and how.
+    pub outbound: Arc<crate::outbound::Policy>,
     /// What the plugin keeps across versions.
     pub slot: Arc<Slot>,
 }
@@ -61,6 +63,8 @@ pub struct Slot {
     pub head: watch::Sender<u64>,
     /// Idempotency keys of requests running now, whichever version runs them.
     pub inflight_keys: Mutex<HashSet<String>>,
+    /// Woken when a call commits outbound requests.
+    pub outbound: tokio::sync::Notify,
 }
 
 impl Slot {
@@ -70,6 +74,7 @@ impl Slot {
             db,
             head: watch::Sender::new(head),
             inflight_keys: Mutex::default(),
+            outbound: tokio::sync::Notify::new(),
         }
     }
 }

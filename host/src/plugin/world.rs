@@ -1,9 +1,12 @@
 //! The domain world (`world domain`): what a shop plugin imports and what one
 //! of its calls carries. Each capability owns its per-call state and links its
 //! own interface; this module only puts them together.
-use crate::bindings::mercato::plugin::{clock, log, outbox, rule_types, rules, storage, types};
+use crate::bindings::mercato::plugin::{
+    clock, log, outbound, outbox, rule_types, rules, storage, types,
+};
 use crate::bindings::{Domain, DomainPre, Manifest};
 use crate::logging::LogCall;
+use crate::outbound::{OutboundCall, Policy};
 use crate::outbox::OutboxCall;
 use crate::rules::{Rules, RulesCall};
 use crate::runtime::{Call, CallFuture, Compiled, Sandbox, World};
@@ -32,15 +35,19 @@ pub struct CallState {
     pub outbox: OutboxCall,
     /// `rules`: the rules the call may run.
     pub rules: RulesCall,
+    /// `outbound`: the HTTP requests the call queued.
+    pub outbound: OutboundCall,
 }
 
 impl CallState {
-    /// State for a call of `plugin` inside `tx` that may run `rules` and emit
-    /// up to `max_event_bytes` of events (none when `read_only`).
+    /// State for a call of `plugin` inside `tx` that may run `rules`, emit
+    /// up to `max_event_bytes` of events and queue requests `outbound` allows
+    /// (neither when `read_only`).
     pub fn new(
         plugin: Arc<str>,
         tx: Tx,
         rules: Arc<Rules>,
+        outbound: Arc<Policy>,
         max_event_bytes: usize,
         read_only: bool,
     ) -> Self {
@@ -49,6 +56,7 @@ impl CallState {
             storage: StorageCall { tx: Some(tx) },
             outbox: OutboxCall::new(max_event_bytes, read_only),
             rules: RulesCall { rules: Some(rules) },
+            outbound: OutboundCall::new(outbound, read_only),
         }
     }
 }
@@ -72,6 +80,7 @@ impl World for DomainWorld {
         outbox::add_to_linker::<_, HasSelf<OutboxCall>>(linker, |c| &mut c.state.outbox)?;
         rule_types::add_to_linker::<_, HasSelf<RulesCall>>(linker, |c| &mut c.state.rules)?;
         rules::add_to_linker::<_, HasSelf<RulesCall>>(linker, |c| &mut c.state.rules)?;
+        outbound::add_to_linker::<_, HasSelf<OutboundCall>>(linker, |c| &mut c.state.outbound)?;
         Ok(())
     }
 
@@ -107,6 +116,7 @@ impl World for DomainWorld {
             storage: StorageCall::default(),
             outbox: OutboxCall::new(0, true),
             rules: RulesCall::default(),
+            outbound: OutboundCall::default(),
         }
     }
 

@@ -14,6 +14,7 @@ pub const HOST_TABLES: &[&str] = &[
     "mercato_scheduled",
     "mercato_dead_letters",
     "mercato_idempotency",
+    "mercato_outbound",
     "_sqlx_migrations",
 ];
 
@@ -83,6 +84,29 @@ CREATE TABLE IF NOT EXISTS mercato_idempotency (
 );
 -- The pruner deletes by age (RFC 3339 UTC text, fixed width: text order is time order).
 CREATE INDEX IF NOT EXISTS mercato_idempotency_created_at ON mercato_idempotency (created_at);
+-- Outbound HTTP requests a plugin queued (crate::outbound): sent after commit,
+-- retried until delivered or dead; `report` holds the latest attempt's result
+-- until the plugin has taken it in a transaction of its own.
+CREATE TABLE IF NOT EXISTS mercato_outbound (
+    key TEXT PRIMARY KEY,
+    method TEXT NOT NULL,
+    url TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body {blob} NOT NULL,
+    created_at TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    due_at_ms BIGINT NOT NULL,
+    next_attempt_ms BIGINT,
+    last_status BIGINT,
+    last_error TEXT,
+    report_id TEXT,
+    report TEXT,
+    report_at TEXT,
+    report_failures BIGINT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mercato_outbound_due ON mercato_outbound (due_at_ms);
 "
     )
 }

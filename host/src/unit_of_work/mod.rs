@@ -8,6 +8,7 @@ mod tests;
 
 use crate::bindings::{Domain, Event, GuestError, Request, Response};
 use crate::metrics::Metrics;
+use crate::outbound::{self, QueuedRequest};
 use crate::outbox::inbox::{already_consumed, record_consumed};
 use crate::outbox::{self, Delivery, OutboxEvent, PendingEvent};
 use crate::plugin::{CallState, Plugin, PluginSandbox};
@@ -76,6 +77,7 @@ struct Ran<R> {
     result: Result<R, CallError>,
     tx: Tx,
     events: Vec<PendingEvent>,
+    requests: Vec<QueuedRequest>,
 }
 
 impl UnitOfWork {
@@ -129,7 +131,12 @@ impl UnitOfWork {
             }
         }
 
-        let Ran { result, tx, events } = self.run(plugin, tx, read_only, request_id, req).await;
+        let Ran {
+            result,
+            tx,
+            events,
+            requests,
+        } = self.run(plugin, tx, read_only, request_id, req).await;
         let response = match result {
             Ok(response) => response,
             Err(e) => {
@@ -154,10 +161,9 @@ impl UnitOfWork {
             store_response(&mut tx, key, hash, &response).await?;
         }
         let head = outbox::flush(&mut tx, &events).await?;
+        outbound::store::queue(&mut tx, &requests).await?;
         tx.commit().await?;
-        if let Some(head) = head {
-            plugin.slot.head.send_replace(head);
-        }
+        committed(plugin, head, &requests);
         Ok(Answer {
             response,
             replayed: false,
@@ -187,8 +193,12 @@ impl UnitOfWork {
             return Ok(EventOutcome::AlreadyHandled);
         }
         let wit_event = event.to_wit(attempt);
-        let Ran { result, tx, events } =
-            self.run(subscriber, tx, false, &event.id, wit_event).await;
+        let Ran {
+            result,
+            tx,
+            events,
+            requests,
+        } = self.run(subscriber, tx, false, &event.id, wit_event).await;
         let failure = match result {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(describe_guest_error(&e)),
@@ -213,15 +223,14 @@ impl UnitOfWork {
                 return Ok(None);
             }
             let head = outbox::flush(&mut tx, &events).await?;
+            outbound::store::queue(&mut tx, &requests).await?;
             tx.commit().await?;
             Ok(Some(head))
         }
         .await;
         match committed {
             Ok(Some(head)) => {
-                if let Some(head) = head {
-                    subscriber.slot.head.send_replace(head);
-                }
+                self::committed(subscriber, head, &requests);
                 Ok(EventOutcome::Handled)
             }
             Ok(None) => Ok(EventOutcome::AlreadyHandled),
@@ -243,6 +252,7 @@ impl UnitOfWork {
             plugin.name.clone(),
             tx,
             self.inner.rules.clone(),
+            plugin.outbound.clone(),
             plugin.limits.event_bytes(),
             read_only,
         );
@@ -278,7 +288,19 @@ impl UnitOfWork {
                 .tx
                 .expect("the call's transaction is returned with its state"),
             events: state.outbox.events,
+            requests: state.outbound.requests,
         }
+    }
+}
+
+/// After a commit: wakes the relay's streams of `plugin` up to `head` and its
+/// outbound worker if the call queued requests.
+fn committed(plugin: &Plugin, head: Option<u64>, requests: &[QueuedRequest]) {
+    if let Some(head) = head {
+        plugin.slot.head.send_replace(head);
+    }
+    if !requests.is_empty() {
+        plugin.slot.outbound.notify_one();
     }
 }
 

@@ -125,7 +125,10 @@ mod tests {
             (|a| a.name = "  ".into(), "shipping_address.name"),
             (|a| a.line1 = "x".repeat(201), "shipping_address.line1"),
             (|a| a.city = "a\nb".into(), "shipping_address.city"),
-            (|a| a.postal_code = "12;34".into(), "shipping_address.postal_code"),
+            (
+                |a| a.postal_code = "12;34".into(),
+                "shipping_address.postal_code",
+            ),
             (|a| a.country = "gb".into(), "shipping_address.country"),
             (|a| a.country = "XX".into(), "shipping_address.country"),
         ];

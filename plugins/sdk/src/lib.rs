@@ -64,7 +64,9 @@ pub use plugin::{Manifest, Plugin};
 pub mod prelude {
     pub use crate::http::{HttpError, HttpResult, Request, Response, Router};
     pub use crate::validate::Invalid;
-    pub use crate::{Error, Event, Manifest, Plugin, SqlValue, clock, db, events, log, new_id, outbound};
+    pub use crate::{
+        Error, Event, Manifest, Plugin, SqlValue, clock, db, events, log, new_id, outbound,
+    };
 }
 
 /// Exports a type implementing [`Plugin`] as the component's `plugin` interface.

@@ -80,6 +80,5 @@ pub struct Attempt {
 
 /// The report carried by `event`, if it is one.
 pub fn attempt(event: &crate::Event) -> Option<Result<Attempt, Error>> {
-    (event.source == SOURCE && event.event_type == ATTEMPTED)
-        .then(|| crate::events::payload(event))
+    (event.source == SOURCE && event.event_type == ATTEMPTED).then(|| crate::events::payload(event))
 }
