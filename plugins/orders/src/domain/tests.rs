@@ -1,6 +1,9 @@
+use super::place::MAX_TOTAL_MINOR;
 use super::*;
+use serde_json::json;
 
-fn offer(sku: &str) -> Option<Offer> {
+/// The test catalog: TEE and GOLD in EUR, MUG in USD.
+pub(super) fn offer(sku: &str) -> Option<Offer> {
     match sku {
         "TEE" => Some(Offer {
             sku: "TEE".into(),
@@ -39,6 +42,20 @@ fn cmd(lines: Vec<(&str, i64)>, coupon: Option<&str>) -> PlaceOrder {
         currency: "EUR".into(),
         lines: lines.into_iter().map(|(s, q)| (s.to_owned(), q)).collect(),
         coupon_code: coupon.map(str::to_owned),
+        shipping_address: address(),
+        checkout_session_id: None,
+    }
+}
+
+/// A valid address, with spaces validation trims.
+fn address() -> ShippingAddress {
+    ShippingAddress {
+        name: "  Grace Hopper ".into(),
+        line1: "1 Navy Way".into(),
+        line2: Some(" ".into()),
+        city: "Arlington".into(),
+        postal_code: "22202".into(),
+        country: "US".into(),
     }
 }
 
@@ -118,6 +135,26 @@ fn bad_orders_are_refused_with_a_reason() {
                 ..cmd(vec![("TEE", 1)], None)
             },
             "invalid_buyer",
+        ),
+        (
+            PlaceOrder {
+                shipping_address: ShippingAddress {
+                    postal_code: "22;202".into(),
+                    ..address()
+                },
+                ..cmd(vec![("TEE", 1)], None)
+            },
+            "invalid_shipping_address",
+        ),
+        (
+            PlaceOrder {
+                shipping_address: ShippingAddress {
+                    country: "USA".into(),
+                    ..address()
+                },
+                ..cmd(vec![("TEE", 1)], None)
+            },
+            "invalid_shipping_address",
         ),
     ];
     for (c, code) in cases {
@@ -293,4 +330,52 @@ fn repeated_facts_change_nothing() {
     let (order, _) = run(pending(None), vec![Fact::StockReserved]);
     let again = decide(&order, Fact::StockReserved).unwrap();
     assert_eq!((again.order, again.emit.len()), (order, 0));
+}
+
+#[test]
+fn placing_snapshots_the_validated_address() {
+    let (order, _) = place("o1", cmd(vec![("TEE", 1)], None), offer).unwrap();
+    let a = order.shipping_address.unwrap();
+    assert_eq!((a.name.as_str(), a.line2), ("Grace Hopper", None));
+    assert_eq!(order.checkout_session_id, None);
+    assert_eq!(order.fulfillment, Fulfillment::Unfulfilled);
+}
+
+#[test]
+fn shipments_set_the_fulfillment_and_nothing_else() {
+    let (paid, _) = run(pending(None), vec![Fact::StockReserved, captured(3_000)]);
+    let shipped = decide(
+        &paid,
+        Fact::ShipmentsChanged {
+            statuses: vec![ShipmentStatus::InTransit, ShipmentStatus::Pending],
+        },
+    )
+    .unwrap();
+    assert_eq!(shipped.order.fulfillment, Fulfillment::Shipped);
+    assert_eq!((shipped.transition, shipped.emit.len()), (None, 0));
+    assert_eq!(
+        Order {
+            fulfillment: paid.fulfillment,
+            ..shipped.order.clone()
+        },
+        paid,
+        "only the fulfillment changed"
+    );
+    let delivered = decide(
+        &shipped.order,
+        Fact::ShipmentsChanged {
+            statuses: vec![ShipmentStatus::Delivered, ShipmentStatus::Cancelled],
+        },
+    )
+    .unwrap();
+    assert_eq!(delivered.order.fulfillment, Fulfillment::Delivered);
+    // The same statuses again decide the same state: nothing to persist.
+    let again = decide(
+        &delivered.order,
+        Fact::ShipmentsChanged {
+            statuses: vec![ShipmentStatus::Delivered],
+        },
+    )
+    .unwrap();
+    assert_eq!(again.order, delivered.order);
 }
