@@ -103,6 +103,11 @@ fn summary(value: &Value) -> String {
     }
 }
 
+/// Where the demo buyer's order ships (`POST /orders` requires an address).
+fn shipping_address() -> Value {
+    json!({ "name": "Demo Buyer", "line1": "1 Example Street", "city": "Berlin", "postal_code": "10115", "country": "DE" })
+}
+
 /// Runs the walkthrough. With `data_dir` the databases are kept there.
 pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let temporary = data_dir.is_none();
@@ -142,7 +147,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     demo.settle().await?;
 
     let placed = demo.post("Place an order for two (orders prices it from its catalog projection)", "/orders",
-        json!({ "buyer_id": "demo-buyer", "currency": "EUR", "items": [{ "sku": sku, "quantity": 2 }], "coupon_code": code })).await?;
+        json!({ "buyer_id": "demo-buyer", "currency": "EUR", "items": [{ "sku": sku, "quantity": 2 }], "coupon_code": code, "shipping_address": shipping_address() })).await?;
     let order_id = placed["id"].as_str().unwrap_or_default().to_owned();
     demo.settle().await?;
     demo.get(

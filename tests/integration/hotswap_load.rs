@@ -2,7 +2,7 @@
 //! does (`TestApp::start_alone`), so the rate floors measure this test alone.
 use crate::common::{
     Backend, SHOP, Teardown, TestApp, component, count, host_count, on_both_backends, place,
-    put_component, seed, within,
+    put_component, seed, shipping_address, within,
 };
 use reqwest::StatusCode;
 use serde_json::json;
@@ -59,7 +59,7 @@ async fn deploying_and_rolling_back_under_load_fails_no_request_and_loses_no_eve
                 while started.elapsed() < LOAD {
                     n += 1;
                     let (status, body) = app
-                        .post("/orders", &json!({ "buyer_id": format!("w{w}-{}", n % 16), "currency": "EUR", "items": [{ "sku": "HOT", "quantity": 1 }] }))
+                        .post("/orders", &json!({ "buyer_id": format!("w{w}-{}", n % 16), "currency": "EUR", "items": [{ "sku": "HOT", "quantity": 1 }], "shipping_address": shipping_address() }))
                         .await;
                     requests.fetch_add(1, Ordering::Relaxed);
                     if status != StatusCode::CREATED {

@@ -36,7 +36,7 @@ async fn order(app: &TestApp, buyer: &str, items: &[(&str, u32)], coupon: Option
     let (status, body) = app
         .post(
             "/orders",
-            &json!({ "buyer_id": buyer, "currency": "EUR", "items": items, "coupon_code": coupon }),
+            &json!({ "buyer_id": buyer, "currency": "EUR", "items": items, "coupon_code": coupon, "shipping_address": shipping_address() }),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

@@ -1,7 +1,7 @@
 //! The shop end to end: products, orders, inventory, payments and coupons joined
 //! by the order saga, through the real host and the real plugin components. Every
 //! invariant of ARCHITECTURE.md §10 is checked through each context's own API.
-use crate::common::{SHOP, TestApp, config, drop_postgres, postgres_config};
+use crate::common::{SHOP, TestApp, config, drop_postgres, postgres_config, shipping_address};
 use futures_util::future::join_all;
 use mercato::config::Config;
 use reqwest::StatusCode;
@@ -65,7 +65,7 @@ impl Shop {
             .map(|(sku, q)| json!({ "sku": sku, "quantity": q }))
             .collect();
         self.app
-            .post("/orders", &json!({ "buyer_id": buyer, "currency": "EUR", "items": items, "coupon_code": coupon }))
+            .post("/orders", &json!({ "buyer_id": buyer, "currency": "EUR", "items": items, "coupon_code": coupon, "shipping_address": shipping_address() }))
             .await
     }
 
@@ -670,7 +670,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing_anywhere() {
         .await;
     shop.drain().await;
 
-    let order = |items: Value| json!({ "buyer_id": "carol", "currency": "EUR", "items": items });
+    let order = |items: Value| json!({ "buyer_id": "carol", "currency": "EUR", "items": items, "shipping_address": shipping_address() });
     let huge = "x".repeat(2 << 20);
     // (what, path, JSON body, raw body, expected status, expected error code)
     type Case<'a> = (
@@ -720,7 +720,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing_anywhere() {
             "mismatched currency",
             "/orders".into(),
             Some(
-                json!({ "buyer_id": "carol", "currency": "USD", "items": [{ "sku": "GADGET", "quantity": 1 }] }),
+                json!({ "buyer_id": "carol", "currency": "USD", "items": [{ "sku": "GADGET", "quantity": 1 }], "shipping_address": shipping_address() }),
             ),
             None,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -730,7 +730,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing_anywhere() {
             "unknown currency",
             "/orders".into(),
             Some(
-                json!({ "buyer_id": "carol", "currency": "euro", "items": [{ "sku": "GADGET", "quantity": 1 }] }),
+                json!({ "buyer_id": "carol", "currency": "euro", "items": [{ "sku": "GADGET", "quantity": 1 }], "shipping_address": shipping_address() }),
             ),
             None,
             StatusCode::UNPROCESSABLE_ENTITY,

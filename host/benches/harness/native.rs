@@ -1,4 +1,4 @@
-//! The native baseline for `GET /orders/{id}`: axum + sqlx, the same three
+//! The native baseline for `GET /orders/{id}`: axum + sqlx, the same four
 //! queries in one read transaction and the same JSON as the orders plugin's
 //! `get` / `load` / `view` (plugins/orders/src/lib.rs), on the same `orders.db`
 //! the host writes, opened read-only. It exists only to be measured against;
@@ -77,7 +77,7 @@ async fn get_order(
     State(pool): State<SqlitePool>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Failure> {
-    // One transaction, as the host runs a GET: the three reads see one snapshot.
+    // One transaction, as the host runs a GET: the four reads see one snapshot.
     let mut tx = pool.begin().await?;
     let order = view(&mut tx, &id).await?;
     tx.rollback().await?;
@@ -93,7 +93,8 @@ async fn get_order(
 async fn view(conn: &mut SqliteConnection, id: &str) -> Result<Option<Value>, sqlx::Error> {
     let Some(o) = sqlx::query(
         "SELECT id, buyer_id, currency, status, stock_status, coupon_status, coupon_code, subtotal_minor, \
-         discount_minor, payment_intent_id, captured_minor, refunded_minor, version FROM orders WHERE id = $1",
+         discount_minor, payment_intent_id, captured_minor, refunded_minor, version, \
+         shipping_address_json, checkout_session_id, fulfillment_status FROM orders WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -136,6 +137,28 @@ async fn view(conn: &mut SqliteConnection, id: &str) -> Result<Option<Value>, sq
         }))
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let shipments = sqlx::query(
+        "SELECT shipment_id, status, carrier, tracking_number, COALESCE(updated_at, created_at) AS updated_at \
+         FROM order_shipments WHERE order_id = $1 ORDER BY created_at, shipment_id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(json!({
+            "shipment_id": r.try_get::<String, _>("shipment_id")?,
+            "status": r.try_get::<String, _>("status")?,
+            "carrier": r.try_get::<Option<String>, _>("carrier")?,
+            "tracking_number": r.try_get::<Option<String>, _>("tracking_number")?,
+            "updated_at": r.try_get::<String, _>("updated_at")?,
+        }))
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let shipping_address = o
+        .try_get::<Option<&str>, _>("shipping_address_json")?
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        .unwrap_or(Value::Null);
     let subtotal: i64 = o.try_get("subtotal_minor")?;
     let discount: i64 = o.try_get("discount_minor")?;
     Ok(Some(json!({
@@ -154,6 +177,10 @@ async fn view(conn: &mut SqliteConnection, id: &str) -> Result<Option<Value>, sq
         "captured_minor": o.try_get::<i64, _>("captured_minor")?,
         "refunded_minor": o.try_get::<i64, _>("refunded_minor")?,
         "status_history": history,
+        "shipping_address": shipping_address,
+        "checkout_session_id": o.try_get::<Option<String>, _>("checkout_session_id")?,
+        "fulfillment_status": o.try_get::<String, _>("fulfillment_status")?,
+        "shipments": shipments,
         "version": o.try_get::<i64, _>("version")?,
     })))
 }

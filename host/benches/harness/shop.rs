@@ -202,7 +202,7 @@ impl Gateway {
 
     /// Places an order for one unit of `sku`; returns its id.
     pub async fn place(&self, buyer: &str, sku: &str) -> anyhow::Result<String> {
-        let body = json!({ "buyer_id": buyer, "currency": "EUR", "items": [{ "sku": sku, "quantity": 1 }] });
+        let body = json!({ "buyer_id": buyer, "currency": "EUR", "items": [{ "sku": sku, "quantity": 1 }], "shipping_address": shipping_address() });
         let (status, value) = self.call("POST", "/orders", Some(&body)).await?;
         if status != StatusCode::CREATED {
             bail!("POST /orders answered {status}: {value}");
@@ -212,4 +212,9 @@ impl Gateway {
             .map(str::to_owned)
             .context("POST /orders answered without an id")
     }
+}
+
+/// The `shipping_address` every `POST /orders` body carries.
+fn shipping_address() -> Value {
+    json!({ "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" })
 }

@@ -1,15 +1,16 @@
 //! The order aggregate and its saga, as pure deciders: (state, fact) → decision.
 //! No I/O here; `lib.rs` loads the state, persists the decision (through
 //! `store.rs`) and emits events.
-use mercato_sdk::validate::{self, CouponCode, Invalid};
-use serde::Deserialize;
-use serde_json::{Value, json};
+mod checkout;
+mod place;
+mod shipments;
 
-pub const MAX_LINES: usize = 100;
-pub const MAX_QUANTITY: i64 = 1_000;
-/// Largest order total, in minor units: the SDK's limit on any amount, so
-/// payments accepts every intent an order can ask for.
-pub const MAX_TOTAL_MINOR: i64 = validate::MAX_AMOUNT_MINOR;
+pub use checkout::{OrderRequest, read_submission};
+pub use place::{Line, Offer, PlaceOrder, place};
+pub use shipments::{Fulfillment, Shipment, ShipmentStatus, advance, fulfillment};
+
+use mercato_sdk::address::ShippingAddress;
+use mercato_sdk::validate::Invalid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -148,6 +149,13 @@ pub struct Order {
     pub payment_intent_id: Option<String>,
     pub captured_minor: i64,
     pub refunded_minor: i64,
+    /// Validated when the order was placed; `None` only for orders placed
+    /// before addresses were required.
+    pub shipping_address: Option<ShippingAddress>,
+    /// The checkout session the order was placed for (`None`: `POST /orders`).
+    pub checkout_session_id: Option<String>,
+    /// Derived from the order's shipments.
+    pub fulfillment: Fulfillment,
 }
 
 impl Order {
@@ -177,163 +185,6 @@ fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> Refusa
         code,
         message: message.into(),
     }
-}
-
-/// The catalog's current offer for a sku (the orders' own projection), read
-/// from `products.ProductPublished`, whose payload has exactly these fields.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Offer {
-    pub product_id: String,
-    pub sku: String,
-    pub name: String,
-    pub price_minor: i64,
-    pub currency: String,
-    pub version: i64,
-    #[serde(default)]
-    pub attributes: Value,
-}
-
-/// `POST /orders` as submitted.
-#[derive(Debug, Clone)]
-pub struct PlaceOrder {
-    pub buyer_id: String,
-    pub currency: String,
-    pub lines: Vec<(String, i64)>,
-    pub coupon_code: Option<String>,
-}
-
-/// One priced line of a new order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Line {
-    pub sku: String,
-    pub product_id: String,
-    pub quantity: i64,
-    pub unit_price_minor: i64,
-    pub line_total_minor: i64,
-    pub snapshot: Value,
-}
-
-/// Validates and prices a new order from the catalog projection; the buyer
-/// never sets a price.
-pub fn place(
-    id: &str,
-    cmd: PlaceOrder,
-    offer: impl Fn(&str) -> Option<Offer>,
-) -> Result<(Order, Vec<Line>), Refusal> {
-    let buyer = cmd.buyer_id.trim();
-    if buyer.is_empty() || buyer.len() > 64 {
-        return Err(refuse(
-            422,
-            "invalid_buyer",
-            "buyer_id must be 1-64 characters",
-        ));
-    }
-    validate::check_currency(&cmd.currency)?;
-    if cmd.lines.is_empty() {
-        return Err(refuse(422, "no_items", "an order needs at least one item"));
-    }
-    if cmd.lines.len() > MAX_LINES {
-        return Err(refuse(
-            422,
-            "too_many_items",
-            format!("an order has at most {MAX_LINES} lines"),
-        ));
-    }
-    // Checked with the rule coupons creates codes by, so a code that cannot
-    // exist is refused here rather than rejected later by the saga.
-    let coupon_code = match cmd.coupon_code.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(raw) => Some(
-            CouponCode::parse(raw)
-                .ok_or_else(|| {
-                    refuse(
-                        422,
-                        "invalid_coupon_code",
-                        "coupon_code must be 3-32 letters, digits, '_' or '-'",
-                    )
-                })?
-                .into_string(),
-        ),
-    };
-    let mut lines = Vec::with_capacity(cmd.lines.len());
-    let mut subtotal: i64 = 0;
-    for (sku, quantity) in cmd.lines {
-        if !validate::is_sku(&sku) {
-            return Err(refuse(
-                422,
-                "invalid_sku",
-                format!("sku `{sku}` is malformed"),
-            ));
-        }
-        if !(1..=MAX_QUANTITY).contains(&quantity) {
-            return Err(refuse(
-                422,
-                "invalid_quantity",
-                format!("quantity of {sku} must be between 1 and {MAX_QUANTITY}"),
-            ));
-        }
-        let offer = offer(&sku)
-            .ok_or_else(|| refuse(422, "unknown_sku", format!("no product with sku {sku}")))?;
-        if offer.currency != cmd.currency {
-            return Err(refuse(
-                422,
-                "currency_mismatch",
-                format!(
-                    "{sku} is sold in {}, the order is in {}",
-                    offer.currency, cmd.currency
-                ),
-            ));
-        }
-        let line_total = offer
-            .price_minor
-            .checked_mul(quantity)
-            .ok_or_else(|| refuse(422, "amount_too_large", "the order total is too large"))?;
-        subtotal = subtotal
-            .checked_add(line_total)
-            .ok_or_else(|| refuse(422, "amount_too_large", "the order total is too large"))?;
-        lines.push(Line {
-            snapshot: json!({
-                "product_id": offer.product_id,
-                "sku": offer.sku,
-                "name": offer.name,
-                "price_minor": offer.price_minor,
-                "currency": offer.currency,
-                "price_version": offer.version,
-                "attributes": offer.attributes,
-            }),
-            sku,
-            product_id: offer.product_id,
-            quantity,
-            unit_price_minor: offer.price_minor,
-            line_total_minor: line_total,
-        });
-    }
-    if subtotal > MAX_TOTAL_MINOR {
-        return Err(refuse(
-            422,
-            "amount_too_large",
-            format!("the order total may not exceed {MAX_TOTAL_MINOR} minor units"),
-        ));
-    }
-    let order = Order {
-        id: id.to_owned(),
-        buyer_id: buyer.to_owned(),
-        currency: cmd.currency,
-        status: Status::Pending,
-        stock: Stock::Pending,
-        coupon: if coupon_code.is_some() {
-            Coupon::Pending
-        } else {
-            Coupon::None
-        },
-        coupon_code,
-        subtotal_minor: subtotal,
-        discount_minor: 0,
-        payment_intent_id: None,
-        captured_minor: 0,
-        refunded_minor: 0,
-    };
-    Ok((order, lines))
 }
 
 /// Something that happened elsewhere, or a command, as it concerns an order.
@@ -368,6 +219,11 @@ pub enum Fact {
         refunded_total_minor: i64,
     },
     CancelRequested,
+    /// Shipping reported on a shipment; these are the statuses of all the
+    /// order's shipments now.
+    ShipmentsChanged {
+        statuses: Vec<ShipmentStatus>,
+    },
 }
 
 /// An event the order emits.
@@ -569,306 +425,14 @@ pub fn decide(order: &Order, fact: Fact) -> Result<Decision, Refusal> {
                 reason: "cancelled_by_buyer".into(),
             });
         }
+        Fact::ShipmentsChanged { statuses } => {
+            // Whatever the order's status: a parcel that left is a fact even
+            // for an order refunded meanwhile, and the buyer should see it.
+            d.order.fulfillment = fulfillment(&statuses);
+        }
     }
     Ok(d)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn offer(sku: &str) -> Option<Offer> {
-        match sku {
-            "TEE" => Some(Offer {
-                sku: "TEE".into(),
-                product_id: "p-tee".into(),
-                name: "Tee".into(),
-                price_minor: 1_500,
-                currency: "EUR".into(),
-                version: 2,
-                attributes: json!({}),
-            }),
-            "MUG" => Some(Offer {
-                sku: "MUG".into(),
-                product_id: "p-mug".into(),
-                name: "Mug".into(),
-                price_minor: 800,
-                currency: "USD".into(),
-                version: 1,
-                attributes: json!({}),
-            }),
-            "GOLD" => Some(Offer {
-                sku: "GOLD".into(),
-                product_id: "p-gold".into(),
-                name: "Gold bar".into(),
-                price_minor: MAX_TOTAL_MINOR,
-                currency: "EUR".into(),
-                version: 1,
-                attributes: json!({}),
-            }),
-            _ => None,
-        }
-    }
-
-    fn cmd(lines: Vec<(&str, i64)>, coupon: Option<&str>) -> PlaceOrder {
-        PlaceOrder {
-            buyer_id: "buyer-1".into(),
-            currency: "EUR".into(),
-            lines: lines.into_iter().map(|(s, q)| (s.to_owned(), q)).collect(),
-            coupon_code: coupon.map(str::to_owned),
-        }
-    }
-
-    fn pending(coupon: Option<&str>) -> Order {
-        place("o1", cmd(vec![("TEE", 2)], coupon), offer).unwrap().0
-    }
-
-    /// The test payment intent `pi` was created.
-    fn intent_created() -> Fact {
-        Fact::IntentCreated {
-            intent_id: "pi".into(),
-        }
-    }
-
-    /// `amount_minor` was captured on intent `pi`.
-    fn captured(amount_minor: i64) -> Fact {
-        Fact::PaymentCaptured {
-            intent_id: "pi".into(),
-            amount_minor,
-        }
-    }
-
-    /// Payments reports `refunded_total_minor` refunded so far.
-    fn refunded(refunded_total_minor: i64) -> Fact {
-        Fact::PaymentRefunded {
-            refunded_total_minor,
-        }
-    }
-
-    /// Applies facts in turn, checking every transition is legal.
-    fn run(order: Order, facts: Vec<Fact>) -> (Order, Vec<Emit>) {
-        let mut order = order;
-        let mut emitted = Vec::new();
-        for fact in facts {
-            let d = decide(&order, fact).unwrap();
-            if let Some(t) = &d.transition {
-                assert!(legal(t.from, t.to), "{t:?}");
-            }
-            emitted.extend(d.emit);
-            order = d.order;
-        }
-        (order, emitted)
-    }
-
-    #[test]
-    fn placing_prices_lines_from_the_catalog_snapshot() {
-        let (order, lines) = place("o1", cmd(vec![("TEE", 3)], Some("save10")), offer).unwrap();
-        assert_eq!(order.subtotal_minor, 4_500);
-        assert_eq!(order.coupon_code.as_deref(), Some("SAVE10"));
-        assert_eq!(order.coupon, Coupon::Pending);
-        assert_eq!(lines[0].unit_price_minor, 1_500);
-        assert_eq!(lines[0].snapshot["price_version"], 2);
-    }
-
-    #[test]
-    fn bad_orders_are_refused_with_a_reason() {
-        let cases = [
-            (cmd(vec![("NOPE", 1)], None), "unknown_sku"),
-            (cmd(vec![("TEE", 0)], None), "invalid_quantity"),
-            (cmd(vec![("TEE", -2)], None), "invalid_quantity"),
-            (cmd(vec![("TEE", 1_000_000)], None), "invalid_quantity"),
-            (cmd(vec![("MUG", 1)], None), "currency_mismatch"),
-            (cmd(vec![("GOLD", 2)], None), "amount_too_large"),
-            (cmd(vec![], None), "no_items"),
-            (cmd(vec![("bad sku", 1)], None), "invalid_sku"),
-            (cmd(vec![("TEE", 1)], Some("x")), "invalid_coupon_code"),
-            (
-                PlaceOrder {
-                    currency: "euro".into(),
-                    ..cmd(vec![("TEE", 1)], None)
-                },
-                "invalid_currency",
-            ),
-            (
-                PlaceOrder {
-                    buyer_id: " ".into(),
-                    ..cmd(vec![("TEE", 1)], None)
-                },
-                "invalid_buyer",
-            ),
-        ];
-        for (c, code) in cases {
-            assert_eq!(place("o", c, offer).unwrap_err().code, code);
-        }
-    }
-
-    #[test]
-    fn happy_path_reaches_paid_and_full_refund() {
-        let (order, emitted) = run(
-            pending(None),
-            vec![
-                Fact::StockReserved,
-                intent_created(),
-                captured(3_000),
-                refunded(1_000),
-                refunded(3_000),
-            ],
-        );
-        assert_eq!(order.status, Status::Refunded);
-        assert_eq!(
-            emitted,
-            vec![
-                Emit::Confirmed,
-                Emit::Paid {
-                    intent_id: "pi".into(),
-                    amount_minor: 3_000
-                }
-            ]
-        );
-    }
-
-    #[test]
-    fn a_coupon_order_confirms_only_when_both_sides_settle() {
-        let order = pending(Some("SAVE"));
-        let (order, emitted) = run(order, vec![Fact::StockReserved]);
-        assert_eq!((order.status, emitted.len()), (Status::Pending, 0));
-        let (order, emitted) = run(
-            order,
-            vec![Fact::CouponApplied {
-                discount_minor: 500,
-            }],
-        );
-        assert_eq!(order.status, Status::AwaitingPayment);
-        assert_eq!(order.total_minor(), 2_500);
-        assert_eq!(emitted, vec![Emit::Confirmed]);
-    }
-
-    #[test]
-    fn a_discount_never_exceeds_the_subtotal() {
-        let (order, _) = run(
-            pending(Some("ALL")),
-            vec![Fact::CouponApplied {
-                discount_minor: 99_999,
-            }],
-        );
-        assert_eq!(order.total_minor(), 0);
-    }
-
-    #[test]
-    fn rejected_stock_or_coupon_rejects_the_order_once() {
-        let (order, emitted) = run(
-            pending(Some("SAVE")),
-            vec![
-                Fact::CouponApplied {
-                    discount_minor: 100,
-                },
-                Fact::StockRejected {
-                    sku: "TEE".into(),
-                    reason: "insufficient_stock".into(),
-                },
-                Fact::StockReserved,
-            ],
-        );
-        assert_eq!(order.status, Status::Rejected);
-        assert_eq!(emitted.len(), 1);
-        let (order, emitted) = run(
-            pending(Some("SAVE")),
-            vec![
-                Fact::StockReserved,
-                Fact::CouponRejected {
-                    reason: "usage_limit_reached".into(),
-                },
-            ],
-        );
-        assert_eq!(order.status, Status::Rejected);
-        assert_eq!(
-            emitted,
-            vec![Emit::Rejected {
-                reason: "coupon_usage_limit_reached".into()
-            }]
-        );
-    }
-
-    #[test]
-    fn failed_payment_and_expiry_cancel_an_unpaid_order() {
-        let (order, emitted) = run(
-            pending(None),
-            vec![
-                Fact::StockReserved,
-                Fact::PaymentFailed {
-                    reason: "card_declined".into(),
-                },
-            ],
-        );
-        assert_eq!(order.status, Status::Cancelled);
-        assert_eq!(
-            emitted[1],
-            Emit::Cancelled {
-                reason: "payment_card_declined".into()
-            }
-        );
-        let (order, _) = run(pending(None), vec![Fact::StockReserved, Fact::StockExpired]);
-        assert_eq!(order.status, Status::Cancelled);
-    }
-
-    #[test]
-    fn a_late_capture_is_refunded_and_ends_refunded() {
-        let (order, emitted) = run(
-            pending(None),
-            vec![
-                Fact::StockReserved,
-                intent_created(),
-                Fact::StockExpired,
-                captured(3_000),
-                refunded(3_000),
-            ],
-        );
-        assert_eq!(order.status, Status::Refunded);
-        assert!(emitted.contains(&Emit::RefundRequested {
-            intent_id: "pi".into(),
-            amount_minor: 3_000,
-            reason: "order_not_payable".into()
-        }));
-    }
-
-    #[test]
-    fn stock_lost_after_payment_is_refunded() {
-        let (order, emitted) = run(
-            pending(None),
-            vec![
-                Fact::StockReserved,
-                captured(3_000),
-                Fact::StockCommitFailed {
-                    reason: "reservation_expired".into(),
-                },
-            ],
-        );
-        assert_eq!(order.status, Status::Paid);
-        assert_eq!(
-            emitted.last(),
-            Some(&Emit::RefundRequested {
-                intent_id: "pi".into(),
-                amount_minor: 3_000,
-                reason: "stock_reservation_expired".into()
-            })
-        );
-    }
-
-    #[test]
-    fn only_unpaid_orders_can_be_cancelled() {
-        let (order, emitted) = run(pending(None), vec![Fact::CancelRequested]);
-        assert_eq!((order.status, emitted.len()), (Status::Cancelled, 1));
-        let (paid, _) = run(pending(None), vec![Fact::StockReserved, captured(3_000)]);
-        assert_eq!(
-            decide(&paid, Fact::CancelRequested).unwrap_err().code,
-            "order_not_cancellable"
-        );
-    }
-
-    #[test]
-    fn repeated_facts_change_nothing() {
-        let (order, _) = run(pending(None), vec![Fact::StockReserved]);
-        let again = decide(&order, Fact::StockReserved).unwrap();
-        assert_eq!((again.order, again.emit.len()), (order, 0));
-    }
-}
+mod tests;

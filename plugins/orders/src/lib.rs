@@ -1,11 +1,13 @@
 //! The orders bounded context: the system of record for orders and the hub of
 //! the order saga (docs/architecture/saga.md). Prices come from a local
 //! projection of the catalog; status history is append-only; every update of an
-//! order checks its version.
+//! order checks its version. Orders come from `POST /orders` and from checkout's
+//! submissions, by one path; shipping's events tell how far they have got.
 mod domain;
+mod shipments;
 mod store;
 
-use domain::{Decision, Emit, Fact, Offer, Order, PlaceOrder, Refusal, Status};
+use domain::{Decision, Emit, Fact, Offer, Order, OrderRequest, PlaceOrder, Refusal, Status};
 use mercato_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -28,6 +30,10 @@ impl Plugin for Orders {
                 "0002_append_only.postgres.sql",
                 include_str!("../../../migrations/orders/0002_append_only.postgres.sql"),
             )
+            .migration(
+                "0003_shipping.sql",
+                include_str!("../../../migrations/orders/0003_shipping.sql"),
+            )
             .openapi(include_str!("../openapi.json"));
         for pattern in [
             "products.*",
@@ -38,6 +44,11 @@ impl Plugin for Orders {
             "coupons.CouponApplied",
             "coupons.CouponRejected",
             "payments.*",
+            "checkout.CheckoutSubmitted",
+            "shipping.ShipmentCreated",
+            "shipping.ShipmentDispatched",
+            "shipping.ShipmentDelivered",
+            "shipping.ShipmentCancelled",
         ] {
             m = m.subscribe(pattern);
         }
@@ -59,6 +70,8 @@ impl Plugin for Orders {
                 store::upsert_offer(&events::payload::<Offer>(&event)?, &clock::now())
             }
             ("products", "ProductPriceChanged") => project_price(&events::payload(&event)?),
+            ("checkout", "CheckoutSubmitted") => checkout_submitted(&event),
+            ("shipping", _) => shipments::reported(&event),
             _ => saga(&event),
         }
     }
@@ -70,36 +83,39 @@ impl From<Refusal> for HttpError {
     }
 }
 
-// ---- HTTP ----
-
-#[derive(Deserialize)]
-struct PlaceBody {
-    buyer_id: String,
-    currency: String,
-    items: Vec<ItemBody>,
-    #[serde(default)]
-    coupon_code: Option<String>,
+/// Why placing an order failed.
+enum PlaceError {
+    /// The order breaks a rule: nothing was written, and the caller hears why.
+    Refused(Refusal),
+    /// The host failed: the call rolls back (an event is retried).
+    Host(Error),
 }
 
-#[derive(Deserialize)]
-struct ItemBody {
-    sku: String,
-    quantity: i64,
+impl From<Refusal> for PlaceError {
+    fn from(r: Refusal) -> Self {
+        PlaceError::Refused(r)
+    }
 }
 
-fn place(req: &Request) -> HttpResult {
-    let body: PlaceBody = req.json()?;
+impl From<Error> for PlaceError {
+    fn from(e: Error) -> Self {
+        PlaceError::Host(e)
+    }
+}
+
+impl From<PlaceError> for HttpError {
+    fn from(e: PlaceError) -> Self {
+        match e {
+            PlaceError::Refused(r) => r.into(),
+            PlaceError::Host(e) => e.into(),
+        }
+    }
+}
+
+/// Prices, validates and records a new order and emits `OrderPlaced`: the one
+/// path of `POST /orders` and of a checkout submission. A refusal writes nothing.
+fn place_order(cmd: PlaceOrder) -> Result<Order, PlaceError> {
     let id = new_id();
-    let cmd = PlaceOrder {
-        buyer_id: body.buyer_id,
-        currency: body.currency,
-        lines: body
-            .items
-            .into_iter()
-            .map(|i| (i.sku, i.quantity))
-            .collect(),
-        coupon_code: body.coupon_code,
-    };
     let mut offers = Vec::new();
     for (sku, _) in &cmd.lines {
         if let Some(offer) = store::offer(sku)? {
@@ -122,11 +138,21 @@ fn place(req: &Request) -> HttpResult {
             "items": lines.iter().map(|l| json!({ "sku": l.sku, "quantity": l.quantity, "unit_price_minor": l.unit_price_minor })).collect::<Vec<_>>(),
             "subtotal_minor": order.subtotal_minor,
             "coupon_code": order.coupon_code,
+            "shipping_address": order.shipping_address,
+            "checkout_session_id": order.checkout_session_id,
         }),
     )?;
+    Ok(order)
+}
+
+// ---- HTTP ----
+
+fn place(req: &Request) -> HttpResult {
+    let body: OrderRequest = req.json()?;
+    let order = place_order(body.into_command(None))?;
     Ok(Response::json(
         201,
-        &json!({ "id": id, "status": order.status.as_str() }),
+        &json!({ "id": order.id, "status": order.status.as_str() }),
     ))
 }
 
@@ -157,6 +183,29 @@ fn cancel(req: &Request) -> HttpResult {
 }
 
 // ---- events ----
+
+/// Places the order a checkout session submitted, exactly as `POST /orders`
+/// would, once per session. A refusal creates no order and is answered with
+/// `CheckoutRejected` (the event was handled); only a host failure is an error.
+fn checkout_submitted(event: &Event) -> Result<(), Error> {
+    let submission = domain::read_submission(&event.payload).map_err(Error::Invalid)?;
+    let session_id = submission.session_id;
+    // Whatever the redelivery, and should checkout submit a session twice,
+    // the session's first order stands (the unique index backs this up).
+    if store::order_of_session(&session_id)?.is_some() {
+        return Ok(());
+    }
+    let refusal = match submission.command.map(place_order) {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(PlaceError::Host(e))) => return Err(e),
+        Ok(Err(PlaceError::Refused(r))) | Err(r) => r,
+    };
+    events::emit(
+        "CheckoutRejected",
+        &session_id,
+        &json!({ "session_id": session_id, "code": refusal.code, "message": refusal.message }),
+    )
+}
 
 #[derive(Deserialize)]
 struct PriceChanged {
@@ -279,18 +328,21 @@ fn apply(before: &Order, version: i64, d: Decision) -> Result<(), Error> {
             ),
             Emit::Rejected { reason } => (
                 "OrderRejected",
-                json!({ "order_id": o.id, "reason": reason, "coupon_code": o.coupon_code }),
+                json!({ "order_id": o.id, "buyer_id": o.buyer_id, "reason": reason, "coupon_code": o.coupon_code }),
             ),
             Emit::Cancelled { reason } => (
                 "OrderCancelled",
-                json!({ "order_id": o.id, "reason": reason, "coupon_code": o.coupon_code }),
+                json!({ "order_id": o.id, "buyer_id": o.buyer_id, "reason": reason, "coupon_code": o.coupon_code }),
             ),
             Emit::Paid {
                 intent_id,
                 amount_minor,
             } => (
                 "OrderPaid",
-                json!({ "order_id": o.id, "intent_id": intent_id, "amount_minor": amount_minor, "currency": o.currency }),
+                json!({
+                    "order_id": o.id, "buyer_id": o.buyer_id, "intent_id": intent_id, "amount_minor": amount_minor,
+                    "currency": o.currency, "items": store::event_items(&o.id)?, "shipping_address": o.shipping_address,
+                }),
             ),
             Emit::RefundRequested {
                 intent_id,
@@ -325,6 +377,10 @@ fn view(o: &Order, version: i64) -> Result<Value, HttpError> {
         "captured_minor": o.captured_minor,
         "refunded_minor": o.refunded_minor,
         "status_history": history,
+        "shipping_address": o.shipping_address,
+        "checkout_session_id": o.checkout_session_id,
+        "fulfillment_status": o.fulfillment.as_str(),
+        "shipments": store::shipments(&o.id)?,
         "version": version,
     }))
 }

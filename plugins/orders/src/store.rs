@@ -1,19 +1,31 @@
 //! The orders tables: every SQL statement of the context lives here.
 //!
-//! `orders` is the only table updated, always with a version check; items,
-//! status history, payments and refunds are append-only.
+//! `orders` is updated only with a version check; a shipment's row only as
+//! its status moves forward; items, status history, payments and refunds are
+//! append-only.
 // `super`, not `crate`: plugins/testing/orders-v2 compiles this crate's source as a module.
-use super::domain::{Coupon, Line, Offer, Order, Status, Stock};
+use super::domain::{
+    Coupon, Fulfillment, Line, Offer, Order, Shipment, ShipmentStatus, Status, Stock,
+};
+use mercato_sdk::address::ShippingAddress;
 use mercato_sdk::prelude::*;
 use serde_json::Value;
 
-/// Records a new order at version 1 with its priced lines.
+/// Records a new order at version 1 with its priced lines. A second order
+/// for one checkout session breaks the unique index: an error, never a
+/// second order.
 pub fn insert_order(order: &Order, lines: &[Line], now: &str) -> Result<(), Error> {
     let id = order.id.as_str();
+    let address = order
+        .shipping_address
+        .as_ref()
+        .map(|a| serde_json::to_string(a).map_err(|e| Error::Internal(e.to_string())))
+        .transpose()?;
     db::execute(
         "INSERT INTO orders (id, buyer_id, currency, status, stock_status, coupon_status, coupon_code, \
-         subtotal_minor, discount_minor, total_minor, captured_minor, refunded_minor, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $8, 0, 0, 1, $9, $9)",
+         subtotal_minor, discount_minor, total_minor, captured_minor, refunded_minor, version, created_at, updated_at, \
+         shipping_address_json, checkout_session_id, fulfillment_status) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $8, 0, 0, 1, $9, $9, $10, $11, $12)",
         &[
             id.into(),
             order.buyer_id.as_str().into(),
@@ -24,6 +36,9 @@ pub fn insert_order(order: &Order, lines: &[Line], now: &str) -> Result<(), Erro
             order.coupon_code.clone().into(),
             order.subtotal_minor.into(),
             now.into(),
+            address.into(),
+            order.checkout_session_id.clone().into(),
+            order.fulfillment.as_str().into(),
         ],
     )?;
     for (n, line) in lines.iter().enumerate() {
@@ -54,7 +69,8 @@ fn corrupt(what: &str) -> Error {
 pub fn order(id: &str) -> Result<Option<(Order, i64)>, Error> {
     let rows = db::query(
         "SELECT id, buyer_id, currency, status, stock_status, coupon_status, coupon_code, subtotal_minor, \
-         discount_minor, payment_intent_id, captured_minor, refunded_minor, version FROM orders WHERE id = $1",
+         discount_minor, payment_intent_id, captured_minor, refunded_minor, version, \
+         shipping_address_json, checkout_session_id, fulfillment_status FROM orders WHERE id = $1",
         &[id.into()],
     )?;
     let Some(r) = rows.first() else {
@@ -73,6 +89,14 @@ pub fn order(id: &str) -> Result<Option<(Order, i64)>, Error> {
         payment_intent_id: r.opt_text("payment_intent_id")?.map(str::to_owned),
         captured_minor: r.int("captured_minor")?,
         refunded_minor: r.int("refunded_minor")?,
+        shipping_address: r
+            .opt_text("shipping_address_json")?
+            .map(serde_json::from_str::<ShippingAddress>)
+            .transpose()
+            .map_err(|_| corrupt("shipping address"))?,
+        checkout_session_id: r.opt_text("checkout_session_id")?.map(str::to_owned),
+        fulfillment: Fulfillment::parse(r.text("fulfillment_status")?)
+            .ok_or_else(|| corrupt("fulfillment status"))?,
     };
     Ok(Some((order, r.int("version")?)))
 }
@@ -83,8 +107,8 @@ pub fn order(id: &str) -> Result<Option<(Order, i64)>, Error> {
 pub fn update_order(o: &Order, version: i64, now: &str) -> Result<(), Error> {
     let changed = db::execute(
         "UPDATE orders SET status = $1, stock_status = $2, coupon_status = $3, discount_minor = $4, total_minor = $5, \
-         payment_intent_id = $6, captured_minor = $7, refunded_minor = $8, version = version + 1, updated_at = $9 \
-         WHERE id = $10 AND version = $11",
+         payment_intent_id = $6, captured_minor = $7, refunded_minor = $8, fulfillment_status = $12, \
+         version = version + 1, updated_at = $9 WHERE id = $10 AND version = $11",
         &[
             o.status.as_str().into(),
             o.stock.as_str().into(),
@@ -97,6 +121,7 @@ pub fn update_order(o: &Order, version: i64, now: &str) -> Result<(), Error> {
             now.into(),
             o.id.as_str().into(),
             version.into(),
+            o.fulfillment.as_str().into(),
         ],
     )?;
     if changed == 0 {
@@ -106,6 +131,17 @@ pub fn update_order(o: &Order, version: i64, now: &str) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// The order placed for a checkout session, if there is one.
+pub fn order_of_session(session_id: &str) -> Result<Option<String>, Error> {
+    let rows = db::query(
+        "SELECT id FROM orders WHERE checkout_session_id = $1",
+        &[session_id.into()],
+    )?;
+    rows.first()
+        .map(|r| Ok(r.text("id")?.to_owned()))
+        .transpose()
 }
 
 /// Appends a status change to the order's history (the next `seq`).
@@ -198,6 +234,96 @@ pub fn items(order_id: &str) -> Result<Vec<Value>, Error> {
         item["product"] = snapshot.unwrap_or(Value::Null);
     }
     Ok(items)
+}
+
+/// The order's lines as events carry them: `{sku, quantity, unit_price_minor}`.
+pub fn event_items(order_id: &str) -> Result<Vec<Value>, Error> {
+    let rows = db::query(
+        "SELECT sku, quantity, unit_price_minor FROM order_items WHERE order_id = $1 ORDER BY line_no",
+        &[order_id.into()],
+    )?;
+    Ok(rows.to_json())
+}
+
+/// The recorded shipment and the order it belongs to, if shipping reported it before.
+pub fn shipment(shipment_id: &str) -> Result<Option<(String, Shipment)>, Error> {
+    let rows = db::query(
+        "SELECT order_id, status, carrier, tracking_number FROM order_shipments WHERE shipment_id = $1",
+        &[shipment_id.into()],
+    )?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let shipment = Shipment {
+        status: ShipmentStatus::parse(r.text("status")?)
+            .ok_or_else(|| corrupt("shipment status"))?,
+        carrier: r.opt_text("carrier")?.map(str::to_owned),
+        tracking_number: r.opt_text("tracking_number")?.map(str::to_owned),
+    };
+    Ok(Some((r.text("order_id")?.to_owned(), shipment)))
+}
+
+/// Records a shipment shipping reported for the first time; `at` is when it
+/// changed.
+pub fn insert_shipment(
+    order_id: &str,
+    shipment_id: &str,
+    s: &Shipment,
+    at: &str,
+    now: &str,
+) -> Result<(), Error> {
+    db::execute(
+        "INSERT INTO order_shipments (id, order_id, shipment_id, status, carrier, tracking_number, updated_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            new_id().into(),
+            order_id.into(),
+            shipment_id.into(),
+            s.status.as_str().into(),
+            s.carrier.clone().into(),
+            s.tracking_number.clone().into(),
+            at.into(),
+            now.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Stores a recorded shipment's new state (the decider moved it forward).
+pub fn update_shipment(shipment_id: &str, s: &Shipment, at: &str) -> Result<(), Error> {
+    db::execute(
+        "UPDATE order_shipments SET status = $1, carrier = $2, tracking_number = $3, updated_at = $4 \
+         WHERE shipment_id = $5",
+        &[
+            s.status.as_str().into(),
+            s.carrier.clone().into(),
+            s.tracking_number.clone().into(),
+            at.into(),
+            shipment_id.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The statuses of all the order's shipments.
+pub fn shipment_statuses(order_id: &str) -> Result<Vec<ShipmentStatus>, Error> {
+    let rows = db::query(
+        "SELECT status FROM order_shipments WHERE order_id = $1",
+        &[order_id.into()],
+    )?;
+    rows.iter()
+        .map(|r| ShipmentStatus::parse(r.text("status")?).ok_or_else(|| corrupt("shipment status")))
+        .collect()
+}
+
+/// The order's shipments, first reported first, as the API shows them.
+pub fn shipments(order_id: &str) -> Result<Vec<Value>, Error> {
+    let rows = db::query(
+        "SELECT shipment_id, status, carrier, tracking_number, COALESCE(updated_at, created_at) AS updated_at \
+         FROM order_shipments WHERE order_id = $1 ORDER BY created_at, shipment_id",
+        &[order_id.into()],
+    )?;
+    Ok(rows.to_json())
 }
 
 /// The order's status history, oldest first, as the API shows it.

@@ -614,9 +614,14 @@ pub async fn product(app: &TestApp, sku: &str, price_minor: i64, on_hand: i64) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
+/// A valid `shipping_address`, which every `POST /orders` body needs.
+pub fn shipping_address() -> Value {
+    json!({ "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" })
+}
+
 pub async fn place(app: &TestApp, sku: &str, buyer: &str) -> String {
     let (status, body) = app
-        .post("/orders", &json!({ "buyer_id": buyer, "currency": "EUR", "items": [{ "sku": sku, "quantity": 1 }] }))
+        .post("/orders", &json!({ "buyer_id": buyer, "currency": "EUR", "items": [{ "sku": sku, "quantity": 1 }], "shipping_address": shipping_address() }))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["id"].as_str().unwrap().to_owned()
