@@ -20,6 +20,9 @@ use store::{NewEntry, Shipment};
 
 /// `ShipmentCancelled.reason`: the only thing that cancels a shipment.
 const CANCEL_REASON: &str = "order_refunded";
+/// Most carrier reports one shipment records. A real parcel gets a few dozen;
+/// the cap stops a caller from growing one history without bound.
+const MAX_CARRIER_REPORTS: i64 = 1_000;
 
 /// The plugin; other components can wrap it (see `plugins/testing/`).
 pub struct Shipping;
@@ -144,6 +147,15 @@ fn record_carrier_event(req: &Request) -> HttpResult {
     };
     if let Some(applied) = store::carrier_event_applied(&shipment.id, &report.carrier_event_id)? {
         return answer(&shipment, applied, true);
+    }
+    if store::carrier_report_count(&shipment.id)? >= MAX_CARRIER_REPORTS {
+        return Err(HttpError::conflict(
+            "too_many_reports",
+            &format!(
+                "shipment {} already has {MAX_CARRIER_REPORTS} carrier reports",
+                shipment.id
+            ),
+        ));
     }
     // A report about another parcel is refused before it enters this history.
     let tracking_number = || {

@@ -292,3 +292,13 @@ pub fn carrier_event_applied(
         .map(|row| Ok(row.int("applied")? != 0))
         .transpose()
 }
+
+/// How many carrier reports the shipment has recorded.
+pub fn carrier_report_count(shipment_id: &str) -> Result<i64, Error> {
+    let rows = db::query(
+        "SELECT COUNT(*) AS n FROM shipment_events \
+         WHERE shipment_id = $1 AND carrier_event_id IS NOT NULL",
+        &[shipment_id.into()],
+    )?;
+    rows.first().map_or(Ok(0), |row| row.int("n"))
+}
