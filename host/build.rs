@@ -11,6 +11,9 @@ const EMBEDDED: &[&str] = &[
     "inventory",
     "payments",
     "coupons",
+    "shipping",
+    "checkout",
+    "notifications",
     // The example coupon rules, so rule coupons work out of the box.
     "tiered-spend",
     "buy-x-get-y",

@@ -818,7 +818,8 @@ async fn postgres_hot_swap_applies_the_new_versions_migration() {
             )
         )
         .await,
-        3
+        4,
+        "orders' three migrations and the v2's fourth"
     );
     drop_postgres(&config, &SHOP).await;
 }
