@@ -8,6 +8,7 @@ mod hotswap;
 mod hotswap_load;
 mod http;
 mod layout;
+mod outbound;
 mod rules;
 mod runtime;
 mod sandbox;

@@ -233,6 +233,9 @@ pub struct PluginConfig {
     /// Where it may send outbound HTTP (nowhere when absent; the built-in
     /// `notifications` plugin defaults to public HTTPS).
     pub outbound: Option<crate::outbound::OutboundConfig>,
+    /// Whether `POST /admin/plugins/{name}/wipe` may empty its database
+    /// (default: only the built-in `checkout`, whose data is process state).
+    pub wipeable: Option<bool>,
 }
 
 /// Limits where each field may be omitted.
@@ -300,6 +303,14 @@ impl Config {
             .get(plugin)
             .and_then(|p| p.outbound.clone())
             .unwrap_or_else(|| crate::outbound::OutboundConfig::builtin_for(plugin))
+    }
+
+    /// Whether `plugin`'s database may be wiped.
+    pub fn wipeable(&self, plugin: &str) -> bool {
+        self.plugins
+            .get(plugin)
+            .and_then(|p| p.wipeable)
+            .unwrap_or(plugin == "checkout")
     }
 
     /// Storage for `plugin`.

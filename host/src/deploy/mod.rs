@@ -10,10 +10,12 @@ mod load;
 pub mod signing;
 pub mod store;
 mod watch;
+mod wipe;
 
 pub use checks::CONTRACT_MARKER;
 pub use load::{Candidate, Component, LoadFailure, PluginLoadError};
 pub use watch::{Watcher, watch};
+pub use wipe::Wiped;
 
 use crate::config::Config;
 use crate::events::Relay;
@@ -135,6 +137,11 @@ pub enum DeployError {
     /// No plugin of that name runs.
     #[error("no plugin named `{0}` is loaded")]
     Unknown(String),
+    /// The plugin's data is not process state the operator allowed to wipe.
+    #[error(
+        "plugin `{0}` is not wipeable; only plugins whose database holds no business truth may be (`[plugins.{0}] wipeable = true`)"
+    )]
+    NotWipeable(String),
     /// The registry on disk could not be read or written.
     #[error("plugin registry: {0}")]
     Registry(String),
@@ -162,6 +169,7 @@ impl DeployError {
             DeployError::Unreadable { .. } => (422, "unreadable_migration"),
             DeployError::NoPrevious(_) => (409, "no_previous_version"),
             DeployError::Unknown(_) => (404, "unknown_plugin"),
+            DeployError::NotWipeable(_) => (409, "not_wipeable"),
         }
     }
 }

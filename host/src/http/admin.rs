@@ -150,6 +150,14 @@ pub(super) async fn rollback(
     Ok(Json(serde_json::to_value(switched).unwrap_or_default()))
 }
 
+pub(super) async fn wipe(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let wiped = app.deployer().wipe(&name).await.map_err(deploy_error)?;
+    Ok(Json(serde_json::to_value(wiped).unwrap_or_default()))
+}
+
 pub(super) async fn versions(
     State(app): State<App>,
     Path(name): Path<String>,

@@ -46,6 +46,10 @@ pub fn app(app: App) -> Router {
         )
         .route("/admin/plugins/{name}/versions", get(admin::versions))
         .route(
+            "/admin/plugins/{name}/wipe",
+            axum::routing::post(admin::wipe),
+        )
+        .route(
             "/admin/events/dead-letters/redrive",
             axum::routing::post(admin::redrive),
         )

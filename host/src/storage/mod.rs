@@ -174,6 +174,19 @@ impl Database {
             Database::Postgres(db) => db.apply_migration(step).await,
         }
     }
+
+    /// Empties the plugin's own part of the database, in one transaction:
+    /// every object its migrations made is dropped, and with them the record
+    /// of those migrations, stored responses, delayed and dead events. The
+    /// outbox, the cursors and queued outbound requests stay: events already
+    /// emitted still reach subscribers, and the plugin goes on consuming
+    /// where it was. Migrations must run again afterwards.
+    pub async fn wipe(&self) -> Result<(), StorageError> {
+        match self {
+            Database::Sqlite(db) => db.wipe().await,
+            Database::Postgres(db) => db.wipe().await,
+        }
+    }
 }
 
 /// One open transaction. Dropping it without [`Tx::commit`] rolls back.

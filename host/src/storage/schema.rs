@@ -18,6 +18,15 @@ pub const HOST_TABLES: &[&str] = &[
     "_sqlx_migrations",
 ];
 
+/// Host tables that describe the plugin's own data and go with it when the
+/// plugin's database is wiped ([`super::Database::wipe`]).
+pub const WIPED_WITH_PLUGIN_DATA: &[&str] = &[
+    "_sqlx_migrations",
+    "mercato_idempotency",
+    "mercato_scheduled",
+    "mercato_dead_letters",
+];
+
 /// True for tables only the host may write.
 pub fn is_host_table(name: &str) -> bool {
     HOST_TABLES.iter().any(|t| t.eq_ignore_ascii_case(name))

@@ -1,6 +1,8 @@
 //! `TestApp`: a real host with real plugin components on a real port, a fresh
 //! data directory, and `drain()` to wait for event delivery instead of sleeping.
 
+pub mod receiver;
+
 use mercato::app::App;
 use mercato::config::{Config, EventsConfig, StorageConfig};
 use mercato::deploy::Component;

@@ -127,6 +127,53 @@ impl PgDb {
         provision::host_tables(&self.shared.admin, &self.shared.names, &self.shared.key).await
     }
 
+    /// Drops every object in the plugin's schema (on the admin connection:
+    /// the runtime role owns none of them) and clears the host records of the
+    /// plugin's data (with the host key), in one transaction.
+    pub(super) async fn wipe(&self) -> Result<(), StorageError> {
+        use sqlx::{Connection, Executor};
+        let names = &self.shared.names;
+        let mut conn = sqlx::PgConnection::connect_with(&self.shared.admin).await?;
+        let mut tx = conn.begin().await?;
+        // Relations first (CASCADE takes their indexes, triggers, constraints
+        // and owned sequences), then routines and free-standing types.
+        let drops: Vec<String> = sqlx::query_scalar(
+            "SELECT statement FROM ( \
+               SELECT 1 AS step, format('DROP %s IF EXISTS %I.%I CASCADE', \
+                 CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' \
+                   WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' WHEN 'c' THEN 'TYPE' \
+                   ELSE 'TABLE' END, n.nspname, c.relname) AS statement \
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+               WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') \
+               UNION ALL \
+               SELECT 2, format('DROP ROUTINE IF EXISTS %s CASCADE', p.oid::regprocedure) \
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 \
+               UNION ALL \
+               SELECT 3, format('DROP TYPE IF EXISTS %I.%I CASCADE', n.nspname, t.typname) \
+               FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+               WHERE n.nspname = $1 AND t.typtype IN ('e', 'd', 'r', 'm') \
+             ) s ORDER BY step, statement",
+        )
+        .bind(&names.schema)
+        .fetch_all(&mut *tx)
+        .await?;
+        for drop in drops {
+            tx.execute(drop.as_str()).await?;
+        }
+        sqlx::query("SELECT pg_catalog.set_config('mercato.host_key', $1, true)")
+            .bind(self.shared.key.expose())
+            .execute(&mut *tx)
+            .await?;
+        for table in super::schema::WIPED_WITH_PLUGIN_DATA {
+            tx.execute(format!("DELETE FROM {}.{table}", quote(&names.host_schema)).as_str())
+                .await?;
+        }
+        sqlx::query(HostKey::CLEAR).execute(&mut *tx).await?;
+        tx.commit().await?;
+        conn.close().await?;
+        Ok(())
+    }
+
     pub(super) async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>, StorageError> {
         self.applied().await
     }

@@ -141,6 +141,35 @@ impl SqliteDb {
         Ok(())
     }
 
+    pub(super) async fn wipe(&self) -> Result<(), StorageError> {
+        let mut writer = self.writer.lock().await;
+        let tx = writer.conn.transaction()?;
+        let objects: Vec<(String, String)> = tx
+            .prepare(
+                // Virtual tables first: dropping one drops its shadow tables.
+                "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view') \
+                 AND name NOT LIKE 'sqlite_%' \
+                 ORDER BY CASE WHEN sql LIKE 'CREATE VIRTUAL%' THEN 0 ELSE 1 END, name",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (kind, name) in objects {
+            if super::schema::is_host_table(&name) {
+                continue;
+            }
+            let kind = if kind == "view" { "VIEW" } else { "TABLE" };
+            tx.execute_batch(&format!(
+                "DROP {kind} IF EXISTS \"{}\"",
+                name.replace('"', "\"\"")
+            ))?;
+        }
+        for table in super::schema::WIPED_WITH_PLUGIN_DATA {
+            tx.execute_batch(&format!("DELETE FROM {table}"))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub(super) async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>, StorageError> {
         let writer = self.writer.lock().await;
         let mut stmt = writer
