@@ -7,6 +7,7 @@ mod events;
 mod hotswap;
 mod hotswap_load;
 mod http;
+mod journey;
 mod layout;
 mod outbound;
 mod rules;
