@@ -818,8 +818,8 @@ async fn postgres_hot_swap_applies_the_new_versions_migration() {
             )
         )
         .await,
-        4,
-        "orders' three migrations and the v2's fourth"
+        5,
+        "orders' four migrations and the v2's fifth"
     );
     drop_postgres(&config, &SHOP).await;
 }

@@ -34,6 +34,14 @@ impl Plugin for Orders {
                 "0003_shipping.sql",
                 include_str!("../../../migrations/orders/0003_shipping.sql"),
             )
+            .migration(
+                "0004_shipping_checks.sqlite.sql",
+                include_str!("../../../migrations/orders/0004_shipping_checks.sqlite.sql"),
+            )
+            .migration(
+                "0004_shipping_checks.postgres.sql",
+                include_str!("../../../migrations/orders/0004_shipping_checks.postgres.sql"),
+            )
             .openapi(include_str!("../openapi.json"));
         for pattern in [
             "products.*",

@@ -144,6 +144,9 @@ impl SqliteDb {
     pub(super) async fn wipe(&self) -> Result<(), StorageError> {
         let mut writer = self.writer.lock().await;
         let tx = writer.conn.transaction()?;
+        // Tables go in name order, parents perhaps before children: their
+        // foreign keys are checked at commit, when all of them are gone.
+        tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
         let objects: Vec<(String, String)> = tx
             .prepare(
                 // Virtual tables first: dropping one drops its shadow tables.

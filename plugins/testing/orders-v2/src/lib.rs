@@ -23,8 +23,8 @@ impl Plugin for OrdersV2 {
         <Orders as Plugin>::manifest()
             .with_version("2.0.0")
             .migration(
-                "0004_add_channel.sql",
-                include_str!("../migrations/0004_add_channel.sql"),
+                "0005_add_channel.sql",
+                include_str!("../migrations/0005_add_channel.sql"),
             )
     }
 
