@@ -1,4 +1,4 @@
-//! `mercato demo`: one order from product to refund, step by step, against an
+//! `mercato demo`: one order from checkout to delivery and refund, step by step, against an
 //! in-process shop on a fresh data directory. Each step prints the request and
 //! the answer, and waits for the saga (the router) instead of sleeping.
 use crate::app::App;
@@ -88,6 +88,11 @@ fn summary(value: &Value) -> String {
         "captured_minor",
         "refunded_minor",
         "refunded_total_minor",
+        "order_id",
+        "payment_intent_id",
+        "fulfillment_status",
+        "tracking_number",
+        "applied",
         "balanced",
         "total_debit_minor",
         "total_credit_minor",
@@ -108,6 +113,17 @@ fn shipping_address() -> Value {
     json!({ "name": "Demo Buyer", "line1": "1 Example Street", "city": "Berlin", "postal_code": "10115", "country": "DE" })
 }
 
+/// Prints which of a checkout session's steps are reached, and when.
+fn print_steps(session: &Value) {
+    for step in session["steps"].as_array().into_iter().flatten() {
+        println!(
+            "   {:<16} {}",
+            step["step"].as_str().unwrap_or("?"),
+            step["at"].as_str().unwrap_or("—")
+        );
+    }
+}
+
 /// Runs the walkthrough. With `data_dir` the databases are kept there.
 pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let temporary = data_dir.is_none();
@@ -115,7 +131,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         std::env::temp_dir().join(format!("mercato-demo-{}", uuid::Uuid::new_v4().simple()))
     });
     println!(
-        "Mercato demo: one order from product to refund (data in {})",
+        "Mercato demo: one order from checkout to delivery and refund (data in {})",
         dir.display()
     );
     let config = Config {
@@ -146,25 +162,33 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         json!({ "code": code, "kind": "percent", "percent": 10, "currency": "EUR", "usage_limit": 100 })).await?;
     demo.settle().await?;
 
-    let placed = demo.post("Place an order for two (orders prices it from its catalog projection)", "/orders",
+    let session = demo.post("Open a checkout session for two (checkout owns the process, not the order)", "/checkout/sessions",
         json!({ "buyer_id": "demo-buyer", "currency": "EUR", "items": [{ "sku": sku, "quantity": 2 }], "coupon_code": code, "shipping_address": shipping_address() })).await?;
-    let order_id = placed["id"].as_str().unwrap_or_default().to_owned();
+    let session_id = session["id"].as_str().unwrap_or_default().to_owned();
+    demo.post(
+        "Submit it (checkout emits CheckoutSubmitted; orders places the order)",
+        &format!("/checkout/sessions/{session_id}/submit"),
+        json!({}),
+    )
+    .await?;
     demo.settle().await?;
+    let session = demo
+        .get(
+            "The session followed the saga: order placed, stock reserved, awaiting payment",
+            &format!("/checkout/sessions/{session_id}"),
+        )
+        .await?;
+    print_steps(&session);
+    let order_id = session["order_id"].as_str().unwrap_or_default().to_owned();
+    let intent_id = session["payment_intent_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     demo.get(
         "Inventory reserved the stock, coupons applied the discount: the order awaits payment",
         &format!("/orders/{order_id}"),
     )
     .await?;
-    let intents = demo
-        .get(
-            "Payments created an intent for the total",
-            &format!("/payments/intents?order_id={order_id}"),
-        )
-        .await?;
-    let intent_id = intents["intents"][0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
 
     demo.post(
         "The buyer confirms with the test card pm_card_ok",
@@ -173,8 +197,51 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     )
     .await?;
     demo.settle().await?;
-    demo.get("The order is PAID", &format!("/orders/{order_id}"))
+    let session = demo
+        .get(
+            "Paid, and shipping made a shipment: the session is COMPLETED",
+            &format!("/checkout/sessions/{session_id}"),
+        )
         .await?;
+    print_steps(&session);
+    let shipments = demo
+        .get(
+            "The shipment, labelled by the built-in test carrier",
+            &format!("/shipping/shipments?order_id={order_id}"),
+        )
+        .await?;
+    let shipment_id = shipments["shipments"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for (event, status, at) in [
+        ("scan-1", "IN_TRANSIT", "2026-12-01T10:00:00Z"),
+        ("scan-2", "DELIVERED", "2026-12-02T09:30:00Z"),
+        // Late, out of order: recorded, but the parcel stays delivered.
+        ("scan-0", "IN_TRANSIT", "2026-12-01T08:00:00Z"),
+    ] {
+        demo.post(
+            &format!("The carrier reports {status} ({event}, {at})"),
+            &format!("/shipping/shipments/{shipment_id}/events"),
+            json!({ "carrier_event_id": event, "status": status, "occurred_at": at }),
+        )
+        .await?;
+    }
+    demo.settle().await?;
+    demo.get(
+        "The order is PAID and DELIVERED",
+        &format!("/orders/{order_id}"),
+    )
+    .await?;
+    let inbox = demo
+        .get(
+            "Notifications rendered one message per event for the buyer",
+            "/notifications?recipient=demo-buyer",
+        )
+        .await?;
+    for n in inbox["notifications"].as_array().into_iter().flatten() {
+        println!("   {}", n["subject"].as_str().unwrap_or(""));
+    }
     demo.get(
         "Inventory committed the reservation",
         &format!("/inventory/items/{sku}"),

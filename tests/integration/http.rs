@@ -280,7 +280,7 @@ fn mercato_serve_runs_with_zero_config_and_stops_on_sigterm() {
 }
 
 #[test]
-fn mercato_demo_walks_one_order_from_product_to_refund() {
+fn mercato_demo_walks_one_order_from_checkout_to_delivery_and_refund() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_mercato"))
         .args(["demo", "--data-dir"])
@@ -296,6 +296,9 @@ fn mercato_demo_walks_one_order_from_product_to_refund() {
     );
     for step in [
         "AWAITING_PAYMENT",
+        "\"status\":\"COMPLETED\"",
+        "\"fulfillment_status\":\"DELIVERED\"",
+        "\"applied\":false",
         "\"PAID\"",
         "PARTIALLY_REFUNDED",
         "\"REFUNDED\"",

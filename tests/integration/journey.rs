@@ -11,17 +11,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub const FULL_SHOP: [&str; 8] = [
-    "products",
-    "orders",
-    "inventory",
-    "payments",
-    "coupons",
-    "shipping",
-    "checkout",
-    "notifications",
-];
-
 /// The full shop, its notifications allowed to reach `receiver`.
 async fn full_shop(backend: Backend, dir: &std::path::Path, receiver: &Receiver) -> Config {
     let mut config = backend.shop_config(dir).await;
@@ -472,4 +461,67 @@ on_both_backends!(
     wiping_checkout_mid_flow_loses_no_order_and_touches_no_other_context,
     wiping_checkout_mid_flow_loses_no_order_and_touches_no_other_context_on_sqlite,
     wiping_checkout_mid_flow_loses_no_order_and_touches_no_other_context_on_postgres,
+);
+
+async fn an_open_session_expires_and_a_submitted_one_does_not(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = full_shop(backend, dir.path(), &receiver).await;
+    let _teardown = Teardown::new(&config, &FULL_SHOP);
+    let app = TestApp::start(config.clone(), &FULL_SHOP).await;
+    product(&app, "CAP", 900, 5).await;
+    app.drain().await;
+    let body = |buyer: &str| json!({ "buyer_id": buyer, "currency": "EUR", "items": [{ "sku": "CAP", "quantity": 1 }], "shipping_address": shipping_address(), "ttl_seconds": 1 });
+    let left_open = ok(&app, "POST", "/checkout/sessions", body("ed")).await;
+    let submitted = ok(&app, "POST", "/checkout/sessions", body("flo")).await;
+    let (left_open, submitted) = (
+        left_open["id"].as_str().unwrap().to_owned(),
+        submitted["id"].as_str().unwrap().to_owned(),
+    );
+    ok(
+        &app,
+        "POST",
+        &format!("/checkout/sessions/{submitted}/submit"),
+        json!({}),
+    )
+    .await;
+    app.drain().await;
+    app.host
+        .relay()
+        .drain_scheduled(
+            mercato::clock::now_millis() + 1_000,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    app.drain().await;
+
+    let expired = get(&app, &format!("/checkout/sessions/{left_open}")).await;
+    assert_eq!(expired["status"], "EXPIRED", "{expired}");
+    assert_eq!(expired["failures"][0]["reason"], "expired");
+    let (status, body) = app
+        .post(
+            &format!("/checkout/sessions/{left_open}/submit"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("session_not_open"))
+    );
+    let alive = get(&app, &format!("/checkout/sessions/{submitted}")).await;
+    assert_eq!(alive["status"], "SUBMITTED", "{alive}");
+    assert_eq!(reached(&alive).last(), Some(&"AWAITING_PAYMENT"));
+    let orders = get(&app, "/orders?buyer_id=ed").await;
+    assert!(
+        orders["orders"].as_array().unwrap().is_empty(),
+        "an expired session placed nothing"
+    );
+    app.stop().await;
+}
+
+on_both_backends!(
+    an_open_session_expires_and_a_submitted_one_does_not,
+    an_open_session_expires_and_a_submitted_one_does_not_on_sqlite,
+    an_open_session_expires_and_a_submitted_one_does_not_on_postgres,
 );

@@ -1,7 +1,9 @@
 //! The shop end to end: products, orders, inventory, payments and coupons joined
 //! by the order saga, through the real host and the real plugin components. Every
 //! invariant of ARCHITECTURE.md §10 is checked through each context's own API.
-use crate::common::{SHOP, TestApp, config, drop_postgres, postgres_config, shipping_address};
+use crate::common::{
+    FULL_SHOP, SHOP, TestApp, config, drop_postgres, postgres_config, shipping_address,
+};
 use futures_util::future::join_all;
 use mercato::config::Config;
 use reqwest::StatusCode;
@@ -15,11 +17,15 @@ struct Shop {
 
 impl Shop {
     async fn start(config: Config) -> Shop {
+        Shop::start_with(config, &SHOP).await
+    }
+
+    async fn start_with(config: Config, plugins: &[&str]) -> Shop {
         let mut config = config;
         config.limits.deadline_ms = 10_000;
         config.max_instances = 256;
         Shop {
-            app: TestApp::start(config, &SHOP).await,
+            app: TestApp::start(config, plugins).await,
         }
     }
 
@@ -67,6 +73,25 @@ impl Shop {
         self.app
             .post("/orders", &json!({ "buyer_id": buyer, "currency": "EUR", "items": items, "coupon_code": coupon, "shipping_address": shipping_address() }))
             .await
+    }
+
+    /// Opens a checkout session for the same cart and submits it.
+    async fn checkout(&self, buyer: &str, items: &[(&str, i64)], coupon: Option<&str>) -> String {
+        let items: Vec<Value> = items
+            .iter()
+            .map(|(sku, q)| json!({ "sku": sku, "quantity": q }))
+            .collect();
+        let session = self
+            .ok("POST", "/checkout/sessions", json!({ "buyer_id": buyer, "currency": "EUR", "items": items, "coupon_code": coupon, "shipping_address": shipping_address() }))
+            .await;
+        let id = session["id"].as_str().unwrap().to_owned();
+        self.ok(
+            "POST",
+            &format!("/checkout/sessions/{id}/submit"),
+            json!({}),
+        )
+        .await;
+        id
     }
 
     async fn order(&self, id: &str) -> Value {
@@ -280,7 +305,7 @@ async fn assert_invariants(
 /// A day of trading: 200 orders from 20 buyers with coupons, scarce stock, a
 /// price change, declined cards, cancellations, expiring reservations and refunds.
 async fn shop_day(config: Config) {
-    let shop = Shop::start(config).await;
+    let shop = Shop::start_with(config, &FULL_SHOP).await;
     let skus = ["TEE", "MUG", "CAP", "SOCKS", "POSTER", "LIMITED"];
     let mut product_ids = BTreeMap::new();
     for (i, sku) in skus.iter().enumerate() {
@@ -300,6 +325,7 @@ async fn shop_day(config: Config) {
 
     let mut rng = Lcg(7);
     let mut order_ids = Vec::new();
+    let mut sessions = Vec::new();
     let mut placed_at_price: Vec<(String, i64)> = Vec::new();
     for wave in 0..10 {
         if wave == 5 {
@@ -332,7 +358,16 @@ async fn shop_day(config: Config) {
             };
             requests.push((buyer, lines, coupon));
         }
-        let placed = join_all(requests.iter().map(|(b, l, c)| shop.place(b, l, *c))).await;
+        // Every fourth buyer goes through checkout; the rest POST /orders.
+        let (through_checkout, direct): (Vec<_>, Vec<_>) =
+            requests.iter().enumerate().partition(|(n, _)| n % 4 == 3);
+        let placed = join_all(direct.iter().map(|(_, (b, l, c))| shop.place(b, l, *c))).await;
+        let opened = join_all(
+            through_checkout
+                .iter()
+                .map(|(_, (b, l, c))| shop.checkout(b, l, *c)),
+        )
+        .await;
         for (status, body) in placed {
             assert_eq!(status, StatusCode::CREATED, "{body}");
             let id = body["id"].as_str().unwrap().to_owned();
@@ -340,6 +375,16 @@ async fn shop_day(config: Config) {
             order_ids.push(id);
         }
         shop.drain().await;
+        for session_id in opened {
+            let session = shop.get(&format!("/checkout/sessions/{session_id}")).await;
+            let id = session["order_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a submitted session placed its order: {session}"))
+                .to_owned();
+            placed_at_price.push((id.clone(), tee_price));
+            order_ids.push(id);
+            sessions.push(session_id);
+        }
     }
 
     // Settle every confirmed order: pay, decline, cancel.
@@ -413,6 +458,70 @@ async fn shop_day(config: Config) {
         let _ = id;
     }
     shop.drain().await;
+
+    // The carriers report on every shipment: a third delivered, a third in
+    // transit with a late, out-of-order label scan, a third not yet picked up.
+    // Fully refunded orders' shipments were cancelled before dispatch, and a
+    // cancelled shipment takes no report.
+    let mut histories = Vec::new();
+    for (n, (id, _, _)) in paid.iter().enumerate() {
+        let shipments = shop
+            .get(&format!("/shipping/shipments?order_id={id}"))
+            .await;
+        let shipment_id = shipments["shipments"][0]["id"].as_str().unwrap().to_owned();
+        let before = shop
+            .get(&format!("/shipping/shipments/{shipment_id}"))
+            .await;
+        let reports: &[(&str, &str)] = match n % 3 {
+            0 => &[
+                ("IN_TRANSIT", "2026-12-01T10:00:00Z"),
+                ("DELIVERED", "2026-12-02T10:00:00Z"),
+            ],
+            1 => &[
+                ("IN_TRANSIT", "2026-12-01T10:00:00Z"),
+                ("LABEL_CREATED", "2026-12-01T08:00:00Z"),
+            ],
+            _ => &[],
+        };
+        for (k, (status, at)) in reports.iter().enumerate() {
+            shop.ok(
+                "POST",
+                &format!("/shipping/shipments/{shipment_id}/events"),
+                json!({ "carrier_event_id": format!("{shipment_id}-{k}"), "status": status, "occurred_at": at }),
+            )
+            .await;
+        }
+        histories.push((shipment_id, before["events"].clone()));
+    }
+    shop.drain().await;
+    // Shipment history is append-only and never moves a shipment back.
+    for (shipment_id, before) in &histories {
+        let shipment = shop
+            .get(&format!("/shipping/shipments/{shipment_id}"))
+            .await;
+        let events = shipment["events"].as_array().unwrap();
+        let before = before.as_array().unwrap();
+        assert_eq!(
+            &events[..before.len()],
+            &before[..],
+            "history rewritten: {shipment}"
+        );
+        let rank = |s: &str| {
+            ["PENDING", "LABEL_CREATED", "IN_TRANSIT", "DELIVERED"]
+                .iter()
+                .position(|r| *r == s)
+                .unwrap_or(4)
+        };
+        let applied: Vec<usize> = events
+            .iter()
+            .filter(|e| e["applied"] == true)
+            .map(|e| rank(e["status"].as_str().unwrap()))
+            .collect();
+        assert!(
+            applied.windows(2).all(|w| w[0] <= w[1]),
+            "backwards: {shipment}"
+        );
+    }
 
     // Expiring reservations: a short TTL, orders nobody pays.
     shop.ok(
@@ -496,7 +605,92 @@ async fn shop_day(config: Config) {
         }
     }
     assert_invariants(&shop, &order_ids, &skus, &coupons).await;
+    assert_fulfilment_invariants(&shop, &order_ids, &sessions).await;
     shop.app.stop().await;
+}
+
+/// Shipping, checkout and notifications: one shipment per paid order and none
+/// for an unpaid one, cancelled exactly when refunded in full before dispatch;
+/// one order per submitted session, which shows how it ended; one
+/// notification per order placed, for its buyer.
+async fn assert_fulfilment_invariants(shop: &Shop, order_ids: &[String], sessions: &[String]) {
+    for id in order_ids {
+        let order = shop.order(id).await;
+        let shipments = shop
+            .get(&format!("/shipping/shipments?order_id={id}"))
+            .await;
+        let shipments = shipments["shipments"].as_array().unwrap();
+        if !was_paid(&order) {
+            assert!(
+                shipments.is_empty(),
+                "unpaid order {id} shipped: {shipments:?}"
+            );
+            assert_eq!(order["fulfillment_status"], "UNFULFILLED");
+            continue;
+        }
+        assert_eq!(shipments.len(), 1, "paid order {id}: {shipments:?}");
+        let cancelled = shipments[0]["status"] == "CANCELLED";
+        assert_eq!(
+            cancelled,
+            status(&order) == "REFUNDED",
+            "{order} {shipments:?}"
+        );
+        let expected = match shipments[0]["status"].as_str().unwrap() {
+            "DELIVERED" => "DELIVERED",
+            "IN_TRANSIT" => "SHIPPED",
+            _ => "UNFULFILLED",
+        };
+        assert_eq!(order["fulfillment_status"], expected, "{order}");
+    }
+    let mut placed_by_sessions = std::collections::HashSet::new();
+    for session_id in sessions {
+        let session = shop.get(&format!("/checkout/sessions/{session_id}")).await;
+        let order_id = session["order_id"].as_str().unwrap();
+        assert!(
+            placed_by_sessions.insert(order_id.to_owned()),
+            "two sessions, one order"
+        );
+        let order = shop.order(order_id).await;
+        assert_eq!(order["checkout_session_id"], session_id.as_str());
+        let ended = if was_paid(&order) {
+            "COMPLETED"
+        } else {
+            "FAILED"
+        };
+        assert_eq!(session["status"], ended, "{session} for {order}");
+    }
+    let mut announced: HashMap<String, usize> = HashMap::new();
+    let buyers: std::collections::BTreeSet<String> = {
+        let mut b = std::collections::BTreeSet::new();
+        for id in order_ids {
+            b.insert(
+                shop.order(id).await["buyer_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        b
+    };
+    for buyer in buyers {
+        let inbox = shop
+            .get(&format!("/notifications?recipient={buyer}&limit=200"))
+            .await;
+        for n in inbox["notifications"].as_array().unwrap() {
+            if n["event_type"] == "orders.OrderPlaced" {
+                *announced
+                    .entry(n["order_id"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
+    for id in order_ids {
+        assert_eq!(
+            announced.get(id),
+            Some(&1),
+            "OrderPlaced notification of {id}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -510,7 +704,7 @@ async fn a_shop_day_on_postgres_keeps_every_invariant() {
     let dir = tempfile::tempdir().unwrap();
     let config = postgres_config(dir.path()).await;
     shop_day(config.clone()).await;
-    drop_postgres(&config, &SHOP).await;
+    drop_postgres(&config, &FULL_SHOP).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -958,7 +1152,7 @@ async fn pay_and_refund_one(shop: &Shop) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_documents_every_plugin_route_with_error_bodies() {
     let dir = tempfile::tempdir().unwrap();
-    let shop = Shop::start(config(dir.path())).await;
+    let shop = Shop::start_with(config(dir.path()), &FULL_SHOP).await;
     let doc = shop.get("/openapi.json").await;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
@@ -975,7 +1169,18 @@ async fn openapi_documents_every_plugin_route_with_error_bodies() {
         ("/payments/ledger/trial-balance", "get"),
         ("/coupons", "post"),
         ("/coupons/{code}/quote", "post"),
+        ("/shipping/carriers", "post"),
+        ("/shipping/shipments", "get"),
+        ("/shipping/shipments/{id}", "get"),
+        ("/shipping/shipments/{id}/events", "post"),
+        ("/checkout/sessions", "post"),
+        ("/checkout/sessions/{id}", "get"),
+        ("/checkout/sessions/{id}/submit", "post"),
+        ("/notifications/endpoints", "post"),
+        ("/notifications/endpoints/{id}/deliveries", "get"),
+        ("/notifications/templates/{event_type}", "put"),
         ("/admin/events", "get"),
+        ("/admin/plugins/{name}/wipe", "post"),
     ] {
         let op = &paths
             .get(path)

@@ -11,6 +11,10 @@ use reqwest::StatusCode;
 use serde_json::json;
 use std::sync::Arc;
 
+/// Tables in a plugin's PostgreSQL host schema: the host tables, the outbox
+/// lock and the host key.
+const HOST_SCHEMA_TABLES: i64 = mercato::storage::schema::HOST_TABLES.len() as i64 + 2;
+
 fn migrations() -> Vec<(String, String)> {
     vec![
         (
@@ -413,7 +417,7 @@ async fn postgres_a_malicious_migration_is_refused_and_changes_nothing() {
         (
             "host tables",
             format!("SELECT COUNT(*) FROM pg_tables WHERE schemaname = '{host}'"),
-            8,
+            HOST_SCHEMA_TABLES,
         ),
         (
             "bookkeeping",
@@ -731,7 +735,7 @@ async fn postgres_an_install_of_the_earlier_layout_is_converted_in_place() {
             format!(
                 "SELECT COUNT(*) FROM pg_tables WHERE schemaname = '{s}_host' AND tableowner = current_user"
             ),
-            8,
+            HOST_SCHEMA_TABLES,
         ),
         (
             "plugin tables stay",

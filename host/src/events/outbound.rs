@@ -18,6 +18,8 @@ use std::time::Duration;
 
 /// Requests read per pass.
 const BATCH: usize = 64;
+/// How often a plugin with nothing queued is looked at anyway.
+const IDLE_POLL: Duration = Duration::from_secs(30);
 
 pub(super) async fn run_outbound(relay: Relay, name: Arc<str>) {
     let poll = Duration::from_millis(relay.config.poll_ms);
@@ -62,8 +64,10 @@ pub(super) async fn run_outbound(relay: Relay, name: Arc<str>) {
         if full {
             continue;
         }
+        // Commits wake the worker (a `Notify` keeps the wake-up even when it
+        // is not waiting yet), so an idle plugin is only looked at rarely.
         let now = crate::clock::now_millis();
-        let sleep = next.map_or(poll, |due| {
+        let sleep = next.map_or(IDLE_POLL, |due| {
             Duration::from_millis(due.saturating_sub(now)).min(poll)
         });
         tokio::select! {

@@ -126,5 +126,18 @@ fn host_paths() -> Map<String, Value> {
         "/admin/events".into(),
         admin("Outbox heads, subscriber lag and dead letters"),
     );
+    paths.insert(
+        "/admin/plugins/{name}/wipe".into(),
+        json!({ "post": {
+            "summary": "Empty a process-state plugin's database (by default only checkout) and migrate it again",
+            "tags": ["admin"], "security": [{ "adminToken": [] }],
+            "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
+            "responses": {
+                "200": { "description": "Wiped: name, version, migrations applied again, wiped_at" },
+                "401": { "$ref": "#/components/responses/HostError" },
+                "404": { "$ref": "#/components/responses/HostError" },
+                "409": { "$ref": "#/components/responses/HostError" }
+            } } }),
+    );
     paths
 }

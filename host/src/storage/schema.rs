@@ -93,7 +93,7 @@ CREATE TABLE IF NOT EXISTS mercato_idempotency (
 );
 -- The pruner deletes by age (RFC 3339 UTC text, fixed width: text order is time order).
 CREATE INDEX IF NOT EXISTS mercato_idempotency_created_at ON mercato_idempotency (created_at);
--- Outbound HTTP requests a plugin queued (crate::outbound): sent after commit,
+-- Outbound HTTP requests a plugin queued (the outbound capability): sent after commit,
 -- retried until delivered or dead; `report` holds the latest attempt's result
 -- until the plugin has taken it in a transaction of its own.
 CREATE TABLE IF NOT EXISTS mercato_outbound (

@@ -593,6 +593,18 @@ pub fn shop_config(dir: &std::path::Path) -> Config {
 
 pub const SHOP: [&str; 5] = ["products", "orders", "inventory", "payments", "coupons"];
 
+/// The eight contexts of the seed design.
+pub const FULL_SHOP: [&str; 8] = [
+    "products",
+    "orders",
+    "inventory",
+    "payments",
+    "coupons",
+    "shipping",
+    "checkout",
+    "notifications",
+];
+
 pub async fn seed(app: &TestApp, sku: &str, on_hand: i64) {
     product(app, sku, 1_000, on_hand).await;
     app.drain().await;
