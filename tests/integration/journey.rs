@@ -11,7 +11,22 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// The full shop, its notifications allowed to reach `receiver`.
+/// What a test keeps until its end: the PostgreSQL namespace's tear-down and
+/// the data directory.
+type Cleanup = (Teardown, tempfile::TempDir);
+
+/// The full shop on `backend`, its notifications allowed to reach a receiver
+/// of the test's own.
+async fn start(backend: Backend) -> (TestApp, Receiver, Config, Cleanup) {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = full_shop(backend, dir.path(), &receiver).await;
+    let teardown = Teardown::new(&config, &FULL_SHOP);
+    let app = TestApp::start(config.clone(), &FULL_SHOP).await;
+    (app, receiver, config, (teardown, dir))
+}
+
+/// The full shop's configuration, its notifications allowed to reach `receiver`.
 async fn full_shop(backend: Backend, dir: &std::path::Path, receiver: &Receiver) -> Config {
     let mut config = backend.shop_config(dir).await;
     config.plugins.insert(
@@ -119,11 +134,7 @@ fn signature_holds(header: &str, secret: &str, body: &[u8]) -> bool {
 }
 
 async fn a_checkout_is_paid_shipped_tracked_and_announced(backend: Backend) {
-    let receiver = Receiver::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = full_shop(backend, dir.path(), &receiver).await;
-    let _teardown = Teardown::new(&config, &FULL_SHOP);
-    let app = TestApp::start(config.clone(), &FULL_SHOP).await;
+    let (app, receiver, _config, _cleanup) = start(backend).await;
     product(&app, "TEE", 2_500, 10).await;
     let hooks = [
         "orders.OrderPaid",
@@ -359,11 +370,7 @@ on_both_backends!(
 );
 
 async fn wiping_checkout_mid_flow_loses_no_order_and_touches_no_other_context(backend: Backend) {
-    let receiver = Receiver::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = full_shop(backend, dir.path(), &receiver).await;
-    let _teardown = Teardown::new(&config, &FULL_SHOP);
-    let app = TestApp::start(config.clone(), &FULL_SHOP).await;
+    let (app, _receiver, config, _cleanup) = start(backend).await;
     product(&app, "MUG", 1_200, 5).await;
     app.drain().await;
     let in_flight = open_and_submit(&app, "bo", "MUG", 1).await;
@@ -464,11 +471,7 @@ on_both_backends!(
 );
 
 async fn an_open_session_expires_and_a_submitted_one_does_not(backend: Backend) {
-    let receiver = Receiver::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = full_shop(backend, dir.path(), &receiver).await;
-    let _teardown = Teardown::new(&config, &FULL_SHOP);
-    let app = TestApp::start(config.clone(), &FULL_SHOP).await;
+    let (app, _receiver, _config, _cleanup) = start(backend).await;
     product(&app, "CAP", 900, 5).await;
     app.drain().await;
     let body = |buyer: &str| json!({ "buyer_id": buyer, "currency": "EUR", "items": [{ "sku": "CAP", "quantity": 1 }], "shipping_address": shipping_address(), "ttl_seconds": 1 });

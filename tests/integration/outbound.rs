@@ -34,6 +34,21 @@ fn allow(config: &mut Config, allowed: Vec<AllowedHost>, max_attempts: u32) {
     );
 }
 
+/// `courier` on `backend`, allowed `allowed`, with what the test keeps until
+/// its end (the PostgreSQL tear-down, the data directory).
+async fn courier(
+    backend: Backend,
+    allowed: Vec<AllowedHost>,
+    max_attempts: u32,
+) -> (TestApp, Config, (Teardown, tempfile::TempDir)) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = backend.config(dir.path()).await;
+    allow(&mut config, allowed, max_attempts);
+    let teardown = Teardown::new(&config, &COURIER);
+    let app = TestApp::start(config.clone(), &COURIER).await;
+    (app, config, (teardown, dir))
+}
+
 fn receiver_only(receiver: &Receiver) -> Vec<AllowedHost> {
     vec![AllowedHost::Pattern(format!("http://{}", receiver.addr))]
 }
@@ -62,11 +77,7 @@ async fn queued(config: &Config) -> i64 {
 
 async fn requests_go_out_after_commit_retry_byte_for_byte_and_are_reported_once(backend: Backend) {
     let receiver = Receiver::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = backend.config(dir.path()).await;
-    allow(&mut config, receiver_only(&receiver), 5);
-    let _teardown = Teardown::new(&config, &COURIER);
-    let app = TestApp::start(config.clone(), &COURIER).await;
+    let (app, config, _cleanup) = courier(backend, receiver_only(&receiver), 5).await;
 
     let flaky = receiver.url("/flaky/2");
     let (status, body) = send(
@@ -146,11 +157,7 @@ on_both_backends!(
 
 async fn a_request_failing_every_attempt_is_dead_after_the_limit(backend: Backend) {
     let receiver = Receiver::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = backend.config(dir.path()).await;
-    allow(&mut config, receiver_only(&receiver), 3);
-    let _teardown = Teardown::new(&config, &COURIER);
-    let app = TestApp::start(config.clone(), &COURIER).await;
+    let (app, config, _cleanup) = courier(backend, receiver_only(&receiver), 3).await;
     let (status, body) = send(
         &app,
         json!({ "url": receiver.url("/fail"), "key": "doomed" }),
@@ -201,19 +208,12 @@ on_both_backends!(
 async fn destinations_the_allowlist_does_not_name_are_never_reached(backend: Backend) {
     let receiver = Receiver::start().await;
     let port = receiver.addr.port();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = backend.config(dir.path()).await;
     // Wildcards only: public addresses, never loopback or private ones.
-    allow(
-        &mut config,
-        vec![
-            AllowedHost::Pattern("http://*:*".into()),
-            AllowedHost::Pattern("https://*".into()),
-        ],
-        2,
-    );
-    let _teardown = Teardown::new(&config, &COURIER);
-    let app = TestApp::start(config.clone(), &COURIER).await;
+    let wildcards = vec![
+        AllowedHost::Pattern("http://*:*".into()),
+        AllowedHost::Pattern("https://*".into()),
+    ];
+    let (app, mut config, _cleanup) = courier(backend, wildcards, 2).await;
     for url in [
         format!("http://127.0.0.1:{port}/ok"),
         format!("http://[::1]:{port}/ok"),
@@ -273,11 +273,7 @@ on_both_backends!(
 async fn hostile_requests_are_refused_and_queue_nothing(backend: Backend) {
     let receiver = Receiver::start().await;
     let ok = receiver.url("/ok");
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = backend.config(dir.path()).await;
-    allow(&mut config, receiver_only(&receiver), 2);
-    let _teardown = Teardown::new(&config, &COURIER);
-    let app = TestApp::start(config.clone(), &COURIER).await;
+    let (app, config, _cleanup) = courier(backend, receiver_only(&receiver), 2).await;
     let cases = [
         json!({ "url": ok, "key": "has space" }),
         json!({ "url": ok, "key": "k".repeat(201) }),
@@ -330,11 +326,7 @@ on_both_backends!(
 
 async fn a_slow_or_endless_answer_is_cut_off_without_holding_a_transaction(backend: Backend) {
     let receiver = Receiver::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = backend.config(dir.path()).await;
-    allow(&mut config, receiver_only(&receiver), 1);
-    let _teardown = Teardown::new(&config, &COURIER);
-    let app = TestApp::start(config.clone(), &COURIER).await;
+    let (app, _config, _cleanup) = courier(backend, receiver_only(&receiver), 1).await;
 
     let (status, _) = send(&app, json!({ "url": receiver.url("/slow"), "key": "slow" })).await;
     assert_eq!(status, StatusCode::CREATED);

@@ -173,12 +173,7 @@ fn adjust_item(req: &Request) -> HttpResult {
 }
 
 fn list_reservations(req: &Request) -> HttpResult {
-    let order_id = req
-        .query_param("order_id")
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| {
-            HttpError::bad_request("missing_order_id", "query parameter order_id is required")
-        })?;
+    let order_id = req.required_query_param("order_id")?;
     let reservations: Vec<Value> = store::reservations(&order_id)?
         .into_iter()
         .map(|r| {

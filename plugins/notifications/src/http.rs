@@ -8,15 +8,7 @@ use serde_json::json;
 
 /// `GET /?recipient=…&limit=…`: the recipient's notifications, newest first.
 pub fn list_notifications(req: &Request) -> HttpResult {
-    let recipient = req
-        .query_param("recipient")
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| {
-            HttpError::bad_request(
-                "missing_recipient",
-                "query parameter recipient is required, e.g. /notifications?recipient=…",
-            )
-        })?;
+    let recipient = req.required_query_param("recipient")?;
     let limit = parse_limit(req.query_param("limit").as_deref())?;
     let notifications = store::notifications_of(&recipient, limit)?;
     Ok(Response::json(

@@ -172,9 +172,7 @@ fn get(req: &Request) -> HttpResult {
 }
 
 fn list(req: &Request) -> HttpResult {
-    let buyer = req
-        .query_param("buyer_id")
-        .ok_or_else(|| HttpError::bad_request("missing_buyer_id", "pass ?buyer_id=…"))?;
+    let buyer = req.required_query_param("buyer_id")?;
     let orders = store::orders_of_buyer(&buyer)?;
     Ok(Response::json(200, &json!({ "orders": orders })))
 }

@@ -98,15 +98,7 @@ fn load_intent(id: &str) -> Result<Intent, HttpError> {
 // ---------------------------------------------------------------- HTTP
 
 fn list_intents(req: &Request) -> HttpResult {
-    let order_id = req
-        .query_param("order_id")
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| {
-            HttpError::bad_request(
-                "missing_order_id",
-                "query parameter order_id is required, e.g. /intents?order_id=…",
-            )
-        })?;
+    let order_id = req.required_query_param("order_id")?;
     let intents: Vec<_> = store::intent_for_order(&order_id)?
         .iter()
         .map(Intent::to_json)

@@ -121,7 +121,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: [(fn(&mut ShippingAddress), &str); 6] = [
+        type Break = fn(&mut ShippingAddress);
+        let cases: [(Break, &str); 6] = [
             (|a| a.name = "  ".into(), "shipping_address.name"),
             (|a| a.line1 = "x".repeat(201), "shipping_address.line1"),
             (|a| a.city = "a\nb".into(), "shipping_address.city"),

@@ -49,6 +49,19 @@ impl Request {
         })
     }
 
+    /// A query parameter the route cannot do without: 400 `missing_<name>`
+    /// when it is absent or empty.
+    pub fn required_query_param(&self, name: &str) -> Result<String, HttpError> {
+        self.query_param(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                HttpError::bad_request(
+                    &format!("missing_{name}"),
+                    &format!("query parameter {name} is required, e.g. ?{name}=…"),
+                )
+            })
+    }
+
     /// A header value (names are matched case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

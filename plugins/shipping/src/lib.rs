@@ -110,15 +110,7 @@ fn view(shipment: &Shipment) -> Result<Value, Error> {
 }
 
 fn list_shipments(req: &Request) -> HttpResult {
-    let order_id = req
-        .query_param("order_id")
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| {
-            HttpError::bad_request(
-                "missing_order_id",
-                "query parameter order_id is required, e.g. /shipments?order_id=…",
-            )
-        })?;
+    let order_id = req.required_query_param("order_id")?;
     let shipments: Vec<Value> = store::shipment_for_order(&order_id)?
         .iter()
         .map(Shipment::to_json)
