@@ -45,6 +45,7 @@ pub mod clock;
 pub mod db;
 pub mod events;
 pub mod http;
+pub mod list;
 pub mod log;
 pub mod outbound;
 mod plugin;

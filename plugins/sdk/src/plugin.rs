@@ -10,6 +10,7 @@ pub struct Manifest {
     subscriptions: Vec<String>,
     migrations: Vec<(String, String)>,
     openapi: String,
+    read_model: bool,
 }
 
 impl Manifest {
@@ -21,6 +22,7 @@ impl Manifest {
             subscriptions: Vec::new(),
             migrations: Vec::new(),
             openapi: String::new(),
+            read_model: false,
         }
     }
 
@@ -52,6 +54,14 @@ impl Manifest {
         self
     }
 
+    /// Declares the plugin a read model: its database holds only what its
+    /// subscriptions' events build, so the host may rebuild it by replay
+    /// (`mercato rebuild <name>`). A read model may not emit events.
+    pub fn read_model(mut self) -> Self {
+        self.read_model = true;
+        self
+    }
+
     #[doc(hidden)]
     pub fn into_wit(self) -> wit::Manifest {
         wit::Manifest {
@@ -60,6 +70,7 @@ impl Manifest {
             subscriptions: self.subscriptions,
             migrations: self.migrations,
             openapi: self.openapi,
+            read_model: self.read_model,
         }
     }
 }
