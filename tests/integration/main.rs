@@ -10,6 +10,7 @@ mod http;
 mod journey;
 mod layout;
 mod outbound;
+mod rebuild;
 mod rules;
 mod runtime;
 mod sandbox;
