@@ -9,6 +9,7 @@ mod hotswap_load;
 mod http;
 mod journey;
 mod layout;
+mod lists;
 mod outbound;
 mod rebuild;
 mod rules;
