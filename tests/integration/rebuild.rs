@@ -90,7 +90,10 @@ async fn a_read_model_is_rebuilt_under_load_and_loses_nothing(backend: Backend) 
     reader.await.unwrap();
     assert_eq!(done.state, "switched", "{done:?}");
     assert!(reads.load(Ordering::SeqCst) > 0);
-    assert!(written.load(Ordering::SeqCst) > 0, "notes were written meanwhile");
+    assert!(
+        written.load(Ordering::SeqCst) > 0,
+        "notes were written meanwhile"
+    );
     let notes_source = done.sources.iter().find(|s| s.source == "notes").unwrap();
     assert!(notes_source.replayed >= 60, "{done:?}");
     app.drain().await;
