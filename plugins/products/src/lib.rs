@@ -26,6 +26,22 @@ impl Plugin for Products {
                 "0002_pricing_append_only.postgres.sql",
                 include_str!("../../../migrations/products/0002_pricing_append_only.postgres.sql"),
             )
+            .migration(
+                "0003_seller_description.sql",
+                include_str!("../../../migrations/products/0003_seller_description.sql"),
+            )
+            .migration(
+                "0004_seller_description_checks.sqlite.sql",
+                include_str!(
+                    "../../../migrations/products/0004_seller_description_checks.sqlite.sql"
+                ),
+            )
+            .migration(
+                "0004_seller_description_checks.postgres.sql",
+                include_str!(
+                    "../../../migrations/products/0004_seller_description_checks.postgres.sql"
+                ),
+            )
             .openapi(include_str!("../openapi.json"))
     }
 
@@ -47,6 +63,10 @@ struct CreateBody {
     currency: String,
     #[serde(default)]
     attributes: Option<Value>,
+    #[serde(default)]
+    seller_id: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
 }
 
 fn create(req: &Request) -> HttpResult {
@@ -57,6 +77,8 @@ fn create(req: &Request) -> HttpResult {
         price_minor: body.price_minor,
         currency: body.currency,
         attributes: body.attributes,
+        seller_id: body.seller_id,
+        description: body.description,
     })?;
     let id = new_id();
     let now = clock::now();
@@ -79,6 +101,8 @@ fn create(req: &Request) -> HttpResult {
             "currency": product.currency,
             "version": 1,
             "attributes": product.attributes,
+            "seller_id": product.seller_id,
+            "description": product.description,
         }),
     )?;
     Ok(Response::json(201, &view(&id)?))
@@ -136,6 +160,7 @@ fn change_price(req: &Request) -> HttpResult {
             "price_minor": price_minor,
             "currency": currency,
             "version": next,
+            "seller_id": current["seller_id"],
         }),
     )?;
     Ok(Response::json(200, &view(id)?))
