@@ -98,6 +98,21 @@ fn item_json(sku: &str, level: StockLevel) -> Value {
     })
 }
 
+/// Tells read models an item's numbers now (`StockLevelChanged`, aggregate id
+/// the SKU), in the transaction that changed them: emitted after every change
+/// of on_hand, reserved or committed, with the same fields `GET /items/{sku}`
+/// shows.
+fn publish_level(sku: &str, level: StockLevel) -> Result<(), Error> {
+    events::emit("StockLevelChanged", sku, &item_json(sku, level))
+}
+
+/// [`publish_level`] with the numbers read back after a change.
+fn publish_current_level(sku: &str) -> Result<(), Error> {
+    let level = store::item(sku)?
+        .ok_or_else(|| Error::Internal(format!("stock item {sku} vanished mid-call")))?;
+    publish_level(sku, level)
+}
+
 fn unknown_sku(sku: &str) -> HttpError {
     HttpError::not_found("unknown_sku", &format!("no stock item {sku}"))
 }
@@ -135,6 +150,7 @@ fn create_item(req: &Request) -> HttpResult {
         "initial_stock",
         &now,
     )?;
+    publish_level(&new.sku, level)?;
     Ok(Response::json(201, &item_json(&new.sku, level)))
 }
 
@@ -169,6 +185,7 @@ fn adjust_item(req: &Request) -> HttpResult {
     )?;
     // Re-read: a concurrent reservation may have moved the other columns.
     let level = store::item(sku)?.ok_or_else(|| unknown_sku(sku))?;
+    publish_level(sku, level)?;
     Ok(Response::json(200, &item_json(sku, level)))
 }
 
@@ -278,6 +295,7 @@ fn on_order_placed(placed: OrderPlaced) -> Result<(), Error> {
                     "order_placed",
                     &now,
                 )?;
+                publish_current_level(&line.sku)?;
             }
             publish(&event)?;
             let timer = InventoryEvent::ReservationExpiryDue {
@@ -340,8 +358,9 @@ enum Settlement {
     Commit,
 }
 
-/// Settles each reservation: its status, its item's stock, and a ledger entry
-/// with `reason`. A row that refuses the change means another call moved it.
+/// Settles each reservation: its status, its item's stock (told as
+/// `StockLevelChanged`), and a ledger entry with `reason`. A row that refuses
+/// the change means another call moved it.
 fn settle(
     order_id: &str,
     reservations: &[Reservation],
@@ -369,6 +388,7 @@ fn settle(
             return Err(stock_moved(&r.sku, order_id));
         }
         store::record_movement(&r.sku, kind, r.quantity, Some(order_id), reason, &now)?;
+        publish_current_level(&r.sku)?;
     }
     Ok(())
 }
