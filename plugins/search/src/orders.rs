@@ -1,7 +1,9 @@
 //! `order_list_view` from orders' and shipping's events, and
 //! `GET /search/orders`.
 use crate::domain::query::{self, ORDER_FILTERS};
-use crate::domain::views::{PlacedLine, fulfillment_status, normalize_time, order_status_of, sku_totals};
+use crate::domain::views::{
+    PlacedLine, fulfillment_status, normalize_time, order_status_of, sku_totals,
+};
 use crate::store::orders::{self as store, Amounts, Placed};
 use mercato_sdk::list::ListQuery;
 use mercato_sdk::prelude::*;
@@ -49,7 +51,10 @@ fn sequence(event: &Event) -> i64 {
 /// Inserts the order (with the fulfillment its already-known shipments give).
 pub fn placed(event: &Event, o: &OrderPlaced) -> Result<(), Error> {
     let (_, units) = sku_totals(&o.items).ok_or_else(|| {
-        Error::Invalid(format!("orders.OrderPlaced {} has a line breaking the contract", o.order_id))
+        Error::Invalid(format!(
+            "orders.OrderPlaced {} has a line breaking the contract",
+            o.order_id
+        ))
     })?;
     let statuses = store::shipment_statuses(&o.order_id)?;
     let statuses: Vec<&str> = statuses.iter().map(String::as_str).collect();

@@ -3,8 +3,8 @@
 use crate::domain::query::{self, ProductSearch, Sort};
 use crate::domain::text::{self, facet_values, index_terms};
 use crate::domain::views::normalize_time;
-use crate::store::products::{self as store, Published, StockLevel};
 use crate::sellers;
+use crate::store::products::{self as store, Published, StockLevel};
 use mercato_sdk::list::Cursor;
 use mercato_sdk::prelude::*;
 use serde::Deserialize;
@@ -114,16 +114,16 @@ pub fn search(req: &Request) -> HttpResult {
 }
 
 fn unknown_cursor(id: &str) -> HttpError {
-    HttpError::bad_request(
-        "invalid_cursor",
-        &format!("no object `{id}` in this list"),
-    )
+    HttpError::bad_request("invalid_cursor", &format!("no object `{id}` in this list"))
 }
 
 /// Relevance needs every match ranked (ranking is per query): the matches'
 /// ids, names and times are read, ordered by [`text::by_relevance`], and the
 /// page cut around the cursor, which must be a product of this match.
-fn relevance_page(search: &ProductSearch, matching: &crate::store::Sql) -> Result<(Vec<Value>, bool), HttpError> {
+fn relevance_page(
+    search: &ProductSearch,
+    matching: &crate::store::Sql,
+) -> Result<(Vec<Value>, bool), HttpError> {
     let ranked = text::by_relevance(&search.words, store::candidates(matching)?);
     let ids: Vec<String> = ranked.into_iter().map(|c| c.product_id).collect();
     let limit = usize::try_from(search.limit).unwrap_or(1);

@@ -42,7 +42,10 @@ fn capture_key(intent_id: &str) -> String {
 /// Keeps the order's lines, then splits whatever payment waited for them.
 pub fn order_placed(o: &OrderPlaced) -> Result<(), Error> {
     let (lines, _) = sku_totals(&o.items).ok_or_else(|| {
-        Error::Invalid(format!("orders.OrderPlaced {} has a line breaking the contract", o.order_id))
+        Error::Invalid(format!(
+            "orders.OrderPlaced {} has a line breaking the contract",
+            o.order_id
+        ))
     })?;
     store::insert_lines(&o.order_id, &o.currency, &lines)?;
     split_pending(&o.order_id)
@@ -51,7 +54,14 @@ pub fn order_placed(o: &OrderPlaced) -> Result<(), Error> {
 /// Records a captured amount and splits it if its order is known.
 pub fn captured(event: &Event) -> Result<(), Error> {
     let p: PaymentCaptured = events::payload(event)?;
-    record(event, &capture_key(&p.intent_id), "CAPTURE", &p.order_id, p.amount_minor, Some(&p.currency))
+    record(
+        event,
+        &capture_key(&p.intent_id),
+        "CAPTURE",
+        &p.order_id,
+        p.amount_minor,
+        Some(&p.currency),
+    )
 }
 
 /// Records a refunded amount and splits it if its order is known.

@@ -169,9 +169,24 @@ mod tests {
         assert_eq!(
             shares,
             [
-                Share { seller_id: "acme".into(), sku: "CAP".into(), amount_minor: 1000, units: 1 },
-                Share { seller_id: "acme".into(), sku: "MUG".into(), amount_minor: 2500, units: 2 },
-                Share { seller_id: "bolt".into(), sku: "TEE".into(), amount_minor: 1999, units: 1 },
+                Share {
+                    seller_id: "acme".into(),
+                    sku: "CAP".into(),
+                    amount_minor: 1000,
+                    units: 1
+                },
+                Share {
+                    seller_id: "acme".into(),
+                    sku: "MUG".into(),
+                    amount_minor: 2500,
+                    units: 2
+                },
+                Share {
+                    seller_id: "bolt".into(),
+                    sku: "TEE".into(),
+                    amount_minor: 1999,
+                    units: 1
+                },
             ]
         );
     }

@@ -173,11 +173,17 @@ pub fn product_search(query: &str) -> Result<ProductSearch, HttpError> {
     };
     if let Some(q) = list.filter("q") {
         if q.chars().count() > MAX_Q_CHARS {
-            return Err(bad("invalid_q", format!("q must be at most {MAX_Q_CHARS} characters")));
+            return Err(bad(
+                "invalid_q",
+                format!("q must be at most {MAX_Q_CHARS} characters"),
+            ));
         }
         search.words = words(q);
         if search.words.len() > MAX_Q_WORDS {
-            return Err(bad("invalid_q", format!("q may hold at most {MAX_Q_WORDS} words")));
+            return Err(bad(
+                "invalid_q",
+                format!("q may hold at most {MAX_Q_WORDS} words"),
+            ));
         }
     }
     if let Some(raw) = list.filter("in_stock") {
@@ -221,7 +227,9 @@ pub fn product_search(query: &str) -> Result<ProductSearch, HttpError> {
             other => {
                 return Err(bad(
                     "invalid_sort",
-                    format!("sort must be relevance, price_asc, price_desc or newest, got `{other}`"),
+                    format!(
+                        "sort must be relevance, price_asc, price_desc or newest, got `{other}`"
+                    ),
                 ));
             }
         };
@@ -254,7 +262,11 @@ pub fn product_search(query: &str) -> Result<ProductSearch, HttpError> {
 /// more follow in the direction of travel (after the page for
 /// `starting_after` and the first page, before it for `ending_before`), as
 /// the list convention pages. `None` when the cursor is not in the list.
-pub fn window(ids: &[String], cursor: Option<&Cursor>, limit: usize) -> Option<(usize, usize, bool)> {
+pub fn window(
+    ids: &[String],
+    cursor: Option<&Cursor>,
+    limit: usize,
+) -> Option<(usize, usize, bool)> {
     let position = |id: &str| ids.iter().position(|x| x == id);
     Some(match cursor {
         None => {
@@ -275,7 +287,13 @@ pub fn window(ids: &[String], cursor: Option<&Cursor>, limit: usize) -> Option<(
 }
 
 /// The statuses an order in the view can have: those orders' events tell.
-pub const ORDER_STATUSES: &[&str] = &["PENDING", "AWAITING_PAYMENT", "PAID", "REJECTED", "CANCELLED"];
+pub const ORDER_STATUSES: &[&str] = &[
+    "PENDING",
+    "AWAITING_PAYMENT",
+    "PAID",
+    "REJECTED",
+    "CANCELLED",
+];
 
 /// The filters of `GET /search/orders`.
 pub const ORDER_FILTERS: &[&str] = &[
@@ -314,14 +332,20 @@ pub fn order_filters(list: &ListQuery) -> Result<OrderFilters, HttpError> {
         if !ORDER_STATUSES.contains(&raw) {
             return Err(bad(
                 "invalid_status",
-                format!("status must be one of {}, got `{raw}`", ORDER_STATUSES.join(", ")),
+                format!(
+                    "status must be one of {}, got `{raw}`",
+                    ORDER_STATUSES.join(", ")
+                ),
             ));
         }
         f.status = Some(raw.to_owned());
     }
     if let Some(raw) = list.filter("buyer_id") {
         if raw.is_empty() || raw.len() > 200 {
-            return Err(bad("invalid_buyer_id", "buyer_id must be 1-200 bytes".into()));
+            return Err(bad(
+                "invalid_buyer_id",
+                "buyer_id must be 1-200 bytes".into(),
+            ));
         }
         f.buyer_id = Some(raw.to_owned());
     }
@@ -339,11 +363,13 @@ pub fn order_filters(list: &ListQuery) -> Result<OrderFilters, HttpError> {
     }
     // Host-format times compare as text, so the stored order holds here too.
     let empty_times = matches!((&f.created_gte, &f.created_lt), (Some(a), Some(b)) if a >= b);
-    let empty_totals = matches!((f.total_gte_minor, f.total_lte_minor), (Some(a), Some(b)) if a > b);
+    let empty_totals =
+        matches!((f.total_gte_minor, f.total_lte_minor), (Some(a), Some(b)) if a > b);
     if empty_times || empty_totals {
         return Err(bad(
             "invalid_range",
-            "created_gte must be before created_lt, and total_gte_minor at most total_lte_minor".into(),
+            "created_gte must be before created_lt, and total_gte_minor at most total_lte_minor"
+                .into(),
         ));
     }
     Ok(f)
@@ -391,7 +417,10 @@ pub fn dashboard_query(query: &str) -> Result<DashboardQuery, HttpError> {
             other => {
                 return Err(bad(
                     "unknown_parameter",
-                    format!("unknown query parameter `{other}`; this endpoint takes {}", allowed.join(", ")),
+                    format!(
+                        "unknown query parameter `{other}`; this endpoint takes {}",
+                        allowed.join(", ")
+                    ),
                 ));
             }
         }
@@ -399,7 +428,13 @@ pub fn dashboard_query(query: &str) -> Result<DashboardQuery, HttpError> {
     if let (Some(from), Some(to)) = (&q.from, &q.to)
         && from > to
     {
-        return Err(bad("invalid_range", format!("from ({from}) is after to ({to})")));
+        return Err(bad(
+            "invalid_range",
+            format!("from ({from}) is after to ({to})"),
+        ));
     }
     Ok(q)
 }
+
+#[cfg(test)]
+mod tests;

@@ -203,3 +203,172 @@ pub fn by_relevance(query: &[String], mut candidates: Vec<Candidate>) -> Vec<Can
     });
     candidates
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn q(text: &str) -> Vec<String> {
+        words(text)
+    }
+
+    #[test]
+    fn words_are_lower_cased_runs_of_letters_and_digits() {
+        assert_eq!(
+            words("Red T-Shirt, size XL!"),
+            ["red", "t", "shirt", "size", "xl"]
+        );
+        assert_eq!(words("50% off"), ["50", "off"]);
+        assert_eq!(words("Crème BRÛLÉE"), ["crème", "brûlée"]);
+        assert_eq!(words("日本 茶"), ["日本", "茶"]);
+        assert_eq!(words("  --  "), Vec::<String>::new());
+        assert_eq!(words("snake_case"), ["snake", "case"]);
+    }
+
+    #[test]
+    fn long_words_are_cut_alike_in_the_index_and_in_queries() {
+        let long = "a".repeat(60);
+        assert_eq!(words(&long), ["a".repeat(MAX_TERM_CHARS)]);
+        let cut = &words(&long)[0];
+        assert_eq!(cut.chars().count(), MAX_TERM_CHARS);
+    }
+
+    #[test]
+    fn a_product_is_indexed_by_name_attribute_values_and_description() {
+        let terms = index_terms(
+            "Red Mug",
+            Some("A red mug, dishwasher safe."),
+            &json!({ "color": "Red", "size": ["S", "M"], "volume_ml": 350, "eco": true, "box": { "kind": "Gift" }, "x": null }),
+        );
+        let of = |field: Field| -> Vec<&str> {
+            terms
+                .iter()
+                .filter(|t| t.field == field)
+                .map(|t| t.term.as_str())
+                .collect()
+        };
+        assert_eq!(of(Field::Name), ["red", "mug"]);
+        // Attribute names are not indexed; values of every shape are.
+        let mut attribute = of(Field::Attribute);
+        attribute.sort();
+        assert_eq!(attribute, ["350", "gift", "m", "red", "s", "true"]);
+        // Each (field, word) once: "red" and "mug" again under description.
+        assert_eq!(
+            of(Field::Description),
+            ["a", "red", "mug", "dishwasher", "safe"]
+        );
+        assert_eq!(
+            (
+                Field::Name.weight(),
+                Field::Attribute.weight(),
+                Field::Description.weight()
+            ),
+            (3, 2, 1)
+        );
+    }
+
+    #[test]
+    fn the_index_of_one_product_is_bounded() {
+        let description: String = (0..3000).map(|i| format!("w{i} ")).collect();
+        let terms = index_terms("Name", Some(&description), &json!({}));
+        assert_eq!(terms.len(), MAX_TERMS_PER_PRODUCT);
+        assert_eq!(
+            terms[0],
+            Term {
+                term: "name".into(),
+                field: Field::Name
+            }
+        );
+    }
+
+    #[test]
+    fn facet_values_are_scalars_and_array_elements_as_text() {
+        let values = facet_values(&json!({
+            "color": "Red", "size": ["S", "M", "S"], "volume_ml": 350, "eco": false,
+            "box": { "kind": "Gift" }, "none": null, "long": "x".repeat(201),
+        }));
+        let pairs: Vec<(&str, &str)> = values
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("color", "Red"),
+                ("eco", "false"),
+                ("size", "S"),
+                ("size", "M"),
+                ("volume_ml", "350")
+            ]
+        );
+        assert!(facet_values(&json!([1, 2])).is_empty());
+    }
+
+    #[test]
+    fn the_prefix_bound_is_the_next_string_after_every_extension() {
+        assert_eq!(prefix_upper_bound("mug").as_deref(), Some("muh"));
+        assert_eq!(prefix_upper_bound("a9").as_deref(), Some("a:"));
+        assert_eq!(
+            prefix_upper_bound("caf\u{e9}").as_deref(),
+            Some("caf\u{ea}")
+        );
+        assert_eq!(prefix_upper_bound("\u{d7ff}").as_deref(), Some("\u{e000}"));
+        assert_eq!(prefix_upper_bound("a\u{10ffff}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound(""), None);
+        assert_eq!(prefix_upper_bound("\u{10ffff}"), None);
+        // Exactly the terms starting with the prefix fall in [prefix, bound).
+        let bound = prefix_upper_bound("mug").unwrap();
+        for (term, inside) in [
+            ("mug", true),
+            ("mugs", true),
+            ("mug\u{10ffff}", true),
+            ("muh", false),
+            ("mua", false),
+            ("mu", false),
+            ("n", false),
+        ] {
+            assert_eq!(term >= "mug" && term < bound.as_str(), inside, "{term}");
+        }
+    }
+
+    #[test]
+    fn the_name_decides_the_tier() {
+        assert_eq!(rank(&q("red mug"), "Red Mug"), Tier::ExactName);
+        assert_eq!(rank(&q("RED-mug"), "red mug"), Tier::ExactName);
+        assert_eq!(rank(&q("mug red"), "Red Mug"), Tier::NameWords);
+        assert_eq!(rank(&q("mug"), "Red Mug"), Tier::NameWords);
+        assert_eq!(rank(&q("mu"), "Red Mug"), Tier::NamePrefix);
+        assert_eq!(rank(&q("red mu"), "Red Mug"), Tier::NamePrefix);
+        assert_eq!(rank(&q("ceramic"), "Red Mug"), Tier::Elsewhere);
+        assert_eq!(rank(&q("red ceramic"), "Red Mug"), Tier::Elsewhere);
+        assert_eq!(rank(&[], "Red Mug"), Tier::Elsewhere);
+        assert!(Tier::ExactName < Tier::NameWords);
+        assert!(Tier::NameWords < Tier::NamePrefix);
+        assert!(Tier::NamePrefix < Tier::Elsewhere);
+    }
+
+    #[test]
+    fn relevance_orders_by_tier_then_newest() {
+        let c = |id: &str, name: &str, at: &str| Candidate {
+            product_id: id.into(),
+            name: name.into(),
+            created_at: at.into(),
+        };
+        let ranked = by_relevance(
+            &q("mug"),
+            vec![
+                c("p1", "Plain cup", "2026-01-05T00:00:00.000Z"),
+                c("p2", "Mugwort tea", "2026-01-04T00:00:00.000Z"),
+                c("p3", "Red mug", "2026-01-01T00:00:00.000Z"),
+                c("p4", "Mug", "2026-01-02T00:00:00.000Z"),
+                c("p5", "Blue mug", "2026-01-03T00:00:00.000Z"),
+                c("p6", "Green mug", "2026-01-03T00:00:00.000Z"),
+            ],
+        );
+        let ids: Vec<&str> = ranked.iter().map(|c| c.product_id.as_str()).collect();
+        // Exact name, then name words newest first (same time: higher id first),
+        // then the prefix, then a match found elsewhere.
+        assert_eq!(ids, ["p4", "p6", "p5", "p3", "p2", "p1"]);
+    }
+}

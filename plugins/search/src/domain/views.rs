@@ -127,7 +127,10 @@ mod tests {
         assert_eq!(fulfillment_status(&["LOST"]), "SHIPPED");
         assert_eq!(fulfillment_status(&["DELIVERED"]), "DELIVERED");
         assert_eq!(fulfillment_status(&["DELIVERED", "CANCELLED"]), "DELIVERED");
-        assert_eq!(fulfillment_status(&["DELIVERED", "LABEL_CREATED"]), "SHIPPED");
+        assert_eq!(
+            fulfillment_status(&["DELIVERED", "LABEL_CREATED"]),
+            "SHIPPED"
+        );
     }
 
     #[test]
@@ -148,14 +151,26 @@ mod tests {
             quantity,
             unit_price_minor,
         };
-        let (totals, units) =
-            sku_totals(&[line("MUG", 2, 1250), line("TEE", 1, 1999), line("MUG", 1, 1250)]).unwrap();
+        let (totals, units) = sku_totals(&[
+            line("MUG", 2, 1250),
+            line("TEE", 1, 1999),
+            line("MUG", 1, 1250),
+        ])
+        .unwrap();
         assert_eq!(units, 4);
         assert_eq!(
             totals,
             [
-                SkuTotal { sku: "MUG".into(), quantity: 3, line_total_minor: 3750 },
-                SkuTotal { sku: "TEE".into(), quantity: 1, line_total_minor: 1999 },
+                SkuTotal {
+                    sku: "MUG".into(),
+                    quantity: 3,
+                    line_total_minor: 3750
+                },
+                SkuTotal {
+                    sku: "TEE".into(),
+                    quantity: 1,
+                    line_total_minor: 1999
+                },
             ]
         );
         assert_eq!(sku_totals(&[line("A", 0, 1)]), None);

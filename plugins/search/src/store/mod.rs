@@ -60,7 +60,9 @@ pub fn values_list(rows: usize, width: usize) -> String {
 /// `updated_at` moved to `$n` if that is later: events from different
 /// sources arrive in any order, and a row shows its latest change.
 pub fn later_of_updated_at(placeholder: &str) -> String {
-    format!("updated_at = CASE WHEN updated_at < {placeholder} THEN {placeholder} ELSE updated_at END")
+    format!(
+        "updated_at = CASE WHEN updated_at < {placeholder} THEN {placeholder} ELSE updated_at END"
+    )
 }
 
 #[cfg(test)]

@@ -55,12 +55,8 @@ pub fn set_status(
     sequence: i64,
     at: &str,
 ) -> Result<bool, Error> {
-    let mut params: Vec<SqlValue> = vec![
-        order_id.into(),
-        status.into(),
-        sequence.into(),
-        at.into(),
-    ];
+    let mut params: Vec<SqlValue> =
+        vec![order_id.into(), status.into(), sequence.into(), at.into()];
     let mut set = format!(
         "status = $2, orders_sequence = $3, {}",
         later_of_updated_at("$4")
@@ -110,7 +106,9 @@ pub fn shipment_statuses(order_id: &str) -> Result<Vec<String>, Error> {
         "SELECT status FROM order_list_shipments WHERE order_id = $1",
         &[order_id.into()],
     )?;
-    rows.iter().map(|r| r.text("status").map(str::to_owned)).collect()
+    rows.iter()
+        .map(|r| r.text("status").map(str::to_owned))
+        .collect()
 }
 
 /// Sets the order's fulfillment status (no row changes when it is unchanged

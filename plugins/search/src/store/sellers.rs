@@ -127,7 +127,9 @@ pub fn orders_waiting_for(sku: &str) -> Result<Vec<String>, Error> {
          WHERE l.sku = $1 AND p.allocated_at IS NULL",
         &[sku.into()],
     )?;
-    rows.iter().map(|r| r.text("order_id").map(str::to_owned)).collect()
+    rows.iter()
+        .map(|r| r.text("order_id").map(str::to_owned))
+        .collect()
 }
 
 /// Marks a payment split; `false` if it already was.
@@ -171,7 +173,13 @@ pub struct Sums {
 }
 
 /// Adds `s` to the seller's all-time and daily sums in `currency`.
-pub fn add_sums(seller_id: &str, currency: &str, day: &str, s: &Sums, now: &str) -> Result<(), Error> {
+pub fn add_sums(
+    seller_id: &str,
+    currency: &str,
+    day: &str,
+    s: &Sums,
+    now: &str,
+) -> Result<(), Error> {
     let net = s.gross_minor - s.refunds_minor;
     let values = |extra: SqlValue| -> Vec<SqlValue> {
         vec![
@@ -239,7 +247,9 @@ pub fn currencies(seller_id: &str) -> Result<Vec<String>, Error> {
         "SELECT currency FROM seller_dashboard_view WHERE seller_id = $1 ORDER BY currency",
         &[seller_id.into()],
     )?;
-    rows.iter().map(|r| r.text("currency").map(str::to_owned)).collect()
+    rows.iter()
+        .map(|r| r.text("currency").map(str::to_owned))
+        .collect()
 }
 
 /// Whether the catalog (as the view knows it) has products of the seller.
