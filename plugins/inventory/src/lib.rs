@@ -3,6 +3,7 @@
 //! stock movements. Its part of the order saga is in
 //! `docs/architecture/saga.md`.
 mod domain;
+mod levels;
 mod store;
 
 use domain::{
@@ -98,21 +99,6 @@ fn item_json(sku: &str, level: StockLevel) -> Value {
     })
 }
 
-/// Tells read models an item's numbers now (`StockLevelChanged`, aggregate id
-/// the SKU), in the transaction that changed them: emitted after every change
-/// of on_hand, reserved or committed, with the same fields `GET /items/{sku}`
-/// shows.
-fn publish_level(sku: &str, level: StockLevel) -> Result<(), Error> {
-    events::emit("StockLevelChanged", sku, &item_json(sku, level))
-}
-
-/// [`publish_level`] with the numbers read back after a change.
-fn publish_current_level(sku: &str) -> Result<(), Error> {
-    let level = store::item(sku)?
-        .ok_or_else(|| Error::Internal(format!("stock item {sku} vanished mid-call")))?;
-    publish_level(sku, level)
-}
-
 fn unknown_sku(sku: &str) -> HttpError {
     HttpError::not_found("unknown_sku", &format!("no stock item {sku}"))
 }
@@ -150,7 +136,7 @@ fn create_item(req: &Request) -> HttpResult {
         "initial_stock",
         &now,
     )?;
-    publish_level(&new.sku, level)?;
+    levels::publish(&new.sku, level)?;
     Ok(Response::json(201, &item_json(&new.sku, level)))
 }
 
@@ -185,7 +171,7 @@ fn adjust_item(req: &Request) -> HttpResult {
     )?;
     // Re-read: a concurrent reservation may have moved the other columns.
     let level = store::item(sku)?.ok_or_else(|| unknown_sku(sku))?;
-    publish_level(sku, level)?;
+    levels::publish(sku, level)?;
     Ok(Response::json(200, &item_json(sku, level)))
 }
 
@@ -295,7 +281,7 @@ fn on_order_placed(placed: OrderPlaced) -> Result<(), Error> {
                     "order_placed",
                     &now,
                 )?;
-                publish_current_level(&line.sku)?;
+                levels::publish_current(&line.sku)?;
             }
             publish(&event)?;
             let timer = InventoryEvent::ReservationExpiryDue {
@@ -388,7 +374,7 @@ fn settle(
             return Err(stock_moved(&r.sku, order_id));
         }
         store::record_movement(&r.sku, kind, r.quantity, Some(order_id), reason, &now)?;
-        publish_current_level(&r.sku)?;
+        levels::publish_current(&r.sku)?;
     }
     Ok(())
 }
