@@ -74,7 +74,7 @@ fn query_words_are_kept_in_order_and_deduplicated_for_matching() {
 #[test]
 fn bad_product_searches_are_400s_naming_the_problem() {
     let long_q = format!("q={}", "a".repeat(MAX_Q_CHARS + 1));
-    let many_words = format!("q={}", vec!["w"; MAX_Q_WORDS + 1].join("+"));
+    let many_words = format!("q={}", ["w"; MAX_Q_WORDS + 1].join("+"));
     let many_attributes: String = (0..=MAX_ATTRIBUTE_FILTERS)
         .map(|i| format!("attr.a{i}=v&"))
         .collect();
