@@ -67,7 +67,11 @@ impl Plugin for Search {
             ("orders", _) => orders::status_changed(&event),
             ("payments", "PaymentCaptured") => sellers::captured(&event),
             ("payments", "PaymentRefunded") => sellers::refunded(&event),
-            ("shipping", _) => orders::shipment_reported(&event),
+            (
+                "shipping",
+                "ShipmentCreated" | "ShipmentDispatched" | "ShipmentDelivered" | "ShipmentReturned"
+                | "ShipmentLost" | "ShipmentCancelled",
+            ) => orders::shipment_reported(&event),
             // Anything else a wildcard brings (a new event type) builds nothing.
             _ => Ok(()),
         }
