@@ -38,6 +38,14 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Rebuild a read model on a running host by replaying its sources into a
+    /// fresh copy of its database, then switch to it (blue/green).
+    Rebuild {
+        /// The read model plugin (e.g. `search`).
+        plugin: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// List the plugins of a running host (or one plugin's versions).
     Plugins {
         /// Show this plugin's versions.
@@ -120,6 +128,18 @@ impl Remote {
         path: &str,
         build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> anyhow::Result<()> {
+        let body = self.fetch(method, path, build).await?;
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        Ok(())
+    }
+
+    /// Sends a request and returns the JSON answer; a refusal becomes the error.
+    async fn fetch(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> anyhow::Result<serde_json::Value> {
         let mut request = reqwest::Client::new()
             .request(method, format!("{}{path}", self.url.trim_end_matches('/')));
         if let Some(token) = self.token()? {
@@ -145,7 +165,42 @@ impl Remote {
             }
             anyhow::bail!(error);
         }
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        Ok(body)
+    }
+
+    /// Starts a rebuild of read model `plugin` and follows it to its end.
+    async fn rebuild(&self, plugin: &str) -> anyhow::Result<()> {
+        let path = format!("/admin/plugins/{plugin}/rebuild");
+        let mut status = self.fetch(reqwest::Method::POST, &path, |r| r).await?;
+        while status["state"] == "running" {
+            let sources: Vec<String> = status["sources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    format!(
+                        "{} {}/{}",
+                        s["source"].as_str().unwrap_or("?"),
+                        s["position"],
+                        s["head"]
+                    )
+                })
+                .collect();
+            eprintln!(
+                "rebuilding {plugin} (copy {}): {} eta {}s",
+                status["generation"],
+                sources.join(", "),
+                status["eta_seconds"]
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            status = self.fetch(reqwest::Method::GET, &path, |r| r).await?;
+        }
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        anyhow::ensure!(
+            status["state"] == "switched",
+            "the rebuild failed: {}",
+            status["error"].as_str().unwrap_or("no details")
+        );
         Ok(())
     }
 
@@ -274,6 +329,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .await
         }
+        Command::Rebuild { plugin, remote } => remote.rebuild(&plugin).await,
         Command::Plugins { plugin, remote } => {
             let path = match plugin {
                 Some(p) => format!("/admin/plugins/{p}/versions"),

@@ -210,7 +210,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
             &format!("/shipping/shipments?order_id={order_id}"),
         )
         .await?;
-    let shipment_id = shipments["shipments"][0]["id"]
+    let shipment_id = shipments["data"][0]["id"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
@@ -239,7 +239,7 @@ pub async fn run(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
             "/notifications?recipient=demo-buyer",
         )
         .await?;
-    for n in inbox["notifications"].as_array().into_iter().flatten() {
+    for n in inbox["data"].as_array().into_iter().flatten() {
         println!("   {}", n["subject"].as_str().unwrap_or(""));
     }
     demo.get(

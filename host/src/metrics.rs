@@ -34,6 +34,10 @@ pub struct Metrics {
     pub outbound_seconds: HistogramVec,
     /// Outbound requests waiting for an attempt or for their report, by plugin.
     pub outbound_pending: IntGaugeVec,
+    /// Events replayed into a read model's new copy, by plugin and source.
+    pub rebuild_replayed: IntCounterVec,
+    /// Events of a source the new copy has yet to replay.
+    pub rebuild_lag: IntGaugeVec,
 }
 
 /// The label value standing for any name that is not a running plugin's or a
@@ -153,6 +157,18 @@ impl Metrics {
                 "mercato_outbound_pending",
                 "Outbound requests waiting for an attempt or for their report",
                 &["plugin"],
+            ),
+            rebuild_replayed: counter(
+                &registry,
+                "mercato_rebuild_replayed_total",
+                "Events replayed into a read model's new copy during a rebuild",
+                &["plugin", "source"],
+            ),
+            rebuild_lag: gauge(
+                &registry,
+                "mercato_rebuild_lag",
+                "Events of a source a rebuilding read model's new copy has yet to replay",
+                &["plugin", "source"],
             ),
             registry,
         }

@@ -145,7 +145,7 @@ async fn deploying_and_rolling_back_under_load_fails_no_request_and_loses_no_eve
         let (_, reservations) = app
             .get(&format!("/inventory/reservations?order_id={id}"))
             .await;
-        assert_eq!(reservations["reservations"].as_array().unwrap().len(), 1);
+        assert_eq!(reservations["data"].as_array().unwrap().len(), 1);
     }
     let (_, events) = app.get("/admin/events").await;
     assert_eq!(events["dead_letters"], json!([]));

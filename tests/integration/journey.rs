@@ -174,7 +174,7 @@ async fn a_checkout_is_paid_shipped_tracked_and_announced(backend: Backend) {
     let intent_id = session["payment_intent_id"].as_str().unwrap().to_owned();
     let orders = get(&app, "/orders?buyer_id=ada").await;
     assert_eq!(
-        orders["orders"].as_array().unwrap().len(),
+        orders["data"].as_array().unwrap().len(),
         1,
         "one order per session"
     );
@@ -196,7 +196,7 @@ async fn a_checkout_is_paid_shipped_tracked_and_announced(backend: Backend) {
     );
     assert!(session["failures"].as_array().unwrap().is_empty());
     let shipments = get(&app, &format!("/shipping/shipments?order_id={order_id}")).await;
-    let shipments = shipments["shipments"].as_array().unwrap();
+    let shipments = shipments["data"].as_array().unwrap();
     assert_eq!(shipments.len(), 1, "one shipment per paid order");
     let shipment_id = shipments[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(shipments[0]["status"], "LABEL_CREATED");
@@ -278,7 +278,7 @@ async fn a_checkout_is_paid_shipped_tracked_and_announced(backend: Backend) {
 
     // The buyer's notifications, one per event.
     let inbox = get(&app, "/notifications?recipient=ada").await;
-    let mut types: Vec<&str> = inbox["notifications"]
+    let mut types: Vec<&str> = inbox["data"]
         .as_array()
         .unwrap()
         .iter()
@@ -350,7 +350,7 @@ async fn a_checkout_is_paid_shipped_tracked_and_announced(backend: Backend) {
         &format!("/notifications/endpoints/{endpoint_id}/deliveries"),
     )
     .await;
-    for d in deliveries["deliveries"].as_array().unwrap() {
+    for d in deliveries["data"].as_array().unwrap() {
         assert_eq!(d["status"], "DELIVERED", "{d}");
         let outcomes: Vec<&str> = d["attempts"]
             .as_array()
@@ -435,7 +435,7 @@ async fn wiping_checkout_mid_flow_loses_no_order_and_touches_no_other_context(ba
     let order = get(&app, &format!("/orders/{order_id}")).await;
     assert_eq!(order["status"], "PAID", "{order}");
     let shipments = get(&app, &format!("/shipping/shipments?order_id={order_id}")).await;
-    assert_eq!(shipments["shipments"].as_array().unwrap().len(), 1);
+    assert_eq!(shipments["data"].as_array().unwrap().len(), 1);
     assert_eq!(
         host_count(
             &config,
@@ -517,7 +517,7 @@ async fn an_open_session_expires_and_a_submitted_one_does_not(backend: Backend) 
     assert_eq!(reached(&alive).last(), Some(&"AWAITING_PAYMENT"));
     let orders = get(&app, "/orders?buyer_id=ed").await;
     assert!(
-        orders["orders"].as_array().unwrap().is_empty(),
+        orders["data"].as_array().unwrap().is_empty(),
         "an expired session placed nothing"
     );
     app.stop().await;

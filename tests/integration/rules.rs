@@ -53,7 +53,7 @@ async fn get_order(app: &TestApp, id: &str) -> Value {
 async fn pay(app: &TestApp, id: &str) {
     let (status, intents) = app.get(&format!("/payments/intents?order_id={id}")).await;
     assert_eq!(status, StatusCode::OK, "{intents}");
-    let intent = intents["intents"][0]["id"]
+    let intent = intents["data"][0]["id"]
         .as_str()
         .expect("an intent")
         .to_owned();
@@ -68,10 +68,11 @@ async fn pay(app: &TestApp, id: &str) {
     assert_eq!(get_order(app, id).await["status"], "PAID");
 }
 
+/// Every redemption of the coupon, oldest first (the list pages newest first).
 async fn redemptions(app: &TestApp, code: &str) -> Vec<Value> {
-    let (status, body) = app.get(&format!("/coupons/{code}/redemptions")).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["redemptions"].as_array().unwrap().clone()
+    let mut all = list_all(app, &format!("/coupons/{code}/redemptions")).await;
+    all.reverse();
+    all
 }
 
 async fn quote(app: &TestApp, code: &str, lines: Value) -> Value {

@@ -2,7 +2,7 @@
 //! by the order saga, through the real host and the real plugin components. Every
 //! invariant of ARCHITECTURE.md §10 is checked through each context's own API.
 use crate::common::{
-    FULL_SHOP, SHOP, TestApp, config, drop_postgres, postgres_config, shipping_address,
+    FULL_SHOP, SHOP, TestApp, config, drop_postgres, list_all, postgres_config, shipping_address,
 };
 use futures_util::future::join_all;
 use mercato::config::Config;
@@ -102,7 +102,7 @@ impl Shop {
         let intents = self
             .get(&format!("/payments/intents?order_id={order_id}"))
             .await;
-        intents["intents"].as_array().unwrap().first().cloned()
+        intents["data"].as_array().unwrap().first().cloned()
     }
 
     async fn drain(&self) {
@@ -222,7 +222,7 @@ async fn assert_invariants(
                 o["id"].as_str().unwrap()
             ))
             .await;
-        for r in reservations["reservations"].as_array().unwrap() {
+        for r in reservations["data"].as_array().unwrap() {
             let expected = if was_paid(o) && o["stock_status"] != "COMMIT_FAILED" {
                 "COMMITTED"
             } else {
@@ -468,7 +468,7 @@ async fn shop_day(config: Config) {
         let shipments = shop
             .get(&format!("/shipping/shipments?order_id={id}"))
             .await;
-        let shipment_id = shipments["shipments"][0]["id"].as_str().unwrap().to_owned();
+        let shipment_id = shipments["data"][0]["id"].as_str().unwrap().to_owned();
         let before = shop
             .get(&format!("/shipping/shipments/{shipment_id}"))
             .await;
@@ -619,7 +619,7 @@ async fn assert_fulfilment_invariants(shop: &Shop, order_ids: &[String], session
         let shipments = shop
             .get(&format!("/shipping/shipments?order_id={id}"))
             .await;
-        let shipments = shipments["shipments"].as_array().unwrap();
+        let shipments = shipments["data"].as_array().unwrap();
         if !was_paid(&order) {
             assert!(
                 shipments.is_empty(),
@@ -673,10 +673,8 @@ async fn assert_fulfilment_invariants(shop: &Shop, order_ids: &[String], session
         b
     };
     for buyer in buyers {
-        let inbox = shop
-            .get(&format!("/notifications?recipient={buyer}&limit=200"))
-            .await;
-        for n in inbox["notifications"].as_array().unwrap() {
+        let inbox = list_all(&shop.app, &format!("/notifications?recipient={buyer}")).await;
+        for n in &inbox {
             if n["event_type"] == "orders.OrderPlaced" {
                 *announced
                     .entry(n["order_id"].as_str().unwrap().to_owned())

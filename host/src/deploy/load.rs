@@ -303,11 +303,13 @@ impl Deployer {
         let db = match &running {
             Some(p) => &p.slot.db,
             None => {
+                let generation = super::generation::current(&self.config.data_dir, &name)
+                    .map_err(|e| PluginLoadError::Registry(e.to_string()))?;
                 opened = self
                     .config
                     .storage_for(&name)
                     .open(
-                        &name,
+                        &super::generation::store_name(&name, generation),
                         &self.config.data_dir,
                         self.config.limits_for(&name).query_bytes(),
                     )
@@ -337,6 +339,7 @@ impl Deployer {
             sha256,
             subscriptions,
             openapi,
+            read_model: compiled.manifest.read_model,
             limits: self.config.limits_for(&name),
             compiled,
             outbound: Arc::new(

@@ -6,7 +6,9 @@
 //! old one, and each event is handled by whichever version is current when its
 //! delivery starts (its cursor makes it once).
 mod checks;
+pub mod generation;
 mod load;
+mod rebuild;
 pub mod signing;
 pub mod store;
 mod watch;
@@ -14,6 +16,7 @@ mod wipe;
 
 pub use checks::CONTRACT_MARKER;
 pub use load::{Candidate, Component, LoadFailure, PluginLoadError};
+pub use rebuild::{RebuildError, RebuildStatus};
 pub use watch::{Watcher, watch};
 pub use wipe::Wiped;
 
@@ -47,6 +50,10 @@ pub struct Inner {
     trusted_keys: Vec<ed25519_dalek::VerifyingKey>,
     /// Serialises deploys and rollbacks.
     deploying: tokio::sync::Mutex<()>,
+    /// The last rebuild of each read model, and its progress.
+    rebuilds: std::sync::Mutex<
+        std::collections::HashMap<String, tokio::sync::watch::Sender<RebuildStatus>>,
+    >,
     /// Fires when the host stops (ends `--watch`).
     cancel: CancellationToken,
 }
@@ -91,6 +98,7 @@ impl Deployer {
             relay: parts.relay,
             trusted_keys: parts.trusted_keys,
             deploying: tokio::sync::Mutex::new(()),
+            rebuilds: Default::default(),
             cancel: parts.cancel,
         }))
     }
@@ -142,6 +150,17 @@ pub enum DeployError {
         "plugin `{0}` is not wipeable; only plugins whose database holds no business truth may be (`[plugins.{0}] wipeable = true`)"
     )]
     NotWipeable(String),
+    /// Only a read model can be rebuilt by replay.
+    #[error(
+        "plugin `{0}` is not a read model (its manifest does not declare one), so it cannot be rebuilt by replay"
+    )]
+    NotAReadModel(String),
+    /// A rebuild of the plugin is already running.
+    #[error("a rebuild of `{0}` is already running")]
+    RebuildRunning(String),
+    /// A source's history was pruned: a replay would build a partial view.
+    #[error("{0}")]
+    HistoryPruned(String),
     /// The registry on disk could not be read or written.
     #[error("plugin registry: {0}")]
     Registry(String),
@@ -170,6 +189,9 @@ impl DeployError {
             DeployError::NoPrevious(_) => (409, "no_previous_version"),
             DeployError::Unknown(_) => (404, "unknown_plugin"),
             DeployError::NotWipeable(_) => (409, "not_wipeable"),
+            DeployError::NotAReadModel(_) => (409, "not_a_read_model"),
+            DeployError::RebuildRunning(_) => (409, "rebuild_running"),
+            DeployError::HistoryPruned(_) => (409, "history_pruned"),
         }
     }
 }

@@ -13,9 +13,11 @@ mod marker;
 mod outbound;
 mod redrive;
 mod relay;
+mod replay;
 mod scheduler;
 mod stream;
 mod tasks;
 
 pub use redrive::{RedriveError, RedriveReport};
 pub use relay::{Relay, StreamStatus};
+pub use replay::{ReplayError, SourceProgress};

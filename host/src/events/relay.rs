@@ -61,6 +61,9 @@ pub struct Inner {
     pub(super) tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Notified whenever a stream, schedule or marker moves on.
     pub(super) progress: Notify,
+    /// Per subscriber: deliveries hold it shared, a rebuild's switch holds it
+    /// alone (see [`Relay::paused`]).
+    pub(super) gates: Mutex<HashMap<Arc<str>, Arc<tokio::sync::RwLock<()>>>>,
 }
 
 impl Deref for Relay {
@@ -104,6 +107,7 @@ impl Relay {
             marked: Mutex::default(),
             tasks: Mutex::default(),
             progress: Notify::new(),
+            gates: Mutex::default(),
         }))
     }
 
@@ -259,6 +263,24 @@ impl Relay {
                 tracing::warn!(plugin = %source.name, error = %e, "marking events published failed");
             }
         }
+    }
+
+    /// The gate of `subscriber`'s deliveries.
+    pub(super) fn gate(&self, subscriber: &str) -> Arc<tokio::sync::RwLock<()>> {
+        self.gates
+            .lock()
+            .expect("relay poisoned")
+            .entry(subscriber.into())
+            .or_default()
+            .clone()
+    }
+
+    /// Runs `work` while no event is being delivered to `subscriber`: its
+    /// streams and scheduler finish the delivery in hand and wait.
+    pub async fn paused<T>(&self, subscriber: &str, work: impl Future<Output = T>) -> T {
+        let gate = self.gate(subscriber);
+        let _alone = gate.write().await;
+        work.await
     }
 
     /// Records a newly scheduled event (so drains see it at once) and wakes the

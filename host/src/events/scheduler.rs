@@ -10,11 +10,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub(super) async fn run_scheduler(relay: Relay, name: Arc<str>, schedule: Arc<Schedule>) {
-    let Some(subscriber) = relay.registry.get(&name) else {
-        return;
-    };
     let poll = Duration::from_millis(relay.config.poll_ms);
     loop {
+        // The version serving now: a rebuilt read model has another database.
+        let Some(subscriber) = relay.registry.get(&name) else {
+            return;
+        };
         let woken = schedule.wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
@@ -35,7 +36,12 @@ pub(super) async fn run_scheduler(relay: Relay, name: Arc<str>, schedule: Arc<Sc
                 Some(_) => event.source.as_str(),
                 None => crate::metrics::UNKNOWN,
             };
-            match attempt(&relay, &subscriber, &event, source, n, Delivery::Scheduled).await {
+            let gate = relay.gate(&name);
+            let delivering = gate.read().await;
+            let settled =
+                attempt(&relay, &subscriber, &event, source, n, Delivery::Scheduled).await;
+            drop(delivering);
+            match settled {
                 Settled::Done => {}
                 Settled::Stopped => return,
                 Settled::Retry(backoff) => {

@@ -64,8 +64,10 @@ pub(super) async fn run_stream(
             // Persist the cursor past events this subscriber ignores, so a restart
             // does not rescan them.
             let event_source = source.name.to_string();
+            // The version serving now: a rebuilt read model has another database.
+            let target = current(&relay, &name, &subscriber);
             if persist(&relay, "advancing cursor", || {
-                advance_cursor(&subscriber.slot.db, &event_source, position)
+                advance_cursor(&target.slot.db, &event_source, position)
             })
             .await
             .is_none()
@@ -87,12 +89,15 @@ fn publish_position(relay: &Relay, stream: &Stream, position: u64) {
 /// Delivers one event in order: schedules it if delayed, else retries until it is
 /// handled or dead-lettered. Returns false when the host is shutting down.
 async fn deliver(relay: &Relay, subscriber: &Arc<Plugin>, event: &OutboxEvent) -> bool {
+    let gate = relay.gate(&subscriber.name);
+    let _delivering = gate.read().await;
     if let Some(delay) = event.deliver_after_ms {
+        let target = current(relay, &subscriber.name, subscriber);
         let due = crate::clock::parse_millis(&event.created_at)
             .unwrap_or_else(crate::clock::now_millis)
             + delay;
         let scheduled = persist(relay, "scheduling delayed event", || {
-            schedule(&subscriber.slot.db, event, due)
+            schedule(&target.slot.db, event, due)
         })
         .await;
         relay.scheduled(&subscriber.name, due);

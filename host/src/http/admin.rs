@@ -158,6 +158,36 @@ pub(super) async fn wipe(
     Ok(Json(serde_json::to_value(wiped).unwrap_or_default()))
 }
 
+pub(super) async fn start_rebuild(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let status = app
+        .deployer()
+        .start_rebuild(&name)
+        .await
+        .map_err(deploy_error)?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(serde_json::to_value(status).unwrap_or_default()),
+    ))
+}
+
+pub(super) async fn rebuild_status(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let status = app
+        .deployer()
+        .rebuild_status(&name)
+        .ok_or_else(|| ApiError::Refused {
+            status: 404,
+            code: "no_rebuild",
+            message: format!("no rebuild of `{name}` has run since the host started"),
+        })?;
+    Ok(Json(serde_json::to_value(status).unwrap_or_default()))
+}
+
 pub(super) async fn versions(
     State(app): State<App>,
     Path(name): Path<String>,

@@ -50,6 +50,10 @@ pub fn app(app: App) -> Router {
             axum::routing::post(admin::wipe),
         )
         .route(
+            "/admin/plugins/{name}/rebuild",
+            axum::routing::post(admin::start_rebuild).get(admin::rebuild_status),
+        )
+        .route(
             "/admin/events/dead-letters/redrive",
             axum::routing::post(admin::redrive),
         )

@@ -15,6 +15,8 @@ pub struct OutboxCall {
     max_event_bytes: usize,
     /// A read-only call (GET) may not emit events.
     read_only: bool,
+    /// Why this call may emit nothing at all, if it may not.
+    denied: Option<&'static str>,
 }
 
 impl OutboxCall {
@@ -26,7 +28,13 @@ impl OutboxCall {
             event_bytes: 0,
             max_event_bytes,
             read_only,
+            denied: None,
         }
+    }
+
+    /// Refuses every event of this call, saying `why`.
+    pub fn deny(&mut self, why: &'static str) {
+        self.denied = Some(why);
     }
 }
 
@@ -38,6 +46,9 @@ impl outbox::Host for OutboxCall {
         payload: String,
         deliver_after_ms: Option<u64>,
     ) -> wasmtime::Result<Result<(), GuestError>> {
+        if let Some(why) = self.denied {
+            return Ok(Err(GuestError::Denied(why.into())));
+        }
         if self.read_only {
             return Ok(Err(GuestError::Denied(
                 "events cannot be emitted while serving a read-only (GET) request".into(),

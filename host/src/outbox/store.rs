@@ -119,6 +119,16 @@ pub async fn read_outbox(
         .collect()
 }
 
+/// The lowest sequence still in the outbox of `db` (`None` when empty): a
+/// replay needs it to be 1.
+pub async fn first_sequence(db: &Database) -> Result<Option<u64>, StorageError> {
+    let rows = read(db, "SELECT MIN(sequence) AS first FROM outbox_events", &[]).await?;
+    match first_row(&rows) {
+        Some(row) => Ok(row.opt_int("first")?.and_then(|n| u64::try_from(n).ok())),
+        None => Ok(None),
+    }
+}
+
 /// The highest sequence in the outbox of `db` (0 when empty).
 pub async fn outbox_head(db: &Database) -> Result<u64, StorageError> {
     let rows = read(

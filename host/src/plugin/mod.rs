@@ -44,6 +44,9 @@ pub struct Plugin {
     pub subscriptions: Vec<Pattern>,
     /// The plugin's OpenAPI fragment (`Null` when it documents nothing).
     pub openapi: serde_json::Value,
+    /// A read model: built only from its subscriptions' events, emits none,
+    /// may be rebuilt by replay.
+    pub read_model: bool,
     /// Limits applied to each call.
     pub limits: Limits,
     /// The compiled component.

@@ -37,6 +37,8 @@ impl Pattern {
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 48
+        // `--` names a rebuilt copy of a plugin's database (`search--r2`).
+        && !name.contains("--")
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
             .chars()

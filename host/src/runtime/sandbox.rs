@@ -159,6 +159,19 @@ pub struct Compiled<W: World> {
     pub manifest: W::Manifest,
 }
 
+impl<W: World> Clone for Compiled<W>
+where
+    W::Pre: Clone,
+    W::Manifest: Clone,
+{
+    fn clone(&self) -> Self {
+        Compiled {
+            pre: self.pre.clone(),
+            manifest: self.manifest.clone(),
+        }
+    }
+}
+
 /// How a call ended and what it cost.
 pub struct Finished<R, S> {
     /// The export's result, or why the call was stopped.

@@ -248,7 +248,7 @@ impl UnitOfWork {
         id: &str,
         export: E,
     ) -> Ran<E::Output> {
-        let state = CallState::new(
+        let mut state = CallState::new(
             plugin.name.clone(),
             tx,
             self.inner.rules.clone(),
@@ -256,6 +256,11 @@ impl UnitOfWork {
             plugin.limits.event_bytes(),
             read_only,
         );
+        if plugin.read_model {
+            state.outbox.deny(
+                "a read model emits no events: its database must stay rebuildable from its sources alone",
+            );
+        }
         let finished = self
             .inner
             .sandbox

@@ -4,6 +4,7 @@
 //! Usage is recorded, not recalculated: `coupons.used` moves by conditional
 //! updates in the same transaction as the redemption row it counts.
 mod domain;
+mod lists;
 mod store;
 
 use domain::{Cart, Code, Coupon, Decision, Discount, Line, Reason, RuleRef};
@@ -39,9 +40,10 @@ impl Plugin for Coupons {
     fn handle_request(req: Request) -> Response {
         Router::new()
             .post("/", create)
+            .get("/", lists::list_coupons)
             .get("/{code}", get)
             .post("/{code}/quote", quote)
-            .get("/{code}/redemptions", redemptions)
+            .get("/{code}/redemptions", lists::list_redemptions)
             .dispatch(req)
     }
 
@@ -157,17 +159,6 @@ fn quote(req: &Request) -> HttpResult {
         }),
     };
     Ok(Response::json(200, &body))
-}
-
-/// `GET /coupons/{code}/redemptions`: who redeemed the coupon, for how much,
-/// and which rule version priced each (oldest first, at most 1,000).
-fn redemptions(req: &Request) -> HttpResult {
-    let coupon = find(req.param("code"))?;
-    let list = store::redemptions(&coupon.definition.code, 1_000)?;
-    Ok(Response::json(
-        200,
-        &json!({ "code": coupon.definition.code.as_str(), "redemptions": list }),
-    ))
 }
 
 /// What pricing a cart came to, with the rule's answer when a rule ran.
@@ -439,6 +430,7 @@ mod tests {
         let doc = openapi();
         for (method, path, success, body) in [
             ("post", "/", "201", true),
+            ("get", "/", "200", false),
             ("get", "/{code}", "200", false),
             ("post", "/{code}/quote", "200", true),
             ("get", "/{code}/redemptions", "200", false),

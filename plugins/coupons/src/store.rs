@@ -202,14 +202,3 @@ pub fn revert_redemption(id: &str, now: Instant) -> Result<bool, Error> {
     )?;
     Ok(changed == 1)
 }
-
-/// The coupon's redemptions, oldest first (at most `limit`).
-pub fn redemptions(code: &Code, limit: i64) -> Result<Vec<serde_json::Value>, Error> {
-    let rows = db::query(
-        "SELECT order_id, buyer_id, discount_minor, currency, status, created_at, reverted_at, \
-         rule, rule_version, reason FROM coupon_redemptions WHERE code = $1 \
-         ORDER BY created_at, id LIMIT $2",
-        &[code.as_str().into(), limit.into()],
-    )?;
-    Ok(rows.to_json())
-}

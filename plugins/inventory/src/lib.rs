@@ -4,6 +4,7 @@
 //! `docs/architecture/saga.md`.
 mod domain;
 mod levels;
+mod lists;
 mod store;
 
 use domain::{
@@ -49,9 +50,10 @@ impl Plugin for Inventory {
     fn handle_request(req: Request) -> Response {
         Router::new()
             .post("/items", create_item)
+            .get("/items", lists::list_items)
             .get("/items/{sku}", get_item)
             .post("/items/{sku}/adjustments", adjust_item)
-            .get("/reservations", list_reservations)
+            .get("/reservations", lists::list_reservations)
             .get("/settings", get_settings)
             .put("/settings", put_settings)
             .dispatch(req)
@@ -173,27 +175,6 @@ fn adjust_item(req: &Request) -> HttpResult {
     let level = store::item(sku)?.ok_or_else(|| unknown_sku(sku))?;
     levels::publish(sku, level)?;
     Ok(Response::json(200, &item_json(sku, level)))
-}
-
-fn list_reservations(req: &Request) -> HttpResult {
-    let order_id = req.required_query_param("order_id")?;
-    let reservations: Vec<Value> = store::reservations(&order_id)?
-        .into_iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "order_id": order_id,
-                "sku": r.sku,
-                "quantity": r.quantity,
-                "status": r.status.as_str(),
-                "expires_at": r.expires_at,
-            })
-        })
-        .collect();
-    Ok(Response::json(
-        200,
-        &json!({ "reservations": reservations }),
-    ))
 }
 
 fn get_settings(_req: &Request) -> HttpResult {
@@ -422,6 +403,7 @@ mod tests {
         // GET /settings cannot fail with a 4xx.
         let routes = [
             ("/items", "post", "201", true),
+            ("/items", "get", "200", true),
             ("/items/{sku}", "get", "200", true),
             ("/items/{sku}/adjustments", "post", "200", true),
             ("/reservations", "get", "200", true),

@@ -1,20 +1,42 @@
 //! The HTTP handlers: inbox listing, templates and webhook endpoints.
+use crate::domain::delivery::DeliveryStatus;
 use crate::domain::webhook::{self, EventTypesInput};
-use crate::domain::{is_subscribed, parse_limit, template};
+use crate::domain::{SUBSCRIBED_EVENT_TYPES, is_subscribed, template};
 use crate::store::{self, webhooks};
+use mercato_sdk::list::{self, ListQuery};
 use mercato_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
 
-/// `GET /?recipient=…&limit=…`: the recipient's notifications, newest first.
+/// `GET /[?recipient=…&event_type=…]`: notifications newest first by
+/// `(created_at, id)`. Without `recipient` it lists everyone's (the merchant's
+/// view), those still waiting for their recipient included.
 pub fn list_notifications(req: &Request) -> HttpResult {
-    let recipient = req.required_query_param("recipient")?;
-    let limit = parse_limit(req.query_param("limit").as_deref())?;
-    let notifications = store::notifications_of(&recipient, limit)?;
-    Ok(Response::json(
-        200,
-        &json!({ "notifications": notifications }),
-    ))
+    let query = ListQuery::parse(req, &["recipient", "event_type"])?;
+    let mut listing = store::notification_listing();
+    if let Some(recipient) = query.filter("recipient") {
+        listing = listing.condition("recipient = $?", recipient.into());
+    }
+    if let Some(event_type) = query.filter("event_type") {
+        listing = listing.condition("event_type = $?", event_type_filter(event_type)?.into());
+    }
+    query.respond(listing)
+}
+
+/// The `event_type` filter: a type this context speaks about, or a 400
+/// (a misspelt type would otherwise list nothing, silently).
+fn event_type_filter(raw: &str) -> Result<&str, HttpError> {
+    if is_subscribed(raw) {
+        Ok(raw)
+    } else {
+        Err(HttpError::bad_request(
+            "invalid_event_type",
+            &format!(
+                "event_type must be one of {}, got `{raw}`",
+                SUBSCRIBED_EVENT_TYPES.join(", ")
+            ),
+        ))
+    }
 }
 
 /// `GET /templates`: every template, by event type.
@@ -88,13 +110,16 @@ pub fn create_endpoint(req: &Request) -> HttpResult {
     ))
 }
 
-/// `GET /endpoints`: every endpoint, disabled ones included, without secrets.
-pub fn list_endpoints(_req: &Request) -> HttpResult {
-    let endpoints = webhooks::endpoints()?
-        .iter()
-        .map(webhooks::Endpoint::to_json)
+/// `GET /endpoints`: every endpoint newest first by `(created_at, id)`,
+/// disabled ones included, without secrets.
+pub fn list_endpoints(req: &Request) -> HttpResult {
+    let query = ListQuery::parse(req, &[])?;
+    let (rows, has_more) = query.fetch(webhooks::endpoint_listing())?;
+    let endpoints = rows
+        .into_iter()
+        .map(|row| webhooks::Endpoint::from_json(row)?.to_json())
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Response::json(200, &json!({ "endpoints": endpoints })))
+    Ok(list::page(endpoints, has_more))
 }
 
 fn load_endpoint(id: &str) -> Result<webhooks::Endpoint, HttpError> {
@@ -122,11 +147,61 @@ pub fn disable_endpoint(req: &Request) -> HttpResult {
     ))
 }
 
-/// `GET /endpoints/{id}/deliveries?limit=…`: deliveries newest first, each
-/// with its attempt log.
+/// `GET /endpoints/{id}/deliveries[?status=…]`: the endpoint's deliveries
+/// newest first by `(created_at, id)`, each with its attempt log.
 pub fn list_deliveries(req: &Request) -> HttpResult {
+    let query = ListQuery::parse(req, &["status"])?;
     let endpoint = load_endpoint(req.param("id"))?;
-    let limit = parse_limit(req.query_param("limit").as_deref())?;
-    let deliveries = webhooks::deliveries_of(&endpoint.id, limit)?;
-    Ok(Response::json(200, &json!({ "deliveries": deliveries })))
+    let mut listing = webhooks::delivery_listing(&endpoint.id);
+    if let Some(status) = query.filter("status") {
+        listing = listing.condition("status = $?", delivery_status(status)?.as_str().into());
+    }
+    let (mut deliveries, has_more) = query.fetch(listing)?;
+    webhooks::attach_attempts(&mut deliveries)?;
+    Ok(list::page(deliveries, has_more))
+}
+
+/// The `status` filter of deliveries: a stored status, or a 400 naming them.
+fn delivery_status(raw: &str) -> Result<DeliveryStatus, HttpError> {
+    DeliveryStatus::parse(raw).ok_or_else(|| {
+        let all: Vec<&str> = DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect();
+        HttpError::bad_request(
+            "invalid_status",
+            &format!("status must be one of {}, got `{raw}`", all.join(", ")),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_type_filter_takes_subscribed_types_only() {
+        assert_eq!(
+            event_type_filter("orders.OrderPaid"),
+            Ok("orders.OrderPaid")
+        );
+        for raw in ["", "OrderPaid", "orders.OrderShipped", "*"] {
+            let e = event_type_filter(raw).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (400, "invalid_event_type"));
+            assert!(e.message.contains("orders.OrderPlaced"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn the_status_filter_takes_the_stored_spellings_only() {
+        for status in DeliveryStatus::ALL {
+            assert_eq!(delivery_status(status.as_str()), Ok(status));
+        }
+        for raw in ["", "delivered", "DEAD"] {
+            let e = delivery_status(raw).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (400, "invalid_status"));
+            assert!(
+                e.message.contains("PENDING, DELIVERED, FAILED"),
+                "{}",
+                e.message
+            );
+        }
+    }
 }

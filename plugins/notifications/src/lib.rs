@@ -8,7 +8,7 @@
 //! from any event carrying both (`order_recipients`); a message whose buyer
 //! is not known yet waits and is sent as soon as it is.
 //!
-//! Routes (mounted at `/notifications`): `GET /?recipient=&limit=`,
+//! Routes (mounted at `/notifications`): `GET /[?recipient=&event_type=]`,
 //! `GET /templates`, `PUT /templates/{event_type}`, `POST /endpoints`,
 //! `GET /endpoints`, `GET /endpoints/{id}`, `DELETE /endpoints/{id}`,
 //! `GET /endpoints/{id}/deliveries`. Events: see `docs/architecture/saga.md`.
@@ -41,6 +41,10 @@ impl Plugin for Notifications {
             .migration(
                 "0003_default_templates.sql",
                 include_str!("../../../migrations/notifications/0003_default_templates.sql"),
+            )
+            .migration(
+                "0004_list_indexes.sql",
+                include_str!("../../../migrations/notifications/0004_list_indexes.sql"),
             )
             .openapi(include_str!("../openapi.json"));
         // Delivery reports (`outbound.DeliveryAttempted`) need no subscription:

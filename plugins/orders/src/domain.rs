@@ -24,6 +24,17 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in saga order.
+    pub const ALL: [Status; 7] = [
+        Status::Pending,
+        Status::AwaitingPayment,
+        Status::Paid,
+        Status::PartiallyRefunded,
+        Status::Refunded,
+        Status::Rejected,
+        Status::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "PENDING",
@@ -37,17 +48,7 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Option<Status> {
-        [
-            Status::Pending,
-            Status::AwaitingPayment,
-            Status::Paid,
-            Status::PartiallyRefunded,
-            Status::Refunded,
-            Status::Rejected,
-            Status::Cancelled,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 

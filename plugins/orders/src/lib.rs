@@ -8,6 +8,7 @@ mod shipments;
 mod store;
 
 use domain::{Decision, Emit, Fact, Offer, Order, OrderRequest, PlaceOrder, Refusal, Status};
+use mercato_sdk::list::ListQuery;
 use mercato_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -171,10 +172,30 @@ fn get(req: &Request) -> HttpResult {
     Ok(Response::json(200, &view(&order, version)?))
 }
 
+/// `GET /orders[?buyer_id=…&status=…]`: order summaries newest first by
+/// `(created_at, id)`.
 fn list(req: &Request) -> HttpResult {
-    let buyer = req.required_query_param("buyer_id")?;
-    let orders = store::orders_of_buyer(&buyer)?;
-    Ok(Response::json(200, &json!({ "orders": orders })))
+    let query = ListQuery::parse(req, &["buyer_id", "status"])?;
+    let mut listing = store::order_listing();
+    if let Some(buyer_id) = query.filter("buyer_id") {
+        listing = listing.condition("buyer_id = $?", buyer_id.into());
+    }
+    if let Some(status) = query.filter("status") {
+        listing = listing.condition("status = $?", status_filter(status)?.as_str().into());
+    }
+    query.respond(listing)
+}
+
+/// The `status` filter: an order status, or a 400 naming them (a misspelt
+/// status would otherwise list nothing, silently).
+fn status_filter(raw: &str) -> Result<Status, HttpError> {
+    Status::parse(raw).ok_or_else(|| {
+        let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        HttpError::bad_request(
+            "invalid_status",
+            &format!("status must be one of {}, got `{raw}`", all.join(", ")),
+        )
+    })
 }
 
 fn cancel(req: &Request) -> HttpResult {
@@ -393,3 +414,24 @@ fn view(o: &Order, version: i64) -> Result<Value, HttpError> {
 
 #[cfg(feature = "export")]
 mercato_sdk::export_plugin!(Orders);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_filter_takes_the_stored_spellings_only() {
+        for status in Status::ALL {
+            assert_eq!(status_filter(status.as_str()), Ok(status));
+        }
+        for raw in ["", "paid", "SHIPPED", "PAID "] {
+            let e = status_filter(raw).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (400, "invalid_status"));
+            assert!(
+                e.message.contains("PENDING, AWAITING_PAYMENT, PAID"),
+                "{}",
+                e.message
+            );
+        }
+    }
+}

@@ -8,6 +8,7 @@ use super::domain::{
     Coupon, Fulfillment, Line, Offer, Order, Shipment, ShipmentStatus, Status, Stock,
 };
 use mercato_sdk::address::ShippingAddress;
+use mercato_sdk::list::Listing;
 use mercato_sdk::prelude::*;
 use serde_json::Value;
 
@@ -210,13 +211,13 @@ pub fn record_refund(
     Ok(())
 }
 
-/// The buyer's orders, oldest first (at most 1,000), as the API lists them.
-pub fn orders_of_buyer(buyer_id: &str) -> Result<Vec<Value>, Error> {
-    let rows = db::query(
-        "SELECT id, status, currency, total_minor, created_at FROM orders WHERE buyer_id = $1 ORDER BY created_at, id LIMIT 1000",
-        &[buyer_id.into()],
-    )?;
-    Ok(rows.to_json())
+/// Every order as a list of summaries, newest first by `(created_at, id)`;
+/// the handler adds its filters.
+pub fn order_listing() -> Listing {
+    Listing::new(
+        "orders",
+        "id, buyer_id, status, fulfillment_status, currency, total_minor, created_at",
+    )
 }
 
 /// The order's lines as the API shows them, each with its product snapshot.

@@ -76,6 +76,14 @@ pub enum IntentStatus {
 }
 
 impl IntentStatus {
+    /// Every status, the moving one first.
+    pub const ALL: [IntentStatus; 4] = [
+        IntentStatus::RequiresPaymentMethod,
+        IntentStatus::Succeeded,
+        IntentStatus::Failed,
+        IntentStatus::Canceled,
+    ];
+
     /// The stored and serialized form.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -434,12 +442,7 @@ mod tests {
 
     #[test]
     fn status_round_trips_through_its_stored_form() {
-        for status in [
-            IntentStatus::RequiresPaymentMethod,
-            IntentStatus::Succeeded,
-            IntentStatus::Failed,
-            IntentStatus::Canceled,
-        ] {
+        for status in IntentStatus::ALL {
             assert_eq!(parse(status.as_str()), Some(status));
         }
         assert_eq!(parse("CANCELLED"), None);

@@ -7,7 +7,7 @@
 //! numbers at face value: an `orders.RefundRequested` is capped at what this
 //! ledger says is still refundable.
 //!
-//! Routes (mounted at `/payments`): `GET /intents?order_id=`, `GET /intents/{id}`,
+//! Routes (mounted at `/payments`): `GET /intents[?order_id=&status=]`, `GET /intents/{id}`,
 //! `POST /intents/{id}/confirm`, `POST /intents/{id}/refunds`,
 //! `GET /ledger/trial-balance`. Events: see `docs/architecture/saga.md`.
 mod domain;
@@ -17,6 +17,7 @@ use domain::{
     ConfirmOutcome, IntentStatus, MAX_AMOUNT_MINOR, PaymentMethod, RefundDecision, Refusal,
     capture_posting, refund_posting,
 };
+use mercato_sdk::list::{self, ListQuery};
 use mercato_sdk::prelude::*;
 use mercato_sdk::validate::is_currency;
 use serde::Deserialize;
@@ -49,6 +50,10 @@ impl Plugin for Payments {
                 include_str!(
                     "../../../migrations/payments/0002_guard_financial_facts.postgres.sql"
                 ),
+            )
+            .migration(
+                "0003_list_indexes.sql",
+                include_str!("../../../migrations/payments/0003_list_indexes.sql"),
             )
             .openapi(include_str!("../openapi.json"))
     }
@@ -97,13 +102,38 @@ fn load_intent(id: &str) -> Result<Intent, HttpError> {
 
 // ---------------------------------------------------------------- HTTP
 
+/// `GET /intents[?order_id=…&status=…]`: payment intents newest first by
+/// `(created_at, id)`; an order has at most one.
 fn list_intents(req: &Request) -> HttpResult {
-    let order_id = req.required_query_param("order_id")?;
-    let intents: Vec<_> = store::intent_for_order(&order_id)?
-        .iter()
-        .map(Intent::to_json)
-        .collect();
-    Ok(Response::json(200, &json!({ "intents": intents })))
+    let query = ListQuery::parse(req, &["order_id", "status"])?;
+    let mut listing = store::intent_listing();
+    if let Some(order_id) = query.filter("order_id") {
+        listing = listing.condition("order_id = $?", order_id.into());
+    }
+    if let Some(status) = query.filter("status") {
+        listing = listing.condition("status = $?", status_filter(status)?.as_str().into());
+    }
+    let (rows, has_more) = query.fetch(listing)?;
+    let intents = rows
+        .into_iter()
+        .map(|row| Intent::from_json(row).map(|intent| intent.to_json()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(list::page(intents, has_more))
+}
+
+/// The `status` filter: a stored status, or a 400 naming them (a misspelt
+/// status would otherwise list nothing, silently).
+fn status_filter(raw: &str) -> Result<IntentStatus, HttpError> {
+    IntentStatus::ALL
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+        .ok_or_else(|| {
+            let all: Vec<&str> = IntentStatus::ALL.iter().map(|s| s.as_str()).collect();
+            HttpError::bad_request(
+                "invalid_status",
+                &format!("status must be one of {}, got `{raw}`", all.join(", ")),
+            )
+        })
 }
 
 fn get_intent(req: &Request) -> HttpResult {
@@ -424,3 +454,40 @@ fn on_refund_requested(event: &Event) -> Result<(), Error> {
 }
 
 mercato_sdk::export_plugin!(Payments);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_filter_takes_the_stored_spellings_only() {
+        for status in IntentStatus::ALL {
+            assert_eq!(status_filter(status.as_str()), Ok(status));
+        }
+        for raw in ["", "succeeded", "CANCELLED", "PAID"] {
+            let e = status_filter(raw).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (400, "invalid_status"));
+            assert!(
+                e.message
+                    .contains("REQUIRES_PAYMENT_METHOD, SUCCEEDED, FAILED, CANCELED"),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn a_listed_intent_reads_like_a_single_one() {
+        let row = serde_json::json!({
+            "id": "i", "order_id": "o", "buyer_id": "b", "amount_minor": 2500,
+            "currency": "EUR", "status": "SUCCEEDED", "failure_reason": null,
+            "captured_minor": 2500, "refunded_minor": 0, "version": 2,
+            "created_at": "2026-12-01T00:00:00.000Z"
+        });
+        let shown = Intent::from_json(row).unwrap().to_json();
+        assert_eq!(shown["status"], "SUCCEEDED");
+        assert_eq!(shown["captured_minor"], 2500);
+        assert!(shown.get("version").is_none(), "{shown}");
+        assert!(Intent::from_json(serde_json::json!({"id": "i"})).is_err());
+    }
+}

@@ -5,6 +5,7 @@
 //! triggers refuse anything else).
 use crate::domain::{Inconsistent, IntentState, IntentStatus, Posting};
 use mercato_sdk::db::Row;
+use mercato_sdk::list::Listing;
 use mercato_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -46,6 +47,13 @@ impl Intent {
         })
     }
 
+    /// A row of [`intent_listing`] (its columns as JSON) read back.
+    pub fn from_json(row: Value) -> Result<Intent, Error> {
+        let id = row["id"].as_str().unwrap_or_default().to_owned();
+        serde_json::from_value(row)
+            .map_err(|e| Error::Internal(format!("payment intent {id} is unreadable: {e}")))
+    }
+
     /// The API representation.
     pub fn to_json(&self) -> Value {
         json!({
@@ -61,6 +69,12 @@ impl Intent {
             "created_at": self.created_at,
         })
     }
+}
+
+/// Every intent as a list, newest first by `(created_at, id)`; the handler
+/// adds its filters.
+pub fn intent_listing() -> Listing {
+    Listing::new("payment_intents", INTENT_COLUMNS)
 }
 
 /// The intent with `id`.

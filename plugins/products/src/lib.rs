@@ -5,6 +5,7 @@ mod domain;
 mod store;
 
 use domain::{NewProduct, PriceChange};
+use mercato_sdk::list::ListQuery;
 use mercato_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -118,9 +119,15 @@ fn get(req: &Request) -> HttpResult {
     Ok(Response::json(200, &view(req.param("id"))?))
 }
 
+/// `GET /products`: the catalog as a list, newest first; `?sku=` narrows it
+/// to the product with that SKU (at most one).
 fn list(req: &Request) -> HttpResult {
-    let products = store::products(req.query_param("sku"))?;
-    Ok(Response::json(200, &json!({ "products": products })))
+    let query = ListQuery::parse(req, &["sku"])?;
+    let mut listing = store::product_listing();
+    if let Some(sku) = query.filter("sku") {
+        listing = listing.condition("v.sku = $?", sku.into());
+    }
+    query.respond(listing)
 }
 
 #[derive(Deserialize)]

@@ -3,6 +3,7 @@
 //! Prices are versioned: `products.version` names the current row of the
 //! append-only `product_pricing`, and moves only by a version-checked update.
 use crate::domain::ValidProduct;
+use mercato_sdk::list::Listing;
 use mercato_sdk::prelude::*;
 use serde_json::Value;
 
@@ -77,8 +78,7 @@ pub fn advance_version(id: &str, version: i64, next: i64, now: &str) -> Result<b
 }
 
 const PRODUCT_SELECT: &str = "SELECT p.id, v.sku, p.name, pr.price_minor, pr.currency, \
-     p.attributes_json AS attributes, p.version, p.created_at, p.updated_at, \
-     p.seller_id, p.description \
+     p.attributes_json AS attributes, p.seller_id, p.description, p.version, p.created_at, p.updated_at \
      FROM products p \
      JOIN product_variants v ON v.product_id = p.id \
      JOIN product_pricing pr ON pr.product_id = p.id AND pr.version = p.version";
@@ -101,11 +101,34 @@ pub fn product(id: &str) -> Result<Option<Value>, Error> {
     Ok(Some(product))
 }
 
-/// The product with `sku`, or the first 500 by SKU.
-pub fn products(sku: Option<String>) -> Result<Vec<Value>, Error> {
-    let rows = match sku {
-        Some(sku) => db::query(&format!("{PRODUCT_SELECT} WHERE v.sku = $1"), &[sku.into()])?,
-        None => db::query(&format!("{PRODUCT_SELECT} ORDER BY v.sku LIMIT 500"), &[])?,
-    };
-    Ok(rows.to_json_parsing(JSON_COLUMNS))
+/// The catalog as a list (each product at its current price, without its
+/// history): the columns and joins of [`PRODUCT_SELECT`], so a product reads
+/// the same in the list as on its own, newest first by `(created_at, id)`.
+pub fn product_listing() -> Listing {
+    let (columns, tables) = select_parts(PRODUCT_SELECT);
+    Listing::new(tables, columns)
+        .sorted_by("p.created_at", "p.id")
+        .json_columns(JSON_COLUMNS)
+}
+
+/// `SELECT columns FROM tables` split into its columns and its tables.
+fn select_parts(select: &str) -> (&str, &str) {
+    select
+        .strip_prefix("SELECT ")
+        .and_then(|rest| rest.split_once(" FROM "))
+        .expect("PRODUCT_SELECT is `SELECT … FROM …`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_selects_what_a_single_product_read_selects() {
+        let (columns, tables) = select_parts(PRODUCT_SELECT);
+        assert!(columns.starts_with("p.id, v.sku, p.name"), "{columns}");
+        assert!(columns.ends_with("p.updated_at"), "{columns}");
+        assert!(tables.starts_with("products p JOIN"), "{tables}");
+        assert_eq!(format!("SELECT {columns} FROM {tables}"), PRODUCT_SELECT);
+    }
 }

@@ -4,7 +4,7 @@
 //! leaves. History is append-only; a shipment never moves backwards.
 //!
 //! Routes (mounted at `/shipping`): `GET|POST /carriers`, `GET
-//! /shipments?order_id=`, `GET /shipments/{id}`, `POST /shipments/{id}/events`.
+//! /shipments[?order_id=&status=]`, `GET /shipments/{id}`, `POST /shipments/{id}/events`.
 //! Events and tables: the shipping section of
 //! `docs/architecture/database-design.md`.
 mod domain;
@@ -13,6 +13,7 @@ mod store;
 use domain::input::{CarrierBody, CarrierEventBody};
 use domain::order_paid::{OrderPaid, PaidOrder};
 use domain::{Decision, Emit, Status, Update};
+use mercato_sdk::list::{self, ListQuery};
 use mercato_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -44,6 +45,10 @@ impl Plugin for Shipping {
                 "0002_guard_history.postgres.sql",
                 include_str!("../../../migrations/shipping/0002_guard_history.postgres.sql"),
             )
+            .migration(
+                "0003_list_indexes.sql",
+                include_str!("../../../migrations/shipping/0003_list_indexes.sql"),
+            )
             .openapi(include_str!("../openapi.json"))
     }
 
@@ -72,12 +77,17 @@ impl Plugin for Shipping {
 
 // ---------------------------------------------------------------- HTTP
 
-fn list_carriers(_req: &Request) -> HttpResult {
-    let carriers: Vec<Value> = store::carriers()?
-        .iter()
-        .map(store::Carrier::to_json)
-        .collect();
-    Ok(Response::json(200, &json!({ "carriers": carriers })))
+/// `GET /carriers`: every carrier, newest first. A carrier's id is its code
+/// (the table's key), so the order is `(created_at, code)` and the cursors
+/// are codes.
+fn list_carriers(req: &Request) -> HttpResult {
+    let query = ListQuery::parse(req, &[])?;
+    let (rows, has_more) = query.fetch(store::carrier_listing())?;
+    let carriers = rows
+        .into_iter()
+        .map(|row| store::read_row::<store::Carrier>(row, "carrier").map(|c| c.to_json()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(list::page(carriers, has_more))
 }
 
 fn create_carrier(req: &Request) -> HttpResult {
@@ -109,13 +119,35 @@ fn view(shipment: &Shipment) -> Result<Value, Error> {
     Ok(json)
 }
 
+/// `GET /shipments[?order_id=…&status=…]`: shipments (without their
+/// history) newest first by `(created_at, id)`; an order has at most one.
 fn list_shipments(req: &Request) -> HttpResult {
-    let order_id = req.required_query_param("order_id")?;
-    let shipments: Vec<Value> = store::shipment_for_order(&order_id)?
-        .iter()
-        .map(Shipment::to_json)
-        .collect();
-    Ok(Response::json(200, &json!({ "shipments": shipments })))
+    let query = ListQuery::parse(req, &["order_id", "status"])?;
+    let mut listing = store::shipment_listing();
+    if let Some(order_id) = query.filter("order_id") {
+        listing = listing.condition("order_id = $?", order_id.into());
+    }
+    if let Some(status) = query.filter("status") {
+        listing = listing.condition("status = $?", status_filter(status)?.as_str().into());
+    }
+    let (rows, has_more) = query.fetch(listing)?;
+    let shipments = rows
+        .into_iter()
+        .map(|row| store::read_row::<Shipment>(row, "shipment").map(|s| s.to_json()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(list::page(shipments, has_more))
+}
+
+/// The `status` filter: a stored status, or a 400 naming them (a misspelt
+/// status would otherwise list nothing, silently).
+fn status_filter(raw: &str) -> Result<Status, HttpError> {
+    Status::parse(raw).ok_or_else(|| {
+        let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        HttpError::bad_request(
+            "invalid_status",
+            &format!("status must be one of {}, got `{raw}`", all.join(", ")),
+        )
+    })
 }
 
 fn get_shipment(req: &Request) -> HttpResult {
@@ -391,7 +423,46 @@ mercato_sdk::export_plugin!(Shipping);
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
+    use super::*;
+
+    #[test]
+    fn the_status_filter_takes_the_stored_spellings_only() {
+        for status in Status::ALL {
+            assert_eq!(status_filter(status.as_str()), Ok(status));
+        }
+        for raw in ["", "delivered", "SHIPPED"] {
+            let e = status_filter(raw).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (400, "invalid_status"));
+            assert!(
+                e.message.contains("PENDING, LABEL_CREATED"),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn listed_rows_read_back_as_the_single_reads_show_them() {
+        let carrier = json!({"code": "dhl", "name": "DHL", "kind": "manual", "is_default": 0,
+            "created_at": "2026-12-01T00:00:00.000Z"});
+        let carrier = store::read_row::<store::Carrier>(carrier, "carrier").unwrap();
+        assert_eq!(carrier.to_json()["default"], false);
+        let shipment = json!({"id": "s", "order_id": "o", "buyer_id": "b", "status": "PENDING",
+            "carrier": "test", "tracking_number": null, "label_id": null,
+            "items_json": "[{\"sku\":\"MUG\",\"quantity\":1}]",
+            "shipping_address_json": "{}", "version": 1,
+            "created_at": "2026-12-01T00:00:00.000Z", "updated_at": "2026-12-01T00:00:00.000Z"});
+        let shown = store::read_row::<Shipment>(shipment, "shipment")
+            .unwrap()
+            .to_json();
+        assert_eq!(shown["items"][0]["sku"], "MUG");
+        assert_eq!(shown["status"], "PENDING");
+        let e = store::read_row::<Shipment>(json!({"id": "s"}), "shipment").unwrap_err();
+        assert!(
+            matches!(e, Error::Internal(ref m) if m.contains("shipment s")),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn openapi_documents_every_route_and_every_reference_resolves() {

@@ -6,6 +6,7 @@
 use crate::domain::Status;
 use crate::domain::input::NewCarrier;
 use crate::domain::label::CarrierKind;
+use mercato_sdk::list::Listing;
 use mercato_sdk::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
@@ -42,13 +43,29 @@ impl Carrier {
     }
 }
 
-/// Every carrier, by code.
-pub fn carriers() -> Result<Vec<Carrier>, Error> {
-    db::query(
-        "SELECT code, name, kind, is_default, created_at FROM carrier_integrations ORDER BY code",
-        &[],
-    )?
-    .parse_all()
+/// Every carrier as a list, newest first by `(created_at, code)`.
+pub fn carrier_listing() -> Listing {
+    Listing::new(
+        "carrier_integrations",
+        "code, name, kind, is_default, created_at",
+    )
+    .sorted_by("created_at", "code")
+}
+
+/// Every shipment as a list, newest first by `(created_at, id)`; the handler
+/// adds its filters.
+pub fn shipment_listing() -> Listing {
+    Listing::new("shipments", SHIPMENT_COLUMNS)
+}
+
+/// A listed row (its columns as JSON) read back as the stored type; a row
+/// that does not read is a bug or tampering, not a caller's error.
+pub fn read_row<T: serde::de::DeserializeOwned>(row: Value, what: &str) -> Result<T, Error> {
+    let id = row.get("id").or_else(|| row.get("code")).cloned();
+    serde_json::from_value(row).map_err(|e| {
+        let id = id.as_ref().and_then(Value::as_str).unwrap_or("?");
+        Error::Internal(format!("{what} {id} is unreadable: {e}"))
+    })
 }
 
 /// The carrier new shipments go with (at most one, by a unique index).

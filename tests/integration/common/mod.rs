@@ -679,3 +679,25 @@ pub fn hostile_with_migration(sql: &str) -> Vec<u8> {
     slot[..sql.len()].copy_from_slice(sql.as_bytes());
     bytes
 }
+
+/// Every object of a list endpoint (`{"object": "list", "data", "has_more"}`),
+/// newest first: pages of 100, each `starting_after` the last object's `id`
+/// until `has_more` is false. `path` may carry filters.
+pub async fn list_all(app: &TestApp, path: &str) -> Vec<Value> {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let mut all: Vec<Value> = Vec::new();
+    loop {
+        let mut page_path = format!("{path}{separator}limit=100");
+        if let Some(last) = all.last() {
+            let id = last["id"].as_str().expect("listed objects have an id");
+            page_path.push_str(&format!("&starting_after={id}"));
+        }
+        let (status, page) = app.get(&page_path).await;
+        assert_eq!(status, StatusCode::OK, "GET {page_path} → {page}");
+        assert_eq!(page["object"], "list", "GET {page_path} → {page}");
+        all.extend(page["data"].as_array().expect("data").iter().cloned());
+        if page["has_more"] != true {
+            return all;
+        }
+    }
+}

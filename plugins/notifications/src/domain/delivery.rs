@@ -25,15 +25,18 @@ impl DeliveryStatus {
         }
     }
 
+    /// Every status, in the order a delivery moves through them.
+    pub const ALL: [DeliveryStatus; 3] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+    ];
+
     /// The stored form back; `None` for anything else.
     pub fn parse(stored: &str) -> Option<Self> {
-        [
-            DeliveryStatus::Pending,
-            DeliveryStatus::Delivered,
-            DeliveryStatus::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == stored)
+        DeliveryStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == stored)
     }
 
     /// Delivered and failed deliveries never change again.

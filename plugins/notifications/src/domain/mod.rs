@@ -6,8 +6,6 @@ pub mod delivery;
 pub mod template;
 pub mod webhook;
 
-use mercato_sdk::validate::Invalid;
-
 /// Every event type this plugin subscribes to, as `source.EventType`. The
 /// manifest subscribes to exactly these; templates exist for exactly these
 /// (the 0003 migration seeds one each); webhook endpoints may ask for them.
@@ -72,29 +70,6 @@ impl NotificationStatus {
     }
 }
 
-/// Page size of a list when the caller names none.
-pub const DEFAULT_LIMIT: i64 = 50;
-/// Largest page a list answers.
-pub const MAX_LIMIT: i64 = 200;
-
-/// The `limit` query parameter: absent means [`DEFAULT_LIMIT`]; otherwise an
-/// integer in 1..=[`MAX_LIMIT`] (anything else is refused rather than
-/// silently changed, so a client learns the bound).
-pub fn parse_limit(raw: Option<&str>) -> Result<i64, Invalid> {
-    let Some(raw) = raw else {
-        return Ok(DEFAULT_LIMIT);
-    };
-    raw.parse::<i64>()
-        .ok()
-        .filter(|n| (1..=MAX_LIMIT).contains(n))
-        .ok_or_else(|| {
-            Invalid::new(
-                "invalid_limit",
-                format!("limit must be an integer from 1 to {MAX_LIMIT}, got `{raw}`"),
-            )
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,16 +97,5 @@ mod tests {
             (pending.as_str(), pending.attempts()),
             ("PENDING_RECIPIENT", 0)
         );
-    }
-
-    #[test]
-    fn limit_defaults_to_fifty_and_is_bounded() {
-        assert_eq!(parse_limit(None), Ok(50));
-        assert_eq!(parse_limit(Some("1")), Ok(1));
-        assert_eq!(parse_limit(Some("200")), Ok(200));
-        for raw in ["0", "-1", "201", "", "ten", "5.0", " 5"] {
-            let refusal = parse_limit(Some(raw)).unwrap_err();
-            assert_eq!(refusal.code, "invalid_limit", "{raw:?}");
-        }
     }
 }

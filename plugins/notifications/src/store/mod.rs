@@ -4,6 +4,7 @@
 pub mod webhooks;
 
 use crate::domain::{CHANNEL_INBOX, NotificationStatus};
+use mercato_sdk::list::Listing;
 use mercato_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -143,13 +144,12 @@ pub fn insert_notification(new: &NewNotification<'_>, now: &str) -> Result<bool,
     Ok(changed == 1)
 }
 
-/// The recipient's notifications, newest first, at most `limit`.
-pub fn notifications_of(recipient: &str, limit: i64) -> Result<Vec<Value>, Error> {
-    Ok(db::query(
-        "SELECT id, recipient, order_id, event_id, event_type, channel, subject, body, status, \
-         attempts, created_at, sent_at FROM notifications WHERE recipient = $1 \
-         ORDER BY created_at DESC, id DESC LIMIT $2",
-        &[recipient.into(), limit.into()],
-    )?
-    .to_json())
+/// Every notification as a list, newest first by `(created_at, id)`; the
+/// handler adds its filters.
+pub fn notification_listing() -> Listing {
+    Listing::new(
+        "notifications",
+        "id, recipient, order_id, event_id, event_type, channel, subject, body, status, \
+         attempts, created_at, sent_at",
+    )
 }

@@ -4,6 +4,7 @@
 //! 0002 migration's triggers refuse both); a delivery is updated only from
 //! the state it was read in.
 use crate::domain::delivery::{Change, DeliveryStatus, Progress, QUEUED, Report};
+use mercato_sdk::list::Listing;
 use mercato_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -32,6 +33,13 @@ impl Endpoint {
                 self.id
             ))
         })
+    }
+
+    /// A row of [`endpoint_listing`] (its columns as JSON) read back.
+    pub fn from_json(row: Value) -> Result<Endpoint, Error> {
+        let id = row["id"].as_str().unwrap_or_default().to_owned();
+        serde_json::from_value(row)
+            .map_err(|e| Error::Internal(format!("webhook endpoint {id} is unreadable: {e}")))
     }
 
     /// The API representation, without the secret.
@@ -81,13 +89,10 @@ pub fn endpoint(id: &str) -> Result<Option<Endpoint>, Error> {
     .parse_first()
 }
 
-/// Every endpoint, disabled ones included, oldest first.
-pub fn endpoints() -> Result<Vec<Endpoint>, Error> {
-    db::query(
-        &format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at, id"),
-        &[],
-    )?
-    .parse_all()
+/// Every endpoint as a list, disabled ones included, newest first by
+/// `(created_at, id)`.
+pub fn endpoint_listing() -> Listing {
+    Listing::new("webhook_endpoints", ENDPOINT_COLUMNS)
 }
 
 /// The endpoints that receive events now.
@@ -222,26 +227,45 @@ pub fn insert_attempt(
     Ok(changed == 1)
 }
 
-/// The endpoint's latest `limit` deliveries, newest first, each with its
-/// attempt log (oldest attempt first) under `attempts` and the count under
-/// `attempt_count`.
-pub fn deliveries_of(endpoint_id: &str, limit: i64) -> Result<Vec<Value>, Error> {
-    let mut deliveries = db::query(
-        "SELECT id, endpoint_id, event_id, event_type, status, attempts AS attempt_count, \
-         last_status, last_error, created_at, updated_at FROM webhook_deliveries \
-         WHERE endpoint_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
-        &[endpoint_id.into(), limit.into()],
-    )?
-    .to_json();
+/// The endpoint's deliveries as a list, newest first by `(created_at, id)`;
+/// each row's attempts are added by [`attach_attempts`].
+pub fn delivery_listing(endpoint_id: &str) -> Listing {
+    Listing::new(
+        "webhook_deliveries",
+        "id, endpoint_id, event_id, event_type, status, attempts AS attempt_count, \
+         last_status, last_error, created_at, updated_at",
+    )
+    .condition("endpoint_id = $?", endpoint_id.into())
+}
+
+/// Adds each listed delivery's attempt log (oldest attempt first) under
+/// `attempts`, read in one query for the whole page.
+pub fn attach_attempts(deliveries: &mut [Value]) -> Result<(), Error> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<SqlValue> = deliveries
+        .iter()
+        .map(|d| d["id"].as_str().unwrap_or_default().into())
+        .collect();
+    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
     let attempts = db::query(
-        "SELECT delivery_id, attempt, outcome, status, error, duration_ms, at \
-         FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries \
-         WHERE endpoint_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2) \
-         ORDER BY delivery_id, attempt",
-        &[endpoint_id.into(), limit.into()],
+        &format!(
+            "SELECT delivery_id, attempt, outcome, status, error, duration_ms, at \
+             FROM webhook_attempts WHERE delivery_id IN ({}) ORDER BY delivery_id, attempt",
+            placeholders.join(", ")
+        ),
+        &ids,
     )?
     .to_json();
-    for delivery in &mut deliveries {
+    group_attempts(deliveries, &attempts);
+    Ok(())
+}
+
+/// Puts each attempt row under its delivery's `attempts`, in the order given
+/// (a delivery without attempts gets an empty log).
+fn group_attempts(deliveries: &mut [Value], attempts: &[Value]) {
+    for delivery in deliveries {
         let log: Vec<Value> = attempts
             .iter()
             .filter(|a| a["delivery_id"] == delivery["id"])
@@ -254,5 +278,44 @@ pub fn deliveries_of(endpoint_id: &str, limit: i64) -> Result<Vec<Value>, Error>
             .collect();
         delivery["attempts"] = Value::Array(log);
     }
-    Ok(deliveries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_delivery_gets_its_own_attempts_in_order() {
+        let mut deliveries = vec![json!({"id": "d1"}), json!({"id": "d2"})];
+        let attempt = |id: &str, n: i64, outcome: &str| {
+            json!({"delivery_id": id, "attempt": n, "outcome": outcome, "status": 503,
+                "error": null, "duration_ms": 4, "at": "2026-12-01T00:00:00.000Z"})
+        };
+        let attempts = [
+            attempt("d1", 1, "retrying"),
+            attempt("d1", 2, "delivered"),
+            attempt("d3", 1, "dead"),
+        ];
+        group_attempts(&mut deliveries, &attempts);
+        let outcomes: Vec<&Value> = deliveries[0]["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| &a["outcome"])
+            .collect();
+        assert_eq!(outcomes, [&json!("retrying"), &json!("delivered")]);
+        assert_eq!(deliveries[0]["attempts"][0].get("delivery_id"), None);
+        assert_eq!(deliveries[1]["attempts"], json!([]));
+    }
+
+    #[test]
+    fn a_listed_endpoint_shows_no_secret() {
+        let row = json!({"id": "e", "url": "https://example.com/hook",
+            "event_types": "[\"orders.OrderPaid\"]", "secret": "whsec_x",
+            "created_at": "2026-12-01T00:00:00.000Z", "disabled_at": null});
+        let shown = Endpoint::from_json(row).unwrap().to_json().unwrap();
+        assert_eq!(shown["event_types"], json!(["orders.OrderPaid"]));
+        assert!(!shown.to_string().contains("whsec_x"), "{shown}");
+        assert!(Endpoint::from_json(json!({"id": "e"})).is_err());
+    }
 }

@@ -31,6 +31,7 @@ impl Guest for ForbiddenImport {
             subscriptions: Vec::new(),
             migrations: Vec::new(),
             openapi: String::new(),
+            read_model: false,
         }
     }
 
