@@ -62,7 +62,7 @@ impl Plugin for Search {
             ("orders", "OrderPlaced") => {
                 let placed: orders::OrderPlaced = events::payload(&event)?;
                 orders::placed(&event, &placed)?;
-                sellers::order_placed(&placed)
+                sellers::order_placed(&event, &placed)
             }
             ("orders", _) => orders::status_changed(&event),
             ("payments", "PaymentCaptured") => sellers::captured(&event),

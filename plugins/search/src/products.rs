@@ -70,7 +70,7 @@ pub fn published(event: &Event) -> Result<(), Error> {
         &index_terms(&p.name, p.description.as_deref(), &attributes),
     )?;
     store::insert_attributes(&p.product_id, &facet_values(&attributes))?;
-    sellers::sku_known(&p.sku)
+    sellers::sku_known(&p.sku, &at)
 }
 
 /// Shows a newer price version (an older or repeated one changes nothing).

@@ -40,7 +40,7 @@ fn capture_key(intent_id: &str) -> String {
 }
 
 /// Keeps the order's lines, then splits whatever payment waited for them.
-pub fn order_placed(o: &OrderPlaced) -> Result<(), Error> {
+pub fn order_placed(event: &Event, o: &OrderPlaced) -> Result<(), Error> {
     let (lines, _) = sku_totals(&o.items).ok_or_else(|| {
         Error::Invalid(format!(
             "orders.OrderPlaced {} has a line breaking the contract",
@@ -48,7 +48,7 @@ pub fn order_placed(o: &OrderPlaced) -> Result<(), Error> {
         ))
     })?;
     store::insert_lines(&o.order_id, &o.currency, &lines)?;
-    split_pending(&o.order_id)
+    split_pending(&o.order_id, &normalize_time(&event.occurred_at))
 }
 
 /// Records a captured amount and splits it if its order is known.
@@ -93,22 +93,23 @@ fn record(
             event.event_type
         )));
     }
+    let at = normalize_time(&event.occurred_at);
     store::insert_payment(&Payment {
         key,
         kind,
         order_id,
         amount_minor,
         currency,
-        occurred_at: &normalize_time(&event.occurred_at),
+        occurred_at: &at,
         day: &day_of(&event.occurred_at),
     })?;
-    split_pending(order_id)
+    split_pending(order_id, &at)
 }
 
 /// A product arrived: split the payments of orders that waited for its seller.
-pub fn sku_known(sku: &str) -> Result<(), Error> {
+pub fn sku_known(sku: &str, at: &str) -> Result<(), Error> {
     for order_id in store::orders_waiting_for(sku)? {
-        split_pending(&order_id)?;
+        split_pending(&order_id, at)?;
     }
     Ok(())
 }
@@ -116,14 +117,15 @@ pub fn sku_known(sku: &str) -> Result<(), Error> {
 /// Splits the order's waiting payments between its sellers, each once, and
 /// adds the parts to the sums: a capture to gross, orders, units and the
 /// products' sales; a refund to refunds. Nothing happens until the order's
-/// lines and every line's seller are known.
-fn split_pending(order_id: &str) -> Result<(), Error> {
+/// lines and every line's seller are known. `at` is the time of the event
+/// that completed the picture: a read model takes its times from events, so
+/// a replay writes the same rows.
+fn split_pending(order_id: &str, at: &str) -> Result<(), Error> {
     let Some((lines, order_currency)) = store::allocatable_lines(order_id)? else {
         return Ok(());
     };
-    let now = clock::now();
     for payment in store::pending_payments(order_id)? {
-        if !store::mark_allocated(&payment.payment_key, &now)? {
+        if !store::mark_allocated(&payment.payment_key, at)? {
             continue;
         }
         let currency = payment.currency.as_deref().unwrap_or(&order_currency);
@@ -143,7 +145,7 @@ fn split_pending(order_id: &str) -> Result<(), Error> {
             }
         }
         for (seller_id, sums) in &per_seller {
-            store::add_sums(seller_id, currency, &payment.day, sums, &now)?;
+            store::add_sums(seller_id, currency, &payment.day, sums, at)?;
         }
     }
     Ok(())

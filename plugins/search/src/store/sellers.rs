@@ -132,11 +132,11 @@ pub fn orders_waiting_for(sku: &str) -> Result<Vec<String>, Error> {
         .collect()
 }
 
-/// Marks a payment split; `false` if it already was.
-pub fn mark_allocated(key: &str, now: &str) -> Result<bool, Error> {
+/// Marks a payment split at `at`; `false` if it already was.
+pub fn mark_allocated(key: &str, at: &str) -> Result<bool, Error> {
     let changed = db::execute(
         "UPDATE seller_payments SET allocated_at = $2 WHERE payment_key = $1 AND allocated_at IS NULL",
-        &[key.into(), now.into()],
+        &[key.into(), at.into()],
     )?;
     Ok(changed == 1)
 }
@@ -172,13 +172,14 @@ pub struct Sums {
     pub units: i64,
 }
 
-/// Adds `s` to the seller's all-time and daily sums in `currency`.
+/// Adds `s` to the seller's all-time and daily sums in `currency`; `at`
+/// (an event's time) moves the all-time row's `updated_at` if later.
 pub fn add_sums(
     seller_id: &str,
     currency: &str,
     day: &str,
     s: &Sums,
-    now: &str,
+    at: &str,
 ) -> Result<(), Error> {
     let net = s.gross_minor - s.refunds_minor;
     let values = |extra: SqlValue| -> Vec<SqlValue> {
@@ -193,6 +194,7 @@ pub fn add_sums(
             s.units.into(),
         ]
     };
+    // Columns qualified: in DO UPDATE a bare column is ambiguous on PostgreSQL.
     let add = |table: &str| {
         format!(
             "gross_minor = {table}.gross_minor + excluded.gross_minor, \
@@ -205,10 +207,12 @@ pub fn add_sums(
         &format!(
             "INSERT INTO seller_dashboard_view (seller_id, currency, updated_at, gross_minor, refunds_minor, \
              net_minor, orders, units) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (seller_id, currency) DO UPDATE SET {}, updated_at = excluded.updated_at",
+             ON CONFLICT (seller_id, currency) DO UPDATE SET {}, \
+             updated_at = CASE WHEN seller_dashboard_view.updated_at < excluded.updated_at \
+             THEN excluded.updated_at ELSE seller_dashboard_view.updated_at END",
             add("seller_dashboard_view")
         ),
-        &values(now.into()),
+        &values(at.into()),
     )?;
     db::execute(
         &format!(
