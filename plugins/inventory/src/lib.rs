@@ -3,6 +3,7 @@
 //! stock movements. Its part of the order saga is in
 //! `docs/architecture/saga.md`.
 mod domain;
+mod levels;
 mod lists;
 mod store;
 
@@ -137,6 +138,7 @@ fn create_item(req: &Request) -> HttpResult {
         "initial_stock",
         &now,
     )?;
+    levels::publish(&new.sku, level)?;
     Ok(Response::json(201, &item_json(&new.sku, level)))
 }
 
@@ -171,6 +173,7 @@ fn adjust_item(req: &Request) -> HttpResult {
     )?;
     // Re-read: a concurrent reservation may have moved the other columns.
     let level = store::item(sku)?.ok_or_else(|| unknown_sku(sku))?;
+    levels::publish(sku, level)?;
     Ok(Response::json(200, &item_json(sku, level)))
 }
 
@@ -259,6 +262,7 @@ fn on_order_placed(placed: OrderPlaced) -> Result<(), Error> {
                     "order_placed",
                     &now,
                 )?;
+                levels::publish_current(&line.sku)?;
             }
             publish(&event)?;
             let timer = InventoryEvent::ReservationExpiryDue {
@@ -321,8 +325,9 @@ enum Settlement {
     Commit,
 }
 
-/// Settles each reservation: its status, its item's stock, and a ledger entry
-/// with `reason`. A row that refuses the change means another call moved it.
+/// Settles each reservation: its status, its item's stock (told as
+/// `StockLevelChanged`), and a ledger entry with `reason`. A row that refuses
+/// the change means another call moved it.
 fn settle(
     order_id: &str,
     reservations: &[Reservation],
@@ -350,6 +355,7 @@ fn settle(
             return Err(stock_moved(&r.sku, order_id));
         }
         store::record_movement(&r.sku, kind, r.quantity, Some(order_id), reason, &now)?;
+        levels::publish_current(&r.sku)?;
     }
     Ok(())
 }

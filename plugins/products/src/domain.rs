@@ -7,6 +7,28 @@ use serde_json::{Map, Value};
 pub const MAX_PRICE_MINOR: i64 = validate::MAX_AMOUNT_MINOR;
 /// Largest serialized `attributes` object.
 pub const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+/// The seller of products published without one (and of every product
+/// published before sellers existed: migration 0003's default).
+pub const DEFAULT_SELLER: &str = "default";
+
+/// Seller ids are 1-64 characters of `[a-z0-9_-]`: they travel in URLs
+/// (`/search/sellers/{seller_id}/dashboard`) and other contexts' tables.
+pub fn check_seller_id(raw: &str) -> Result<(), Invalid> {
+    let well_formed = (1..=64).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if well_formed {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            "invalid_seller_id",
+            "seller_id must be 1-64 lower-case letters, digits, '_' or '-'",
+        ))
+    }
+}
 
 /// Prices are integer minor units from 0 to [`MAX_PRICE_MINOR`].
 pub fn check_price(price_minor: i64) -> Result<(), Invalid> {
@@ -28,6 +50,9 @@ pub struct NewProduct {
     pub price_minor: i64,
     pub currency: String,
     pub attributes: Option<Value>,
+    /// `None`: the default seller.
+    pub seller_id: Option<String>,
+    pub description: Option<String>,
 }
 
 /// A product that passed validation; attributes are always an object.
@@ -38,6 +63,9 @@ pub struct ValidProduct {
     pub price_minor: i64,
     pub currency: String,
     pub attributes: Map<String, Value>,
+    pub seller_id: String,
+    /// Trimmed; `None` when absent or blank.
+    pub description: Option<String>,
 }
 
 pub fn validate(new: NewProduct) -> Result<ValidProduct, Invalid> {
@@ -67,12 +95,27 @@ pub fn validate(new: NewProduct) -> Result<ValidProduct, Invalid> {
             format!("attributes exceed {MAX_ATTRIBUTES_BYTES} bytes"),
         ));
     }
+    let seller_id = new.seller_id.unwrap_or_else(|| DEFAULT_SELLER.to_owned());
+    check_seller_id(&seller_id)?;
+    let description = new
+        .description
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty());
+    if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
+        return Err(Invalid::new(
+            "invalid_description",
+            format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
     Ok(ValidProduct {
         sku: new.sku,
         name: name.to_owned(),
         price_minor: new.price_minor,
         currency: new.currency,
         attributes,
+        seller_id,
+        description: description.map(str::to_owned),
     })
 }
 
@@ -113,6 +156,8 @@ mod tests {
             price_minor: 1999,
             currency: "EUR".into(),
             attributes: Some(json!({ "size": "M" })),
+            seller_id: None,
+            description: None,
         }
     }
 
@@ -121,6 +166,60 @@ mod tests {
         let valid = validate(product()).unwrap();
         assert_eq!(valid.name, "Red tee");
         assert_eq!(valid.attributes["size"], "M");
+    }
+
+    #[test]
+    fn a_product_without_seller_belongs_to_the_default_seller() {
+        let valid = validate(product()).unwrap();
+        assert_eq!(
+            (valid.seller_id.as_str(), valid.description),
+            ("default", None)
+        );
+        let valid = validate(NewProduct {
+            seller_id: Some("acme_2-b".into()),
+            description: Some("  Soft cotton.  ".into()),
+            ..product()
+        })
+        .unwrap();
+        assert_eq!(valid.seller_id, "acme_2-b");
+        assert_eq!(valid.description.as_deref(), Some("Soft cotton."));
+    }
+
+    #[test]
+    fn seller_ids_are_1_to_64_lower_case_url_safe_characters() {
+        for ok in ["a", "default", "acme-1_x", &"s".repeat(64)] {
+            assert_eq!(check_seller_id(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "Acme", "a b", "a.b", "é", "a/b", &"s".repeat(65)] {
+            assert_eq!(
+                check_seller_id(bad).unwrap_err().code,
+                "invalid_seller_id",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn descriptions_are_trimmed_and_at_most_2000_characters() {
+        let with = |d: String| {
+            validate(NewProduct {
+                description: Some(d),
+                ..product()
+            })
+        };
+        // Characters, not bytes: 2000 two-byte letters fit.
+        assert_eq!(
+            with("é".repeat(2000))
+                .unwrap()
+                .description
+                .map(|d| d.chars().count()),
+            Some(2000)
+        );
+        assert_eq!(with("   ".into()).unwrap().description, None);
+        assert_eq!(
+            with("é".repeat(2001)).unwrap_err().code,
+            "invalid_description"
+        );
     }
 
     #[test]
@@ -177,6 +276,13 @@ mod tests {
                     ..product()
                 },
                 "invalid_attributes",
+            ),
+            (
+                NewProduct {
+                    seller_id: Some("Big Shop".into()),
+                    ..product()
+                },
+                "invalid_seller_id",
             ),
         ];
         for (new, code) in cases {

@@ -27,6 +27,22 @@ impl Plugin for Products {
                 "0002_pricing_append_only.postgres.sql",
                 include_str!("../../../migrations/products/0002_pricing_append_only.postgres.sql"),
             )
+            .migration(
+                "0003_seller_description.sql",
+                include_str!("../../../migrations/products/0003_seller_description.sql"),
+            )
+            .migration(
+                "0004_seller_description_checks.sqlite.sql",
+                include_str!(
+                    "../../../migrations/products/0004_seller_description_checks.sqlite.sql"
+                ),
+            )
+            .migration(
+                "0004_seller_description_checks.postgres.sql",
+                include_str!(
+                    "../../../migrations/products/0004_seller_description_checks.postgres.sql"
+                ),
+            )
             .openapi(include_str!("../openapi.json"))
     }
 
@@ -48,6 +64,10 @@ struct CreateBody {
     currency: String,
     #[serde(default)]
     attributes: Option<Value>,
+    #[serde(default)]
+    seller_id: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
 }
 
 fn create(req: &Request) -> HttpResult {
@@ -58,6 +78,8 @@ fn create(req: &Request) -> HttpResult {
         price_minor: body.price_minor,
         currency: body.currency,
         attributes: body.attributes,
+        seller_id: body.seller_id,
+        description: body.description,
     })?;
     let id = new_id();
     let now = clock::now();
@@ -80,6 +102,8 @@ fn create(req: &Request) -> HttpResult {
             "currency": product.currency,
             "version": 1,
             "attributes": product.attributes,
+            "seller_id": product.seller_id,
+            "description": product.description,
         }),
     )?;
     Ok(Response::json(201, &view(&id)?))
@@ -143,6 +167,7 @@ fn change_price(req: &Request) -> HttpResult {
             "price_minor": price_minor,
             "currency": currency,
             "version": next,
+            "seller_id": current["seller_id"],
         }),
     )?;
     Ok(Response::json(200, &view(id)?))

@@ -13,12 +13,15 @@ use serde_json::Value;
 pub fn insert_product(id: &str, product: &ValidProduct, now: &str) -> Result<bool, Error> {
     let attributes = Value::Object(product.attributes.clone()).to_string();
     db::execute(
-        "INSERT INTO products (id, name, attributes_json, version, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $4)",
+        "INSERT INTO products (id, name, attributes_json, version, created_at, updated_at, seller_id, description) \
+         VALUES ($1, $2, $3, 1, $4, $4, $5, $6)",
         &[
             id.into(),
             product.name.as_str().into(),
             attributes.into(),
             now.into(),
+            product.seller_id.as_str().into(),
+            product.description.as_deref().into(),
         ],
     )?;
     let inserted = db::execute(
@@ -75,7 +78,7 @@ pub fn advance_version(id: &str, version: i64, next: i64, now: &str) -> Result<b
 }
 
 const PRODUCT_SELECT: &str = "SELECT p.id, v.sku, p.name, pr.price_minor, pr.currency, \
-     p.attributes_json AS attributes, p.version, p.created_at, p.updated_at \
+     p.attributes_json AS attributes, p.seller_id, p.description, p.version, p.created_at, p.updated_at \
      FROM products p \
      JOIN product_variants v ON v.product_id = p.id \
      JOIN product_pricing pr ON pr.product_id = p.id AND pr.version = p.version";
