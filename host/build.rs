@@ -14,6 +14,7 @@ const EMBEDDED: &[&str] = &[
     "shipping",
     "checkout",
     "notifications",
+    "search",
     // The example coupon rules, so rule coupons work out of the box.
     "tiered-spend",
     "buy-x-get-y",

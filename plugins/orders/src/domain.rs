@@ -246,6 +246,8 @@ pub enum Emit {
         amount_minor: i64,
         reason: String,
     },
+    /// Money went back: the order is now PARTIALLY_REFUNDED or REFUNDED.
+    Refunded,
 }
 
 /// A status change with its reason.
@@ -411,6 +413,9 @@ pub fn decide(order: &Order, fact: Fact) -> Result<Decision, Refusal> {
                     d.to(Status::Refunded, "late payment refunded")
                 }
                 _ => {}
+            }
+            if d.transition.is_some() {
+                d.emit.push(Emit::Refunded);
             }
         }
         Fact::CancelRequested => {

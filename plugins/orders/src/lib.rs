@@ -379,6 +379,10 @@ fn apply(before: &Order, version: i64, d: Decision) -> Result<(), Error> {
                 "RefundRequested",
                 json!({ "order_id": o.id, "intent_id": intent_id, "amount_minor": amount_minor, "reason": reason }),
             ),
+            Emit::Refunded => (
+                "OrderRefunded",
+                json!({ "order_id": o.id, "buyer_id": o.buyer_id, "status": o.status.as_str(), "refunded_minor": o.refunded_minor, "captured_minor": o.captured_minor }),
+            ),
         };
         events::emit(event_type, &o.id, &payload)?;
     }

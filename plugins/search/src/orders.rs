@@ -2,7 +2,7 @@
 //! `GET /search/orders`.
 use crate::domain::query::{self, ORDER_FILTERS};
 use crate::domain::views::{
-    PlacedLine, fulfillment_status, normalize_time, order_status_of, sku_totals,
+    PlacedLine, fulfillment_status, normalize_time, order_status_of, refund_status, sku_totals,
 };
 use crate::store::orders::{self as store, Amounts, Placed};
 use mercato_sdk::list::ListQuery;
@@ -72,9 +72,25 @@ pub fn placed(event: &Event, o: &OrderPlaced) -> Result<(), Error> {
     Ok(())
 }
 
+#[derive(serde::Deserialize)]
+struct OrderRefunded {
+    order_id: String,
+    status: String,
+}
+
 /// Copies the status an orders event reports (and `OrderConfirmed`'s final
 /// amounts) onto the order; events that report none change nothing.
 pub fn status_changed(event: &Event) -> Result<(), Error> {
+    if event.event_type == "OrderRefunded" {
+        // The one orders event whose status is in its payload.
+        let r: OrderRefunded = events::payload(event)?;
+        let status = refund_status(&r.status).ok_or_else(|| {
+            Error::Invalid(format!("orders.OrderRefunded with status `{}`", r.status))
+        })?;
+        let at = normalize_time(&event.occurred_at);
+        store::set_status(&r.order_id, status, None, sequence(event), &at)?;
+        return Ok(());
+    }
     let Some(status) = order_status_of(&event.event_type) else {
         return Ok(());
     };

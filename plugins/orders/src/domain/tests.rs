@@ -182,7 +182,10 @@ fn happy_path_reaches_paid_and_full_refund() {
             Emit::Paid {
                 intent_id: "pi".into(),
                 amount_minor: 3_000
-            }
+            },
+            // Each refund that changes the status is announced.
+            Emit::Refunded,
+            Emit::Refunded,
         ]
     );
 }

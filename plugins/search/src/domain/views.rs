@@ -5,8 +5,8 @@ use mercato_sdk::time::Instant;
 /// The order status an orders event reports, as orders documents each event
 /// (`OrderPlaced`: PENDING, `OrderConfirmed`: AWAITING_PAYMENT, …); `None`
 /// for an event that reports no status (`RefundRequested`, `CheckoutRejected`,
-/// anything new). Orders emits no event for its refund statuses, so the view
-/// shows an order refunded after payment as PAID.
+/// anything new). `OrderRefunded` carries its status in the payload
+/// ([`refund_status`]).
 pub fn order_status_of(event_type: &str) -> Option<&'static str> {
     Some(match event_type {
         "OrderPlaced" => "PENDING",
@@ -16,6 +16,15 @@ pub fn order_status_of(event_type: &str) -> Option<&'static str> {
         "OrderCancelled" => "CANCELLED",
         _ => return None,
     })
+}
+
+/// The status an `orders.OrderRefunded` payload may report.
+pub fn refund_status(status: &str) -> Option<&'static str> {
+    match status {
+        "PARTIALLY_REFUNDED" => Some("PARTIALLY_REFUNDED"),
+        "REFUNDED" => Some("REFUNDED"),
+        _ => None,
+    }
 }
 
 /// An order's fulfillment as orders derives it from its shipments (saga.md):
