@@ -15,5 +15,6 @@ mod rebuild;
 mod rules;
 mod runtime;
 mod sandbox;
+mod search;
 mod shop;
 mod storage;

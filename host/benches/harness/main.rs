@@ -1,4 +1,4 @@
-//! The benchmark harness: `cargo bench -p mercato --bench harness` runs the six
+//! The benchmark harness: `cargo bench -p mercato --bench harness` runs the seven
 //! scenarios of the benchmark issue against an in-process host, prints a
 //! markdown table and writes `docs/benchmarks.md` plus a JSON of the figures.
 //! Under `cargo test` (started without `--bench`) it runs the same scenarios

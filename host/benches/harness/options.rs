@@ -12,6 +12,7 @@ pub const SCENARIOS: &[&str] = &[
     "relay",
     "flash-sale",
     "memory",
+    "search",
 ];
 
 pub const USAGE: &str = "\
@@ -19,7 +20,7 @@ usage: cargo bench -p mercato --bench harness -- [options]
 
   --quick           tiny durations (what `cargo test` runs); writes nothing unless --out/--json
   --only <list>     run only these scenarios (comma-separated): overhead, get-order, saga,
-                    relay, flash-sale, memory
+                    relay, flash-sale, memory, search
   --label <text>    tag this run (a column header in the table, a field in the JSON)
   --out <path>      the markdown report (default docs/benchmarks.md; none in quick mode)
   --json <path>     the results as JSON (default target/bench-results[-<label>].json;

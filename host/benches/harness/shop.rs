@@ -30,6 +30,7 @@ pub struct Shop {
     pub gateway: Gateway,
     pub data_dir: tempfile::TempDir,
     config: Config,
+    plugins: Vec<&'static str>,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -83,10 +84,16 @@ pub async fn postgres_url() -> Result<String, String> {
 
 impl Shop {
     pub async fn start(backend: Backend) -> anyhow::Result<Shop> {
-        let data_dir = tempfile::tempdir()?;
-        let config = config(data_dir.path(), &backend);
         let mut plugins = SHOP.to_vec();
         plugins.push("noop");
+        Shop::start_with(backend, &plugins).await
+    }
+
+    /// A host with just `plugins`.
+    pub async fn start_with(backend: Backend, plugins: &[&'static str]) -> anyhow::Result<Shop> {
+        let data_dir = tempfile::tempdir()?;
+        let config = config(data_dir.path(), &backend);
+        let plugins = plugins.to_vec();
         let host = App::start(config.clone(), components(&plugins)?).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -102,6 +109,7 @@ impl Shop {
             url,
             data_dir,
             config,
+            plugins,
             stop,
             server,
         })
@@ -142,7 +150,7 @@ impl Shop {
             self.config.storage.url.as_deref(),
             self.config.storage.backend,
         ) {
-            for plugin in SHOP.iter().chain(["noop"].iter()) {
+            for plugin in &self.plugins {
                 mercato::storage::postgres::PgDb::drop_schema(
                     url,
                     &self.config.storage.namespace,

@@ -593,8 +593,8 @@ pub fn shop_config(dir: &std::path::Path) -> Config {
 
 pub const SHOP: [&str; 5] = ["products", "orders", "inventory", "payments", "coupons"];
 
-/// The eight contexts of the seed design.
-pub const FULL_SHOP: [&str; 8] = [
+/// Every context of the seed design, the search read model included.
+pub const FULL_SHOP: [&str; 9] = [
     "products",
     "orders",
     "inventory",
@@ -603,6 +603,7 @@ pub const FULL_SHOP: [&str; 8] = [
     "shipping",
     "checkout",
     "notifications",
+    "search",
 ];
 
 pub async fn seed(app: &TestApp, sku: &str, on_hand: i64) {

@@ -1,11 +1,13 @@
-//! The six scenarios of the issue, run in one process against one SQLite shop
-//! (and a PostgreSQL shop for the saga), each for a fixed time.
+//! The seven scenarios (the benchmark issue's six, and full-text search), run
+//! in one process against one SQLite shop (a PostgreSQL shop for the saga, a
+//! search shop of its own), each for a fixed time.
 mod flash_sale;
 mod get_order;
 mod memory;
 mod overhead;
 mod relay;
 mod saga;
+mod search;
 
 use crate::machine::rss_bytes;
 use crate::options::Options;
@@ -29,6 +31,8 @@ pub struct Plan {
     pub flash_units: i64,
     pub flash_rounds: usize,
     pub live_instances: usize,
+    /// Products the search scenario indexes.
+    pub search_products: usize,
 }
 
 impl Plan {
@@ -45,6 +49,7 @@ impl Plan {
                 flash_units: 10,
                 flash_rounds: 1,
                 live_instances: 20,
+                search_products: 300,
             }
         } else {
             Plan {
@@ -58,6 +63,7 @@ impl Plan {
                 flash_units: 100,
                 flash_rounds: 3,
                 live_instances: 200,
+                search_products: 10_000,
             }
         }
     }
@@ -107,6 +113,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         rows.extend(memory::run(&shop, &plan, idle_rss, peak_rss).await?);
     }
     shop.stop().await?;
+    if options.runs("search") {
+        step("7 full-text search");
+        rows.extend(search::run(&plan).await?);
+    }
     if options.runs("saga") {
         step("3 saga on PostgreSQL");
         match postgres_url().await {

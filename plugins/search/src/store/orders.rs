@@ -129,8 +129,9 @@ pub fn set_fulfillment(order_id: &str, fulfillment: &str, at: &str) -> Result<()
 pub fn listing(f: &OrderFilters) -> Listing {
     let mut l = Listing::new(
         "order_list_view",
-        "order_id, buyer_id, status, fulfillment_status, currency, subtotal_minor, discount_minor, \
-         total_minor, item_count, coupon_code, created_at, updated_at",
+        // `id` too: every listed object has one, and it is the cursor.
+        "order_id AS id, order_id, buyer_id, status, fulfillment_status, currency, subtotal_minor, \
+         discount_minor, total_minor, item_count, coupon_code, created_at, updated_at",
     )
     .sorted_by("created_at", "order_id");
     if let Some(v) = &f.status {

@@ -218,7 +218,7 @@ pub fn matching(search: &ProductSearch) -> Sql {
 }
 
 /// What a result shows of a product.
-const COLUMNS: &str = "p.product_id, p.sku, p.name, p.description, p.attributes, p.seller_id, \
+const COLUMNS: &str = "p.product_id AS id, p.product_id, p.sku, p.name, p.description, p.attributes, p.seller_id, \
      p.price_minor, p.currency, p.on_hand, p.available, p.in_stock, p.created_at, p.updated_at";
 
 fn shaped(rows: &db::Rows) -> Vec<Value> {

@@ -1,0 +1,199 @@
+//! (7) Full-text search: `GET /search/products?q=…` over 10,000 products
+//! (the search read model on SQLite, loopback HTTP, closed loop), beside the
+//! ceiling of the same database: the statements the plugin runs for such a
+//! query (the match, the page, the three facet counts), run natively with
+//! rusqlite on the same file in the same run.
+use super::Plan;
+use crate::load::{self, Load};
+use crate::report::Row;
+use crate::shop::{Backend, Shop};
+use crate::stats::Samples;
+use anyhow::ensure;
+use futures_util::future::join_all;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Words product names are made of; queries use them whole and as prefixes.
+const WORDS: [&str; 24] = [
+    "cotton",
+    "linen",
+    "wool",
+    "denim",
+    "silk",
+    "canvas",
+    "classic",
+    "vintage",
+    "organic",
+    "slim",
+    "oversized",
+    "striped",
+    "tee",
+    "shirt",
+    "hoodie",
+    "jacket",
+    "mug",
+    "cap",
+    "poster",
+    "socks",
+    "scarf",
+    "bag",
+    "apron",
+    "blanket",
+];
+const COLORS: [&str; 6] = ["red", "blue", "green", "black", "white", "grey"];
+const QUERIES: [&str; 8] = [
+    "tee",
+    "cott",
+    "vintage mug",
+    "wool scarf",
+    "silk",
+    "den",
+    "classic",
+    "organic cap",
+];
+
+pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
+    let shop = Shop::start_with(Backend::Sqlite, &["products", "inventory", "search"]).await?;
+    let outcome = measure(&shop, plan).await;
+    shop.stop().await?;
+    outcome
+}
+
+async fn measure(shop: &Shop, plan: &Plan) -> anyhow::Result<Vec<Row>> {
+    let n = plan.search_products;
+    let started = Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
+        let posts = chunk.iter().map(|i| {
+            let i = *i;
+            let name = format!(
+                "{} {} {}",
+                WORDS[i % 24],
+                WORDS[(i / 24 + 7) % 24],
+                WORDS[(i / 576 + 13) % 24]
+            );
+            let body = json!({ "sku": format!("S-{i:05}"), "name": name, "price_minor": 500 + (i % 97) * 25,
+                "currency": "EUR", "seller_id": format!("seller-{}", i % 3), "attributes": { "color": COLORS[i % 6] } });
+            async move { shop.gateway.ok("POST", "/products", Some(&body)).await }
+        });
+        for posted in join_all(posts).await {
+            posted?;
+        }
+    }
+    shop.drain().await?;
+    eprintln!(
+        "bench: {n} products published and indexed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let first = shop
+        .gateway
+        .ok("GET", "/search/products?q=tee", None)
+        .await?;
+    ensure!(
+        first["data"].as_array().is_some_and(|d| !d.is_empty()),
+        "a search found nothing: {first}"
+    );
+
+    let urls: Vec<String> = QUERIES
+        .iter()
+        .map(|q| format!("{}/search/products?q={}", shop.url, q.replace(' ', "+")))
+        .collect();
+    let load = Load {
+        connections: plan.connections,
+        warmup: plan.warmup,
+        duration: plan.long,
+    };
+    let mut mercato = load::get(load, Arc::new(urls)).await?;
+    let path = shop.data_dir.path().join("search.db");
+    let mut native = tokio::task::spawn_blocking(move || ceiling(&path, load)).await??;
+
+    let scenario = format!("search over {n} products, {} connections", plan.connections);
+    let (m50, m99) = mercato.latencies.p50_p99_ms();
+    let (n50, n99) = native.p50_p99_ms();
+    Ok(vec![
+        Row::new(
+            7,
+            "search.req_per_s",
+            &scenario,
+            "req/s",
+            Some(mercato.per_second()),
+        ),
+        Row::new(7, "search.p50_ms", &scenario, "p50 ms", m50).native(n50),
+        Row::new(7, "search.p99_ms", &scenario, "p99 ms", m99).native(n99),
+    ])
+}
+
+/// The same statements on the same file, one connection, back to back.
+fn ceiling(path: &std::path::Path, load: Load) -> anyhow::Result<Samples> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut samples = Samples::with_capacity(64 * 1024);
+    let run = |conn: &rusqlite::Connection, query: &str| -> anyhow::Result<()> {
+        let words: Vec<String> = query.split(' ').map(str::to_owned).collect();
+        let mut conditions = Vec::new();
+        let mut params: Vec<String> = Vec::new();
+        for w in &words {
+            let mut upper = w.clone();
+            let last = upper.pop().expect("a word");
+            upper.push(char::from_u32(last as u32 + 1).expect("a next character"));
+            params.push(w.clone());
+            params.push(upper);
+            conditions.push(format!(
+                "p.product_id IN (SELECT t.product_id FROM product_search_terms t WHERE t.term >= ?{} AND t.term < ?{})",
+                params.len() - 1,
+                params.len()
+            ));
+        }
+        let filter = format!(" WHERE {}", conditions.join(" AND "));
+        let bound = rusqlite::params_from_iter(params.iter());
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT p.product_id, p.name, p.created_at FROM product_search_view p{filter} ORDER BY p.created_at DESC, p.product_id DESC"
+        ))?;
+        let ids: Vec<String> = stmt
+            .query_map(bound, |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        let page: Vec<String> = ids.into_iter().take(20).collect();
+        if !page.is_empty() {
+            let marks: Vec<String> = (1..=page.len()).map(|i| format!("?{i}")).collect();
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT * FROM product_search_view WHERE product_id IN ({})",
+                marks.join(", ")
+            ))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(page.iter()), |_| Ok(()))?;
+            for row in rows {
+                row?;
+            }
+        }
+        for facet in [
+            format!(
+                "SELECT p.seller_id, COUNT(*) FROM product_search_view p{filter} GROUP BY p.seller_id"
+            ),
+            format!(
+                "SELECT p.in_stock, COUNT(*) FROM product_search_view p{filter} GROUP BY p.in_stock"
+            ),
+            format!(
+                "SELECT a.name, a.value, COUNT(*) FROM product_search_attributes a JOIN product_search_view p ON p.product_id = a.product_id{filter} GROUP BY a.name, a.value"
+            ),
+        ] {
+            let mut stmt = conn.prepare_cached(&facet)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), |_| Ok(()))?;
+            for row in rows {
+                row?;
+            }
+        }
+        Ok(())
+    };
+    let deadline = Instant::now() + load.warmup + load.duration;
+    let measure_from = Instant::now() + load.warmup;
+    let mut i = 0;
+    while Instant::now() < deadline {
+        let query = QUERIES[i % QUERIES.len()];
+        i += 1;
+        let started = Instant::now();
+        run(&conn, query)?;
+        if started >= measure_from {
+            samples.record(started.elapsed());
+        }
+    }
+    Ok(samples)
+}
