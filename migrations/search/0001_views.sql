@@ -174,3 +174,14 @@ CREATE TABLE seller_product_daily_sales (
     gross_minor BIGINT NOT NULL,
     PRIMARY KEY (seller_id, currency, day, sku)
 );
+
+-- One row whose lock serialises the handlers that join facts from two
+-- sources: splitting payments between sellers (an order's lines, a product's
+-- seller, a payment) and a product's stock (a product, its SKU's levels).
+-- Each takes it before reading, so on PostgreSQL two of them running at once
+-- cannot each miss the other's uncommitted half.
+CREATE TABLE seller_allocation_lock (
+    id BIGINT PRIMARY KEY,
+    taken BIGINT NOT NULL
+);
+INSERT INTO seller_allocation_lock (id, taken) VALUES (1, 0);

@@ -38,6 +38,34 @@ async fn snapshot(app: &TestApp) -> Value {
     })
 }
 
+/// Asserts `a == b`, naming the first place they differ.
+fn same(a: &Value, b: &Value, what: &str) {
+    fn differ(a: &Value, b: &Value, path: String) -> Option<String> {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => x
+                .keys()
+                .chain(y.keys())
+                .find_map(|k| {
+                    differ(
+                        &x[k],
+                        y.get(k).unwrap_or(&Value::Null),
+                        format!("{path}.{k}"),
+                    )
+                })
+                .or_else(|| (x.len() != y.len()).then(|| format!("{path}: keys differ"))),
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+                .iter()
+                .zip(y)
+                .enumerate()
+                .find_map(|(i, (p, q))| differ(p, q, format!("{path}[{i}]"))),
+            _ => (a != b).then(|| format!("{path}: {a} != {b}")),
+        }
+    }
+    if let Some(at) = differ(a, b, String::new()) {
+        panic!("{what} differ at {at}");
+    }
+}
+
 async fn drain_all(app: &TestApp) {
     app.drain().await;
 }
@@ -269,7 +297,7 @@ async fn the_views_agree_with_the_shop_and_rebuild_row_for_row(backend: Backend)
         .unwrap();
     assert_eq!(done.state, "switched", "{done:?}");
     drain_all(&app).await;
-    assert_eq!(snapshot(&app).await, before, "the rebuilt views differ");
+    same(&snapshot(&app).await, &before, "the rebuilt views");
     app.stop().await;
 
     // So does deleting its database and starting again: the streams replay
@@ -288,10 +316,10 @@ async fn the_views_agree_with_the_shop_and_rebuild_row_for_row(backend: Backend)
     }
     let app = TestApp::start(config.clone(), &FULL_SHOP).await;
     drain_all(&app).await;
-    assert_eq!(
-        snapshot(&app).await,
-        before,
-        "the views replayed after deleting the database differ"
+    same(
+        &snapshot(&app).await,
+        &before,
+        "the views replayed after deleting the database",
     );
     app.stop().await;
 }

@@ -50,6 +50,9 @@ pub fn published(event: &Event) -> Result<(), Error> {
         _ => Value::Object(Map::new()),
     };
     let at = normalize_time(&event.occurred_at);
+    // A product and its SKU's stock arrive on two streams: with the lock, the
+    // later of the two handlers sees what the earlier one committed.
+    crate::store::sellers::lock_allocation()?;
     let inserted = store::insert_product(&Published {
         product_id: &p.product_id,
         sku: &p.sku,
@@ -91,6 +94,7 @@ pub fn price_changed(event: &Event) -> Result<(), Error> {
 /// known yet (a product published later takes them on insert).
 pub fn stock_changed(event: &Event) -> Result<(), Error> {
     let level: StockLevel = events::payload(event)?;
+    crate::store::sellers::lock_allocation()?;
     let sequence = i64::try_from(event.sequence).unwrap_or(i64::MAX);
     store::set_stock(&level, sequence, &normalize_time(&event.occurred_at))?;
     Ok(())

@@ -291,6 +291,8 @@ pub const ORDER_STATUSES: &[&str] = &[
     "PENDING",
     "AWAITING_PAYMENT",
     "PAID",
+    "PARTIALLY_REFUNDED",
+    "REFUNDED",
     "REJECTED",
     "CANCELLED",
 ];

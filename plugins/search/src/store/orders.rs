@@ -18,11 +18,17 @@ pub struct Placed<'a> {
 }
 
 /// Inserts the order (PENDING, no discount yet); `false` if the view has it.
+/// Its `updated_at` is the later of its own time and that of shipments
+/// reported before it arrived: the row must not depend on which source's
+/// event came first.
 pub fn insert_order(o: &Placed) -> Result<bool, Error> {
     let changed = db::execute(
         "INSERT INTO order_list_view (order_id, buyer_id, status, fulfillment_status, currency, \
          subtotal_minor, discount_minor, total_minor, item_count, coupon_code, created_at, updated_at, orders_sequence) \
-         VALUES ($1, $2, 'PENDING', $3, $4, $5, 0, $5, $6, $7, $8, $8, $9) ON CONFLICT (order_id) DO NOTHING",
+         VALUES ($1, $2, 'PENDING', $3, $4, $5, 0, $5, $6, $7, $8, \
+           CASE WHEN (SELECT MAX(updated_at) FROM order_list_shipments WHERE order_id = $1) > $8 \
+                THEN (SELECT MAX(updated_at) FROM order_list_shipments WHERE order_id = $1) ELSE $8 END, \
+           $9) ON CONFLICT (order_id) DO NOTHING",
         &[
             o.order_id.into(),
             o.buyer_id.into(),
@@ -111,13 +117,16 @@ pub fn shipment_statuses(order_id: &str) -> Result<Vec<String>, Error> {
         .collect()
 }
 
-/// Sets the order's fulfillment status (no row changes when it is unchanged
-/// or the view does not hold the order yet).
+/// Sets the order's fulfillment status after a shipment report, and moves its
+/// `updated_at` to the report's time if later: an order's `updated_at` is
+/// the latest of its own events and its shipments' reports, however they
+/// interleave (nothing changes when the view does not hold the order yet;
+/// its insert takes the reports' times).
 pub fn set_fulfillment(order_id: &str, fulfillment: &str, at: &str) -> Result<(), Error> {
     db::execute(
         &format!(
             "UPDATE order_list_view SET fulfillment_status = $2, {} \
-             WHERE order_id = $1 AND fulfillment_status <> $2",
+             WHERE order_id = $1",
             later_of_updated_at("$3")
         ),
         &[order_id.into(), fulfillment.into(), at.into()],

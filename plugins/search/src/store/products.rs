@@ -35,18 +35,28 @@ pub struct StockLevel {
 /// told it; `false` when the product (or its SKU) is already in the view.
 pub fn insert_product(p: &Published) -> Result<bool, Error> {
     let stock = db::query(
-        "SELECT on_hand, available FROM search_stock_levels WHERE sku = $1",
+        "SELECT on_hand, available, updated_at FROM search_stock_levels WHERE sku = $1",
         &[p.sku.into()],
     )?;
-    let (on_hand, available) = match stock.first() {
-        Some(row) => (Some(row.int("on_hand")?), Some(row.int("available")?)),
-        None => (None, None),
+    let (on_hand, available, stock_at) = match stock.first() {
+        Some(row) => (
+            Some(row.int("on_hand")?),
+            Some(row.int("available")?),
+            Some(row.text("updated_at")?.to_owned()),
+        ),
+        None => (None, None, None),
     };
     let in_stock = available.is_some_and(|a| a > 0);
+    // The later of the product's and its stock's times, whichever source's
+    // event arrived first: a replay interleaves sources differently.
+    let updated_at = match stock_at {
+        Some(at) if at.as_str() > p.at => at,
+        _ => p.at.to_owned(),
+    };
     let changed = db::execute(
         "INSERT INTO product_search_view (product_id, sku, name, description, attributes, seller_id, \
          price_minor, currency, price_version, on_hand, available, in_stock, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING",
         &[
             p.product_id.into(),
             p.sku.into(),
@@ -61,6 +71,7 @@ pub fn insert_product(p: &Published) -> Result<bool, Error> {
             available.into(),
             in_stock.into(),
             p.at.into(),
+            updated_at.into(),
         ],
     )?;
     Ok(changed == 1)
