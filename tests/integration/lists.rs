@@ -3,7 +3,7 @@
 //! cursors `starting_after` / `ending_before`, filters, and a 400 naming a
 //! query parameter the list does not take.
 use crate::common::{
-    Backend, FULL_SHOP, Teardown, TestApp, list_all, on_both_backends, place, product,
+    Backend, FULL_SHOP, Teardown, TestApp, list_all, on_both_backends, place, product, within,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -251,3 +251,106 @@ async fn every_list_pages_newest_first_filters_and_refuses_unknown_parameters(ba
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     app.stop().await;
 }
+
+/// Walking a list page by page while rows are inserted: every row that was
+/// there when the walk began is seen exactly once (new rows land before the
+/// first page, newest first); walking back from the oldest then meets every
+/// row, old and new, once.
+async fn walking_pages_sees_each_row_once_while_rows_are_inserted(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = backend.config(dir.path()).await;
+    let plugins = ["products"];
+    let _teardown = Teardown::new(&config, &plugins);
+    let app = std::sync::Arc::new(TestApp::start(config, &plugins).await);
+    let create = |app: std::sync::Arc<TestApp>, sku: String| async move {
+        let (status, body) = app
+            .post(
+                "/products",
+                &json!({ "sku": sku, "name": sku, "price_minor": 100, "currency": "EUR" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    };
+    for n in 0..45 {
+        create(app.clone(), format!("OLD-{n:03}")).await;
+    }
+    let before: std::collections::BTreeSet<String> = list_all(&app, "/products")
+        .await
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(before.len(), 45);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let inserter = tokio::spawn({
+        let (app, stop, count) = (app.clone(), stop.clone(), count.clone());
+        async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                create(app.clone(), format!("NEW-{n:04}")).await;
+                n += 1;
+                count.store(n, std::sync::atomic::Ordering::SeqCst);
+            }
+            n
+        }
+    });
+    // The walk starts once inserts are under way.
+    within(std::time::Duration::from_secs(30), async || {
+        count.load(std::sync::atomic::Ordering::SeqCst) > 0
+    })
+    .await;
+    // Forwards (older and older), 7 at a time.
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(id) => format!("/products?limit=7&starting_after={id}"),
+            None => "/products?limit=7".to_owned(),
+        };
+        let body = page(&app, &path).await;
+        seen.extend(keys(&body, "id"));
+        cursor = seen.last().cloned();
+        if body["has_more"] != true {
+            break;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let inserted = inserter.await.unwrap();
+    assert!(inserted > 0, "rows were inserted during the walk");
+    // Backwards from the oldest, 6 at a time, up to the newest (the inserts
+    // have stopped, or this walk could chase them for ever).
+    let oldest = seen.last().unwrap().clone();
+    let mut back: Vec<String> = vec![oldest.clone()];
+    let mut cursor = oldest;
+    loop {
+        let body = page(&app, &format!("/products?limit=6&ending_before={cursor}")).await;
+        let ids = keys(&body, "id");
+        for id in ids.iter().rev() {
+            back.push(id.clone());
+        }
+        match ids.first() {
+            Some(first) if body["has_more"] == true => cursor = first.clone(),
+            _ => break,
+        }
+    }
+    assert_eq!(
+        back.len(),
+        45 + inserted,
+        "every row, old and new, walking back"
+    );
+    for walk in [&seen, &back] {
+        let old: Vec<&String> = walk.iter().filter(|id| before.contains(*id)).collect();
+        let unique: std::collections::BTreeSet<&String> = old.iter().copied().collect();
+        assert_eq!(old.len(), 45, "each row that was there, once");
+        assert_eq!(unique.len(), 45);
+        let all_unique: std::collections::BTreeSet<&String> = walk.iter().collect();
+        assert_eq!(all_unique.len(), walk.len(), "no row twice");
+    }
+    std::sync::Arc::into_inner(app).unwrap().stop().await;
+}
+
+on_both_backends!(
+    walking_pages_sees_each_row_once_while_rows_are_inserted,
+    walking_pages_sees_each_row_once_while_rows_are_inserted_on_sqlite,
+    walking_pages_sees_each_row_once_while_rows_are_inserted_on_postgres,
+);
