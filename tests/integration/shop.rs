@@ -45,8 +45,12 @@ impl Shop {
     }
 
     async fn product(&self, sku: &str, price_minor: i64) -> String {
+        self.product_of(sku, price_minor, "default").await
+    }
+
+    async fn product_of(&self, sku: &str, price_minor: i64, seller: &str) -> String {
         let p = self
-            .ok("POST", "/products", json!({ "sku": sku, "name": format!("Product {sku}"), "price_minor": price_minor, "currency": "EUR" }))
+            .ok("POST", "/products", json!({ "sku": sku, "name": format!("Product {sku}"), "price_minor": price_minor, "currency": "EUR", "seller_id": seller }))
             .await;
         p["id"].as_str().unwrap().to_owned()
     }
@@ -309,7 +313,11 @@ async fn shop_day(config: Config) {
     let skus = ["TEE", "MUG", "CAP", "SOCKS", "POSTER", "LIMITED"];
     let mut product_ids = BTreeMap::new();
     for (i, sku) in skus.iter().enumerate() {
-        product_ids.insert(*sku, shop.product(sku, 500 + 350 * i as i64).await);
+        let seller = SELLERS[i % SELLERS.len()];
+        product_ids.insert(
+            *sku,
+            shop.product_of(sku, 500 + 350 * i as i64, seller).await,
+        );
         shop.stock(sku, if *sku == "LIMITED" { 12 } else { 400 })
             .await;
     }
@@ -606,7 +614,81 @@ async fn shop_day(config: Config) {
     }
     assert_invariants(&shop, &order_ids, &skus, &coupons).await;
     assert_fulfilment_invariants(&shop, &order_ids, &sessions).await;
+    assert_search_views(&shop, &order_ids).await;
     shop.app.stop().await;
+}
+
+/// The shop day's three sellers.
+const SELLERS: [&str; 3] = ["acme", "globex", "initech"];
+
+/// The search read model agrees with the contexts: one order row per order,
+/// as orders shows it, and the sellers' dashboards add up to the payment
+/// ledger, each net being its gross less its refunds.
+async fn assert_search_views(shop: &Shop, order_ids: &[String]) {
+    let rows = crate::common::list_all(&shop.app, "/search/orders").await;
+    assert_eq!(rows.len(), order_ids.len(), "one row per order");
+    let rows: HashMap<&str, &Value> = rows
+        .iter()
+        .map(|r| (r["order_id"].as_str().unwrap(), r))
+        .collect();
+    for id in order_ids {
+        let order = shop.order(id).await;
+        let row = rows[id.as_str()];
+        for field in [
+            "buyer_id",
+            "status",
+            "fulfillment_status",
+            "currency",
+            "subtotal_minor",
+            "discount_minor",
+            "total_minor",
+            "coupon_code",
+        ] {
+            assert_eq!(
+                row[field], order[field],
+                "{field} of {id}: {row} vs {order}"
+            );
+        }
+    }
+    let balance = shop.get("/payments/ledger/trial-balance").await;
+    let account = |name: &str, side: &str| {
+        balance["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["account"] == name)
+            .map_or(0, |a| a[side].as_i64().unwrap())
+    };
+    let (mut gross, mut refunds) = (0, 0);
+    for seller in SELLERS {
+        let d = shop
+            .get(&format!("/search/sellers/{seller}/dashboard"))
+            .await;
+        let (g, r) = (
+            d["gross_minor"].as_i64().unwrap(),
+            d["refunds_minor"].as_i64().unwrap(),
+        );
+        assert_eq!(d["net_minor"], g - r, "{d}");
+        let by_day: i64 = d["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|day| day["gross_minor"].as_i64().unwrap())
+            .sum();
+        assert_eq!(by_day, g, "the days add up to the total: {d}");
+        gross += g;
+        refunds += r;
+    }
+    assert_eq!(
+        gross,
+        account("merchant_revenue", "credit_minor"),
+        "{balance}"
+    );
+    assert_eq!(
+        refunds,
+        account("merchant_refunds", "debit_minor"),
+        "{balance}"
+    );
 }
 
 /// Shipping, checkout and notifications: one shipment per paid order and none

@@ -355,11 +355,13 @@ fn apply(before: &Order, version: i64, d: Decision) -> Result<(), Error> {
             ),
             Emit::Rejected { reason } => (
                 "OrderRejected",
-                json!({ "order_id": o.id, "buyer_id": o.buyer_id, "reason": reason, "coupon_code": o.coupon_code }),
+                json!({ "order_id": o.id, "buyer_id": o.buyer_id, "reason": reason, "coupon_code": o.coupon_code,
+                    "subtotal_minor": o.subtotal_minor, "discount_minor": o.discount_minor, "total_minor": o.total_minor() }),
             ),
             Emit::Cancelled { reason } => (
                 "OrderCancelled",
-                json!({ "order_id": o.id, "buyer_id": o.buyer_id, "reason": reason, "coupon_code": o.coupon_code }),
+                json!({ "order_id": o.id, "buyer_id": o.buyer_id, "reason": reason, "coupon_code": o.coupon_code,
+                    "subtotal_minor": o.subtotal_minor, "discount_minor": o.discount_minor, "total_minor": o.total_minor() }),
             ),
             Emit::Paid {
                 intent_id,

@@ -34,6 +34,14 @@ struct OrderConfirmed {
 #[derive(Deserialize)]
 struct OrderRef {
     order_id: String,
+    /// `OrderRejected` and `OrderCancelled` carry the amounts as they stood
+    /// (a coupon may have been applied before the order failed).
+    #[serde(default)]
+    subtotal_minor: Option<i64>,
+    #[serde(default)]
+    discount_minor: Option<i64>,
+    #[serde(default)]
+    total_minor: Option<i64>,
 }
 
 /// A shipping event: every one carries the shipment, its order and status.
@@ -105,7 +113,15 @@ pub fn status_changed(event: &Event) -> Result<(), Error> {
         store::set_status(&c.order_id, status, Some(&amounts), sequence(event), &at)?;
     } else {
         let o: OrderRef = events::payload(event)?;
-        store::set_status(&o.order_id, status, None, sequence(event), &at)?;
+        let amounts = match (o.subtotal_minor, o.discount_minor, o.total_minor) {
+            (Some(subtotal_minor), Some(discount_minor), Some(total_minor)) => Some(Amounts {
+                subtotal_minor,
+                discount_minor,
+                total_minor,
+            }),
+            _ => None,
+        };
+        store::set_status(&o.order_id, status, amounts.as_ref(), sequence(event), &at)?;
     }
     Ok(())
 }
