@@ -298,11 +298,69 @@ async fn the_views_agree_with_the_shop_and_rebuild_row_for_row(backend: Backend)
     assert_eq!(done.state, "switched", "{done:?}");
     drain_all(&app).await;
     same(&snapshot(&app).await, &before, "the rebuilt views");
-    app.stop().await;
+
+    // A rebuild under continuous order load: no search request fails, and
+    // the switched views miss no order placed meanwhile.
+    let app = std::sync::Arc::new(app);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (app, stop) = (app.clone(), stop.clone());
+        async move {
+            // Bounded: an unbounded writer outruns any consumer on a shared
+            // machine, and then no view can ever catch up.
+            let mut placed = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && placed.len() < 150 {
+                let body = ok(&app, "POST", "/orders", json!({ "buyer_id": "loader", "currency": "EUR", "items": [{ "sku": "MUG", "quantity": 1 }], "shipping_address": shipping_address() })).await;
+                placed.push(body["id"].as_str().unwrap().to_owned());
+            }
+            placed
+        }
+    });
+    let reader = tokio::spawn({
+        let (app, stop) = (app.clone(), stop.clone());
+        async move {
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                get(&app, "/search/orders?limit=5").await; // panics on a failure
+                get(&app, "/search/products?q=tee").await;
+                reads += 1;
+            }
+            reads
+        }
+    });
+    let (status, started) = app
+        .request("POST", "/admin/plugins/search/rebuild", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let done = app
+        .host
+        .deployer()
+        .rebuild_finished("search")
+        .await
+        .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let placed = writer.await.unwrap();
+    let reads = reader.await.unwrap();
+    assert_eq!(done.state, "switched", "{done:?}");
+    assert!(
+        !placed.is_empty() && reads > 0,
+        "load ran during the rebuild"
+    );
+    drain_all(&app).await;
+    let rows = list_all(&app, "/search/orders").await;
+    assert_eq!(rows.len(), orders.len() + placed.len(), "no order missing");
+    for id in &placed {
+        assert!(
+            rows.iter().any(|r| r["order_id"] == id.as_str()),
+            "{id} missing"
+        );
+    }
+    let before = snapshot(&app).await;
+    std::sync::Arc::into_inner(app).unwrap().stop().await;
 
     // So does deleting its database and starting again: the streams replay
     // every source into the empty copy.
-    let store = "search--r1";
+    let store = "search--r2";
     if backend == Backend::Postgres {
         let url = config.storage.url.as_deref().unwrap();
         mercato::storage::postgres::PgDb::drop_schema(url, &config.storage.namespace, store)
