@@ -151,7 +151,7 @@ impl Deployer {
             self.relay
                 .replay(&copy, &mut progress, |p| self.report(&name, p, started))
                 .await?;
-            let lag: u64 = self.lag(&copy, &mut progress);
+            let lag: u64 = self.lag(&mut progress);
             self.report(&name, &progress, started);
             if lag <= SWITCH_LAG {
                 break;
@@ -225,7 +225,7 @@ impl Deployer {
     }
 
     /// The copy's total lag, with each source's head read again.
-    fn lag(&self, copy: &Plugin, progress: &mut [SourceProgress]) -> u64 {
+    fn lag(&self, progress: &mut [SourceProgress]) -> u64 {
         let mut total = 0;
         for p in progress.iter_mut() {
             if let Some(source) = self.registry.get(&p.source) {
@@ -234,7 +234,6 @@ impl Deployer {
             }
             total += p.lag;
         }
-        let _ = copy;
         total
     }
 

@@ -29,6 +29,8 @@ pub(super) async fn run_stream(
         return;
     };
     publish_position(&relay, &stream, position);
+    // Shared by every delivery of this stream; a rebuild's switch takes it alone.
+    let gate = relay.gate(&name);
     let mut head = source.slot.head.subscribe();
     let poll = Duration::from_millis(relay.config.poll_ms);
     loop {
@@ -51,7 +53,7 @@ pub(super) async fn run_stream(
         let mut persisted = position;
         for event in batch {
             if current(&relay, &name, &subscriber).subscribes_to(&source.name, &event.event_type) {
-                if !deliver(&relay, &subscriber, &event).await {
+                if !deliver(&relay, &gate, &subscriber, &event).await {
                     return;
                 }
                 // The handler's transaction advanced the cursor.
@@ -88,8 +90,13 @@ fn publish_position(relay: &Relay, stream: &Stream, position: u64) {
 
 /// Delivers one event in order: schedules it if delayed, else retries until it is
 /// handled or dead-lettered. Returns false when the host is shutting down.
-async fn deliver(relay: &Relay, subscriber: &Arc<Plugin>, event: &OutboxEvent) -> bool {
-    let gate = relay.gate(&subscriber.name);
+/// `gate` is the subscriber's delivery gate, looked up once per stream.
+async fn deliver(
+    relay: &Relay,
+    gate: &tokio::sync::RwLock<()>,
+    subscriber: &Arc<Plugin>,
+    event: &OutboxEvent,
+) -> bool {
     let _delivering = gate.read().await;
     if let Some(delay) = event.deliver_after_ms {
         let target = current(relay, &subscriber.name, subscriber);
