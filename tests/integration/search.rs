@@ -299,6 +299,29 @@ async fn the_views_agree_with_the_shop_and_rebuild_row_for_row(backend: Backend)
     drain_all(&app).await;
     same(&snapshot(&app).await, &before, "the rebuilt views");
 
+    app.stop().await;
+    // So does deleting its database and starting again: the streams replay
+    // every source into the empty copy.
+    let store = "search--r1";
+    if backend == Backend::Postgres {
+        let url = config.storage.url.as_deref().unwrap();
+        mercato::storage::postgres::PgDb::drop_schema(url, &config.storage.namespace, store)
+            .await
+            .unwrap();
+    } else {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(format!("{store}.db{suffix}")));
+        }
+        assert!(!dir.path().join(format!("{store}.db")).exists());
+    }
+    let app = TestApp::start(config.clone(), &FULL_SHOP).await;
+    drain_all(&app).await;
+    same(
+        &snapshot(&app).await,
+        &before,
+        "the views replayed after deleting the database",
+    );
+
     // A rebuild under continuous order load: no search request fails, and
     // the switched views miss no order placed meanwhile.
     let app = std::sync::Arc::new(app);
@@ -355,31 +378,7 @@ async fn the_views_agree_with_the_shop_and_rebuild_row_for_row(backend: Backend)
             "{id} missing"
         );
     }
-    let before = snapshot(&app).await;
     std::sync::Arc::into_inner(app).unwrap().stop().await;
-
-    // So does deleting its database and starting again: the streams replay
-    // every source into the empty copy.
-    let store = "search--r2";
-    if backend == Backend::Postgres {
-        let url = config.storage.url.as_deref().unwrap();
-        mercato::storage::postgres::PgDb::drop_schema(url, &config.storage.namespace, store)
-            .await
-            .unwrap();
-    } else {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(dir.path().join(format!("{store}.db{suffix}")));
-        }
-        assert!(!dir.path().join(format!("{store}.db")).exists());
-    }
-    let app = TestApp::start(config.clone(), &FULL_SHOP).await;
-    drain_all(&app).await;
-    same(
-        &snapshot(&app).await,
-        &before,
-        "the views replayed after deleting the database",
-    );
-    app.stop().await;
 }
 
 on_both_backends!(
