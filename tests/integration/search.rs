@@ -378,6 +378,26 @@ async fn the_views_agree_with_the_shop_and_rebuild_row_for_row(backend: Backend)
             "{id} missing"
         );
     }
+    // The copy switched to under load holds what a rebuild at rest builds
+    // from the same events: no interleaving of the sources shows in a row.
+    let loaded = snapshot(&app).await;
+    let (status, started) = app
+        .request("POST", "/admin/plugins/search/rebuild", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let done = app
+        .host
+        .deployer()
+        .rebuild_finished("search")
+        .await
+        .unwrap();
+    assert_eq!(done.state, "switched", "{done:?}");
+    drain_all(&app).await;
+    same(
+        &snapshot(&app).await,
+        &loaded,
+        "the views rebuilt at rest after the rebuild under load",
+    );
     std::sync::Arc::into_inner(app).unwrap().stop().await;
 }
 
@@ -386,3 +406,170 @@ on_both_backends!(
     the_views_agree_with_the_shop_and_rebuild_row_for_row_on_sqlite,
     the_views_agree_with_the_shop_and_rebuild_row_for_row_on_postgres,
 );
+
+/// The `sku` of each product of a search answer, in order.
+fn skus(answer: &Value) -> Vec<String> {
+    answer["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Walks `path` two at a time forwards (`starting_after`) and back from the
+/// end (`ending_before`); both walks must give `whole`, each product once.
+async fn walk_both_ways(app: &TestApp, path: &str, whole: &[Value]) {
+    let ids: Vec<&str> = whole.iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let mut forward: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(id) => format!("{path}&limit=2&starting_after={id}"),
+            None => format!("{path}&limit=2"),
+        };
+        let page = get(app, &url).await;
+        let data = page["data"].as_array().unwrap();
+        forward.extend(data.iter().map(|p| p["id"].as_str().unwrap().to_owned()));
+        assert_eq!(
+            page["has_more"],
+            forward.len() < ids.len(),
+            "{url} → {page}"
+        );
+        if page["has_more"] == false {
+            break;
+        }
+        cursor = forward.last().cloned();
+    }
+    assert_eq!(forward, ids, "{path} forwards");
+    let mut backward: Vec<String> = Vec::new();
+    let mut before = ids.last().unwrap().to_string();
+    backward.push(before.clone());
+    loop {
+        let url = format!("{path}&limit=2&ending_before={before}");
+        let page = get(app, &url).await;
+        let data = page["data"].as_array().unwrap();
+        let mut got: Vec<String> = data
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect();
+        got.extend(backward);
+        backward = got;
+        assert_eq!(
+            page["has_more"],
+            backward.len() < ids.len(),
+            "{url} → {page}"
+        );
+        if page["has_more"] == false {
+            break;
+        }
+        before = backward[0].clone();
+    }
+    assert_eq!(backward, ids, "{path} backwards");
+}
+
+on_both_backends!(
+    search_ranks_in_tiers_and_pages_every_sort_both_ways,
+    search_ranks_in_tiers_and_pages_every_sort_both_ways_on_sqlite,
+    search_ranks_in_tiers_and_pages_every_sort_both_ways_on_postgres,
+);
+async fn search_ranks_in_tiers_and_pages_every_sort_both_ways(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = backend.shop_config(dir.path()).await;
+    let shop = ["products", "inventory", "search"];
+    let _teardown = Teardown::new(&config, &shop);
+    let app = TestApp::start(config, &shop).await;
+    // (sku, name, description, attributes, tier for "red mug")
+    let catalog = [
+        ("EXACT-1", "Red Mug", None, json!({}), Some(0)),
+        ("WORDS", "Mug, red", None, json!({}), Some(1)),
+        ("PREFIX", "Redwood mugs", None, json!({}), Some(2)),
+        ("DESC", "Cup", Some("A red mug for tea"), json!({}), Some(3)),
+        ("ATTR", "Red cup", None, json!({ "kind": "Mug" }), Some(3)),
+        ("EXACT-2", "red  MUG!", None, json!({}), Some(0)),
+        ("NOT-RED", "Blue mug", None, json!({}), None),
+        ("MUGWORT", "Red mugwort", Some("red"), json!({}), Some(2)),
+        ("WORDS-2", "Large red mug", None, json!({}), Some(1)),
+    ];
+    for (i, (sku, name, description, attributes, _)) in catalog.iter().enumerate() {
+        let mut body = json!({ "sku": sku, "name": name, "price_minor": 1_000 + (i as i64 % 3) * 100,
+            "currency": "EUR", "seller_id": if i % 2 == 0 { "acme" } else { "globex" }, "attributes": attributes });
+        if let Some(d) = description {
+            body["description"] = json!(d);
+        }
+        ok(&app, "POST", "/products", body).await;
+    }
+    app.drain().await;
+
+    // Relevance: the tier, then newest first (creation time, then id).
+    let all = get(&app, "/search/products?q=red+mug&limit=100").await;
+    let data = all["data"].as_array().unwrap().clone();
+    let tier = |sku: &str| catalog.iter().find(|c| c.0 == sku).unwrap().4;
+    let mut expected = data.clone();
+    expected.sort_by_key(|p| {
+        (
+            tier(p["sku"].as_str().unwrap()).expect("only matches are listed"),
+            std::cmp::Reverse((
+                p["created_at"].as_str().unwrap().to_owned(),
+                p["id"].as_str().unwrap().to_owned(),
+            )),
+        )
+    });
+    assert_eq!(skus(&all), skus(&json!({ "data": expected })));
+    let mut found = skus(&all);
+    found.sort();
+    let mut matching: Vec<String> = catalog
+        .iter()
+        .filter(|c| c.4.is_some())
+        .map(|c| c.0.to_owned())
+        .collect();
+    matching.sort();
+    assert_eq!(found, matching, "every product both words start a word of");
+    assert!(skus(&all)[..2].iter().all(|s| s.starts_with("EXACT")));
+    assert_eq!(all["has_more"], false);
+    // Facets count the whole match, whatever the page.
+    let one = get(&app, "/search/products?q=red+mug&limit=1").await;
+    assert_eq!(one["has_more"], true);
+    let sellers = &one["facets"]["seller_id"];
+    assert_eq!(
+        sellers["acme"].as_i64().unwrap() + sellers["globex"].as_i64().unwrap(),
+        matching.len() as i64,
+        "{one}"
+    );
+    assert_eq!(one["facets"]["attributes"]["kind"]["Mug"], 1, "{one}");
+    assert_eq!(one["facets"]["in_stock"]["false"], matching.len(), "{one}");
+
+    // Every sort walks both ways, each product once.
+    for sort in ["relevance", "newest", "price_asc", "price_desc"] {
+        let path = format!("/search/products?q=red+mug&sort={sort}");
+        let whole = get(&app, &format!("{path}&limit=100")).await;
+        walk_both_ways(&app, &path, whole["data"].as_array().unwrap()).await;
+    }
+    let everything = get(&app, "/search/products?sort=price_asc&limit=100").await;
+    assert_eq!(everything["data"].as_array().unwrap().len(), catalog.len());
+    walk_both_ways(
+        &app,
+        "/search/products?sort=price_asc",
+        everything["data"].as_array().unwrap(),
+    )
+    .await;
+
+    // A cursor the words do not find is refused.
+    let blue = everything["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["sku"] == "NOT-RED")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = app
+        .get(&format!("/search/products?q=red+mug&starting_after={blue}"))
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_cursor"))
+    );
+    app.stop().await;
+}

@@ -39,6 +39,10 @@ impl Plugin for Search {
                 "0002_search_terms.postgres.sql",
                 include_str!("../../../migrations/search/0002_search_terms.postgres.sql"),
             )
+            .migration(
+                "0003_ranking.sql",
+                include_str!("../../../migrations/search/0003_ranking.sql"),
+            )
             .openapi(include_str!("../openapi.json"));
         for pattern in SUBSCRIPTIONS {
             m = m.subscribe(pattern);

@@ -58,6 +58,9 @@ fn sequence(event: &Event) -> i64 {
 
 /// Inserts the order (with the fulfillment its already-known shipments give).
 pub fn placed(event: &Event, o: &OrderPlaced) -> Result<(), Error> {
+    // With the lock, a shipment reported meanwhile from shipping's stream is
+    // either seen here or sees this order (see `store::lock_joins`).
+    crate::store::lock_joins()?;
     let (_, units) = sku_totals(&o.items).ok_or_else(|| {
         Error::Invalid(format!(
             "orders.OrderPlaced {} has a line breaking the contract",
@@ -129,6 +132,7 @@ pub fn status_changed(event: &Event) -> Result<(), Error> {
 /// Records the shipment's status and the order's fulfillment that follows.
 pub fn shipment_reported(event: &Event) -> Result<(), Error> {
     let r: ShipmentReport = events::payload(event)?;
+    crate::store::lock_joins()?;
     let at = normalize_time(&event.occurred_at);
     if store::set_shipment(&r.shipment_id, &r.order_id, &r.status, sequence(event), &at)? {
         let statuses = store::shipment_statuses(&r.order_id)?;

@@ -1,9 +1,10 @@
 //! `product_search_view` from products' and inventory's events, and
 //! `GET /search/products`.
 use crate::domain::query::{self, ProductSearch, Sort};
-use crate::domain::text::{self, facet_values, index_terms};
+use crate::domain::text::{facet_values, index_terms};
 use crate::domain::views::normalize_time;
 use crate::sellers;
+use crate::store::matching::Key;
 use crate::store::products::{self as store, Published, StockLevel};
 use mercato_sdk::list::Cursor;
 use mercato_sdk::prelude::*;
@@ -52,7 +53,7 @@ pub fn published(event: &Event) -> Result<(), Error> {
     let at = normalize_time(&event.occurred_at);
     // A product and its SKU's stock arrive on two streams: with the lock, the
     // later of the two handlers sees what the earlier one committed.
-    crate::store::sellers::lock_allocation()?;
+    crate::store::lock_joins()?;
     let inserted = store::insert_product(&Published {
         product_id: &p.product_id,
         sku: &p.sku,
@@ -94,7 +95,7 @@ pub fn price_changed(event: &Event) -> Result<(), Error> {
 /// known yet (a product published later takes them on insert).
 pub fn stock_changed(event: &Event) -> Result<(), Error> {
     let level: StockLevel = events::payload(event)?;
-    crate::store::sellers::lock_allocation()?;
+    crate::store::lock_joins()?;
     let sequence = i64::try_from(event.sequence).unwrap_or(i64::MAX);
     store::set_stock(&level, sequence, &normalize_time(&event.occurred_at))?;
     Ok(())
@@ -103,73 +104,52 @@ pub fn stock_changed(event: &Event) -> Result<(), Error> {
 /// `GET /search/products`: one page of the match, and facets over all of it.
 pub fn search(req: &Request) -> HttpResult {
     let search = query::product_search(&req.query)?;
-    let matching = store::matching(&search);
-    let (data, has_more) = match search.sort {
-        Sort::Relevance => relevance_page(&search, &matching)?,
-        Sort::Newest => sorted_page(&search, &matching, "created_at", true)?,
-        Sort::PriceAsc => sorted_page(&search, &matching, "price_minor", false)?,
-        Sort::PriceDesc => sorted_page(&search, &matching, "price_minor", true)?,
-    };
-    let facets = store::facets(&matching)?;
+    let (data, has_more) = page(&search, keys(search.sort))?;
+    let facets = store::facets(&search)?;
     Ok(Response::json(
         200,
         &json!({ "object": "list", "data": data, "has_more": has_more, "facets": facets }),
     ))
 }
 
-fn unknown_cursor(id: &str) -> HttpError {
-    HttpError::bad_request("invalid_cursor", &format!("no object `{id}` in this list"))
+const fn key(column: &'static str, descending: bool) -> Key {
+    Key { column, descending }
 }
 
-/// Relevance needs every match ranked (ranking is per query): the matches'
-/// ids, names and times are read, ordered by [`text::by_relevance`], and the
-/// page cut around the cursor, which must be a product of this match.
-fn relevance_page(
-    search: &ProductSearch,
-    matching: &crate::store::Sql,
-) -> Result<(Vec<Value>, bool), HttpError> {
-    let ranked = text::by_relevance(&search.words, store::candidates(matching)?);
-    let ids: Vec<String> = ranked.into_iter().map(|c| c.product_id).collect();
-    let limit = usize::try_from(search.limit).unwrap_or(1);
-    let (start, end, has_more) = query::window(&ids, search.cursor.as_ref(), limit)
-        .ok_or_else(|| unknown_cursor(cursor_id(search.cursor.as_ref())))?;
-    Ok((store::by_ids(&ids[start..end])?, has_more))
-}
-
-fn cursor_id(cursor: Option<&Cursor>) -> &str {
-    match cursor {
-        Some(Cursor::StartingAfter(id) | Cursor::EndingBefore(id)) => id,
-        None => "",
+/// The order of each sort: every one ends with the id, so it is total.
+fn keys(sort: Sort) -> &'static [Key] {
+    const RELEVANCE: [Key; 3] = [
+        key("tier", false),
+        key("created_at", true),
+        key("product_id", true),
+    ];
+    const NEWEST: [Key; 2] = [key("created_at", true), key("product_id", true)];
+    const PRICE_ASC: [Key; 2] = [key("price_minor", false), key("product_id", false)];
+    const PRICE_DESC: [Key; 2] = [key("price_minor", true), key("product_id", true)];
+    match sort {
+        Sort::Relevance => &RELEVANCE,
+        Sort::Newest => &NEWEST,
+        Sort::PriceAsc => &PRICE_ASC,
+        Sort::PriceDesc => &PRICE_DESC,
     }
 }
 
-/// Price and newest orders page in SQL, after the cursor's (key, id) as the
-/// list convention does: `starting_after` continues in the sort's direction,
+/// One page in the sort's order, after the cursor's keys as the list
+/// convention pages: `starting_after` continues in the sort's direction,
 /// `ending_before` goes back against it (the page is then turned round).
-fn sorted_page(
-    search: &ProductSearch,
-    matching: &crate::store::Sql,
-    column: &str,
-    descending: bool,
-) -> Result<(Vec<Value>, bool), HttpError> {
+/// The cursor must be a product the query's words find.
+fn page(search: &ProductSearch, keys: &[Key]) -> Result<(Vec<Value>, bool), HttpError> {
     let (after, forward) = match &search.cursor {
         None => (None, true),
         Some(cursor) => {
-            let id = cursor_id(Some(cursor));
-            let key = store::sort_key(id, column)?.ok_or_else(|| unknown_cursor(id))?;
-            (
-                Some((key, id.to_owned())),
-                matches!(cursor, Cursor::StartingAfter(_)),
-            )
+            let (Cursor::StartingAfter(id) | Cursor::EndingBefore(id)) = cursor;
+            let values = store::cursor_keys(search, keys, id)?.ok_or_else(|| {
+                HttpError::bad_request("invalid_cursor", &format!("no object `{id}` in this list"))
+            })?;
+            (Some(values), matches!(cursor, Cursor::StartingAfter(_)))
         }
     };
-    let mut data = store::sorted_page(
-        matching.clone(),
-        column,
-        descending == forward,
-        after,
-        search.limit,
-    )?;
+    let mut data = store::page(search, keys, after, forward, search.limit)?;
     let has_more = data.len() as i64 > search.limit;
     data.truncate(usize::try_from(search.limit).unwrap_or(0));
     if !forward {

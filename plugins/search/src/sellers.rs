@@ -41,7 +41,7 @@ fn capture_key(intent_id: &str) -> String {
 
 /// Keeps the order's lines, then splits whatever payment waited for them.
 pub fn order_placed(event: &Event, o: &OrderPlaced) -> Result<(), Error> {
-    store::lock_allocation()?;
+    crate::store::lock_joins()?;
     let (lines, _) = sku_totals(&o.items).ok_or_else(|| {
         Error::Invalid(format!(
             "orders.OrderPlaced {} has a line breaking the contract",
@@ -95,7 +95,7 @@ fn record(
         )));
     }
     let at = normalize_time(&event.occurred_at);
-    store::lock_allocation()?;
+    crate::store::lock_joins()?;
     store::insert_payment(&Payment {
         key,
         kind,
@@ -110,7 +110,7 @@ fn record(
 
 /// A product arrived: split the payments of orders that waited for its seller.
 pub fn sku_known(sku: &str, at: &str) -> Result<(), Error> {
-    store::lock_allocation()?;
+    crate::store::lock_joins()?;
     for order_id in store::orders_waiting_for(sku)? {
         split_pending(&order_id, at)?;
     }

@@ -34,6 +34,7 @@ fn migrations_cover_both_backends_with_portable_types() {
             "0001_views.sql",
             "0002_search_terms.sqlite.sql",
             "0002_search_terms.postgres.sql",
+            "0003_ranking.sql",
         ]
     );
     for (file, sql) in &migrations {

@@ -1,8 +1,8 @@
 //! (7) Full-text search: `GET /search/products?q=…` over 10,000 products
 //! (the search read model on SQLite, loopback HTTP, closed loop), beside the
-//! ceiling of the same database: the statements the plugin runs for such a
-//! query (the match, the page, the three facet counts), run natively with
-//! rusqlite on the same file in the same run.
+//! ceiling of the same database: the two statements the plugin runs for such
+//! a query (the ranked page, the facet counts), run natively with rusqlite on
+//! the same file in the same run.
 use super::Plan;
 use crate::load::{self, Load};
 use crate::report::Row;
@@ -129,53 +129,58 @@ fn ceiling(path: &std::path::Path, load: Load) -> anyhow::Result<Samples> {
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let mut samples = Samples::with_capacity(64 * 1024);
     let run = |conn: &rusqlite::Connection, query: &str| -> anyhow::Result<()> {
+        // As `plugins/search/src/store/matching.rs` writes them: one grouped
+        // range scan of the word index per word, joined on the product.
         let words: Vec<String> = query.split(' ').map(str::to_owned).collect();
-        let mut conditions = Vec::new();
         let mut params: Vec<String> = Vec::new();
-        for w in &words {
+        let mut from = String::new();
+        let mut levels = Vec::new();
+        for (i, w) in words.iter().enumerate() {
             let mut upper = w.clone();
             let last = upper.pop().expect("a word");
             upper.push(char::from_u32(last as u32 + 1).expect("a next character"));
             params.push(w.clone());
             params.push(upper);
-            conditions.push(format!(
-                "p.product_id IN (SELECT t.product_id FROM product_search_terms t WHERE t.term >= ?{} AND t.term < ?{})",
-                params.len() - 1,
-                params.len()
-            ));
-        }
-        let filter = format!(" WHERE {}", conditions.join(" AND "));
-        let bound = rusqlite::params_from_iter(params.iter());
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT p.product_id, p.name, p.created_at FROM product_search_view p{filter} ORDER BY p.created_at DESC, p.product_id DESC"
-        ))?;
-        let ids: Vec<String> = stmt
-            .query_map(bound, |r| r.get::<_, String>(0))?
-            .collect::<Result<_, _>>()?;
-        let page: Vec<String> = ids.into_iter().take(20).collect();
-        if !page.is_empty() {
-            let marks: Vec<String> = (1..=page.len()).map(|i| format!("?{i}")).collect();
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT * FROM product_search_view WHERE product_id IN ({})",
-                marks.join(", ")
-            ))?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(page.iter()), |_| Ok(()))?;
-            for row in rows {
-                row?;
+            let (lo, hi) = (params.len() - 1, params.len());
+            let scan = format!(
+                "(SELECT t.product_id, MIN(CASE WHEN t.field <> 'name' THEN 2 WHEN t.term = ?{lo} THEN 0 ELSE 1 END) AS lvl \
+                 FROM product_search_terms t WHERE t.term >= ?{lo} AND t.term < ?{hi} GROUP BY t.product_id) w{i}"
+            );
+            if i == 0 {
+                from = scan;
+            } else {
+                from.push_str(&format!(" JOIN {scan} ON w{i}.product_id = w0.product_id"));
             }
+            levels.push(format!("w{i}.lvl"));
         }
-        for facet in [
-            format!(
-                "SELECT p.seller_id, COUNT(*) FROM product_search_view p{filter} GROUP BY p.seller_id"
-            ),
-            format!(
-                "SELECT p.in_stock, COUNT(*) FROM product_search_view p{filter} GROUP BY p.in_stock"
-            ),
-            format!(
-                "SELECT a.name, a.value, COUNT(*) FROM product_search_attributes a JOIN product_search_view p ON p.product_id = a.product_id{filter} GROUP BY a.name, a.value"
-            ),
-        ] {
-            let mut stmt = conn.prepare_cached(&facet)?;
+        from.push_str(" JOIN product_search_view p ON p.product_id = w0.product_id");
+        params.push(words.join(" "));
+        let key = params.len();
+        let all = |lvl: u8| {
+            levels
+                .iter()
+                .map(|l| format!("{l} <= {lvl}"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        let tier = format!(
+            "CASE WHEN p.name_key = ?{key} THEN 0 WHEN {} THEN 1 WHEN {} THEN 2 ELSE 3 END",
+            all(0),
+            all(1)
+        );
+        let page = format!(
+            "SELECT * FROM (SELECT p.*, {tier} AS tier FROM {from}) r \
+             ORDER BY r.tier, r.created_at DESC, r.product_id DESC LIMIT 21"
+        );
+        let facets = format!(
+            "WITH m AS (SELECT p.product_id, p.seller_id, p.in_stock FROM {from}) \
+             SELECT 'seller_id', m.seller_id, '', COUNT(*) FROM m GROUP BY m.seller_id \
+             UNION ALL SELECT 'in_stock', CAST(m.in_stock AS TEXT), '', COUNT(*) FROM m GROUP BY m.in_stock \
+             UNION ALL SELECT 'attribute', a.name, a.value, COUNT(*) FROM m \
+               JOIN product_search_attributes a ON a.product_id = m.product_id GROUP BY a.name, a.value"
+        );
+        for statement in [page, facets] {
+            let mut stmt = conn.prepare_cached(&statement)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), |_| Ok(()))?;
             for row in rows {
                 row?;

@@ -91,7 +91,7 @@ fn amount(name: &str, raw: &str, code: &str) -> Result<i64, HttpError> {
 /// How product results are ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sort {
-    /// Best match first (see `text::rank`), then newest.
+    /// Best match first (see `text::Tier`), then newest.
     Relevance,
     /// Cheapest first, then by id.
     PriceAsc,
@@ -256,34 +256,6 @@ pub fn product_search(query: &str) -> Result<ProductSearch, HttpError> {
         search.attributes.push((name.to_owned(), value.to_owned()));
     }
     Ok(search)
-}
-
-/// The part of a ranked list of ids a page shows: `start..end`, and whether
-/// more follow in the direction of travel (after the page for
-/// `starting_after` and the first page, before it for `ending_before`), as
-/// the list convention pages. `None` when the cursor is not in the list.
-pub fn window(
-    ids: &[String],
-    cursor: Option<&Cursor>,
-    limit: usize,
-) -> Option<(usize, usize, bool)> {
-    let position = |id: &str| ids.iter().position(|x| x == id);
-    Some(match cursor {
-        None => {
-            let end = limit.min(ids.len());
-            (0, end, ids.len() > end)
-        }
-        Some(Cursor::StartingAfter(id)) => {
-            let start = position(id)? + 1;
-            let end = (start + limit).min(ids.len());
-            (start, end, ids.len() > end)
-        }
-        Some(Cursor::EndingBefore(id)) => {
-            let end = position(id)?;
-            let start = end.saturating_sub(limit);
-            (start, end, start > 0)
-        }
-    })
 }
 
 /// The statuses an order in the view can have: those orders' events tell.

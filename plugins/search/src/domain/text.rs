@@ -146,72 +146,42 @@ pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
     None
 }
 
-/// How well a product's name answers a query, best first. A product reaches
-/// the ranking only when every query word is a word, or the prefix of a word,
-/// of its name, description or attribute values; the tier says how much of
-/// that the name alone does.
+/// How well a product's name answers a query, best first. A product is a
+/// match only when every query word is a word, or the prefix of a word, of
+/// its name, description or attribute values; the tier says how much of that
+/// the name alone does. The SQL computes it (`store::matching`), from the
+/// name's terms and [`name_key`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Tier {
     /// The name is the query, word for word.
-    ExactName,
+    ExactName = 0,
     /// Every query word is a whole word of the name.
-    NameWords,
+    NameWords = 1,
     /// Every query word is a word or the prefix of a word of the name.
-    NamePrefix,
-    /// Some query word is found only in the description or the attributes.
-    Elsewhere,
+    NamePrefix = 2,
+    /// Some query word is found only in the description or the attributes
+    /// (and every product when the query has no words).
+    Elsewhere = 3,
 }
 
-/// The tier of a product named `name` for the query words `query`
-/// (from [`words`]). An empty query ranks everything [`Tier::Elsewhere`], so
-/// only the tie-break (newest first) orders.
-pub fn rank(query: &[String], name: &str) -> Tier {
-    if query.is_empty() {
-        return Tier::Elsewhere;
-    }
-    let name_words = words(name);
-    if name_words == query {
-        Tier::ExactName
-    } else if query.iter().all(|q| name_words.contains(q)) {
-        Tier::NameWords
-    } else if query
-        .iter()
-        .all(|q| name_words.iter().any(|w| w.starts_with(q.as_str())))
-    {
-        Tier::NamePrefix
-    } else {
-        Tier::Elsewhere
+impl Tier {
+    /// The tier as the SQL numbers it (ascending: best first).
+    pub fn sql(self) -> i64 {
+        self as i64
     }
 }
 
-/// A candidate of a relevance search: its id, name and creation time.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-pub struct Candidate {
-    pub product_id: String,
-    pub name: String,
-    pub created_at: String,
-}
-
-/// Orders candidates by relevance: tier, then newest first (creation time,
-/// then id, descending, as every list of the shop breaks ties).
-pub fn by_relevance(query: &[String], mut candidates: Vec<Candidate>) -> Vec<Candidate> {
-    candidates.sort_by_cached_key(|c| {
-        (
-            rank(query, &c.name),
-            std::cmp::Reverse((c.created_at.clone(), c.product_id.clone())),
-        )
-    });
-    candidates
+/// A name as its words, space-separated: a query whose words joined the same
+/// way equal it names the product exactly ([`Tier::ExactName`]). Words hold no
+/// spaces, so equal keys are equal word sequences.
+pub fn name_key(name: &str) -> String {
+    words(name).join(" ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn q(text: &str) -> Vec<String> {
-        words(text)
-    }
 
     #[test]
     fn words_are_lower_cased_runs_of_letters_and_digits() {
@@ -333,42 +303,21 @@ mod tests {
     }
 
     #[test]
-    fn the_name_decides_the_tier() {
-        assert_eq!(rank(&q("red mug"), "Red Mug"), Tier::ExactName);
-        assert_eq!(rank(&q("RED-mug"), "red mug"), Tier::ExactName);
-        assert_eq!(rank(&q("mug red"), "Red Mug"), Tier::NameWords);
-        assert_eq!(rank(&q("mug"), "Red Mug"), Tier::NameWords);
-        assert_eq!(rank(&q("mu"), "Red Mug"), Tier::NamePrefix);
-        assert_eq!(rank(&q("red mu"), "Red Mug"), Tier::NamePrefix);
-        assert_eq!(rank(&q("ceramic"), "Red Mug"), Tier::Elsewhere);
-        assert_eq!(rank(&q("red ceramic"), "Red Mug"), Tier::Elsewhere);
-        assert_eq!(rank(&[], "Red Mug"), Tier::Elsewhere);
+    fn a_name_key_is_its_words_so_the_exact_query_equals_it() {
+        assert_eq!(name_key("Red  T-Shirt!"), "red t shirt");
+        assert_eq!(name_key("Red T-Shirt"), words("red t shirt").join(" "));
+        assert_ne!(name_key("Red Mug"), words("mug red").join(" "));
+        assert_eq!(name_key("--"), "");
         assert!(Tier::ExactName < Tier::NameWords);
-        assert!(Tier::NameWords < Tier::NamePrefix);
-        assert!(Tier::NamePrefix < Tier::Elsewhere);
-    }
-
-    #[test]
-    fn relevance_orders_by_tier_then_newest() {
-        let c = |id: &str, name: &str, at: &str| Candidate {
-            product_id: id.into(),
-            name: name.into(),
-            created_at: at.into(),
-        };
-        let ranked = by_relevance(
-            &q("mug"),
-            vec![
-                c("p1", "Plain cup", "2026-01-05T00:00:00.000Z"),
-                c("p2", "Mugwort tea", "2026-01-04T00:00:00.000Z"),
-                c("p3", "Red mug", "2026-01-01T00:00:00.000Z"),
-                c("p4", "Mug", "2026-01-02T00:00:00.000Z"),
-                c("p5", "Blue mug", "2026-01-03T00:00:00.000Z"),
-                c("p6", "Green mug", "2026-01-03T00:00:00.000Z"),
-            ],
+        assert_eq!(
+            [
+                Tier::ExactName,
+                Tier::NameWords,
+                Tier::NamePrefix,
+                Tier::Elsewhere
+            ]
+            .map(Tier::sql),
+            [0, 1, 2, 3]
         );
-        let ids: Vec<&str> = ranked.iter().map(|c| c.product_id.as_str()).collect();
-        // Exact name, then name words newest first (same time: higher id first),
-        // then the prefix, then a match found elsewhere.
-        assert_eq!(ids, ["p4", "p6", "p5", "p3", "p2", "p1"]);
     }
 }

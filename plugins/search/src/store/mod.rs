@@ -2,6 +2,7 @@
 //! submodules, one per view. Statements are portable (SQLite and
 //! PostgreSQL): `$n` placeholders, `ON CONFLICT`, row-value comparisons,
 //! `CASE` rather than `MAX(a, b)` / `GREATEST`.
+pub mod matching;
 pub mod orders;
 pub mod products;
 pub mod sellers;
@@ -40,6 +41,20 @@ impl Sql {
     pub fn params(&self) -> &[SqlValue] {
         &self.params
     }
+}
+
+/// Takes the join lock for the rest of the transaction (the one row of
+/// `seller_allocation_lock`): every handler that joins facts from two
+/// sources (an order and its shipments, an order's lines and its payments,
+/// a product and its SKU's stock) takes it before reading, so on PostgreSQL
+/// two of them running at once cannot each miss the other's uncommitted half
+/// and the views do not depend on how the sources' streams interleave.
+pub fn lock_joins() -> Result<(), mercato_sdk::Error> {
+    mercato_sdk::db::execute(
+        "UPDATE seller_allocation_lock SET taken = taken + 1 WHERE id = 1",
+        &[],
+    )?;
+    Ok(())
 }
 
 /// Rows per multi-row `INSERT`: few host calls, far below either backend's

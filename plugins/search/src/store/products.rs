@@ -1,9 +1,10 @@
 //! `product_search_view`, its word index (`product_search_terms`), its
 //! attribute values (`product_search_attributes`) and the stock levels
 //! inventory tells (`search_stock_levels`).
-use super::{ROWS_PER_INSERT, Sql, later_of_updated_at, values_list};
+use super::matching::{Key, Matched, beyond, order_by};
+use super::{ROWS_PER_INSERT, later_of_updated_at, values_list};
 use crate::domain::query::ProductSearch;
-use crate::domain::text::{Candidate, Term, prefix_upper_bound};
+use crate::domain::text::{Term, name_key};
 use mercato_sdk::prelude::*;
 use serde_json::{Map, Value};
 
@@ -54,13 +55,14 @@ pub fn insert_product(p: &Published) -> Result<bool, Error> {
         _ => p.at.to_owned(),
     };
     let changed = db::execute(
-        "INSERT INTO product_search_view (product_id, sku, name, description, attributes, seller_id, \
+        "INSERT INTO product_search_view (product_id, sku, name, name_key, description, attributes, seller_id, \
          price_minor, currency, price_version, on_hand, available, in_stock, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING",
         &[
             p.product_id.into(),
             p.sku.into(),
             p.name.into(),
+            name_key(p.name).into(),
             p.description.into(),
             p.attributes.to_string().into(),
             p.seller_id.into(),
@@ -184,183 +186,119 @@ pub fn set_stock(level: &StockLevel, sequence: i64, at: &str) -> Result<bool, Er
     Ok(true)
 }
 
-/// The conditions of a search, on `product_search_view p`: each query word
-/// must start a term of the product (as a whole word or a prefix), and each
-/// filter hold.
-pub fn matching(search: &ProductSearch) -> Sql {
-    let mut sql = Sql::default();
-    for word in search.distinct_words() {
-        let from = sql.bind(word.as_str());
-        let range = match prefix_upper_bound(&word) {
-            Some(bound) => format!("t.term >= {from} AND t.term < {}", sql.bind(bound)),
-            None => format!("t.term >= {from}"),
-        };
-        sql.and(format!(
-            "p.product_id IN (SELECT t.product_id FROM product_search_terms t WHERE {range})"
-        ));
-    }
-    if let Some(in_stock) = search.in_stock {
-        let v = sql.bind(in_stock);
-        sql.and(format!("p.in_stock = {v}"));
-    }
-    if let Some(min) = search.price_min_minor {
-        let v = sql.bind(min);
-        sql.and(format!("p.price_minor >= {v}"));
-    }
-    if let Some(max) = search.price_max_minor {
-        let v = sql.bind(max);
-        sql.and(format!("p.price_minor <= {v}"));
-    }
-    if let Some(currency) = &search.currency {
-        let v = sql.bind(currency.as_str());
-        sql.and(format!("p.currency = {v}"));
-    }
-    if let Some(seller) = &search.seller_id {
-        let v = sql.bind(seller.as_str());
-        sql.and(format!("p.seller_id = {v}"));
-    }
-    for (name, value) in &search.attributes {
-        let (n, v) = (sql.bind(name.as_str()), sql.bind(value.as_str()));
-        sql.and(format!(
-            "p.product_id IN (SELECT a.product_id FROM product_search_attributes a WHERE a.name = {n} AND a.value = {v})"
-        ));
-    }
-    sql
-}
-
 /// What a result shows of a product.
 const COLUMNS: &str = "p.product_id AS id, p.product_id, p.sku, p.name, p.description, p.attributes, p.seller_id, \
      p.price_minor, p.currency, p.on_hand, p.available, p.in_stock, p.created_at, p.updated_at";
 
-fn shaped(rows: &db::Rows) -> Vec<Value> {
-    rows.to_json_parsing(&["attributes"])
-        .into_iter()
-        .map(|mut v| {
-            v["in_stock"] = Value::Bool(v["in_stock"].as_i64() == Some(1));
-            v
-        })
-        .collect()
-}
-
-/// Every match of a relevance search, newest first, with what ranking needs.
-pub fn candidates(matching: &Sql) -> Result<Vec<Candidate>, Error> {
-    db::query(
-        &format!(
-            "SELECT p.product_id, p.name, p.created_at FROM product_search_view p{} \
-             ORDER BY p.created_at DESC, p.product_id DESC",
-            matching.where_clause()
-        ),
-        matching.params(),
-    )?
-    .parse_all()
-}
-
-/// The products with these ids, in this order.
-pub fn by_ids(ids: &[String]) -> Result<Vec<Value>, Error> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut sql = Sql::default();
-    let list: Vec<String> = ids.iter().map(|id| sql.bind(id.as_str())).collect();
-    let rows = db::query(
-        &format!(
-            "SELECT {COLUMNS} FROM product_search_view p WHERE p.product_id IN ({})",
-            list.join(", ")
-        ),
-        sql.params(),
-    )?;
-    let mut found = shaped(&rows);
-    found.sort_by_key(|v| {
-        ids.iter()
-            .position(|id| v["product_id"].as_str() == Some(id))
-    });
-    Ok(found)
-}
-
-/// The sort key of `product_id` (`column`), if the view holds the product.
-pub fn sort_key(product_id: &str, column: &str) -> Result<Option<SqlValue>, Error> {
-    let rows = db::query(
-        &format!("SELECT {column} AS k FROM product_search_view WHERE product_id = $1"),
-        &[product_id.into()],
-    )?;
-    rows.first().map(|row| row.value("k").cloned()).transpose()
-}
-
-/// One page ordered by (`column`, id), ascending or descending, after
-/// (`after`: the cursor's key and id, in the direction of travel); `limit`
-/// + 1 rows, so the caller sees whether more follow.
-pub fn sorted_page(
-    mut sql: Sql,
-    column: &str,
-    descending: bool,
-    after: Option<(SqlValue, String)>,
+/// One page of the search in the order of `keys` (columns of [`COLUMNS`] or
+/// `tier`), beyond the cursor's key values when there is one, in the
+/// direction of travel; `limit` + 1 rows, so the caller sees whether more
+/// follow.
+pub fn page(
+    search: &ProductSearch,
+    keys: &[Key],
+    after: Option<Vec<SqlValue>>,
+    forward: bool,
     limit: i64,
 ) -> Result<Vec<Value>, Error> {
-    if let Some((key, id)) = after {
-        let (k, i) = (sql.bind(key), sql.bind(id));
-        let cmp = if descending { "<" } else { ">" };
-        sql.and(format!("(p.{column}, p.product_id) {cmp} ({k}, {i})"));
-    }
-    let direction = if descending { "DESC" } else { "ASC" };
+    let matched = Matched::new(search, true);
+    let mut sql = matched.sql.clone();
+    let inner = matched.ranked(COLUMNS);
+    let condition = match after {
+        Some(values) => format!(" WHERE {}", beyond(&mut sql, keys, values, forward)),
+        None => String::new(),
+    };
     let n = sql.bind(limit + 1);
     let rows = db::query(
         &format!(
-            "SELECT {COLUMNS} FROM product_search_view p{} ORDER BY p.{column} {direction}, p.product_id {direction} LIMIT {n}",
-            sql.where_clause()
+            "SELECT * FROM ({inner}) r{condition} ORDER BY {} LIMIT {n}",
+            order_by(keys, forward)
         ),
         sql.params(),
     )?;
-    Ok(shaped(&rows))
+    Ok(rows
+        .to_json_parsing(&["attributes"])
+        .into_iter()
+        .map(|mut v| {
+            v["in_stock"] = Value::Bool(v["in_stock"].as_i64() == Some(1));
+            if let Value::Object(map) = &mut v {
+                map.remove("tier");
+            }
+            v
+        })
+        .collect())
+}
+
+/// The values of `keys` for the cursor's product, if the query's words find
+/// it (its filters are left out: see [`Matched::new`]).
+pub fn cursor_keys(
+    search: &ProductSearch,
+    keys: &[Key],
+    product_id: &str,
+) -> Result<Option<Vec<SqlValue>>, Error> {
+    let mut matched = Matched::new(search, false);
+    let id = matched.sql.bind(product_id);
+    matched.sql.and(format!("p.product_id = {id}"));
+    let rows = db::query(
+        &matched.ranked("p.product_id, p.created_at, p.price_minor"),
+        matched.sql.params(),
+    )?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    keys.iter()
+        .map(|k| row.value(k.column).cloned())
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// Most values listed per attribute facet (the most frequent).
 pub const FACET_VALUES_PER_ATTRIBUTE: usize = 20;
 
-/// Counts over the whole match: per seller, in stock or not, and per
-/// attribute value.
-pub fn facets(matching: &Sql) -> Result<Value, Error> {
-    let filter = matching.where_clause();
-    let params = matching.params();
-    let mut sellers = Map::new();
+/// Counts over the whole match, in one statement: per seller, in stock or
+/// not, and per attribute value.
+pub fn facets(search: &ProductSearch) -> Result<Value, Error> {
+    let matched = Matched::new(search, true);
     let rows = db::query(
         &format!(
-            "SELECT p.seller_id AS k, COUNT(*) AS n FROM product_search_view p{filter} GROUP BY p.seller_id"
+            "WITH m AS ({}) \
+             SELECT 'seller_id' AS facet, m.seller_id AS name, '' AS value, COUNT(*) AS n FROM m GROUP BY m.seller_id \
+             UNION ALL SELECT 'in_stock', CAST(m.in_stock AS TEXT), '', COUNT(*) FROM m GROUP BY m.in_stock \
+             UNION ALL SELECT 'attribute', a.name, a.value, COUNT(*) FROM m \
+               JOIN product_search_attributes a ON a.product_id = m.product_id GROUP BY a.name, a.value",
+            matched.ranked("p.product_id, p.seller_id, p.in_stock")
         ),
-        params,
+        matched.sql.params(),
     )?;
-    for row in rows.iter() {
-        sellers.insert(row.text("k")?.to_owned(), row.int("n")?.into());
-    }
+    let mut sellers = Map::new();
     let mut in_stock = Map::new();
     in_stock.insert("true".into(), 0.into());
     in_stock.insert("false".into(), 0.into());
-    let rows = db::query(
-        &format!(
-            "SELECT p.in_stock AS k, COUNT(*) AS n FROM product_search_view p{filter} GROUP BY p.in_stock"
-        ),
-        params,
-    )?;
+    let mut values: Vec<(String, String, i64)> = Vec::new();
     for row in rows.iter() {
-        let key = if row.int("k")? == 1 { "true" } else { "false" };
-        in_stock.insert(key.into(), row.int("n")?.into());
+        let (name, n) = (row.text("name")?.to_owned(), row.int("n")?);
+        match row.text("facet")? {
+            "seller_id" => {
+                sellers.insert(name, n.into());
+            }
+            "in_stock" => {
+                let key = if name == "1" { "true" } else { "false" };
+                in_stock.insert(key.into(), n.into());
+            }
+            _ => values.push((name, row.text("value")?.to_owned(), n)),
+        }
     }
+    // Per attribute, the most frequent values first (ties by value).
+    values.sort_by(|a, b| a.0.cmp(&b.0).then(b.2.cmp(&a.2)).then(a.1.cmp(&b.1)));
     let mut attributes = Map::new();
-    let rows = db::query(
-        &format!(
-            "SELECT a.name AS name, a.value AS value, COUNT(*) AS n FROM product_search_attributes a \
-             JOIN product_search_view p ON p.product_id = a.product_id{filter} \
-             GROUP BY a.name, a.value ORDER BY a.name, COUNT(*) DESC, a.value"
-        ),
-        params,
-    )?;
-    for row in rows.iter() {
+    for (name, value, n) in values {
         let entry = attributes
-            .entry(row.text("name")?.to_owned())
+            .entry(name)
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(values) = entry
             && values.len() < FACET_VALUES_PER_ATTRIBUTE
         {
-            values.insert(row.text("value")?.to_owned(), row.int("n")?.into());
+            values.insert(value, n.into());
         }
     }
     Ok(serde_json::json!({

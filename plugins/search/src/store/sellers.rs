@@ -332,14 +332,3 @@ pub fn dashboard(
         "days": days,
     }))
 }
-
-/// Takes the allocation lock for the rest of the transaction (see the
-/// `seller_allocation_lock` table): handlers that split payments run one at
-/// a time, each seeing what the one before committed.
-pub fn lock_allocation() -> Result<(), Error> {
-    db::execute(
-        "UPDATE seller_allocation_lock SET taken = taken + 1 WHERE id = 1",
-        &[],
-    )?;
-    Ok(())
-}

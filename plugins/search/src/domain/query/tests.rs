@@ -111,28 +111,6 @@ fn bad_product_searches_are_400s_naming_the_problem() {
     assert!(e.message.contains("attr.<name>"), "{}", e.message);
 }
 
-fn ids(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("p{i}")).collect()
-}
-
-#[test]
-fn a_window_pages_a_ranked_list_like_the_list_convention() {
-    let list = ids(5);
-    let after = |id: &str| Cursor::StartingAfter(id.into());
-    let before = |id: &str| Cursor::EndingBefore(id.into());
-    assert_eq!(window(&list, None, 2), Some((0, 2, true)));
-    assert_eq!(window(&list, None, 5), Some((0, 5, false)));
-    assert_eq!(window(&list, None, 10), Some((0, 5, false)));
-    assert_eq!(window(&list, Some(&after("p1")), 2), Some((2, 4, true)));
-    assert_eq!(window(&list, Some(&after("p2")), 2), Some((3, 5, false)));
-    assert_eq!(window(&list, Some(&after("p4")), 2), Some((5, 5, false)));
-    assert_eq!(window(&list, Some(&before("p4")), 2), Some((2, 4, true)));
-    assert_eq!(window(&list, Some(&before("p2")), 2), Some((0, 2, false)));
-    assert_eq!(window(&list, Some(&before("p0")), 2), Some((0, 0, false)));
-    assert_eq!(window(&list, Some(&after("nope")), 2), None);
-    assert_eq!(window(&[], None, 3), Some((0, 0, false)));
-}
-
 fn orders(query: &str) -> Result<OrderFilters, HttpError> {
     order_filters(&ListQuery::parse_query(query, ORDER_FILTERS)?)
 }
