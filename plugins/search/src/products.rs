@@ -104,8 +104,7 @@ pub fn stock_changed(event: &Event) -> Result<(), Error> {
 /// `GET /search/products`: one page of the match, and facets over all of it.
 pub fn search(req: &Request) -> HttpResult {
     let search = query::product_search(&req.query)?;
-    let (data, has_more) = page(&search, keys(search.sort))?;
-    let facets = store::facets(&search)?;
+    let (data, has_more, facets) = page(&search, keys(search.sort))?;
     Ok(Response::json(
         200,
         &json!({ "object": "list", "data": data, "has_more": has_more, "facets": facets }),
@@ -138,7 +137,7 @@ fn keys(sort: Sort) -> &'static [Key] {
 /// convention pages: `starting_after` continues in the sort's direction,
 /// `ending_before` goes back against it (the page is then turned round).
 /// The cursor must be a product the query's words find.
-fn page(search: &ProductSearch, keys: &[Key]) -> Result<(Vec<Value>, bool), HttpError> {
+fn page(search: &ProductSearch, keys: &[Key]) -> Result<(Vec<Value>, bool, Value), HttpError> {
     let (after, forward) = match &search.cursor {
         None => (None, true),
         Some(cursor) => {
@@ -149,11 +148,11 @@ fn page(search: &ProductSearch, keys: &[Key]) -> Result<(Vec<Value>, bool), Http
             (Some(values), matches!(cursor, Cursor::StartingAfter(_)))
         }
     };
-    let mut data = store::page(search, keys, after, forward, search.limit)?;
+    let (mut data, facets) = store::page_and_facets(search, keys, after, forward, search.limit)?;
     let has_more = data.len() as i64 > search.limit;
     data.truncate(usize::try_from(search.limit).unwrap_or(0));
     if !forward {
         data.reverse();
     }
-    Ok((data, has_more))
+    Ok((data, has_more, facets))
 }

@@ -128,8 +128,9 @@ pub struct Key {
     pub descending: bool,
 }
 
-/// `ORDER BY` over `r` for `keys`, turned round when going back.
-pub fn order_by(keys: &[Key], forward: bool) -> String {
+/// `ORDER BY` over `table` (an alias of the page's rows) for `keys`,
+/// turned round when going back.
+pub fn order_by(table: &str, keys: &[Key], forward: bool) -> String {
     keys.iter()
         .map(|k| {
             let direction = if k.descending == forward {
@@ -137,7 +138,7 @@ pub fn order_by(keys: &[Key], forward: bool) -> String {
             } else {
                 "ASC"
             };
-            format!("r.{} {direction}", k.column)
+            format!("{table}.{} {direction}", k.column)
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -208,7 +209,7 @@ mod tests {
             "((r.tier > $1) OR (r.tier = $1 AND r.created_at < $2) OR (r.tier = $1 AND r.created_at = $2 AND r.product_id < $3))"
         );
         assert_eq!(
-            order_by(&RELEVANCE, true),
+            order_by("r", &RELEVANCE, true),
             "r.tier ASC, r.created_at DESC, r.product_id DESC"
         );
         let back = beyond(
@@ -219,7 +220,7 @@ mod tests {
         );
         assert!(back.starts_with("((r.tier < $4) OR (r.tier = $4 AND r.created_at > $5)"));
         assert_eq!(
-            order_by(&RELEVANCE, false),
+            order_by("r", &RELEVANCE, false),
             "r.tier DESC, r.created_at ASC, r.product_id ASC"
         );
     }

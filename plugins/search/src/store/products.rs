@@ -190,43 +190,89 @@ pub fn set_stock(level: &StockLevel, sequence: i64, at: &str) -> Result<bool, Er
 const COLUMNS: &str = "p.product_id AS id, p.product_id, p.sku, p.name, p.description, p.attributes, p.seller_id, \
      p.price_minor, p.currency, p.on_hand, p.available, p.in_stock, p.created_at, p.updated_at";
 
-/// One page of the search in the order of `keys` (columns of [`COLUMNS`] or
+/// One page of the search in the order of `keys` (columns of the match or
 /// `tier`), beyond the cursor's key values when there is one, in the
-/// direction of travel; `limit` + 1 rows, so the caller sees whether more
-/// follow.
-pub fn page(
+/// direction of travel (`limit` + 1 rows, so the caller sees whether more
+/// follow), and the facet counts over the whole match.
+///
+/// The match runs once: it is the statement's `WITH`, from which the page's
+/// ids (numbered in order) and the three facet counts are read together; the
+/// page's rows are then read by id.
+pub fn page_and_facets(
     search: &ProductSearch,
     keys: &[Key],
     after: Option<Vec<SqlValue>>,
     forward: bool,
     limit: i64,
-) -> Result<Vec<Value>, Error> {
+) -> Result<(Vec<Value>, Value), Error> {
     let matched = Matched::new(search, true);
     let mut sql = matched.sql.clone();
-    let inner = matched.ranked(COLUMNS);
+    let m = matched.ranked("p.product_id, p.created_at, p.price_minor, p.seller_id, p.in_stock");
     let condition = match after {
         Some(values) => format!(" WHERE {}", beyond(&mut sql, keys, values, forward)),
         None => String::new(),
     };
     let n = sql.bind(limit + 1);
+    // The page is cut first (a top-n sort), then numbered; attribute values
+    // are looked up by the match's ids (`IN`), which SQLite's planner would
+    // otherwise drive from the whole attribute table.
     let rows = db::query(
         &format!(
-            "SELECT * FROM ({inner}) r{condition} ORDER BY {} LIMIT {n}",
-            order_by(keys, forward)
+            "WITH r AS ({m}) \
+             SELECT 'page' AS facet, pg.product_id AS name, '' AS value, ROW_NUMBER() OVER (ORDER BY {}) AS n \
+               FROM (SELECT * FROM r{condition} ORDER BY {} LIMIT {n}) pg \
+             UNION ALL SELECT 'seller_id', r.seller_id, '', COUNT(*) FROM r GROUP BY r.seller_id \
+             UNION ALL SELECT 'in_stock', CAST(r.in_stock AS TEXT), '', COUNT(*) FROM r GROUP BY r.in_stock \
+             UNION ALL SELECT 'attribute', a.name, a.value, COUNT(*) FROM product_search_attributes a \
+               WHERE a.product_id IN (SELECT r.product_id FROM r) GROUP BY a.name, a.value",
+            order_by("pg", keys, forward),
+            order_by("r", keys, forward),
         ),
         sql.params(),
     )?;
-    Ok(rows
+    let mut ids: Vec<(i64, String)> = Vec::new();
+    let mut counts: Vec<(String, String, String, i64)> = Vec::new();
+    for row in rows.iter() {
+        let (facet, name, n) = (row.text("facet")?, row.text("name")?, row.int("n")?);
+        if facet == "page" {
+            ids.push((n, name.to_owned()));
+        } else {
+            let value = row.text("value")?.to_owned();
+            counts.push((facet.to_owned(), name.to_owned(), value, n));
+        }
+    }
+    ids.sort();
+    let ids: Vec<String> = ids.into_iter().map(|(_, id)| id).collect();
+    Ok((by_ids(&ids)?, facets(counts)))
+}
+
+/// The products with these ids, in this order.
+fn by_ids(ids: &[String]) -> Result<Vec<Value>, Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = super::Sql::default();
+    let list: Vec<String> = ids.iter().map(|id| sql.bind(id.as_str())).collect();
+    let rows = db::query(
+        &format!(
+            "SELECT {COLUMNS} FROM product_search_view p WHERE p.product_id IN ({})",
+            list.join(", ")
+        ),
+        sql.params(),
+    )?;
+    let mut found: Vec<Value> = rows
         .to_json_parsing(&["attributes"])
         .into_iter()
         .map(|mut v| {
             v["in_stock"] = Value::Bool(v["in_stock"].as_i64() == Some(1));
-            if let Value::Object(map) = &mut v {
-                map.remove("tier");
-            }
             v
         })
-        .collect())
+        .collect();
+    found.sort_by_key(|v| {
+        ids.iter()
+            .position(|id| v["product_id"].as_str() == Some(id))
+    });
+    Ok(found)
 }
 
 /// The values of `keys` for the cursor's product, if the query's words find
@@ -255,29 +301,16 @@ pub fn cursor_keys(
 /// Most values listed per attribute facet (the most frequent).
 pub const FACET_VALUES_PER_ATTRIBUTE: usize = 20;
 
-/// Counts over the whole match, in one statement: per seller, in stock or
-/// not, and per attribute value.
-pub fn facets(search: &ProductSearch) -> Result<Value, Error> {
-    let matched = Matched::new(search, true);
-    let rows = db::query(
-        &format!(
-            "WITH m AS ({}) \
-             SELECT 'seller_id' AS facet, m.seller_id AS name, '' AS value, COUNT(*) AS n FROM m GROUP BY m.seller_id \
-             UNION ALL SELECT 'in_stock', CAST(m.in_stock AS TEXT), '', COUNT(*) FROM m GROUP BY m.in_stock \
-             UNION ALL SELECT 'attribute', a.name, a.value, COUNT(*) FROM m \
-               JOIN product_search_attributes a ON a.product_id = m.product_id GROUP BY a.name, a.value",
-            matched.ranked("p.product_id, p.seller_id, p.in_stock")
-        ),
-        matched.sql.params(),
-    )?;
+/// The facets from their counts, (facet, name, value, n): per seller, in
+/// stock or not, and per attribute value.
+fn facets(counts: Vec<(String, String, String, i64)>) -> Value {
     let mut sellers = Map::new();
     let mut in_stock = Map::new();
     in_stock.insert("true".into(), 0.into());
     in_stock.insert("false".into(), 0.into());
     let mut values: Vec<(String, String, i64)> = Vec::new();
-    for row in rows.iter() {
-        let (name, n) = (row.text("name")?.to_owned(), row.int("n")?);
-        match row.text("facet")? {
+    for (facet, name, value, n) in counts {
+        match facet.as_str() {
             "seller_id" => {
                 sellers.insert(name, n.into());
             }
@@ -285,7 +318,7 @@ pub fn facets(search: &ProductSearch) -> Result<Value, Error> {
                 let key = if name == "1" { "true" } else { "false" };
                 in_stock.insert(key.into(), n.into());
             }
-            _ => values.push((name, row.text("value")?.to_owned(), n)),
+            _ => values.push((name, value, n)),
         }
     }
     // Per attribute, the most frequent values first (ties by value).
@@ -301,9 +334,9 @@ pub fn facets(search: &ProductSearch) -> Result<Value, Error> {
             values.insert(value, n.into());
         }
     }
-    Ok(serde_json::json!({
+    serde_json::json!({
         "seller_id": sellers,
         "in_stock": in_stock,
         "attributes": attributes,
-    }))
+    })
 }
