@@ -70,6 +70,26 @@ async fn drain_all(app: &TestApp) {
     app.drain().await;
 }
 
+/// Asks for a rebuild of the search views; returns when it has finished.
+async fn rebuild_started(app: &TestApp) -> mercato::deploy::RebuildStatus {
+    let (status, started) = app
+        .request("POST", "/admin/plugins/search/rebuild", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    app.host
+        .deployer()
+        .rebuild_finished("search")
+        .await
+        .unwrap()
+}
+
+/// Rebuilds the search views and waits until the switched copy is drained.
+async fn rebuild(app: &TestApp) {
+    let done = rebuild_started(app).await;
+    assert_eq!(done.state, "switched", "{done:?}");
+    drain_all(app).await;
+}
+
 async fn the_views_agree_with_the_shop_and_rebuild_row_for_row(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let config = backend.shop_config(dir.path()).await;
@@ -285,18 +305,7 @@ async fn the_views_agree_with_the_shop_and_rebuild_row_for_row(backend: Backend)
 
     // A rebuild by replay gives every row back.
     let before = snapshot(&app).await;
-    let (status, started) = app
-        .request("POST", "/admin/plugins/search/rebuild", None, &[])
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let done = app
-        .host
-        .deployer()
-        .rebuild_finished("search")
-        .await
-        .unwrap();
-    assert_eq!(done.state, "switched", "{done:?}");
-    drain_all(&app).await;
+    rebuild(&app).await;
     same(&snapshot(&app).await, &before, "the rebuilt views");
 
     app.stop().await;
@@ -351,16 +360,7 @@ async fn the_views_agree_with_the_shop_and_rebuild_row_for_row(backend: Backend)
             reads
         }
     });
-    let (status, started) = app
-        .request("POST", "/admin/plugins/search/rebuild", None, &[])
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let done = app
-        .host
-        .deployer()
-        .rebuild_finished("search")
-        .await
-        .unwrap();
+    let done = rebuild_started(&app).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let placed = writer.await.unwrap();
     let reads = reader.await.unwrap();
@@ -381,18 +381,7 @@ async fn the_views_agree_with_the_shop_and_rebuild_row_for_row(backend: Backend)
     // The copy switched to under load holds what a rebuild at rest builds
     // from the same events: no interleaving of the sources shows in a row.
     let loaded = snapshot(&app).await;
-    let (status, started) = app
-        .request("POST", "/admin/plugins/search/rebuild", None, &[])
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let done = app
-        .host
-        .deployer()
-        .rebuild_finished("search")
-        .await
-        .unwrap();
-    assert_eq!(done.state, "switched", "{done:?}");
-    drain_all(&app).await;
+    rebuild(&app).await;
     same(
         &snapshot(&app).await,
         &loaded,
