@@ -528,3 +528,79 @@ on_both_backends!(
     an_open_session_expires_and_a_submitted_one_does_not_on_sqlite,
     an_open_session_expires_and_a_submitted_one_does_not_on_postgres,
 );
+
+/// The head of `plugin`'s outbox: how many events it has committed.
+async fn outbox_head(app: &TestApp, plugin: &str) -> i64 {
+    let events = get(app, "/admin/events").await;
+    events["outboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["plugin"] == plugin)
+        .unwrap_or_else(|| panic!("no outbox for {plugin}: {events}"))["head"]
+        .as_i64()
+        .unwrap()
+}
+
+on_both_backends!(
+    a_declined_card_answers_402_and_keeps_the_attempt,
+    a_declined_card_answers_402_and_keeps_the_attempt_on_sqlite,
+    a_declined_card_answers_402_and_keeps_the_attempt_on_postgres,
+);
+async fn a_declined_card_answers_402_and_keeps_the_attempt(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = backend.shop_config(dir.path()).await;
+    let _teardown = Teardown::new(&config, &FULL_SHOP);
+    let app = TestApp::start(config, &FULL_SHOP).await;
+    product(&app, "CARD", 1_500, 5).await;
+    app.drain().await;
+    let order = place(&app, "CARD", "decliner").await;
+    app.drain().await;
+    let intents = get(&app, &format!("/payments/intents?order_id={order}")).await;
+    let intent = intents["data"][0]["id"].as_str().unwrap().to_owned();
+    let head = outbox_head(&app, "payments").await;
+
+    // The decline is a 402 that commits: the intent is FAILED with the
+    // reason, and payments announced it (one more event in its outbox).
+    let confirm = format!("/payments/intents/{intent}/confirm");
+    let body = json!({ "payment_method": "pm_card_insufficient_funds" });
+    let key = [("Idempotency-Key", "decline-1")];
+    let (status, declined) = app.request("POST", &confirm, Some(&body), &key).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{declined}");
+    assert_eq!(
+        (
+            &declined["error"]["code"],
+            &declined["error"]["decline_code"]
+        ),
+        (&json!("card_declined"), &json!("insufficient_funds")),
+        "{declined}"
+    );
+    assert_eq!(declined["error"]["payment_intent"]["status"], "FAILED");
+    let stored = get(&app, &format!("/payments/intents/{intent}")).await;
+    assert_eq!(
+        (&stored["status"], &stored["failure_reason"]),
+        (&json!("FAILED"), &json!("insufficient_funds")),
+        "{stored}"
+    );
+    assert_eq!(outbox_head(&app, "payments").await, head + 1);
+
+    // A retry with the same key replays the 402 and records nothing more.
+    let (status, replayed) = app.request("POST", &confirm, Some(&body), &key).await;
+    assert_eq!(
+        (status, &replayed),
+        (StatusCode::PAYMENT_REQUIRED, &declined)
+    );
+    assert_eq!(outbox_head(&app, "payments").await, head + 1);
+    // A new attempt on the failed intent is refused and changes nothing.
+    let (status, again) = app.request("POST", &confirm, Some(&body), &[]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    assert_eq!(outbox_head(&app, "payments").await, head + 1);
+
+    // The saga goes on from the recorded failure: the order is cancelled.
+    app.drain().await;
+    assert_eq!(
+        get(&app, &format!("/orders/{order}")).await["status"],
+        "CANCELLED"
+    );
+    app.stop().await;
+}

@@ -419,14 +419,17 @@ async fn shop_day(config: Config) {
                 } else {
                     "pm_card_insufficient_funds"
                 };
-                let result = shop
-                    .ok(
+                let (status, result) = shop
+                    .app
+                    .request(
                         "POST",
                         &format!("/payments/intents/{intent_id}/confirm"),
-                        json!({ "payment_method": method }),
+                        Some(&json!({ "payment_method": method })),
+                        &[],
                     )
                     .await;
-                assert_eq!(result["status"], "FAILED");
+                assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{result}");
+                assert_eq!(result["error"]["payment_intent"]["status"], "FAILED");
             }
             _ => {
                 let result = shop

@@ -88,6 +88,8 @@ pub(super) async fn stored_response(
             status,
             headers,
             body: row.bytes("body")?,
+            // A replay commits nothing; the first answer did, or not.
+            commit: false,
         },
         replayed: true,
     })))

@@ -1,7 +1,8 @@
 //! The unit of work: every plugin call is one transaction on that plugin's
 //! database. `BEGIN` → host checks (idempotency key, consumer cursor) → the guest
 //! runs its SQL and emits events → `COMMIT` with the host's records if the guest
-//! succeeded (2xx / `ok`), `ROLLBACK` otherwise. GET runs read-only.
+//! succeeded (2xx, or a response the plugin marked `commit` / `ok`),
+//! `ROLLBACK` otherwise. GET runs read-only.
 mod idempotency;
 #[cfg(test)]
 mod tests;
@@ -149,7 +150,7 @@ impl UnitOfWork {
             tx.rollback().await?;
             return Err(RequestFailure::InvalidStatus(response.status));
         }
-        if read_only || !(200..300).contains(&response.status) {
+        if read_only || !Request::succeeded(&response) {
             tx.rollback().await?;
             return Ok(Answer {
                 response,
@@ -341,8 +342,10 @@ impl Export for Request {
         })
     }
 
+    /// A 2xx answer, or another the plugin asked to commit (a declined
+    /// card: 402 with the attempt recorded).
     fn succeeded(response: &Response) -> bool {
-        (200..300).contains(&response.status)
+        (200..300).contains(&response.status) || response.commit
     }
 }
 

@@ -30,6 +30,7 @@ fn created() -> Response {
         status: 201,
         headers: vec![("content-type".into(), "application/json".into())],
         body: br#"{"id":"o-1"}"#.to_vec(),
+        commit: false,
     }
 }
 

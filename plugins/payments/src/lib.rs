@@ -149,15 +149,34 @@ struct ConfirmBody {
     payment_method: String,
 }
 
-/// Both provider outcomes answer 200: the host commits only 2xx calls, and a
-/// declined attempt must be recorded (FAILURE transaction, PaymentFailed).
+/// A capture answers 200 with the intent. A decline answers 402, as card
+/// APIs do, and is committed all the same: the failed attempt stays recorded
+/// (FAILURE transaction, intent FAILED, `PaymentFailed`), and the error
+/// carries the intent so the client sees it without asking again.
 fn confirm_intent(req: &Request) -> HttpResult {
     let body: ConfirmBody = req.json()?;
     let method = PaymentMethod::parse(&body.payment_method).map_err(refused)?;
     let intent = load_intent(req.param("id"))?;
     let outcome = domain::decide_confirm(&intent.state()?, method).map_err(refused)?;
+    let declined = match &outcome {
+        ConfirmOutcome::Failed { reason } => Some(reason.as_str()),
+        ConfirmOutcome::Captured { .. } => None,
+    };
     record_confirmation(&intent, method, outcome)?;
-    Ok(Response::json(200, &load_intent(&intent.id)?.to_json()))
+    let intent = load_intent(&intent.id)?.to_json();
+    Ok(match declined {
+        None => Response::json(200, &intent),
+        Some(reason) => Response::json(
+            402,
+            &json!({ "error": {
+                "code": "card_declined",
+                "decline_code": reason,
+                "message": format!("the card was declined ({reason}); the attempt is recorded on the payment intent"),
+                "payment_intent": intent,
+            }}),
+        )
+        .committed(),
+    })
 }
 
 #[derive(Deserialize)]

@@ -102,7 +102,8 @@ pub(crate) fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A response. Any 2xx status commits the call's transaction.
+/// A response. Any 2xx status commits the call's transaction; another
+/// status commits only when [`Response::committed`] says so.
 #[derive(Debug, Clone)]
 pub struct Response {
     /// HTTP status.
@@ -111,6 +112,8 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// Commit the call's work although the status is not 2xx.
+    pub commit: bool,
 }
 
 impl Response {
@@ -120,6 +123,7 @@ impl Response {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body: serde_json::to_vec(value).unwrap_or_default(),
+            commit: false,
         }
     }
 
@@ -129,7 +133,17 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            commit: false,
         }
+    }
+
+    /// Commits the call's work (its writes and events) whatever the status:
+    /// for an answer that is not a success but records what happened, as a
+    /// declined card answers 402 with the failed attempt kept. Without it a
+    /// non-2xx answer rolls everything back.
+    pub fn committed(mut self) -> Self {
+        self.commit = true;
+        self
     }
 
     /// `{"error": {"code", "message"}}` with `status`.
@@ -146,6 +160,7 @@ impl Response {
             status: self.status,
             headers: self.headers,
             body: self.body,
+            commit: self.commit,
         }
     }
 }

@@ -41,6 +41,7 @@ impl Guest for ForbiddenImport {
             status: 200,
             headers: Vec::new(),
             body: Vec::new(),
+            commit: false,
         }
     }
 
