@@ -171,6 +171,15 @@ async fn a_restart_serves_the_deployed_version_and_rollback_works_after_it(backe
     let id = place(&app, "KEEP", "r").await;
     let (status, body) = put_component(&app, "orders", component("orders-v2"), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["unchanged"], false, "{body}");
+    // The same bytes again change nothing and add no version.
+    let (status, again) = put_component(&app, "orders", component("orders-v2"), None).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(
+        (&again["unchanged"], &again["current"]),
+        (&json!(true), &body["current"]),
+        "{again}"
+    );
     app.stop().await;
 
     let app = TestApp::start(config.clone(), &SHOP).await;

@@ -553,3 +553,45 @@ fn keygen_writes_the_secret_key_0600() {
     );
     assert_eq!(std::fs::read_to_string(&key).unwrap(), secret, "unchanged");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_path_with_another_method_is_a_json_405_with_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(config(dir.path()), &["notes"]).await;
+    let client = reqwest::Client::new();
+    // A host route and a plugin route, each asked with a method it lacks.
+    for (path, allowed) in [
+        ("/admin/events", vec!["GET", "HEAD"]),
+        ("/notes/notes", vec!["GET", "POST"]),
+    ] {
+        let response = client
+            .delete(format!("{}{path}", app.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        let allow = response
+            .headers()
+            .get("allow")
+            .unwrap_or_else(|| panic!("no Allow header on {path}"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let mut methods: Vec<&str> = allow.split(',').map(str::trim).collect();
+        methods.sort();
+        assert_eq!(methods, allowed, "{path}: Allow {allow}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["error"]["code"], "method_not_allowed",
+            "{path}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("DELETE"),
+            "{body}"
+        );
+    }
+    app.stop().await;
+}

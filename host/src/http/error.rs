@@ -15,6 +15,10 @@ pub enum ApiError {
     /// 404: no host route matches.
     #[error("no route for {0}")]
     NoRoute(String),
+    /// 405: the host route exists, the method does not (the `Allow` header
+    /// lists those that do).
+    #[error("{0} is not allowed on {1}; the Allow header lists the methods that are")]
+    MethodNotAllowed(String, String),
     /// 413: the body exceeds the configured limit.
     #[error("request body exceeds {0} bytes")]
     BodyTooLarge(usize),
@@ -82,6 +86,9 @@ impl ApiError {
         match self {
             ApiError::UnknownPlugin(_) => (StatusCode::NOT_FOUND, "unknown_plugin".into()),
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found".into()),
+            ApiError::MethodNotAllowed(..) => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed".into())
+            }
             ApiError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large".into()),
             ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout".into()),
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, (*code).into()),

@@ -34,6 +34,12 @@ async fn no_route(uri: Uri) -> ApiError {
     ApiError::NoRoute(uri.path().to_owned())
 }
 
+/// A host route asked with a method it does not take: a JSON error, with
+/// the `Allow` header axum adds.
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string(), uri.path().to_owned())
+}
+
 /// The complete router for `host`.
 pub fn app(app: App) -> Router {
     let admin = Router::new()
@@ -70,6 +76,7 @@ pub fn app(app: App) -> Router {
         .route("/{plugin}", any(gateway::plugin_root))
         .route("/{plugin}/", any(gateway::plugin_root))
         .route("/{plugin}/{*rest}", any(gateway::plugin_path))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_route)
         .with_state(app)
         .layer(TraceLayer::new_for_http())

@@ -71,9 +71,43 @@ impl Request {
     }
 
     /// The body parsed as JSON; a malformed body is a 400 `invalid_json`.
+    /// A number with a zero fraction (`1500.0`) is an integer, as JSON Schema
+    /// counts it, so an integer field takes it.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| HttpError::bad_request("invalid_json", &format!("request body: {e}")))
+        let invalid = |e: serde_json::Error| {
+            HttpError::bad_request("invalid_json", &format!("request body: {e}"))
+        };
+        match serde_json::from_slice(&self.body) {
+            Ok(value) => Ok(value),
+            // Only a body that failed on a float is parsed again.
+            Err(e) if e.to_string().contains("floating point") => {
+                let mut value: serde_json::Value =
+                    serde_json::from_slice(&self.body).map_err(invalid)?;
+                integral_floats_as_integers(&mut value);
+                serde_json::from_value(value).map_err(|_| invalid(e))
+            }
+            Err(e) => Err(invalid(e)),
+        }
+    }
+}
+
+/// Turns every number with a zero fraction that an `i64` holds into that
+/// integer, inside arrays and objects too.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64())
+                && f.fract() == 0.0
+                && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f)
+            {
+                // Exact: `f` is integral and inside the range.
+                *n = serde_json::Number::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
     }
 }
 
@@ -260,25 +294,31 @@ impl Router {
         self.route("PUT", pattern, handler)
     }
 
-    /// Routes `req`: 404 for an unknown path, 405 for a known path with another method.
+    /// Routes `req`: 404 for an unknown path, 405 for a known path with
+    /// another method (its `Allow` header lists the path's methods).
     pub fn dispatch(&self, mut req: Request) -> Response {
-        let mut path_matched = false;
+        let mut allowed: Vec<&str> = Vec::new();
         for (method, pattern, handler) in &self.routes {
             let Some(params) = match_path(pattern, &req.path) else {
                 continue;
             };
-            path_matched = true;
             if *method == req.method {
                 req.params = params;
                 return handler(&req).unwrap_or_else(Response::from);
             }
+            if !allowed.contains(method) {
+                allowed.push(method);
+            }
         }
-        if path_matched {
-            Response::error(
+        if !allowed.is_empty() {
+            let allow = allowed.join(", ");
+            let mut response = Response::error(
                 405,
                 "method_not_allowed",
-                &format!("{} is not allowed here", req.method),
-            )
+                &format!("{} is not allowed here; allowed: {allow}", req.method),
+            );
+            response.headers.push(("allow".into(), allow));
+            response
         } else {
             Response::error(404, "not_found", &format!("no route for {}", req.path))
         }
@@ -304,6 +344,74 @@ fn match_path(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_known_path_with_another_method_is_a_405_naming_the_allowed_ones() {
+        fn ok(_: &Request) -> HttpResult {
+            Ok(Response::empty(200))
+        }
+        let router = Router::new()
+            .get("/items", ok)
+            .post("/items", ok)
+            .get("/items/{id}", ok);
+        let request = |method: &str, path: &str| Request {
+            method: method.into(),
+            path: path.into(),
+            query: String::new(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            params: Vec::new(),
+        };
+        let refused = router.dispatch(request("DELETE", "/items"));
+        assert_eq!(refused.status, 405);
+        assert!(
+            refused
+                .headers
+                .contains(&("allow".to_owned(), "GET, POST".to_owned()))
+        );
+        let body: serde_json::Value = serde_json::from_slice(&refused.body).unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+        assert_eq!(router.dispatch(request("GET", "/nope")).status, 404);
+        assert_eq!(router.dispatch(request("POST", "/items")).status, 200);
+    }
+
+    #[test]
+    fn integral_numbers_written_as_floats_are_integers() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Body {
+            amount_minor: i64,
+            lines: Vec<u32>,
+        }
+        let request = |body: &str| Request {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+            params: Vec::new(),
+        };
+        assert_eq!(
+            request(r#"{"amount_minor": 226035547.0, "lines": [1.0, 2]}"#)
+                .json::<Body>()
+                .unwrap(),
+            Body {
+                amount_minor: 226_035_547,
+                lines: vec![1, 2]
+            }
+        );
+        // A real fraction stays refused, with the first error's message.
+        let refused = request(r#"{"amount_minor": 1.5, "lines": []}"#)
+            .json::<Body>()
+            .unwrap_err();
+        assert_eq!(refused.code, "invalid_json");
+        assert!(
+            refused.message.contains("floating point"),
+            "{}",
+            refused.message
+        );
+        let huge = request(r#"{"amount_minor": 1e300, "lines": []}"#).json::<Body>();
+        assert!(huge.is_err());
+    }
 
     #[test]
     fn paths_match_with_parameters() {
