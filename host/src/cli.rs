@@ -38,6 +38,18 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Take a plugin or rule out of service on a running host: its routes
+    /// answer 404 and it is not loaded again until deployed; its data is kept.
+    Remove {
+        /// Plugin or rule name.
+        plugin: String,
+        /// Remove it although other plugins subscribe to its events (they
+        /// receive nothing from it any more).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Rebuild a read model on a running host by replaying its sources into a
     /// fresh copy of its database, then switch to it (blue/green).
     Rebuild {
@@ -326,6 +338,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .send(
                     reqwest::Method::POST,
                     &format!("/admin/plugins/{plugin}/rollback"),
+                )
+                .await
+        }
+        Command::Remove {
+            plugin,
+            force,
+            remote,
+        } => {
+            let query = if force { "?force=true" } else { "" };
+            remote
+                .send(
+                    reqwest::Method::DELETE,
+                    &format!("/admin/plugins/{plugin}{query}"),
                 )
                 .await
         }

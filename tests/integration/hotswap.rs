@@ -369,3 +369,122 @@ async fn watch_mode_redeploys_a_changed_component(backend: Backend) {
     .await;
     app.stop().await;
 }
+
+/// The `source` events plugin `audit` has handled, as (source, sequence).
+async fn audited(app: &TestApp) -> Vec<(String, i64)> {
+    let (status, seen) = app.get("/audit/seen").await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    seen.as_array()
+        .unwrap_or_else(|| seen["events"].as_array().expect("a list of events"))
+        .iter()
+        .map(|e| {
+            (
+                e["source"].as_str().unwrap().to_owned(),
+                e["sequence"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+on_both_backends!(
+    a_removed_plugin_answers_404_keeps_its_data_and_comes_back_by_deploy,
+    a_removed_plugin_answers_404_keeps_its_data_and_comes_back_by_deploy_on_sqlite,
+    a_removed_plugin_answers_404_keeps_its_data_and_comes_back_by_deploy_on_postgres,
+);
+async fn a_removed_plugin_answers_404_keeps_its_data_and_comes_back_by_deploy(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = backend.shop_config(dir.path()).await;
+    let plugins = ["notes", "audit"];
+    let _teardown = Teardown::new(&config, &plugins);
+    let app = TestApp::start(config.clone(), &plugins).await;
+    let note = |id: &str| json!({ "id": id, "body": "kept" });
+    assert_eq!(
+        app.post("/notes/notes", &note("n1")).await.0,
+        StatusCode::CREATED
+    );
+    app.drain().await;
+    assert_eq!(audited(&app).await, [("notes".to_owned(), 1)]);
+
+    // audit subscribes to notes: removing notes is refused, nothing changes.
+    let (status, body) = app
+        .request("DELETE", "/admin/plugins/notes", None, &[])
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("has_subscribers")),
+        "{body}"
+    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("audit"));
+    assert_eq!(app.get("/notes/notes").await.0, StatusCode::OK);
+    for (path, code) in [
+        ("/admin/plugins/nope", "unknown_plugin"),
+        ("/admin/plugins/audit?force=yes", "invalid_parameter"),
+    ] {
+        let (status, body) = app.request("DELETE", path, None, &[]).await;
+        assert_eq!(body["error"]["code"], code, "{path}: {status} {body}");
+    }
+
+    // audit itself has no subscribers: it goes, its routes 404, its streams
+    // stop, and events it misses wait for it.
+    let (status, removed) = app
+        .request("DELETE", "/admin/plugins/audit", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(
+        (&removed["kind"], &removed["unsubscribed"]),
+        (&json!("plugin"), &json!([]))
+    );
+    assert_eq!(app.get("/audit/seen").await.0, StatusCode::NOT_FOUND);
+    let (_, listed) = app.get("/admin/plugins").await;
+    assert!(
+        listed["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["name"] != "audit"),
+        "{listed}"
+    );
+    let (_, events) = app.get("/admin/events").await;
+    assert_eq!(events["subscribers"], json!([]), "{events}");
+    assert_eq!(
+        app.post("/notes/notes", &note("n2")).await.0,
+        StatusCode::CREATED
+    );
+    app.drain().await;
+
+    // Deployed again, it resumes on its data where it stopped: the note
+    // posted meanwhile is handled once.
+    let (status, body) = put_component(&app, "audit", component("audit"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.drain().await;
+    assert_eq!(
+        audited(&app).await,
+        [("notes".to_owned(), 1), ("notes".to_owned(), 2)]
+    );
+
+    // Forced, notes goes although audit subscribes; audit gets nothing more.
+    let (status, removed) = app
+        .request("DELETE", "/admin/plugins/notes?force=true", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(removed["unsubscribed"], json!(["audit"]));
+    assert!(
+        removed["archived_as"]
+            .as_str()
+            .unwrap()
+            .starts_with("notes")
+    );
+    assert_eq!(app.get("/notes/notes").await.0, StatusCode::NOT_FOUND);
+    app.stop().await;
+
+    // A restart leaves it out; a deploy brings it back with its notes.
+    let app = TestApp::start(config, &plugins).await;
+    assert_eq!(app.get("/notes/notes").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/audit/seen").await.0, StatusCode::OK);
+    let (status, body) = put_component(&app, "notes", component("notes"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, count) = app.get("/notes/notes").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(count["count"], 2, "{count}");
+    app.stop().await;
+}

@@ -130,6 +130,9 @@ impl Deployer {
             let Some(current) = history.stack.last() else {
                 continue;
             };
+            if deployments.removed.contains_key(&name) {
+                continue;
+            }
             let origin = format!(
                 "deployed plugin `{name}` {} ({})",
                 current.version, current.sha256
@@ -160,12 +163,22 @@ impl Deployer {
                 origin: origin.clone(),
                 source,
             };
-            // A deployed version of this plugin takes precedence over the shipped one.
-            if component.name.as_ref().is_some_and(|n| self.is_running(n)) {
+            // A deployed version of this plugin takes precedence over the
+            // shipped one, and a removed plugin stays out.
+            let out = |name: &str| -> Result<bool, LoadFailure> {
+                let removed = self.was_removed(name).map_err(|e| LoadFailure {
+                    origin: origin.clone(),
+                    source: PluginLoadError::Registry(e.to_string()),
+                })?;
+                Ok(removed || self.is_running(name))
+            };
+            if let Some(name) = &component.name
+                && out(name)?
+            {
                 continue;
             }
             let candidate = self.prepare(&component.bytes).await.map_err(failed)?;
-            if self.is_running(&candidate.name) {
+            if out(&candidate.name)? {
                 continue;
             }
             self.activate(candidate, Mode::Forward)

@@ -9,6 +9,7 @@ mod checks;
 pub mod generation;
 mod load;
 mod rebuild;
+mod remove;
 pub mod signing;
 pub mod store;
 mod watch;
@@ -17,6 +18,7 @@ mod wipe;
 pub use checks::CONTRACT_MARKER;
 pub use load::{Candidate, Component, LoadFailure, PluginLoadError};
 pub use rebuild::{RebuildError, RebuildStatus};
+pub use remove::Removed;
 pub use watch::{Watcher, watch};
 pub use wipe::Wiped;
 
@@ -146,6 +148,17 @@ pub enum DeployError {
     /// No plugin of that name runs.
     #[error("no plugin named `{0}` is loaded")]
     Unknown(String),
+    /// Other plugins subscribe to the one to remove.
+    #[error(
+        "plugin `{name}` has subscribers ({}); remove them first, or force the removal (`?force=true`, `mercato remove --force`) and they receive nothing from it any more",
+        subscribers.join(", ")
+    )]
+    HasSubscribers {
+        /// The plugin to remove.
+        name: String,
+        /// The plugins subscribing to its events.
+        subscribers: Vec<String>,
+    },
     /// The plugin's data is not process state the operator allowed to wipe.
     #[error(
         "plugin `{0}` is not wipeable; only plugins whose database holds no business truth may be (`[plugins.{0}] wipeable = true`)"
@@ -189,6 +202,7 @@ impl DeployError {
             DeployError::Unreadable { .. } => (422, "unreadable_migration"),
             DeployError::NoPrevious(_) => (409, "no_previous_version"),
             DeployError::Unknown(_) => (404, "unknown_plugin"),
+            DeployError::HasSubscribers { .. } => (409, "has_subscribers"),
             DeployError::NotWipeable(_) => (409, "not_wipeable"),
             DeployError::NotAReadModel(_) => (409, "not_a_read_model"),
             DeployError::RebuildRunning(_) => (409, "rebuild_running"),
@@ -265,6 +279,8 @@ impl Deployer {
         };
         self.activate(candidate, Mode::Forward).await?;
         let mut deployments = self.store.deployments().map_err(registry_error)?;
+        // Deployed again after a removal: in service again, on its kept data.
+        deployments.removed.remove(&name);
         let history = deployments.plugins.entry(name.clone()).or_default();
         if history.stack.is_empty()
             && let Some(running) = &running

@@ -29,6 +29,23 @@ pub struct History {
 pub struct Deployments {
     /// By plugin name.
     pub plugins: BTreeMap<String, History>,
+    /// Plugins and rules removed, by name: not loaded at start (an embedded
+    /// one neither) until deployed again.
+    #[serde(default)]
+    pub removed: BTreeMap<String, Removal>,
+}
+
+/// A plugin or rule taken out of service. Its data stays where it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removal {
+    /// The version that served until then.
+    pub version: String,
+    /// Its component's sha256.
+    pub sha256: String,
+    /// When, RFC 3339.
+    pub removed_at: String,
+    /// Where its data is kept: a SQLite file or a PostgreSQL schema name.
+    pub archived_as: String,
 }
 
 /// Files under `<data_dir>/plugins`.

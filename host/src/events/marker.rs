@@ -8,7 +8,11 @@ use std::time::Duration;
 
 /// Stamps `published_at` on events every subscriber has consumed, and keeps the
 /// depth and lag gauges current.
-pub(super) async fn run_marker(relay: Relay, source: Arc<Plugin>) {
+pub(super) async fn run_marker(
+    relay: Relay,
+    source: Arc<Plugin>,
+    life: tokio_util::sync::CancellationToken,
+) {
     let mut marked = 0;
     let poll = Duration::from_millis(relay.config.poll_ms.max(100));
     loop {
@@ -42,13 +46,13 @@ pub(super) async fn run_marker(relay: Relay, source: Arc<Plugin>) {
                 .set(s.lag as i64);
         }
         tokio::select! {
-            _ = relay.cancel.cancelled() => return,
+            _ = life.cancelled() => return,
             _ = progressed => {}
             _ = tokio::time::sleep(poll) => {}
         }
         // Batch bursts of progress into one UPDATE.
         tokio::select! {
-            _ = relay.cancel.cancelled() => return,
+            _ = life.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }

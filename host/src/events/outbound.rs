@@ -21,7 +21,11 @@ const BATCH: usize = 64;
 /// How often a plugin with nothing queued is looked at anyway.
 const IDLE_POLL: Duration = Duration::from_secs(30);
 
-pub(super) async fn run_outbound(relay: Relay, name: Arc<str>) {
+pub(super) async fn run_outbound(
+    relay: Relay,
+    name: Arc<str>,
+    life: tokio_util::sync::CancellationToken,
+) {
     let poll = Duration::from_millis(relay.config.poll_ms);
     loop {
         let Some(plugin) = relay.registry.get(&name) else {
@@ -71,7 +75,7 @@ pub(super) async fn run_outbound(relay: Relay, name: Arc<str>) {
             Duration::from_millis(due.saturating_sub(now)).min(poll)
         });
         tokio::select! {
-            _ = relay.cancel.cancelled() => return,
+            _ = life.cancelled() => return,
             _ = &mut woken => {}
             _ = tokio::time::sleep(sleep) => {}
         }

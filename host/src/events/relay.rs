@@ -27,6 +27,8 @@ pub(super) struct Stream {
     pub(super) subscriber: Arc<str>,
     pub(super) source: Arc<str>,
     pub(super) position: watch::Sender<u64>,
+    /// Fires when the host stops, or either plugin is removed.
+    pub(super) life: CancellationToken,
 }
 
 /// A subscriber's delayed events as the router knows them.
@@ -64,6 +66,9 @@ pub struct Inner {
     /// Per subscriber: deliveries hold it shared, a rebuild's switch holds it
     /// alone (see [`Relay::paused`]).
     pub(super) gates: Mutex<HashMap<Arc<str>, Arc<tokio::sync::RwLock<()>>>>,
+    /// Per plugin: fires when the host stops or the plugin is removed, and
+    /// ends its scheduler, marker, outbound worker and streams.
+    pub(super) lifetimes: Mutex<HashMap<Arc<str>, CancellationToken>>,
 }
 
 impl Deref for Relay {
@@ -108,6 +113,7 @@ impl Relay {
             tasks: Mutex::default(),
             progress: Notify::new(),
             gates: Mutex::default(),
+            lifetimes: Mutex::default(),
         }))
     }
 

@@ -9,7 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-pub(super) async fn run_scheduler(relay: Relay, name: Arc<str>, schedule: Arc<Schedule>) {
+pub(super) async fn run_scheduler(
+    relay: Relay,
+    name: Arc<str>,
+    schedule: Arc<Schedule>,
+    life: tokio_util::sync::CancellationToken,
+) {
     let poll = Duration::from_millis(relay.config.poll_ms);
     loop {
         // The version serving now: a rebuilt read model has another database.
@@ -75,7 +80,7 @@ pub(super) async fn run_scheduler(relay: Relay, name: Arc<str>, schedule: Arc<Sc
             Duration::from_millis(due.saturating_sub(now)).min(poll)
         });
         tokio::select! {
-            _ = relay.cancel.cancelled() => return,
+            _ = life.cancelled() => return,
             _ = &mut woken => {}
             _ = tokio::time::sleep(sleep) => {}
         }

@@ -43,7 +43,7 @@ pub(super) async fn run_stream(
         };
         if batch.is_empty() {
             tokio::select! {
-                _ = relay.cancel.cancelled() => return,
+                _ = stream.life.cancelled() => return,
                 _ = head.wait_for(|h| *h > position) => {}
                 _ = tokio::time::sleep(poll) => {}
             }
@@ -53,7 +53,7 @@ pub(super) async fn run_stream(
         let mut persisted = position;
         for event in batch {
             if current(&relay, &name, &subscriber).subscribes_to(&source.name, &event.event_type) {
-                if !deliver(&relay, &gate, &subscriber, &event).await {
+                if !deliver(&relay, &gate, &stream.life, &subscriber, &event).await {
                     return;
                 }
                 // The handler's transaction advanced the cursor.
@@ -90,14 +90,19 @@ fn publish_position(relay: &Relay, stream: &Stream, position: u64) {
 
 /// Delivers one event in order: schedules it if delayed, else retries until it is
 /// handled or dead-lettered. Returns false when the host is shutting down.
-/// `gate` is the subscriber's delivery gate, looked up once per stream.
+/// `gate` is the subscriber's delivery gate, looked up once per stream;
+/// `life` ends the stream (a removed plugin): no delivery starts after it.
 async fn deliver(
     relay: &Relay,
     gate: &tokio::sync::RwLock<()>,
+    life: &tokio_util::sync::CancellationToken,
     subscriber: &Arc<Plugin>,
     event: &OutboxEvent,
 ) -> bool {
     let _delivering = gate.read().await;
+    if life.is_cancelled() {
+        return false;
+    }
     if let Some(delay) = event.deliver_after_ms {
         let target = current(relay, &subscriber.name, subscriber);
         let due = crate::clock::parse_millis(&event.created_at)
@@ -117,7 +122,7 @@ async fn deliver(
             Settled::Stopped => return false,
             Settled::Retry(backoff) => {
                 tokio::select! {
-                    _ = relay.cancel.cancelled() => return false,
+                    _ = life.cancelled() => return false,
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 n += 1;

@@ -7,6 +7,7 @@ use super::scheduler::run_scheduler;
 use super::stream::run_stream;
 use std::sync::Arc;
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 
 impl Relay {
     /// Spawns the streams, schedulers and markers the registered plugins need
@@ -36,6 +37,7 @@ impl Relay {
                     subscriber: subscriber.name.clone(),
                     source: source.name.clone(),
                     position: watch::Sender::new(0),
+                    life: self.lifetime(&subscriber.name).child_token(),
                 });
                 streams.push(stream.clone());
                 tasks.push(tokio::spawn(run_stream(
@@ -57,6 +59,7 @@ impl Relay {
                     self.clone(),
                     subscriber.name.clone(),
                     schedule,
+                    self.lifetime(&subscriber.name),
                 )));
             }
         }
@@ -64,13 +67,54 @@ impl Relay {
         for source in plugins {
             if marked.insert(source.name.clone()) {
                 // Every plugin gets its outbound worker with its marker: once.
+                let life = self.lifetime(&source.name);
                 tasks.push(tokio::spawn(run_outbound(
                     self.clone(),
                     source.name.clone(),
+                    life.clone(),
                 )));
-                tasks.push(tokio::spawn(run_marker(self.clone(), source)));
+                tasks.push(tokio::spawn(run_marker(self.clone(), source, life)));
             }
         }
         self.tasks.lock().expect("relay poisoned").extend(tasks);
+    }
+
+    /// The token that ends `plugin`'s jobs: a child of the host's, replaced
+    /// by a fresh one after [`Relay::retire`].
+    fn lifetime(&self, plugin: &str) -> CancellationToken {
+        self.lifetimes
+            .lock()
+            .expect("relay poisoned")
+            .entry(plugin.into())
+            .or_insert_with(|| self.cancel.child_token())
+            .clone()
+    }
+
+    /// Ends every job of a removed `plugin`: its streams (as subscriber and
+    /// as source), scheduler, marker and outbound worker stop at their next
+    /// step, and a later [`Relay::ensure`] starts them afresh if it returns.
+    /// Call it with the plugin's deliveries paused ([`Relay::paused`]), so
+    /// none is in hand: a stream checks its token before each delivery.
+    pub fn retire(&self, plugin: &str) {
+        if let Some(life) = self
+            .lifetimes
+            .lock()
+            .expect("relay poisoned")
+            .remove(plugin)
+        {
+            life.cancel();
+        }
+        self.streams.lock().expect("relay poisoned").retain(|s| {
+            let ended = &*s.subscriber == plugin || &*s.source == plugin;
+            if ended {
+                s.life.cancel();
+            }
+            !ended
+        });
+        self.schedules
+            .lock()
+            .expect("relay poisoned")
+            .remove(plugin);
+        self.marked.lock().expect("relay poisoned").remove(plugin);
     }
 }

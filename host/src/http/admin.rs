@@ -142,6 +142,39 @@ pub(super) async fn deploy(
     Ok(Json(serde_json::to_value(switched).unwrap_or_default()))
 }
 
+/// `DELETE /admin/plugins/{name}[?force=true]`: takes a plugin or rule out
+/// of service (see [`crate::deploy::Deployer::remove`]).
+pub(super) async fn remove(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let mut force = false;
+    for pair in query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        force = match pair {
+            "force=true" => true,
+            "force=false" => false,
+            other => {
+                return Err(ApiError::BadRequest(
+                    "invalid_parameter",
+                    format!("`{other}`: the only parameter is force=true or force=false"),
+                ));
+            }
+        };
+    }
+    let removed = app
+        .deployer()
+        .remove(&name, force)
+        .await
+        .map_err(deploy_error)?;
+    Ok(Json(serde_json::to_value(removed).unwrap_or_default()))
+}
+
 pub(super) async fn rollback(
     State(app): State<App>,
     Path(name): Path<String>,

@@ -45,7 +45,10 @@ pub fn app(app: App) -> Router {
     let admin = Router::new()
         .route("/admin/plugins", get(admin::plugins))
         .route("/admin/events", get(admin::events))
-        .route("/admin/plugins/{name}", axum::routing::put(admin::deploy))
+        .route(
+            "/admin/plugins/{name}",
+            axum::routing::put(admin::deploy).delete(admin::remove),
+        )
         .route(
             "/admin/plugins/{name}/rollback",
             axum::routing::post(admin::rollback),

@@ -137,6 +137,15 @@ impl Registry {
             .expect("registry poisoned")
             .insert(plugin.name.to_string(), plugin)
     }
+
+    /// Takes `name` out: new calls find no such plugin; calls running keep
+    /// the version they started with.
+    pub fn remove(&self, name: &str) -> Option<Arc<Plugin>> {
+        self.plugins
+            .write()
+            .expect("registry poisoned")
+            .remove(name)
+    }
 }
 
 /// Checks a manifest's fragment when the plugin loads, so a bad one is refused

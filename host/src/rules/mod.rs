@@ -261,6 +261,11 @@ impl Rules {
             .insert(rule.name.to_string(), rule)
     }
 
+    /// Takes rule `name` out; evaluations running keep theirs.
+    pub fn remove(&self, name: &str) -> Option<Arc<Rule>> {
+        self.rules.write().expect("rules poisoned").remove(name)
+    }
+
     /// Prices `cart` with rule `name` and the coupon's `config`.
     pub async fn evaluate(
         &self,
