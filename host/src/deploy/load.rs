@@ -157,6 +157,14 @@ impl Deployer {
     /// Loads `components` (the embedded plugins, `[[load]]` files) that no
     /// deployed version of the same name overrides.
     pub async fn load(&self, components: Vec<Component>) -> Result<(), LoadFailure> {
+        let removed = self
+            .store
+            .deployments()
+            .map_err(|e| LoadFailure {
+                origin: "the plugin registry".into(),
+                source: PluginLoadError::Registry(e.to_string()),
+            })?
+            .removed;
         for component in components {
             let origin = component.origin.clone();
             let failed = |source| LoadFailure {
@@ -165,20 +173,12 @@ impl Deployer {
             };
             // A deployed version of this plugin takes precedence over the
             // shipped one, and a removed plugin stays out.
-            let out = |name: &str| -> Result<bool, LoadFailure> {
-                let removed = self.was_removed(name).map_err(|e| LoadFailure {
-                    origin: origin.clone(),
-                    source: PluginLoadError::Registry(e.to_string()),
-                })?;
-                Ok(removed || self.is_running(name))
-            };
-            if let Some(name) = &component.name
-                && out(name)?
-            {
+            let out = |name: &str| removed.contains_key(name) || self.is_running(name);
+            if component.name.as_deref().is_some_and(out) {
                 continue;
             }
             let candidate = self.prepare(&component.bytes).await.map_err(failed)?;
-            if out(&candidate.name)? {
+            if out(&candidate.name) {
                 continue;
             }
             self.activate(candidate, Mode::Forward)

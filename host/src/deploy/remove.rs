@@ -91,14 +91,4 @@ impl Deployer {
         tracing::warn!(name, kind = removed.kind, version = %removed.version, forced = !removed.unsubscribed.is_empty(), "removed");
         Ok(removed)
     }
-
-    /// True when `name` was removed and not deployed since.
-    pub(super) fn was_removed(&self, name: &str) -> Result<bool, DeployError> {
-        Ok(self
-            .store
-            .deployments()
-            .map_err(registry_error)?
-            .removed
-            .contains_key(name))
-    }
 }
