@@ -22,6 +22,8 @@ pub struct Metrics {
     pub in_flight: IntGaugeVec,
     /// Events a subscriber has yet to consume from a source.
     pub outbox_lag: IntGaugeVec,
+    /// Seconds the oldest event a subscriber has not consumed has waited.
+    pub oldest_unconsumed: prometheus::GaugeVec,
     /// Unpublished events in each plugin's outbox.
     pub outbox_depth: IntGaugeVec,
     /// Expired idempotency records deleted, by plugin.
@@ -94,8 +96,8 @@ impl Metrics {
             calls: counter(
                 &registry,
                 "mercato_plugin_calls_total",
-                "Plugin calls by outcome (ok, error, trap, timeout, out_of_memory, out_of_fuel)",
-                &["plugin", "kind", "outcome"],
+                "Plugin calls by version and outcome: ok; client_error (a 4xx answer); server_error (another non-2xx answer); error (an event handler's error); trap, timeout, out_of_memory, out_of_fuel (the sandbox stopped it)",
+                &["plugin", "version", "kind", "outcome"],
             ),
             call_seconds: histogram(
                 &registry,
@@ -124,6 +126,17 @@ impl Metrics {
                 "mercato_outbox_lag",
                 "Outbox sequences a subscriber has not yet consumed",
                 &["subscriber", "source"],
+            ),
+            oldest_unconsumed: registered(
+                &registry,
+                prometheus::GaugeVec::new(
+                    Opts::new(
+                        "mercato_stream_oldest_unconsumed_age_seconds",
+                        "Seconds the oldest event a subscriber has not yet consumed from a source has waited (0 when caught up)",
+                    ),
+                    &["subscriber", "source"],
+                )
+                .expect("valid metric"),
             ),
             outbox_depth: gauge(
                 &registry,
@@ -180,8 +193,10 @@ impl Metrics {
     }
 
     /// Records one finished call.
-    pub fn call(&self, plugin: &str, kind: &str, outcome: &str, seconds: f64) {
-        self.calls.with_label_values(&[plugin, kind, outcome]).inc();
+    pub fn call(&self, plugin: &str, version: &str, kind: &str, outcome: &str, seconds: f64) {
+        self.calls
+            .with_label_values(&[plugin, version, kind, outcome])
+            .inc();
         self.call_seconds
             .with_label_values(&[plugin, kind])
             .observe(seconds);

@@ -1,7 +1,7 @@
 //! The HTTP gateway and the `mercato` binary: host routes, admin auth, limits,
 //! JSON errors, request ids, graceful shutdown, slow clients, secret files, and
 //! zero-config `mercato serve`.
-use crate::common::{TestApp, config};
+use crate::common::{TestApp, config, within};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -44,12 +44,25 @@ async fn host_routes_report_health_plugins_events_and_metrics() {
         events["subscribers"],
         json!([{ "subscriber": "audit", "source": "notes", "position": 1, "lag": 0 }])
     );
+    // A client's mistake is counted apart from the plugin's failures.
+    let (status, _) = app.post("/notes/notes", &json!({ "id": 7 })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The marker keeps the stream's gauges current: caught up, nothing waits.
+    let caught_up =
+        r#"mercato_stream_oldest_unconsumed_age_seconds{source="notes",subscriber="audit"} 0"#;
+    within(Duration::from_secs(10), async || {
+        app.metrics().await.contains(caught_up)
+    })
+    .await;
     let metrics = app.metrics().await;
     for expected in [
-        r#"mercato_plugin_calls_total{kind="request",outcome="ok",plugin="notes"} 1"#,
-        r#"mercato_plugin_calls_total{kind="event",outcome="ok",plugin="audit"} 1"#,
+        r#"mercato_plugin_calls_total{kind="request",outcome="ok",plugin="notes",version="0.1.0"} 1"#,
+        r#"mercato_plugin_calls_total{kind="request",outcome="client_error",plugin="notes",version="0.1.0"} 1"#,
+        r#"mercato_plugin_calls_total{kind="event",outcome="ok",plugin="audit",version="0.1.0"} 1"#,
         "mercato_plugin_call_duration_seconds_bucket",
         r#"mercato_event_deliveries_total{outcome="ok",source="notes",subscriber="audit"} 1"#,
+        // Every plugin has a depth, audit too, though it never emits.
+        r#"mercato_outbox_depth{plugin="audit"} 0"#,
     ] {
         assert!(
             metrics.contains(expected),

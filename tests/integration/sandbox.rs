@@ -43,7 +43,7 @@ async fn an_infinite_loop_is_stopped_by_the_deadline() {
     let metrics = app.metrics().await;
     assert!(
         metrics.contains(
-            r#"mercato_plugin_calls_total{kind="request",outcome="timeout",plugin="hostile"} 1"#
+            r#"mercato_plugin_calls_total{kind="request",outcome="timeout",plugin="hostile",version="0.1.0"} 1"#
         ),
         "{metrics}"
     );

@@ -1,7 +1,7 @@
 //! One marker per source: stamps `published_at` on the events every
 //! subscriber has consumed, and keeps the outbox depth and lag gauges current.
 use super::relay::Relay;
-use crate::outbox::store::mark_published;
+use crate::outbox::store::{committed_at, mark_published, unpublished};
 use crate::plugin::Plugin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,17 @@ pub(super) async fn run_marker(
 ) {
     let mut marked = 0;
     let poll = Duration::from_millis(relay.config.poll_ms.max(100));
+    // Every plugin has a depth from the start, emitting or not.
+    match unpublished(&source.slot.db).await {
+        Ok(depth) => relay
+            .metrics
+            .outbox_depth
+            .with_label_values(&[&source.name])
+            .set(i64::try_from(depth).unwrap_or(i64::MAX)),
+        Err(e) => {
+            tracing::warn!(plugin = %source.name, error = %e, "reading the outbox depth failed")
+        }
+    }
     loop {
         let progressed = relay.progress.notified();
         let head = *source.slot.head.borrow();
@@ -44,6 +55,29 @@ pub(super) async fn run_marker(
                 .outbox_lag
                 .with_label_values(&[&s.subscriber, &s.source])
                 .set(s.lag as i64);
+            // How long the oldest event the subscriber has not consumed has
+            // waited: what an alert on a stuck stream watches.
+            let age = if s.lag == 0 {
+                Some(0.0)
+            } else {
+                match committed_at(&source.slot.db, s.position + 1).await {
+                    Ok(at) => at
+                        .as_deref()
+                        .and_then(crate::clock::parse_millis)
+                        .map(|at| crate::clock::now_millis().saturating_sub(at) as f64 / 1000.0),
+                    Err(e) => {
+                        tracing::warn!(plugin = %source.name, error = %e, "reading the oldest unconsumed event failed");
+                        None
+                    }
+                }
+            };
+            if let Some(age) = age {
+                relay
+                    .metrics
+                    .oldest_unconsumed
+                    .with_label_values(&[&s.subscriber, &s.source])
+                    .set(age);
+            }
         }
         tokio::select! {
             _ = life.cancelled() => return,

@@ -286,6 +286,22 @@ pub async fn mark_published(db: &Database, up_to: u64) -> Result<u64, StorageErr
     first_row(&rows).map_or(Ok(0), |row| row.uint("n"))
 }
 
+/// When the event at `sequence` was committed (RFC 3339), if the outbox
+/// still holds it.
+pub async fn committed_at(db: &Database, sequence: u64) -> Result<Option<String>, StorageError> {
+    let rows = read(
+        db,
+        "SELECT created_at FROM outbox_events WHERE sequence = $1",
+        &[SqlValue::Integer(
+            i64::try_from(sequence).unwrap_or(i64::MAX),
+        )],
+    )
+    .await?;
+    first_row(&rows)
+        .map(|row| row.text("created_at"))
+        .transpose()
+}
+
 /// Unpublished events in the outbox of `db`.
 pub async fn unpublished(db: &Database) -> Result<u64, StorageError> {
     let rows = read(db, UNPUBLISHED, &[]).await?;

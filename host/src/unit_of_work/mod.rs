@@ -277,12 +277,12 @@ impl UnitOfWork {
         let state = finished.state;
         state.log.output(id, &finished.stdout, &finished.stderr);
         let outcome = match &finished.result {
-            Ok(r) if E::succeeded(r) => "ok",
-            Ok(_) => "error",
+            Ok(r) => E::outcome(r),
             Err(e) => e.kind(),
         };
         self.inner.metrics.call(
             &plugin.name,
+            &plugin.version,
             E::KIND,
             outcome,
             finished.elapsed.as_secs_f64(),
@@ -325,6 +325,8 @@ trait Export: Send + 'static {
     ) -> CallFuture<'a, Self::Output>;
     /// True for an answer that commits.
     fn succeeded(output: &Self::Output) -> bool;
+    /// The call's outcome label when the guest returned: `ok`, or why not.
+    fn outcome(output: &Self::Output) -> &'static str;
 }
 
 impl Export for Request {
@@ -347,6 +349,18 @@ impl Export for Request {
     fn succeeded(response: &Response) -> bool {
         (200..300).contains(&response.status) || response.commit
     }
+
+    /// A client's mistake (4xx) apart from the plugin's own failure (5xx):
+    /// only the second is something to alert on.
+    fn outcome(response: &Response) -> &'static str {
+        if Self::succeeded(response) {
+            "ok"
+        } else if (400..500).contains(&response.status) {
+            "client_error"
+        } else {
+            "server_error"
+        }
+    }
 }
 
 impl Export for Event {
@@ -366,6 +380,10 @@ impl Export for Event {
 
     fn succeeded(handled: &Self::Output) -> bool {
         handled.is_ok()
+    }
+
+    fn outcome(handled: &Self::Output) -> &'static str {
+        if handled.is_ok() { "ok" } else { "error" }
     }
 }
 
