@@ -93,13 +93,20 @@ async fn bad_uploads_are_refused_and_the_running_version_keeps_serving(backend: 
     let _teardown = Teardown::new(&config, &plugins);
     let app = TestApp::start(config, &plugins).await;
     let before = plugin_version(&app, "notes").await;
-    let cases: [Refusal; 5] = [
+    let cases: [Refusal; 6] = [
         (
             "notes",
             b"\0asm garbage".to_vec(),
             StatusCode::BAD_REQUEST,
             "not_a_component",
             &["component"],
+        ),
+        (
+            "notes",
+            b"<html>not a plugin</html>".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "not_a_component",
+            &["not WebAssembly", "`<html>no`", "wasm32-wasip2"],
         ),
         (
             "notes",

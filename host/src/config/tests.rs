@@ -96,3 +96,25 @@ fn backoff_doubles_up_to_the_cap() {
     assert_eq!(events.backoff(3), Duration::from_millis(400));
     assert_eq!(events.backoff(10), Duration::from_millis(1_000));
 }
+
+#[test]
+fn the_documented_configuration_reference_is_a_valid_file() {
+    // docs/operations.md shows every key; unknown keys are errors, so the
+    // reference cannot name a key the host does not take.
+    let doc = include_str!("../../../docs/operations.md");
+    let start = doc
+        .find("## Configuration reference")
+        .expect("the reference section");
+    let block = doc[start..]
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the reference's TOML block");
+    let config: Config = toml::from_str(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+    assert_eq!(config.max_component_bytes, 64 << 20);
+    assert!(config.trusted_keys.is_empty());
+    assert_eq!(
+        config.plugins["orders"].limits.unwrap().memory_mib,
+        Some(128)
+    );
+}
