@@ -204,7 +204,7 @@ async fn every_list_pages_newest_first_filters_and_refuses_unknown_parameters(ba
         "/products?color=red",
         "/inventory/items?order_id=x",
         "/inventory/reservations?buyer_id=x",
-        "/coupons?status=ACTIVE",
+        "/coupons?code=LIST10",
         "/coupons/LIST10/redemptions?order_id=x",
         "/payments/intents?buyer_id=x",
         "/shipping/shipments?buyer_id=x",

@@ -3,6 +3,7 @@
 //! (`cargo test -p mercato --test integration sandbox::` runs one area).
 mod common;
 
+mod coupons;
 mod events;
 mod hotswap;
 mod hotswap_load;

@@ -407,6 +407,10 @@ pub enum Reason {
     UsageLimitReached,
     /// The coupon's rule declined, broke a limit or is not deployed.
     RuleRejected,
+    /// The coupon was disabled by its owner.
+    CouponDisabled,
+    /// The coupon was archived.
+    CouponArchived,
 }
 
 impl Reason {
@@ -420,6 +424,8 @@ impl Reason {
             Reason::CustomerLimitReached => "customer_limit_reached",
             Reason::UsageLimitReached => "usage_limit_reached",
             Reason::RuleRejected => "rule_rejected",
+            Reason::CouponDisabled => "coupon_disabled",
+            Reason::CouponArchived => "coupon_archived",
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Usage is recorded, not recalculated: `coupons.used` moves by conditional
 //! updates in the same transaction as the redemption row it counts.
 mod domain;
+mod lifecycle;
 mod lists;
 mod store;
 
@@ -34,6 +35,18 @@ impl Plugin for Coupons {
                 "0002_rule_coupons.postgres.sql",
                 include_str!("../../../migrations/coupons/0002_rule_coupons.postgres.sql"),
             )
+            .migration(
+                "0003_coupon_status.sql",
+                include_str!("../../../migrations/coupons/0003_coupon_status.sql"),
+            )
+            .migration(
+                "0004_coupon_status_check.sqlite.sql",
+                include_str!("../../../migrations/coupons/0004_coupon_status_check.sqlite.sql"),
+            )
+            .migration(
+                "0004_coupon_status_check.postgres.sql",
+                include_str!("../../../migrations/coupons/0004_coupon_status_check.postgres.sql"),
+            )
             .openapi(include_str!("../openapi.json"))
     }
 
@@ -42,6 +55,10 @@ impl Plugin for Coupons {
             .post("/", create)
             .get("/", lists::list_coupons)
             .get("/{code}", get)
+            .post("/{code}", lifecycle::update)
+            .post("/{code}/disable", lifecycle::disable)
+            .post("/{code}/enable", lifecycle::enable)
+            .post("/{code}/archive", lifecycle::archive)
             .post("/{code}/quote", quote)
             .get("/{code}/redemptions", lists::list_redemptions)
             .dispatch(req)
@@ -67,7 +84,7 @@ fn find(raw: &str) -> Result<Coupon, HttpError> {
     store::find_coupon(&code)?.ok_or_else(|| unknown_coupon(raw))
 }
 
-fn view(coupon: &Coupon) -> Value {
+fn view(coupon: &Coupon, status: lifecycle::Status) -> Value {
     let d = &coupon.definition;
     let (kind, percent, amount_minor, rule) = match &d.discount {
         Discount::Percent(p) => ("percent", Some(*p), None, None),
@@ -88,6 +105,7 @@ fn view(coupon: &Coupon) -> Value {
         "usage_limit": d.usage_limit,
         "per_customer_limit": d.per_customer_limit,
         "used": coupon.used,
+        "status": status.as_str(),
     })
 }
 
@@ -103,17 +121,31 @@ fn create(req: &Request) -> HttpResult {
     }
     Ok(Response::json(
         201,
-        &view(&Coupon {
-            definition,
-            used: 0,
-        }),
+        &view(
+            &Coupon {
+                definition,
+                used: 0,
+            },
+            lifecycle::Status::Active,
+        ),
     ))
 }
 
 /// `GET /coupons/{code}`.
 fn get(req: &Request) -> HttpResult {
     let coupon = find(req.param("code"))?;
-    Ok(Response::json(200, &view(&coupon)))
+    let status = status_of(&coupon)?;
+    Ok(Response::json(200, &view(&coupon, status)))
+}
+
+/// The stored status of a coupon just read.
+fn status_of(coupon: &Coupon) -> Result<lifecycle::Status, Error> {
+    store::status_of(&coupon.definition.code)?.ok_or_else(|| {
+        Error::Internal(format!(
+            "coupon {} vanished while read",
+            coupon.definition.code.as_str()
+        ))
+    })
 }
 
 /// `POST /coupons/{code}/quote`: what the coupon would do for a cart right
@@ -129,12 +161,15 @@ fn quote(req: &Request) -> HttpResult {
         _ => None,
     };
     let buyer_id = request.buyer_id.as_deref().unwrap_or("");
-    let decision = domain::decide(
-        &coupon,
-        &request.cart,
-        customer_redemptions,
-        clock::instant(),
-    );
+    let decision = match status_of(&coupon)?.refusal() {
+        Some(reason) => Decision::Reject(reason),
+        None => domain::decide(
+            &coupon,
+            &request.cart,
+            customer_redemptions,
+            clock::instant(),
+        ),
+    };
     let priced = price(&coupon, &request.cart, buyer_id, decision);
     let subtotal = request.cart.subtotal_minor;
     let body = match &priced {
@@ -273,6 +308,9 @@ fn redeem(order: &OrderPlaced) -> Result<(), Error> {
     let Some(coupon) = found else {
         return reject(order, raw_code, Reason::UnknownCoupon, None);
     };
+    if let Some(reason) = status_of(&coupon)?.refusal() {
+        return reject(order, raw_code, reason, None);
+    }
     let code = &coupon.definition.code;
     let customer_redemptions = match coupon.definition.per_customer_limit {
         Some(_) => Some(store::active_redemptions_of_buyer(code, &order.buyer_id)?),
@@ -305,7 +343,11 @@ fn redeem(order: &OrderPlaced) -> Result<(), Error> {
     // The decision saw `used` as read; the conditional update is what holds
     // the limit.
     if !store::claim_use(code, now)? {
-        return reject(order, raw_code, Reason::UsageLimitReached, None);
+        // Disabled meanwhile, or the last use was taken.
+        let reason = status_of(&coupon)?
+            .refusal()
+            .unwrap_or(Reason::UsageLimitReached);
+        return reject(order, raw_code, reason, None);
     }
     let rule_name = match &coupon.definition.discount {
         Discount::Rule(r) => Some(r.name.as_str()),

@@ -6,13 +6,18 @@ use crate::{find, store, view};
 use mercato_sdk::list::{self, ListQuery, Listing};
 use mercato_sdk::prelude::*;
 
-/// `GET /coupons`: every coupon, newest first. A coupon's id is its code (the
-/// table's key), so the order is `(created_at, code)` and the cursors are
-/// codes. Coupons have no status of their own (validity is a window, usage a
-/// count), so there is no filter.
+/// `GET /coupons[?status=…]`: every coupon, newest first. A coupon's id is
+/// its code (the table's key), so the order is `(created_at, code)` and the
+/// cursors are codes.
 pub fn list_coupons(req: &Request) -> HttpResult {
-    let query = ListQuery::parse(req, &[])?;
-    let listing = Listing::new("coupons", "code").sorted_by("created_at", "code");
+    let query = ListQuery::parse(req, &["status"])?;
+    let mut listing = Listing::new("coupons", "code, status").sorted_by("created_at", "code");
+    if let Some(status) = query.filter("status") {
+        listing = listing.condition(
+            "status = $?",
+            crate::lifecycle::status_filter(status)?.into(),
+        );
+    }
     let (rows, has_more) = query.fetch(listing)?;
     // A page is at most 100 coupons, each read by its key with the same
     // query (and the same checks of the stored rules) as `GET /coupons/{code}`.
@@ -22,7 +27,11 @@ pub fn list_coupons(req: &Request) -> HttpResult {
         let corrupt = || Error::Internal(format!("coupon {stored} vanished or is unreadable"));
         let code = Code::parse(stored).ok_or_else(corrupt)?;
         let coupon = store::find_coupon(&code)?.ok_or_else(corrupt)?;
-        coupons.push(view(&coupon));
+        let status = row["status"]
+            .as_str()
+            .and_then(crate::lifecycle::Status::parse)
+            .ok_or_else(corrupt)?;
+        coupons.push(view(&coupon, status));
     }
     Ok(list::page(coupons, has_more))
 }

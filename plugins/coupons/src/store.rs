@@ -4,6 +4,7 @@
 //! effect (the changed-row count), because a failed statement would abort the
 //! whole call's transaction.
 use crate::domain::{Code, Coupon, Currency, Definition, Discount, Instant, RuleRef};
+use crate::lifecycle::Status;
 use mercato_sdk::db::Row;
 use mercato_sdk::prelude::*;
 use serde::Deserialize;
@@ -127,10 +128,73 @@ pub fn order_has_redemption(order_id: &str) -> Result<bool, Error> {
 pub fn claim_use(code: &Code, now: Instant) -> Result<bool, Error> {
     let changed = db::execute(
         "UPDATE coupons SET used = used + 1, version = version + 1, updated_at = $2 \
-         WHERE code = $1 AND (usage_limit IS NULL OR used < usage_limit)",
+         WHERE code = $1 AND status = 'ACTIVE' AND (usage_limit IS NULL OR used < usage_limit)",
         &[code.as_str().into(), now.to_string().into()],
     )?;
     Ok(changed == 1)
+}
+
+/// The coupon's status, if it exists.
+pub fn status_of(code: &Code) -> Result<Option<Status>, Error> {
+    let rows = db::query(
+        "SELECT status FROM coupons WHERE code = $1",
+        &[code.as_str().into()],
+    )?;
+    rows.first()
+        .map(|row| {
+            let raw = row.text("status")?;
+            Status::parse(raw).ok_or_else(|| {
+                Error::Internal(format!(
+                    "coupon {}: stored status `{raw}` is invalid",
+                    code.as_str()
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Moves the coupon from status `from` to `to`; `false` if it is no longer
+/// at `from` (changed meanwhile).
+pub fn set_status(code: &Code, from: Status, to: Status, now: Instant) -> Result<bool, Error> {
+    let changed = db::execute(
+        "UPDATE coupons SET status = $3, version = version + 1, updated_at = $4 \
+         WHERE code = $1 AND status = $2",
+        &[
+            code.as_str().into(),
+            from.as_str().into(),
+            to.as_str().into(),
+            now.to_string().into(),
+        ],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Writes an updated definition's limits and window; `false` when the coupon
+/// has meanwhile been redeemed beyond the new usage limit.
+pub fn update_limits(definition: &Definition, now: Instant) -> Result<bool, Error> {
+    let code = definition.code.as_str();
+    let changed = db::execute(
+        "UPDATE coupons SET usage_limit = $2, version = version + 1, updated_at = $3 \
+         WHERE code = $1 AND (CAST($2 AS BIGINT) IS NULL OR used <= $2)",
+        &[
+            code.into(),
+            definition.usage_limit.into(),
+            now.to_string().into(),
+        ],
+    )?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    db::execute(
+        "UPDATE coupon_rules SET per_customer_limit = $2, valid_from = $3, valid_until = $4 WHERE code = $1",
+        &[
+            code.into(),
+            definition.per_customer_limit.into(),
+            definition.valid_from.map(|t| t.to_string()).into(),
+            definition.valid_until.map(|t| t.to_string()).into(),
+        ],
+    )?;
+    Ok(true)
 }
 
 /// Gives back one use taken by [`claim_use`]; `false` if there was none to give.
