@@ -1265,18 +1265,48 @@ async fn openapi_documents_every_plugin_route_with_error_bodies() {
         ("/notifications/endpoints", "post"),
         ("/notifications/endpoints/{id}/deliveries", "get"),
         ("/notifications/templates/{event_type}", "put"),
+        ("/coupons/{code}", "post"),
+        ("/coupons/{code}/archive", "post"),
+        // The admin API, every route of it.
+        ("/admin/plugins", "get"),
         ("/admin/events", "get"),
+        ("/admin/plugins/{name}", "put"),
+        ("/admin/plugins/{name}", "delete"),
+        ("/admin/plugins/{name}/rollback", "post"),
+        ("/admin/plugins/{name}/versions", "get"),
         ("/admin/plugins/{name}/wipe", "post"),
+        ("/admin/plugins/{name}/rebuild", "post"),
+        ("/admin/plugins/{name}/rebuild", "get"),
+        ("/admin/events/dead-letters/redrive", "post"),
     ] {
         let op = &paths
             .get(path)
             .unwrap_or_else(|| panic!("{path} undocumented"))[method];
         assert!(op.is_object(), "{method} {path} undocumented");
-        if !path.starts_with("/admin") {
+        if path.starts_with("/admin") {
+            assert_eq!(op["security"], json!([{ "adminToken": [] }]), "{path}");
+            assert!(
+                op["responses"]["401"].is_object(),
+                "{path} documents no 401"
+            );
+        } else {
             assert!(
                 op["responses"]["500"].is_object(),
                 "{path} documents no 500"
             );
+        }
+    }
+    // Every security requirement names a scheme the document defines.
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            for requirement in op["security"].as_array().into_iter().flatten() {
+                for scheme in requirement.as_object().unwrap().keys() {
+                    assert!(
+                        doc["components"]["securitySchemes"][scheme].is_object(),
+                        "{method} {path} names undefined scheme {scheme}"
+                    );
+                }
+            }
         }
     }
     // Every reference resolves inside the document.

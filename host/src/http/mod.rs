@@ -7,6 +7,7 @@ mod admin;
 mod error;
 mod gateway;
 mod openapi;
+mod openapi_admin;
 mod server;
 
 pub use error::ApiError;

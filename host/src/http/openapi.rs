@@ -73,7 +73,11 @@ fn document(plugins: &[std::sync::Arc<Plugin>]) -> Value {
             "description": "The shop's HTTP API. Plugin routes are mounted under /{plugin}; every error body is {\"error\": {\"code\", \"message\"}}.",
         },
         "paths": paths,
-        "components": { "schemas": schemas, "responses": responses },
+        "components": {
+            "schemas": schemas,
+            "responses": responses,
+            "securitySchemes": super::openapi_admin::security_schemes(),
+        },
     })
 }
 
@@ -106,10 +110,6 @@ fn error_schema() -> Value {
 
 fn host_paths() -> Map<String, Value> {
     let ok = |description: &str| json!({ "200": { "description": description } });
-    let admin = |summary: &str| {
-        json!({ "get": { "summary": summary, "tags": ["admin"], "security": [{ "adminToken": [] }],
-            "responses": { "200": { "description": "OK" }, "401": { "$ref": "#/components/responses/HostError" } } } })
-    };
     let mut paths = Map::new();
     paths.insert("/healthz".into(), json!({ "get": { "summary": "Liveness", "tags": ["host"], "responses": ok("The process runs") } }));
     paths.insert(
@@ -118,26 +118,6 @@ fn host_paths() -> Map<String, Value> {
     );
     paths.insert("/metrics".into(), json!({ "get": { "summary": "Prometheus metrics", "tags": ["host"], "responses": ok("Prometheus text") } }));
     paths.insert("/openapi.json".into(), json!({ "get": { "summary": "This document", "tags": ["host"], "responses": ok("OpenAPI 3.1") } }));
-    paths.insert(
-        "/admin/plugins".into(),
-        admin("Loaded plugins: version, sha256, subscriptions, limits"),
-    );
-    paths.insert(
-        "/admin/events".into(),
-        admin("Outbox heads, subscriber lag and dead letters"),
-    );
-    paths.insert(
-        "/admin/plugins/{name}/wipe".into(),
-        json!({ "post": {
-            "summary": "Empty a process-state plugin's database (by default only checkout) and migrate it again",
-            "tags": ["admin"], "security": [{ "adminToken": [] }],
-            "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
-            "responses": {
-                "200": { "description": "Wiped: name, version, migrations applied again, wiped_at" },
-                "401": { "$ref": "#/components/responses/HostError" },
-                "404": { "$ref": "#/components/responses/HostError" },
-                "409": { "$ref": "#/components/responses/HostError" }
-            } } }),
-    );
+    super::openapi_admin::paths(&mut paths);
     paths
 }

@@ -1,0 +1,112 @@
+//! The admin API in `/openapi.json`: every route under `/admin`, each behind
+//! the `adminToken` bearer scheme the document defines.
+use serde_json::{Map, Value, json};
+
+/// The security scheme every admin operation names.
+pub(super) fn security_schemes() -> Value {
+    json!({ "adminToken": {
+        "type": "http", "scheme": "bearer",
+        "description": "The host's admin token: `admin_token` in the configuration, or the file `data_dir/admin-token` (docs/operations.md#admin-token)."
+    } })
+}
+
+fn error(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+/// One admin operation: its summary, parameters, body and answers beyond
+/// the 401 every one of them can give.
+fn operation(summary: &str, parameters: Value, body: Option<Value>, responses: Value) -> Value {
+    let mut op = json!({
+        "summary": summary, "tags": ["admin"], "security": [{ "adminToken": [] }],
+        "parameters": parameters, "responses": responses,
+    });
+    op["responses"]["401"] = error("`unauthorized`: no or a wrong admin token");
+    if let Some(body) = body {
+        op["requestBody"] = body;
+    }
+    op
+}
+
+fn name() -> Value {
+    json!([{ "name": "name", "in": "path", "required": true, "description": "A plugin's or rule's name.", "schema": { "type": "string", "minLength": 1 } }])
+}
+
+fn ok(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "type": "object" } } } })
+}
+
+/// Every admin path, by path and method.
+pub(super) fn paths(paths: &mut Map<String, Value>) {
+    let refused = |codes: &str| error(codes);
+    paths.insert(
+        "/admin/plugins".into(),
+        json!({ "get": operation(
+        "Loaded plugins and rules: kind, version, sha256, subscriptions, limits",
+        json!([]), None, json!({ "200": ok("`{plugins: [...]}`") })) }),
+    );
+    paths.insert(
+        "/admin/events".into(),
+        json!({ "get": operation(
+        "Outbox heads, subscriber positions and lag, dead letters",
+        json!([]), None, json!({ "200": ok("`{outboxes, subscribers, dead_letters}`") })) }),
+    );
+    paths.insert("/admin/plugins/{name}".into(), json!({
+        "put": operation(
+            "Deploy a component as the new version of plugin or rule `name` (hot swap)",
+            json!([name()[0], { "name": "x-mercato-signature", "in": "header", "required": false,
+                "description": "Hex ed25519 signature of the body, required when `trusted_keys` is configured.", "schema": { "type": "string" } }]),
+            Some(json!({ "required": true, "content": { "application/wasm": { "schema": { "type": "string", "format": "binary" } } } })),
+            json!({
+                "200": ok("`{name, current, previous, unchanged}`; `unchanged: true` when these bytes serve already"),
+                "400": refused("`not_a_component`, `name_mismatch`"),
+                "401": refused("`unsigned_component`"),
+                "403": refused("`bad_signature`"),
+                "409": refused("`name_taken`"),
+                "413": refused("`body_too_large`: over `max_component_bytes`"),
+                "422": refused("`wrong_world`, `forbidden_import`, `invalid_manifest`, `migration_failed`, `destructive_migration`, `unreadable_migration`"),
+            })),
+        "delete": operation(
+            "Remove plugin or rule `name` from service; its data is kept",
+            json!([name()[0], { "name": "force", "in": "query", "required": false,
+                "description": "Remove it although other plugins subscribe to it.", "schema": { "type": "boolean" } }]),
+            None,
+            json!({
+                "200": ok("`{name, kind, version, archived_as, unsubscribed, removed_at}`"),
+                "400": refused("`invalid_parameter`"),
+                "404": refused("`unknown_plugin`"),
+                "409": refused("`has_subscribers`"),
+            })),
+    }));
+    paths.insert("/admin/plugins/{name}/rollback".into(), json!({ "post": operation(
+        "Return `name` to the version before the current one",
+        name(), None,
+        json!({ "200": ok("`{name, current, previous, unchanged}`"), "404": refused("`unknown_plugin`"), "409": refused("`no_previous_version`") })) }));
+    paths.insert("/admin/plugins/{name}/versions".into(), json!({ "get": operation(
+        "The versions of `name`, newest (serving) first",
+        name(), None,
+        json!({ "200": ok("`{name, versions: [{version, sha256, deployed_at}]}`"), "404": refused("`unknown_plugin`") })) }));
+    paths.insert("/admin/plugins/{name}/wipe".into(), json!({ "post": operation(
+        "Empty a process-state plugin's database (by default only checkout) and migrate it again",
+        name(), None,
+        json!({ "200": ok("Wiped: name, version, migrations applied again, wiped_at"), "404": refused("`unknown_plugin`"), "409": refused("`not_wipeable`") })) }));
+    paths.insert("/admin/plugins/{name}/rebuild".into(), json!({
+        "post": operation(
+            "Rebuild read model `name` by replay into a fresh copy, then switch (blue/green)",
+            name(), None,
+            json!({ "202": ok("The rebuild started: its status"), "404": refused("`unknown_plugin`"),
+                "409": refused("`not_a_read_model`, `rebuild_running`, `history_pruned`") })),
+        "get": operation(
+            "The current or last rebuild of `name`: state, per-source progress, ETA",
+            name(), None,
+            json!({ "200": ok("`{plugin, state, generation, sources, eta_seconds, started_at, finished_at, error}`"), "404": refused("`no_rebuild`") })),
+    }));
+    paths.insert("/admin/events/dead-letters/redrive".into(), json!({ "post": operation(
+        "Deliver a subscriber's dead-lettered events again",
+        json!([]),
+        Some(json!({ "required": true, "content": { "application/json": { "schema": {
+            "type": "object", "required": ["plugin"], "additionalProperties": false,
+            "properties": { "plugin": { "type": "string", "minLength": 1 },
+                "event_ids": { "type": "array", "items": { "type": "string" }, "description": "Only these; all when absent." } } } } } })),
+        json!({ "200": ok("What was redelivered, and what failed again"), "400": refused("`invalid_json`"), "404": refused("`unknown_plugin`") })) }));
+}
