@@ -291,17 +291,40 @@ async fn the_cli_deploys_lists_and_rolls_back_a_running_host(backend: Backend) {
     })
     .await
     .unwrap();
-    assert!(ok && out.contains("2.0.0"), "{out}");
+    assert!(
+        ok && out.contains("deployed orders 2.0.0") && out.contains("replacing 0.1.0"),
+        "{out}"
+    );
     let (ok, out) = tokio::task::spawn_blocking({
         let cli = cli.clone();
         move || cli(&["plugins", "orders"])
     })
     .await
     .unwrap();
+    let serving = out.lines().find(|l| l.ends_with("serving"));
     assert!(
-        ok && out.contains("0.1.0") && out.contains("2.0.0"),
+        ok && out.contains("0.1.0") && serving.is_some_and(|l| l.starts_with("2.0.0")),
         "{out}"
     );
+    // A table for people, the admin API's JSON with --json.
+    let (ok, out) = tokio::task::spawn_blocking({
+        let cli = cli.clone();
+        move || cli(&["plugins"])
+    })
+    .await
+    .unwrap();
+    assert!(
+        ok && out.starts_with("NAME") && out.lines().count() > 1,
+        "{out}"
+    );
+    let (ok, out) = tokio::task::spawn_blocking({
+        let cli = cli.clone();
+        move || cli(&["plugins", "--json"])
+    })
+    .await
+    .unwrap();
+    let listed: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(ok && listed["plugins"].is_array(), "{out}");
     let (ok, out) = tokio::task::spawn_blocking({
         let cli = cli.clone();
         move || cli(&["deploy", v2])

@@ -1,4 +1,6 @@
 //! The `mercato` command line.
+mod show;
+
 use crate::app::App;
 use crate::config::{Config, LoadConfig};
 use crate::deploy::Component;
@@ -125,23 +127,34 @@ pub struct Remote {
     /// when no token is given.
     #[arg(long, env = "MERCATO_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
+    /// Print the admin API's JSON answer instead of a summary for people.
+    #[arg(long)]
+    json: bool,
 }
 
 impl Remote {
-    /// Sends a request and prints the JSON answer; a refusal becomes the error.
-    async fn send(&self, method: reqwest::Method, path: &str) -> anyhow::Result<()> {
-        self.send_with(method, path, |request| request).await
-    }
-
-    /// [`Remote::send`], with `build` adding headers and a body.
-    async fn send_with(
+    /// Sends a request and prints the answer (`human` of it, or the JSON
+    /// with `--json`); a refusal becomes the error.
+    async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
-        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+        human: fn(&serde_json::Value) -> String,
     ) -> anyhow::Result<()> {
-        let body = self.fetch(method, path, build).await?;
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        let body = self.fetch(method, path, |request| request).await?;
+        self.print(&body, human)
+    }
+
+    fn print(
+        &self,
+        body: &serde_json::Value,
+        human: fn(&serde_json::Value) -> String,
+    ) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(body)?);
+        } else {
+            println!("{}", human(body));
+        }
         Ok(())
     }
 
@@ -207,7 +220,7 @@ impl Remote {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             status = self.fetch(reqwest::Method::GET, &path, |r| r).await?;
         }
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        self.print(&status, show::rebuilt)?;
         anyhow::ensure!(
             status["state"] == "switched",
             "the rebuild failed: {}",
@@ -318,26 +331,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => None,
             };
-            remote
-                .send_with(
-                    reqwest::Method::PUT,
-                    &format!("/admin/plugins/{name}"),
-                    |request| {
-                        let request = request.header("content-type", "application/wasm");
-                        match signature {
-                            Some(signature) => request.header("x-mercato-signature", signature),
-                            None => request,
-                        }
-                        .body(bytes)
-                    },
-                )
-                .await
+            let path = format!("/admin/plugins/{name}");
+            let upload = remote.fetch(reqwest::Method::PUT, &path, |request| {
+                let request = request.header("content-type", "application/wasm");
+                match signature {
+                    Some(signature) => request.header("x-mercato-signature", signature),
+                    None => request,
+                }
+                .body(bytes)
+            });
+            let body = with_progress(&format!("deploying {name}"), upload).await?;
+            remote.print(&body, |b| show::switched(b, "deployed"))
         }
         Command::Rollback { plugin, remote } => {
             remote
                 .send(
                     reqwest::Method::POST,
                     &format!("/admin/plugins/{plugin}/rollback"),
+                    |b| show::switched(b, "rolled back to"),
                 )
                 .await
         }
@@ -351,16 +362,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .send(
                     reqwest::Method::DELETE,
                     &format!("/admin/plugins/{plugin}{query}"),
+                    show::removed,
                 )
                 .await
         }
         Command::Rebuild { plugin, remote } => remote.rebuild(&plugin).await,
         Command::Plugins { plugin, remote } => {
-            let path = match plugin {
-                Some(p) => format!("/admin/plugins/{p}/versions"),
-                None => "/admin/plugins".into(),
+            let (path, human): (String, fn(&serde_json::Value) -> String) = match plugin {
+                Some(p) => (format!("/admin/plugins/{p}/versions"), show::versions),
+                None => ("/admin/plugins".into(), show::plugins),
             };
-            remote.send(reqwest::Method::GET, &path).await
+            remote.send(reqwest::Method::GET, &path, human).await
         }
         Command::Keygen { file } => {
             let (secret, public) =
@@ -377,6 +389,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 file.display()
             );
             Ok(())
+        }
+    }
+}
+
+/// Awaits `work`, telling on stderr every few seconds that it still runs (a
+/// rule written in Python takes seconds to compile).
+async fn with_progress<T>(what: &str, work: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {
+                eprintln!(
+                    "{what}: still working after {} s (the host compiles, checks and migrates it)",
+                    started.elapsed().as_secs()
+                );
+            }
         }
     }
 }
