@@ -16,6 +16,9 @@ pub struct Metrics {
     pub calls: IntCounterVec,
     /// Call latency by plugin and kind.
     pub call_seconds: HistogramVec,
+    /// Requests to plugin routes by plugin, documented route, method and
+    /// status class (`2xx`…`5xx`), answered by the plugin or by the host.
+    pub http_requests: IntCounterVec,
     /// Event deliveries by subscriber, source and outcome (`ok`, `retry`, `dead_letter`).
     pub deliveries: IntCounterVec,
     /// Calls running right now, by plugin.
@@ -108,6 +111,12 @@ impl Metrics {
                     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                     0.5, 1.0, 2.5,
                 ],
+            ),
+            http_requests: counter(
+                &registry,
+                "mercato_http_requests_total",
+                "Requests to plugin routes by documented route template (or `other`), method and status class",
+                &["plugin", "route", "method", "status_class"],
             ),
             deliveries: counter(
                 &registry,

@@ -63,6 +63,9 @@ async fn host_routes_report_health_plugins_events_and_metrics() {
         r#"mercato_event_deliveries_total{outcome="ok",source="notes",subscriber="audit"} 1"#,
         // Every plugin has a depth, audit too, though it never emits.
         r#"mercato_outbox_depth{plugin="audit"} 0"#,
+        // By route and status class (notes documents no routes: `other`).
+        r#"mercato_http_requests_total{method="POST",plugin="notes",route="other",status_class="2xx"} 1"#,
+        r#"mercato_http_requests_total{method="POST",plugin="notes",route="other",status_class="4xx"} 1"#,
     ] {
         assert!(
             metrics.contains(expected),

@@ -82,6 +82,11 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status this error answers with.
+    pub(super) fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     fn status_and_code(&self) -> (StatusCode, String) {
         match self {
             ApiError::UnknownPlugin(_) => (StatusCode::NOT_FOUND, "unknown_plugin".into()),

@@ -48,11 +48,56 @@ async fn forward(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let request_id = request_id(&headers);
+    // Counted only for a running plugin, so every label value is bounded: the
+    // plugin's name, a route it documents, a standard method, a class.
     let plugin = app
         .registry()
         .get(&plugin_name)
         .ok_or(ApiError::UnknownPlugin(plugin_name.clone()))?;
+    let route = crate::plugin::routes::template(&plugin.openapi, &format!("/{rest}"));
+    let method_label: &'static str = match method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
+    let answered = call(&app, plugin, rest, method, uri, headers, body).await;
+    let status = match &answered {
+        Ok(response) => response.status(),
+        Err(e) => e.status(),
+    };
+    app.metrics()
+        .http_requests
+        .with_label_values(&[&plugin_name, &route, method_label, status_class(status)])
+        .inc();
+    answered
+}
+
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+async fn call(
+    app: &App,
+    plugin: std::sync::Arc<crate::plugin::Plugin>,
+    rest: String,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let request_id = request_id(&headers);
+    let plugin_name = plugin.name.to_string();
     let limit = app.config().max_body_bytes;
     let body = axum::body::to_bytes(body, limit)
         .await

@@ -1,6 +1,7 @@
 //! Plugins: a loaded version (`Plugin`), what a plugin keeps across versions
 //! (`Slot`), the registry of running plugins, their subscriptions
 //! (`subscription.rs`) and the world they run in (`world.rs`).
+pub mod routes;
 mod subscription;
 mod world;
 
