@@ -60,14 +60,18 @@ pub enum Action {
 /// no change. An archived coupon never changes again.
 pub fn transition(from: Status, action: Action) -> Result<Status, Invalid> {
     match (from, action) {
-        (Status::Archived, _) => Err(Invalid::new(
-            "coupon_archived",
-            "the coupon is archived; an archived coupon never changes again",
-        )),
+        (Status::Archived, _) => Err(archived()),
         (_, Action::Disable) => Ok(Status::Disabled),
         (_, Action::Enable) => Ok(Status::Active),
         (_, Action::Archive) => Ok(Status::Archived),
     }
+}
+
+fn archived() -> Invalid {
+    Invalid::new(
+        "coupon_archived",
+        "the coupon is archived; an archived coupon never changes again",
+    )
 }
 
 /// What `POST /coupons/{code}` may change: the limits and the window.
@@ -139,9 +143,7 @@ pub fn update(req: &Request) -> HttpResult {
     let body: Value = req.json()?;
     let (coupon, status) = find_with_status(req.param("code"))?;
     if status == Status::Archived {
-        return Err(transition(status, Action::Enable)
-            .unwrap_err()
-            .into_conflict());
+        return Err(archived().into_conflict());
     }
     let current = view(&coupon, status);
     let definition = updated(&coupon, &current, &body)?;
