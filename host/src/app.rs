@@ -31,6 +31,9 @@ pub enum StartError {
     /// No admin token was configured and the token file is unusable.
     #[error("admin token: {0}")]
     AdminToken(#[from] crate::secrets::SecretError),
+    /// The API key file is unusable.
+    #[error("API keys: {0}")]
+    Keys(#[from] crate::keys::KeyError),
     /// A plugin failed to load.
     #[error(transparent)]
     Plugin(#[from] LoadFailure),
@@ -52,6 +55,7 @@ struct Inner {
     pruner: Pruner,
     cancel: CancellationToken,
     admin_token: String,
+    keys: crate::keys::Keys,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -86,6 +90,7 @@ impl App {
             Some(token) => token.clone(),
             None => crate::secrets::load_or_create_admin_token(&config.data_dir)?,
         };
+        let keys = crate::keys::Keys::open(&config.data_dir)?;
         let registry = Arc::new(Registry::default());
         let cancel = CancellationToken::new();
         let calls = UnitOfWork::new(
@@ -133,6 +138,7 @@ impl App {
             pruner,
             cancel,
             admin_token,
+            keys,
             tasks,
         })))
     }
@@ -186,6 +192,11 @@ impl App {
     /// one in `data_dir/admin-token`.
     pub fn admin_token(&self) -> &str {
         &self.0.admin_token
+    }
+
+    /// The API keys plugin routes are called with.
+    pub fn keys(&self) -> &crate::keys::Keys {
+        &self.0.keys
     }
 
     /// True once shutdown has begun.

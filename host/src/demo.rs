@@ -34,6 +34,11 @@ impl Demo {
             .method(method)
             .uri(path)
             .header("content-type", "application/json")
+            // The demo acts as the merchant: the admin token is a secret key too.
+            .header(
+                "authorization",
+                format!("Bearer {}", self.app.admin_token()),
+            )
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))?;
         let response = crate::http::app(self.app.clone()).oneshot(request).await?;
         let status = response.status();

@@ -37,6 +37,7 @@ pub mod demo;
 pub mod deploy;
 pub mod events;
 pub mod http;
+pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod migrate;

@@ -97,10 +97,16 @@ async fn admin_routes_require_the_token_when_one_is_configured() {
         app.request("GET", "/admin/plugins", None, &right).await.0,
         StatusCode::OK
     );
-    // Health and plugin routes stay public.
+    // Health stays public; a plugin route the plugin does not declare
+    // public needs a key (tests/integration/keys.rs has the roles).
     let public = |path| app.request_anonymous("GET", path, None, &[]);
     assert_eq!(public("/healthz").await.0, StatusCode::OK);
-    assert_eq!(public("/notes/notes").await.0, StatusCode::OK);
+    assert_eq!(public("/notes/notes").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.request("GET", "/notes/notes", None, &right).await.0,
+        StatusCode::OK,
+        "the admin token acts as a secret key"
+    );
     assert!(
         !dir.path().join("admin-token").exists(),
         "a configured token needs no token file"
@@ -416,13 +422,13 @@ async fn a_trickled_body_is_cut_off_with_408() {
     let app = TestApp::start(config, &["notes"]).await;
     let started = Instant::now();
     let (mut reader, mut writer) = TcpStream::connect(app.addr).await.unwrap().into_split();
-    writer
-        .write_all(
-            b"POST /notes/notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-              Content-Length: 1000\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    // With a credential: a route needing one refuses before reading a body.
+    let head = format!(
+        "POST /notes/notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Authorization: Bearer {}\r\nContent-Length: 1000\r\n\r\n",
+        app.host.admin_token()
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
     let trickle = tokio::spawn(async move {
         while writer.write_all(b" ").await.is_ok() {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -574,7 +580,8 @@ fn keygen_writes_the_secret_key_0600() {
 async fn a_known_path_with_another_method_is_a_json_405_with_allow() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start(config(dir.path()), &["notes"]).await;
-    let client = reqwest::Client::new();
+    // With the admin token, which every route here admits.
+    let client = &app.client;
     // A host route and a plugin route, each asked with a method it lacks.
     for (path, allowed) in [
         ("/admin/events", vec!["GET", "HEAD"]),

@@ -637,9 +637,12 @@ async fn sqlite_memory_attacks_leave_the_host_rss_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServeProcess::start(dir.path());
     let client = reqwest::Client::new();
+    // The hostile plugin's routes are undocumented, so the merchant's.
+    let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
     let post = async |path: &str, body: Value| {
         let resp = client
             .post(format!("{}{path}", server.url))
+            .bearer_auth(token.trim())
             .json(&body)
             .send()
             .await

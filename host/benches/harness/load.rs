@@ -28,12 +28,24 @@ impl Outcome {
     }
 }
 
-/// GETs `urls` round-robin (each connection starts at its own offset); every
-/// answer must be 200.
-pub async fn get(load: Load, urls: Arc<Vec<String>>) -> anyhow::Result<Outcome> {
+/// GETs `urls` round-robin (each connection starts at its own offset), with
+/// `bearer` as the credential when given; every answer must be 200.
+pub async fn get(
+    load: Load,
+    urls: Arc<Vec<String>>,
+    bearer: Option<&str>,
+) -> anyhow::Result<Outcome> {
     anyhow::ensure!(!urls.is_empty(), "nothing to request");
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = bearer {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse()?,
+        );
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(load.connections)
+        .default_headers(headers)
         .build()?;
     phase(&client, load.connections, load.warmup, &urls).await?;
     let started = Instant::now();

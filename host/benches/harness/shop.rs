@@ -104,6 +104,7 @@ impl Shop {
         Ok(Shop {
             gateway: Gateway {
                 router: mercato::http::app(host.clone()),
+                bearer: format!("Bearer {}", host.admin_token()),
             },
             host,
             url,
@@ -169,6 +170,8 @@ impl Shop {
 #[derive(Clone)]
 pub struct Gateway {
     router: axum::Router,
+    /// The merchant's credential (the admin token), sent with every call.
+    bearer: String,
 }
 
 impl Gateway {
@@ -183,6 +186,7 @@ impl Gateway {
             .method(method)
             .uri(path)
             .header("content-type", "application/json")
+            .header("authorization", &self.bearer)
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))?;
         let response = self.router.clone().oneshot(request).await?;
         let status = response.status();

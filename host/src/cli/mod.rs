@@ -1,4 +1,5 @@
 //! The `mercato` command line.
+mod keys;
 mod show;
 
 use crate::app::App;
@@ -67,6 +68,9 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// The shop's API keys: secret (merchant) and publishable (storefront).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Create an ed25519 key pair for signing plugins: the secret goes to FILE,
     /// the public key (for `trusted_keys`) is printed.
     Keygen {
@@ -374,6 +378,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             remote.send(reqwest::Method::GET, &path, human).await
         }
+        Command::Keys(command) => keys::run(command).await,
         Command::Keygen { file } => {
             let (secret, public) =
                 crate::deploy::signing::generate().map_err(anyhow::Error::msg)?;

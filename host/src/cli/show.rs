@@ -177,10 +177,76 @@ pub fn rebuilt(body: &Value) -> String {
     )
 }
 
+/// `GET /admin/keys`: a row per key.
+pub fn keys(body: &Value) -> String {
+    let rows: Vec<Vec<String>> = body["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| {
+            let state = match k["revoked_at"].as_str() {
+                Some(at) => format!("revoked {at}"),
+                None => "active".into(),
+            };
+            vec![
+                text(&k["id"]),
+                text(&k["kind"]),
+                text(&k["redacted"]),
+                text(&k["name"]),
+                text(&k["created_at"]),
+                state,
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no API keys yet; create one with `mercato keys create --kind secret`".into();
+    }
+    table(&["ID", "KIND", "KEY", "NAME", "CREATED", "STATE"], rows)
+}
+
+/// A key just made: the key itself, which is never shown again.
+pub fn key_created(body: &Value) -> String {
+    format!(
+        "created {} key {}\n{}\nstore it now: the host keeps only its hash and never shows it again",
+        text(&body["kind"]),
+        text(&body["id"]),
+        text(&body["key"])
+    )
+}
+
+/// A revoked key.
+pub fn key_revoked(body: &Value) -> String {
+    format!(
+        "revoked {} ({}) at {}",
+        text(&body["id"]),
+        text(&body["redacted"]),
+        text(&body["revoked_at"])
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn keys_show_once_and_list_redacted() {
+        let made = key_created(
+            &json!({ "id": "key_1", "kind": "secret", "key": "sk_0123456789abcdef", "redacted": "sk_0123…cdef" }),
+        );
+        assert!(made.contains("sk_0123456789abcdef") && made.contains("never shows it again"));
+        let out = keys(&json!({ "data": [
+            { "id": "key_1", "kind": "secret", "redacted": "sk_0123…cdef", "name": "backend", "created_at": "2026-12-01T10:00:00.000Z", "revoked_at": null },
+            { "id": "key_2", "kind": "publishable", "redacted": "pk_9999…0000", "name": "", "created_at": "2026-12-01T09:00:00.000Z", "revoked_at": "2026-12-01T11:00:00.000Z" },
+        ] }));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(
+            lines[1].contains("active") && lines[2].contains("revoked 2026-12-01T11"),
+            "{out}"
+        );
+        assert!(keys(&json!({ "data": [] })).contains("mercato keys create"));
+    }
 
     #[test]
     fn plugins_are_a_table_with_a_header() {

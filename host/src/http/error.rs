@@ -31,6 +31,22 @@ pub enum ApiError {
     /// 401: admin route without a valid token.
     #[error("a valid admin token is required (Authorization: Bearer …)")]
     Unauthorized,
+    /// 401: a plugin route that needs a key, called without one.
+    #[error(
+        "this route needs {0} key (Authorization: Bearer …); create one with `mercato keys create`"
+    )]
+    AuthenticationRequired(&'static str),
+    /// 401: a credential that is no key of this shop, or a revoked one.
+    #[error("the API key is invalid or revoked")]
+    InvalidApiKey,
+    /// 403: a valid key whose role may not call this route.
+    #[error("a {role} key may not call this route; it needs {need} key")]
+    Forbidden {
+        /// The caller's role.
+        role: &'static str,
+        /// What the route needs, with its article.
+        need: &'static str,
+    },
     /// 409: the same Idempotency-Key is in flight.
     #[error("a request with this Idempotency-Key is still in progress; retry later")]
     KeyInProgress,
@@ -98,6 +114,11 @@ impl ApiError {
             ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout".into()),
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, (*code).into()),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized".into()),
+            ApiError::AuthenticationRequired(_) => {
+                (StatusCode::UNAUTHORIZED, "authentication_required".into())
+            }
+            ApiError::InvalidApiKey => (StatusCode::UNAUTHORIZED, "invalid_api_key".into()),
+            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden".into()),
             ApiError::KeyInProgress => (StatusCode::CONFLICT, "idempotency_key_in_use".into()),
             ApiError::KeyReused => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -126,6 +147,11 @@ impl IntoResponse for ApiError {
             error["request_id"] = request_id.clone().into();
         }
         let mut response = (status, Json(serde_json::json!({ "error": error }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let ApiError::RequestTimeout(_) = self {
             // The rest of the body may still be on its way; the connection cannot be reused.
             response

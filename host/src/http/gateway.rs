@@ -1,8 +1,10 @@
 //! `/{plugin}/…` → that plugin's `handle-request`, as one unit of work.
+use super::access::ROLE_HEADER;
 use super::error::ApiError;
 use super::request_id;
 use crate::app::App;
 use crate::bindings::Request as GuestRequest;
+use crate::keys::Role;
 use crate::unit_of_work::RequestFailure;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -65,16 +67,56 @@ async fn forward(
         Method::OPTIONS => "OPTIONS",
         _ => "other",
     };
-    let answered = call(&app, plugin, rest, method, uri, headers, body).await;
-    let status = match &answered {
-        Ok(response) => response.status(),
-        Err(e) => e.status(),
+    // A method the plugin does not document on a route it documents is
+    // answered here, before any key, idempotency record or instance.
+    let allowed = crate::plugin::routes::documented_methods(&plugin.openapi, &route)
+        .filter(|methods| !methods.contains(&method.as_str()));
+    let answered = if let Some(methods) = allowed {
+        let mut refused =
+            ApiError::MethodNotAllowed(method.to_string(), uri.path().to_owned()).into_response();
+        if let Ok(allow) = HeaderValue::from_str(&methods.join(", ")) {
+            refused
+                .headers_mut()
+                .insert(axum::http::header::ALLOW, allow);
+        }
+        Ok(refused)
+    } else {
+        authorized_call(&app, plugin, &route, rest, method, uri, headers, body).await
     };
     app.metrics()
         .http_requests
-        .with_label_values(&[&plugin_name, &route, method_label, status_class(status)])
+        .with_label_values(&[
+            &plugin_name,
+            &route,
+            method_label,
+            status_class(match &answered {
+                Ok(response) => response.status(),
+                Err(e) => e.status(),
+            }),
+        ])
         .inc();
     answered
+}
+
+/// Checks the caller's role against the route's, then calls the plugin.
+#[allow(clippy::too_many_arguments)]
+async fn authorized_call(
+    app: &App,
+    plugin: std::sync::Arc<crate::plugin::Plugin>,
+    route: &str,
+    rest: String,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    match super::access::caller(app, &headers).and_then(|role| {
+        let required = crate::plugin::routes::access(&plugin.openapi, route, method.as_str());
+        super::access::check(role, required).map(|()| role)
+    }) {
+        Ok(role) => call(app, plugin, rest, method, uri, headers, body, role).await,
+        Err(refused) => Err(refused),
+    }
 }
 
 fn status_class(status: StatusCode) -> &'static str {
@@ -87,6 +129,7 @@ fn status_class(status: StatusCode) -> &'static str {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn call(
     app: &App,
     plugin: std::sync::Arc<crate::plugin::Plugin>,
@@ -95,6 +138,7 @@ async fn call(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
+    role: Role,
 ) -> Result<Response, ApiError> {
     let request_id = request_id(&headers);
     let plugin_name = plugin.name.to_string();
@@ -102,7 +146,13 @@ async fn call(
     let body = axum::body::to_bytes(body, limit)
         .await
         .map_err(|e| ApiError::unreadable_body(&e, limit))?;
-    let idempotency_key = match headers.get("idempotency-key") {
+    // Only methods that change something take a key: any other method is
+    // the plugin's to refuse (405), never an idempotency conflict.
+    let changes = matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let idempotency_key = match headers.get("idempotency-key").filter(|_| changes) {
         None => None,
         Some(value) => Some(
             value
@@ -118,10 +168,14 @@ async fn call(
                 .to_owned(),
         ),
     };
-    let guest_headers = headers
+    // A plugin never sees the caller's credential (a hostile plugin could
+    // keep a merchant's key), only the role the host found in it.
+    let mut guest_headers: Vec<(String, String)> = headers
         .iter()
+        .filter(|(k, _)| *k != axum::http::header::AUTHORIZATION && k.as_str() != ROLE_HEADER)
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
+    guest_headers.push((ROLE_HEADER.to_owned(), role.as_str().to_owned()));
     let request = GuestRequest {
         method: method.as_str().to_owned(),
         path: format!("/{rest}"),

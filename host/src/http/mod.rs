@@ -3,7 +3,9 @@
 //! [`app`] builds the router (tests drive it directly); [`serve`] runs it on a
 //! listener with the `[http]` limits (see `server`) and shuts down gracefully:
 //! in-flight calls finish, then event routing stops.
+mod access;
 mod admin;
+mod admin_keys;
 mod error;
 mod gateway;
 mod openapi;
@@ -62,6 +64,14 @@ pub fn app(app: App) -> Router {
         .route(
             "/admin/plugins/{name}/rebuild",
             axum::routing::post(admin::start_rebuild).get(admin::rebuild_status),
+        )
+        .route(
+            "/admin/keys",
+            get(admin_keys::list).post(admin_keys::create),
+        )
+        .route(
+            "/admin/keys/{id}",
+            axum::routing::delete(admin_keys::revoke),
         )
         .route(
             "/admin/events/dead-letters/redrive",

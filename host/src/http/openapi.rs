@@ -4,6 +4,7 @@
 //! the plugin's components as `{plugin}.{Name}`, adds the responses the host
 //! itself can give (408, 413, 500) and documents its own routes.
 use crate::app::App;
+use crate::keys::Role;
 use crate::plugin::Plugin;
 use axum::Json;
 use axum::extract::State;
@@ -34,8 +35,27 @@ fn document(plugins: &[std::sync::Arc<Plugin>]) -> Value {
                 for method in METHODS {
                     if let Some(Value::Object(op)) = item.get_mut(*method) {
                         op.entry("tags").or_insert_with(|| json!([&*plugin.name]));
+                        let access = op
+                            .get("x-mercato-access")
+                            .and_then(Value::as_str)
+                            .and_then(Role::parse)
+                            .unwrap_or(Role::Merchant);
+                        op.insert("security".into(), security(access));
+                        if *method != "get" && *method != "head" {
+                            idempotency_key(op);
+                        }
                         let responses = op.entry("responses").or_insert_with(|| json!({}));
                         if let Value::Object(r) = responses {
+                            if access > Role::Public {
+                                r.entry("401").or_insert_with(
+                                    || json!({ "$ref": "#/components/responses/HostError" }),
+                                );
+                            }
+                            if access > Role::Buyer {
+                                r.entry("403").or_insert_with(
+                                    || json!({ "$ref": "#/components/responses/HostError" }),
+                                );
+                            }
                             r.entry("408").or_insert_with(
                                 || json!({ "$ref": "#/components/responses/HostError" }),
                             );
@@ -79,6 +99,42 @@ fn document(plugins: &[std::sync::Arc<Plugin>]) -> Value {
             "securitySchemes": super::openapi_admin::security_schemes(),
         },
     })
+}
+
+/// Documents the host's `Idempotency-Key` on an operation that changes
+/// something, replacing whatever the plugin wrote for it, and the answers
+/// the host gives about it (400 malformed, 409 in flight, 422 reused).
+fn idempotency_key(op: &mut Map<String, Value>) {
+    let parameters = op.entry("parameters").or_insert_with(|| json!([]));
+    if let Value::Array(list) = parameters {
+        list.retain(|p| {
+            !p["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case("idempotency-key"))
+        });
+        list.push(json!({
+            "name": "Idempotency-Key", "in": "header", "required": false,
+            "description": "Replays the first answer to a retried request (the host's, see docs/api.md#plugin-routes).",
+            "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]*[!-~])?$" }
+        }));
+    }
+    if let Some(Value::Object(responses)) = op.get_mut("responses") {
+        for status in ["400", "409", "422"] {
+            responses
+                .entry(status)
+                .or_insert_with(|| json!({ "$ref": "#/components/responses/HostError" }));
+        }
+    }
+}
+
+/// The `security` of an operation anyone with `access` may call: none for a
+/// public one (an empty requirement), else the keys that carry the role.
+fn security(access: Role) -> Value {
+    match access {
+        Role::Public => json!([{}, { "publishableKey": [] }, { "secretKey": [] }]),
+        Role::Buyer => json!([{ "publishableKey": [] }, { "secretKey": [] }]),
+        Role::Merchant => json!([{ "secretKey": [] }]),
+    }
 }
 
 /// Rewrites the plugin's local component references to their namespaced names.

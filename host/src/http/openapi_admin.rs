@@ -2,12 +2,24 @@
 //! the `adminToken` bearer scheme the document defines.
 use serde_json::{Map, Value, json};
 
-/// The security scheme every admin operation names.
+/// The security schemes: the admin token for `/admin`, and the API keys plugin
+/// routes name by their `x-mercato-access` (the admin token also acts as a
+/// secret key).
 pub(super) fn security_schemes() -> Value {
-    json!({ "adminToken": {
-        "type": "http", "scheme": "bearer",
-        "description": "The host's admin token: `admin_token` in the configuration, or the file `data_dir/admin-token` (docs/operations.md#admin-token)."
-    } })
+    json!({
+        "adminToken": {
+            "type": "http", "scheme": "bearer",
+            "description": "The host's admin token: `admin_token` in the configuration, or the file `data_dir/admin-token` (docs/operations.md#admin-token)."
+        },
+        "secretKey": {
+            "type": "http", "scheme": "bearer",
+            "description": "A secret API key (`sk_…`, from `POST /admin/keys`): the merchant. The admin token is accepted too (docs/api.md#api-keys-and-roles)."
+        },
+        "publishableKey": {
+            "type": "http", "scheme": "bearer",
+            "description": "A publishable API key (`pk_…`): a storefront acting for a buyer (docs/api.md#api-keys-and-roles)."
+        },
+    })
 }
 
 fn error(description: &str) -> Value {
@@ -101,6 +113,27 @@ pub(super) fn paths(paths: &mut Map<String, Value>) {
             name(), None,
             json!({ "200": ok("`{plugin, state, generation, sources, eta_seconds, started_at, finished_at, error}`"), "404": refused("`no_rebuild`") })),
     }));
+    let key = json!({ "type": "object", "required": ["object", "id", "kind", "name", "redacted", "created_at", "revoked_at"], "properties": {
+        "object": { "const": "api_key" }, "id": { "type": "string" }, "kind": { "enum": ["secret", "publishable"] },
+        "name": { "type": "string" }, "redacted": { "type": "string" }, "created_at": { "type": "string" },
+        "revoked_at": { "type": ["string", "null"] }, "key": { "type": "string", "description": "The key itself: only in the answer that creates it." } } });
+    let keyed = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": key.clone() } } });
+    paths.insert("/admin/keys".into(), json!({
+        "get": operation("Every API key (without the key itself), newest first", json!([]), None,
+            json!({ "200": ok("`{object: \"list\", data: [api_key], has_more: false}`") })),
+        "post": operation(
+            "Create a secret (merchant) or publishable (storefront) API key; the answer is the only time the key is shown",
+            json!([]),
+            Some(json!({ "required": true, "content": { "application/json": { "schema": {
+                "type": "object", "required": ["kind"], "additionalProperties": false,
+                "properties": { "kind": { "enum": ["secret", "publishable"] },
+                    "name": { "type": "string", "maxLength": 100, "description": "What the key is for." } } } } } })),
+            json!({ "201": keyed("The key, with `key` shown this once"), "400": refused("`invalid_json`, `invalid_key_request`") })),
+    }));
+    paths.insert("/admin/keys/{id}".into(), json!({ "delete": operation(
+        "Revoke an API key: from now on it authenticates no one (revoking again changes nothing)",
+        json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "minLength": 1 } }]), None,
+        json!({ "200": keyed("The revoked key"), "404": refused("`not_found`") })) }));
     paths.insert("/admin/events/dead-letters/redrive".into(), json!({ "post": operation(
         "Deliver a subscriber's dead-lettered events again",
         json!([]),

@@ -161,5 +161,8 @@ pub fn parse_openapi_fragment(text: &str) -> Result<serde_json::Value, String> {
     if !value.is_object() || !paths_ok {
         return Err("openapi fragment must be an object with a `paths` object".into());
     }
+    if let Some(problem) = routes::invalid_access(&value) {
+        return Err(format!("openapi fragment: {problem}"));
+    }
     Ok(value)
 }

@@ -1,6 +1,7 @@
 //! The route a request took inside a plugin, as its OpenAPI fragment names
 //! it (`/orders/{id}`): a metric label whose values are bounded by what the
 //! plugin documents, whatever paths clients send.
+use crate::keys::Role;
 use serde_json::Value;
 
 /// The label for a path no documented route matches.
@@ -38,6 +39,61 @@ pub fn template(openapi: &Value, path: &str) -> String {
     best.map_or_else(|| UNDOCUMENTED.to_owned(), |(_, p)| p.to_owned())
 }
 
+/// Who may call `method` on the documented route `template`: the
+/// operation's `x-mercato-access` (`public`, `buyer` or `merchant`). A route
+/// or method the plugin does not document, or documents without a word,
+/// needs the merchant: forgetting a declaration never opens a route.
+pub fn access(openapi: &Value, template: &str, method: &str) -> Role {
+    let method = match method.to_ascii_lowercase().as_str() {
+        "head" => "get".to_owned(),
+        other => other.to_owned(),
+    };
+    openapi["paths"][template][method.as_str()]["x-mercato-access"]
+        .as_str()
+        .and_then(Role::parse)
+        .unwrap_or(Role::Merchant)
+}
+
+/// The methods the plugin documents on route `template` (upper case, HEAD
+/// with GET), or `None` for a route it does not document.
+pub fn documented_methods(openapi: &Value, template: &str) -> Option<Vec<&'static str>> {
+    let item = openapi["paths"].get(template)?.as_object()?;
+    let mut methods = Vec::new();
+    for (word, method) in [
+        ("get", "GET"),
+        ("get", "HEAD"),
+        ("post", "POST"),
+        ("put", "PUT"),
+        ("patch", "PATCH"),
+        ("delete", "DELETE"),
+    ] {
+        if item.contains_key(word) {
+            methods.push(method);
+        }
+    }
+    Some(methods)
+}
+
+/// The first operation whose `x-mercato-access` is not a known word, so a
+/// typo is refused when the plugin loads instead of closing a route.
+pub fn invalid_access(openapi: &Value) -> Option<String> {
+    for (path, item) in openapi["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            match op.get("x-mercato-access") {
+                None => {}
+                Some(Value::String(word)) if Role::parse(word).is_some() => {}
+                Some(other) => {
+                    return Some(format!(
+                        "{} {path}: x-mercato-access must be \"public\", \"buyer\" or \"merchant\", not {other}",
+                        method.to_ascii_uppercase()
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +119,26 @@ mod tests {
             assert_eq!(template(&doc, unknown), UNDOCUMENTED, "{unknown}");
         }
         assert_eq!(template(&Value::Null, "/x"), UNDOCUMENTED);
+    }
+
+    #[test]
+    fn access_is_the_declared_word_else_the_merchant() {
+        let doc = json!({ "paths": {
+            "/": { "get": { "x-mercato-access": "public" }, "post": { "x-mercato-access": "buyer" }, "delete": {} },
+        } });
+        assert_eq!(access(&doc, "/", "GET"), Role::Public);
+        assert_eq!(access(&doc, "/", "HEAD"), Role::Public);
+        assert_eq!(access(&doc, "/", "POST"), Role::Buyer);
+        assert_eq!(access(&doc, "/", "DELETE"), Role::Merchant);
+        assert_eq!(access(&doc, "/", "PUT"), Role::Merchant);
+        assert_eq!(access(&doc, UNDOCUMENTED, "GET"), Role::Merchant);
+        assert_eq!(invalid_access(&doc), None);
+        assert_eq!(
+            documented_methods(&doc, "/"),
+            Some(vec!["GET", "HEAD", "POST", "DELETE"])
+        );
+        assert_eq!(documented_methods(&doc, UNDOCUMENTED), None);
+        let typo = json!({ "paths": { "/x": { "get": { "x-mercato-access": "pubic" } } } });
+        assert!(invalid_access(&typo).unwrap().contains("GET /x"));
     }
 }

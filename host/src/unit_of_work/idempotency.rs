@@ -40,13 +40,21 @@ impl Drop for KeyGuard<'_> {
     }
 }
 
-/// What identifies a request behind a key: method, path, query and body.
+/// What identifies a request behind a key: method, path, query, body and
+/// the caller's role, so a buyer who learns a merchant's key replays nothing
+/// the merchant was answered.
 pub(super) fn request_hash(req: &Request) -> String {
+    let role = req
+        .headers
+        .iter()
+        .find(|(name, _)| name == "x-mercato-role")
+        .map_or("", |(_, value)| value.as_str());
     let mut h = Sha256::new();
     for part in [
         req.method.as_bytes(),
         req.path.as_bytes(),
         req.query.as_bytes(),
+        role.as_bytes(),
     ] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part);

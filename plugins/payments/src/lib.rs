@@ -55,6 +55,10 @@ impl Plugin for Payments {
                 "0003_list_indexes.sql",
                 include_str!("../../../migrations/payments/0003_list_indexes.sql"),
             )
+            .migration(
+                "0004_client_secrets.sql",
+                include_str!("../../../migrations/payments/0004_client_secrets.sql"),
+            )
             .openapi(include_str!("../openapi.json"))
     }
 
@@ -136,7 +140,15 @@ fn status_filter(raw: &str) -> Result<IntentStatus, HttpError> {
         })
 }
 
+/// The merchant may use any intent; a storefront (publishable key) only one
+/// whose client secret it holds (from its checkout session).
+fn authorize(req: &Request) -> Result<(), HttpError> {
+    let secret = store::client_secret(req.param("id"))?;
+    req.authorize_client_secret(secret.as_deref(), "payment intent")
+}
+
 fn get_intent(req: &Request) -> HttpResult {
+    authorize(req)?;
     Ok(Response::json(
         200,
         &load_intent(req.param("id"))?.to_json(),
@@ -154,6 +166,7 @@ struct ConfirmBody {
 /// (FAILURE transaction, intent FAILED, `PaymentFailed`), and the error
 /// carries the intent so the client sees it without asking again.
 fn confirm_intent(req: &Request) -> HttpResult {
+    authorize(req)?;
     let body: ConfirmBody = req.json()?;
     let method = PaymentMethod::parse(&body.payment_method).map_err(refused)?;
     let intent = load_intent(req.param("id"))?;
@@ -392,6 +405,8 @@ fn on_order_confirmed(event: &Event) -> Result<(), Error> {
         ));
         return Ok(());
     }
+    let secret = mercato_sdk::role::new_client_secret(&id);
+    store::insert_client_secret(&id, &secret)?;
     events::emit(
         "PaymentIntentCreated",
         &id,
@@ -400,6 +415,7 @@ fn on_order_confirmed(event: &Event) -> Result<(), Error> {
             "order_id": order.order_id,
             "amount_minor": order.total_minor,
             "currency": order.currency,
+            "client_secret": secret,
         }),
     )
 }

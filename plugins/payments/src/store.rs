@@ -349,3 +349,23 @@ pub fn trial_balance() -> Result<Value, Error> {
         "unbalanced_transactions": unbalanced,
     }))
 }
+
+/// Keeps the client secret of intent `id`.
+pub fn insert_client_secret(id: &str, secret: &str) -> Result<(), Error> {
+    db::execute(
+        "INSERT INTO payment_intent_client_secrets (intent_id, client_secret) VALUES ($1, $2)",
+        &[id.into(), secret.into()],
+    )?;
+    Ok(())
+}
+
+/// The client secret of intent `id`, if it has one.
+pub fn client_secret(id: &str) -> Result<Option<String>, Error> {
+    let rows = db::query(
+        "SELECT client_secret FROM payment_intent_client_secrets WHERE intent_id = $1",
+        &[id.into()],
+    )?;
+    rows.first()
+        .map(|r| Ok(r.text("client_secret")?.to_owned()))
+        .transpose()
+}

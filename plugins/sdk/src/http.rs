@@ -33,6 +33,23 @@ impl Request {
         }
     }
 
+    /// A request without a body, for native tests of handlers.
+    pub fn from_parts(
+        method: &str,
+        path: &str,
+        query: &str,
+        headers: Vec<(String, String)>,
+    ) -> Self {
+        Request {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            headers,
+            body: Vec::new(),
+            params: Vec::new(),
+        }
+    }
+
     /// A path parameter captured by the route (`{id}`); empty if absent.
     pub fn param(&self, name: &str) -> &str {
         self.params

@@ -49,6 +49,7 @@ pub mod list;
 pub mod log;
 pub mod outbound;
 mod plugin;
+pub mod role;
 pub mod rules;
 pub mod time;
 pub mod validate;
@@ -64,6 +65,7 @@ pub use plugin::{Manifest, Plugin};
 /// Everything a plugin module usually imports.
 pub mod prelude {
     pub use crate::http::{HttpError, HttpResult, Request, Response, Router};
+    pub use crate::role::Role;
     pub use crate::validate::Invalid;
     pub use crate::{
         Error, Event, Manifest, Plugin, SqlValue, clock, db, events, log, new_id, outbound,

@@ -53,10 +53,20 @@ async fn compare(
     plan: &Plan,
 ) -> anyhow::Result<(Outcome, Outcome)> {
     let client = reqwest::Client::new();
+    let token = shop.host.admin_token().to_owned();
     for id in ids.iter().take(3) {
         let fetch = |base: String| {
             let client = client.clone();
-            async move { client.get(base).send().await?.json::<Value>().await }
+            let token = token.clone();
+            async move {
+                client
+                    .get(base)
+                    .bearer_auth(token)
+                    .send()
+                    .await?
+                    .json::<Value>()
+                    .await
+            }
         };
         let mercato = fetch(format!("{}/orders/{id}", shop.url)).await?;
         let native = fetch(format!("{native_url}/orders/{id}")).await?;
@@ -81,7 +91,7 @@ async fn compare(
                 .collect::<Vec<_>>(),
         )
     };
-    let mercato = load::get(load, urls(&shop.url)).await?;
-    let native = load::get(load, urls(native_url)).await?;
+    let mercato = load::get(load, urls(&shop.url), Some(shop.host.admin_token())).await?;
+    let native = load::get(load, urls(native_url), None).await?;
     Ok((mercato, native))
 }

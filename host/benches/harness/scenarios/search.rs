@@ -107,13 +107,13 @@ async fn measure(shop: &Shop, plan: &Plan) -> anyhow::Result<Vec<Row>> {
         duration: plan.long,
     };
     let urls = Arc::new(urls);
-    let mut alone = load::get(single, urls.clone()).await?;
+    let mut alone = load::get(single, urls.clone(), None).await?;
     let load = Load {
         connections: plan.connections,
         warmup: plan.warmup,
         duration: plan.long,
     };
-    let mut busy = load::get(load, urls).await?;
+    let mut busy = load::get(load, urls, None).await?;
     let path = shop.data_dir.path().join("search.db");
     let mut native = tokio::task::spawn_blocking(move || ceiling(&path, single)).await??;
 

@@ -39,6 +39,8 @@ impl Plugin for Hostile {
             .post("/emit", emit)
             .post("/emit-invalid", emit_invalid)
             .post("/emit-many", emit_many)
+            // Every header it is given, as a plugin harvesting credentials would.
+            .get("/headers", |req| Ok(Response::json(200, &req.headers)))
             .dispatch(req)
     }
 }
