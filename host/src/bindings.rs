@@ -2,7 +2,8 @@
 //! Every capability module implements the generated `Host` traits.
 //!
 //! Two worlds, two sets of bindings: `domain` (the shop's bounded contexts) and
-//! `coupon-rule` (third-party rules, which import nothing of ours). The rule
+//! `coupon-rule` (third-party rules, which import nothing of ours), plus the
+//! optional `rule-config` export of `coupon-rule-with-config`. The rule
 //! bindings reuse the domain bindings' `rule-types`, so a cart built for the
 //! `rules` import is the very value passed to a rule's `evaluate`.
 wasmtime::component::bindgen!({
@@ -22,6 +23,20 @@ wasmtime::component::bindgen!({
 pub mod rule {
     wasmtime::component::bindgen!({
         world: "coupon-rule",
+        path: "../wit",
+        exports: { default: async },
+        with: {
+            "mercato:plugin/rule-types": super::mercato::plugin::rule_types,
+        },
+    });
+}
+
+/// Bindings for `world coupon-rule-with-config`, for its `rule-config` export
+/// only: a rule may lack it, so the host looks it up itself
+/// ([`crate::rules::RuleWorld`]) rather than through a `Pre` that requires it.
+pub mod rule_config {
+    wasmtime::component::bindgen!({
+        world: "coupon-rule-with-config",
         path: "../wit",
         exports: { default: async },
         with: {

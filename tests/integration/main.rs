@@ -9,6 +9,7 @@ mod hotswap;
 mod hotswap_load;
 mod http;
 mod journey;
+mod keys;
 mod layout;
 mod lists;
 mod outbound;

@@ -247,7 +247,6 @@ async fn hostile_rules_are_rejected_with_the_limit_they_broke_and_nothing_else_i
         )
         .await;
     }
-    rule_coupon(&app, "GHOST", "no-such-rule", json!({})).await;
     let line = json!([{ "sku": "TEE", "quantity": 1, "unit_price_minor": 2_500 }]);
     for (mode, code, word) in hostile {
         let q = quote(&app, &format!("H-{mode}"), line.clone()).await;
@@ -260,10 +259,6 @@ async fn hostile_rules_are_rejected_with_the_limit_they_broke_and_nothing_else_i
         );
         assert!(message.contains(word), "{mode}: {message}");
     }
-    assert_eq!(
-        quote(&app, "GHOST", line.clone()).await["rule"]["code"],
-        "unknown_rule"
-    );
 
     // Orders with each hostile coupon, interleaved with orders using a sound
     // coupon: a hostile coupon is rejected and the saga rejects its order (as
@@ -518,28 +513,218 @@ async fn unknown_rule_names_add_no_metric_label_values() {
     let before = rule_label_values(&app.metrics().await);
     assert!(before.contains("flat"), "{before:?}");
 
-    // Coupon data names the rule: 100 names no rule has.
+    // Coupon data names the rule: 100 names no rule has, each refused when
+    // the coupon is created.
     for i in 0..100 {
         let (code, rule) = (format!("GHOST-{i}"), format!("ghost-{i}"));
-        rule_coupon(&app, &code, &rule, json!({})).await;
-        let q = quote(&app, &code, line.clone()).await;
-        assert_eq!(q["applicable"], false, "{q}");
-        assert_eq!(q["rule"]["code"], "unknown_rule", "{q}");
-        let message = q["rule"]["message"].as_str().unwrap();
+        let (status, body) = app
+            .post(
+                "/coupons",
+                &json!({ "code": code, "kind": "rule", "rule": rule, "currency": "EUR" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["code"], "unknown_rule", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
         assert!(
             message.contains(&format!("`{rule}`"))
                 && message.contains("no rule of that name is deployed"),
             "{message}"
         );
     }
+    // A coupon whose rule is removed after its creation is refused when
+    // priced, under the same shared label.
+    let (status, body) = app
+        .request("DELETE", "/admin/plugins/flat", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let q = quote(&app, "FLAT", line.clone()).await;
+    assert_eq!(
+        (&q["applicable"], &q["rule"]["code"]),
+        (&json!(false), &json!("unknown_rule")),
+        "{q}"
+    );
 
     let metrics = app.metrics().await;
     assert_eq!(rule_label_values(&metrics), before, "{metrics}");
     assert!(!metrics.contains("ghost-"), "{metrics}");
-    assert!(
-        metrics.contains(
-            "mercato_rule_rejections_total{reason=\"unknown_rule\",rule=\"_unknown\"} 100"
+    for line in [
+        "mercato_rule_config_checks_total{outcome=\"unknown_rule\",rule=\"_unknown\"} 100",
+        "mercato_rule_rejections_total{reason=\"unknown_rule\",rule=\"_unknown\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line}:\n{metrics}");
+    }
+    assert_eq!(
+        list_all(&app, "/coupons").await.len(),
+        1,
+        "only FLAT exists"
+    );
+    app.stop().await;
+}
+
+/// Asks to create a rule coupon; the answer's status and body.
+async fn try_rule_coupon(
+    app: &TestApp,
+    code: &str,
+    rule: &str,
+    config: Value,
+) -> (StatusCode, Value) {
+    app.post(
+        "/coupons",
+        &json!({ "code": code, "kind": "rule", "rule": rule, "config": config, "currency": "EUR" }),
+    )
+    .await
+}
+
+/// Asserts a 422 with `code` whose message has every one of `words`.
+fn refused(answer: (StatusCode, Value), code: &str, words: &[&str]) {
+    let (status, body) = answer;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{code}: {body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    for word in words {
+        assert!(message.contains(word), "`{word}` not in: {message}");
+    }
+}
+
+on_both_backends!(
+    rule_coupons_are_checked_by_their_rule_when_created_or_updated,
+    rule_coupons_are_checked_by_their_rule_when_created_or_updated_on_sqlite,
+    rule_coupons_are_checked_by_their_rule_when_created_or_updated_on_postgres,
+);
+async fn rule_coupons_are_checked_by_their_rule_when_created_or_updated(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = backend.shop_config(dir.path()).await;
+    let _teardown = Teardown::new(&config, &served());
+    let app = TestApp::start(config, &served()).await;
+    for (name, fixture) in [("hostile-rule", "rule-hostile"), ("flat", "rule-flat-v1")] {
+        let (status, body) = put_component(&app, name, component(fixture), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    // A rule nobody deployed: refused with its name, nothing created.
+    refused(
+        try_rule_coupon(&app, "TYPO", "three-for-tow", json!({ "buy": 3 })).await,
+        "unknown_rule",
+        &["`three-for-tow`", "no rule of that name is deployed"],
+    );
+    // Configs the rules' own validate-config refuse, with the rule's message.
+    refused(
+        try_rule_coupon(&app, "SPEND", "tiered-spend", json!({ "tiers": [] })).await,
+        "invalid_rule_config",
+        &["`tiered-spend` 1.0.0", "`tiers` is empty"],
+    );
+    refused(
+        try_rule_coupon(&app, "B0G1", "buy-x-get-y", json!({ "buy": 0, "get": 1 })).await,
+        "invalid_rule_config",
+        &["`buy-x-get-y` 1.0.0", "buy must be at least 1"],
+    );
+    // `flat` has no validate-config: a dry run on a sample cart refuses a
+    // config it traps on...
+    refused(
+        try_rule_coupon(&app, "FLATTYPO", "flat", json!({ "percnt": 10 })).await,
+        "invalid_rule_config",
+        &["`flat` 1.0.0", "trapped", "config is {\"percent\": N}"],
+    );
+    // ...but not one it merely declines on the sample cart: a decline is no
+    // verdict on the config (a rule may rightly decline a small cart), so this
+    // coupon is created and declined when priced.
+    let (status, body) = try_rule_coupon(&app, "FLAT500", "flat", json!({ "percent": 500 })).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let line = json!([{ "sku": "TEE", "quantity": 1, "unit_price_minor": 2_500 }]);
+    let q = quote(&app, "FLAT500", line.clone()).await;
+    assert_eq!(q["rule"]["code"], "declined", "{q}");
+    // A hostile validate-config is held to the rule's limits like an
+    // evaluation, and refuses only its own coupon.
+    for (mode, words) in [
+        ("refuse", &["hostile rule refuses this config"][..]),
+        ("loop", &["ran out of fuel", "11000000"][..]),
+        ("alloc", &["memory limit of 16 MiB"][..]),
+        (
+            "panic",
+            &["trapped", "hostile rule panics while validating"][..],
         ),
+        ("big-output", &["20480-byte output limit"][..]),
+    ] {
+        refused(
+            try_rule_coupon(
+                &app,
+                &format!("V-{mode}"),
+                "hostile-rule",
+                json!({ "validate": mode }),
+            )
+            .await,
+            "invalid_rule_config",
+            words,
+        );
+    }
+    // Nothing refused was created; sound coupons of each rule are.
+    assert_eq!(
+        list_all(&app, "/coupons")
+            .await
+            .iter()
+            .map(|c| c["code"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["FLAT500"]
+    );
+    for code in ["TYPO", "SPEND", "B0G1", "FLATTYPO", "V-LOOP"] {
+        assert_eq!(
+            app.get(&format!("/coupons/{code}")).await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+    rule_coupon(&app, "SPEND", "tiered-spend", tiers()).await;
+    rule_coupon(&app, "FLAT", "flat", json!({ "percent": 10 })).await;
+    rule_coupon(&app, "H-OK", "hostile-rule", json!({ "mode": "fine" })).await;
+    assert_eq!(quote(&app, "H-OK", line.clone()).await["discount_minor"], 1);
+
+    // An update that changes a rule coupon's config is checked again and,
+    // refused, changes nothing; an accepted one takes effect.
+    let (status, body) = app
+        .post(
+            "/coupons/SPEND",
+            &json!({ "config": { "tiers": [] }, "usage_limit": 5 }),
+        )
+        .await;
+    refused((status, body), "invalid_rule_config", &["`tiers` is empty"]);
+    let (_, spend) = app.get("/coupons/SPEND").await;
+    assert_eq!(
+        (&spend["config"], &spend["usage_limit"]),
+        (&tiers(), &Value::Null),
+        "{spend}"
+    );
+    let (status, body) = app
+        .post("/coupons/FLAT", &json!({ "config": { "percent": "ten" } }))
+        .await;
+    refused((status, body), "invalid_rule_config", &["trapped"]);
+    let flat20 = json!({ "percent": 20 });
+    let (status, updated) = app
+        .post("/coupons/FLAT", &json!({ "config": flat20 }))
+        .await;
+    assert_eq!(
+        (status, &updated["config"]),
+        (StatusCode::OK, &flat20),
+        "{updated}"
+    );
+    assert_eq!(quote(&app, "FLAT", line).await["discount_minor"], 500);
+    let (status, body) = app
+        .post("/coupons/FLAT", &json!({ "rule": "tiered-spend" }))
+        .await;
+    refused((status, body), "field_not_updatable", &["`rule`"]);
+
+    let metrics = app.metrics().await;
+    for series in [
+        "mercato_rule_config_checks_total{outcome=\"unknown_rule\",rule=\"_unknown\"} 1",
+        "mercato_rule_config_checks_total{outcome=\"invalid_config\",rule=\"tiered-spend\"} 2",
+        "mercato_rule_config_checks_total{outcome=\"out_of_fuel\",rule=\"hostile-rule\"} 1",
+        "mercato_rule_config_checks_total{outcome=\"trap\",rule=\"flat\"} 2",
+        "mercato_rule_config_checks_total{outcome=\"ok\",rule=\"flat\"} 3",
+    ] {
+        assert!(metrics.contains(series), "{series}:\n{metrics}");
+    }
+    // Checks are not evaluations: only the quotes counted there.
+    assert!(
+        !metrics.contains("mercato_rule_evaluations_total{outcome=\"ok\",rule=\"tiered-spend\""),
         "{metrics}"
     );
     app.stop().await;

@@ -813,17 +813,19 @@ async fn postgres_hot_swap_applies_the_new_versions_migration() {
     assert_eq!(app.get(&format!("/orders/{id}")).await.1["channel"], "web");
     app.stop().await;
     let mut conn = admin(config.storage.url.as_deref().unwrap()).await;
+    // The v2 brings 0005 (a number the shop's orders leaves free), applied
+    // after orders' own, whatever their number.
     assert_eq!(
         scalar_i64(
             &mut conn,
             &format!(
-                "SELECT MAX(version) FROM \"{}orders_host\"._sqlx_migrations",
+                "SELECT COUNT(*) FROM \"{}orders_host\"._sqlx_migrations WHERE version = 5",
                 config.storage.namespace
             )
         )
         .await,
-        5,
-        "orders' four migrations and the v2's fifth"
+        1,
+        "the v2's migration 0005 is applied"
     );
     drop_postgres(&config, &SHOP).await;
 }

@@ -15,7 +15,41 @@ pub struct RulesCall {
 
 impl rule_types::Host for RulesCall {}
 
+/// The guest's view of a rejection.
+fn rejection(rejection: super::Rejection) -> rules::Rejection {
+    rules::Rejection {
+        code: rejection.reason.code().into(),
+        message: rejection.to_string(),
+        rule_version: rejection.version,
+    }
+}
+
+/// The answer while a plugin loads: no rule can run yet.
+fn loading(rule: &str) -> rules::Rejection {
+    rules::Rejection {
+        code: Reason::UnknownRule.code().into(),
+        message: format!("rule `{rule}`: rules cannot be evaluated while loading"),
+        rule_version: None,
+    }
+}
+
 impl rules::Host for RulesCall {
+    async fn validate(
+        &mut self,
+        rule: String,
+        config: String,
+        currency: String,
+    ) -> wasmtime::Result<Result<(), rules::Rejection>> {
+        let Some(registry) = self.rules.clone() else {
+            return Ok(Err(loading(&rule)));
+        };
+        Ok(registry
+            .validate(&rule, &config, &currency)
+            .await
+            .map(|_| ())
+            .map_err(rejection))
+    }
+
     async fn evaluate(
         &mut self,
         rule: String,
@@ -23,24 +57,17 @@ impl rules::Host for RulesCall {
         config: String,
     ) -> wasmtime::Result<Result<rules::Evaluation, rules::Rejection>> {
         let Some(registry) = self.rules.clone() else {
-            return Ok(Err(rules::Rejection {
-                code: Reason::UnknownRule.code().into(),
-                message: format!("rule `{rule}`: rules cannot be evaluated while loading"),
-                rule_version: None,
-            }));
+            return Ok(Err(loading(&rule)));
         };
-        Ok(match registry.evaluate(&rule, &cart, &config).await {
-            Ok(e) => Ok(rules::Evaluation {
+        Ok(registry
+            .evaluate(&rule, &cart, &config)
+            .await
+            .map(|e| rules::Evaluation {
                 adjustment: e.adjustment,
                 rule_version: e.version,
                 fuel: e.fuel,
                 micros: e.micros,
-            }),
-            Err(rejection) => Err(rules::Rejection {
-                code: rejection.reason.code().into(),
-                message: rejection.to_string(),
-                rule_version: rejection.version,
-            }),
-        })
+            })
+            .map_err(rejection))
     }
 }

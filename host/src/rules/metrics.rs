@@ -2,6 +2,9 @@
 use super::{Reason, Rule};
 use crate::metrics::{UNKNOWN, counter, histogram};
 use prometheus::{HistogramVec, IntCounterVec, Registry};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Metrics of coupon-rule evaluations.
 ///
@@ -14,6 +17,7 @@ pub struct RuleMetrics {
     fuel: HistogramVec,
     seconds: HistogramVec,
     rejections: IntCounterVec,
+    config_checks: IntCounterVec,
 }
 
 impl RuleMetrics {
@@ -49,6 +53,12 @@ impl RuleMetrics {
                 "Coupons rejected by a rule or its limits, by reason code",
                 &["rule", "reason"],
             ),
+            config_checks: counter(
+                registry,
+                "mercato_rule_config_checks_total",
+                "Coupon configs checked by their rule (validate-config or a dry run), by outcome",
+                &["rule", "outcome"],
+            ),
         };
         // Present from the start, so the series set does not change when the
         // first unknown rule is asked for.
@@ -56,6 +66,16 @@ impl RuleMetrics {
             .rejections
             .with_label_values(&[UNKNOWN, Reason::UnknownRule.code()]);
         metrics
+            .config_checks
+            .with_label_values(&[UNKNOWN, Reason::UnknownRule.code()]);
+        metrics
+    }
+
+    /// Counts one check of a coupon's config, by a deployed rule or (`None`)
+    /// asked of a rule that is not deployed, under [`UNKNOWN`].
+    pub fn config_checked(&self, rule: Option<&Rule>, outcome: &'static str) {
+        let name = rule.map_or(UNKNOWN, |r| &*r.name);
+        self.config_checks.with_label_values(&[name, outcome]).inc();
     }
 
     /// Records one evaluation of a deployed rule.
@@ -85,5 +105,46 @@ impl RuleMetrics {
         self.rejections
             .with_label_values(&[UNKNOWN, Reason::UnknownRule.code()])
             .inc();
+    }
+}
+
+/// Running totals of one rule version, for `GET /admin/plugins`.
+#[derive(Default)]
+pub struct Stats {
+    calls: AtomicU64,
+    fuel_total: AtomicU64,
+    fuel_max: AtomicU64,
+    micros_total: AtomicU64,
+    micros_max: AtomicU64,
+    rejections: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Stats {
+    pub(super) fn record(&self, fuel: u64, micros: u64, rejected: Option<&'static str>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.fuel_total.fetch_add(fuel, Ordering::Relaxed);
+        self.fuel_max.fetch_max(fuel, Ordering::Relaxed);
+        self.micros_total.fetch_add(micros, Ordering::Relaxed);
+        self.micros_max.fetch_max(micros, Ordering::Relaxed);
+        if let Some(code) = rejected {
+            *self
+                .rejections
+                .lock()
+                .expect("stats poisoned")
+                .entry(code)
+                .or_default() += 1;
+        }
+    }
+
+    /// The totals as JSON: calls, fuel and µs (mean and max), rejections by reason.
+    pub fn to_json(&self) -> serde_json::Value {
+        let calls = self.calls.load(Ordering::Relaxed);
+        let mean = |total: &AtomicU64| total.load(Ordering::Relaxed).checked_div(calls);
+        serde_json::json!({
+            "calls": calls,
+            "fuel": { "mean": mean(&self.fuel_total), "max": self.fuel_max.load(Ordering::Relaxed) },
+            "micros": { "mean": mean(&self.micros_total), "max": self.micros_max.load(Ordering::Relaxed) },
+            "rejections": *self.rejections.lock().expect("stats poisoned"),
+        })
     }
 }

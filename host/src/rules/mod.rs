@@ -7,21 +7,26 @@
 //! and comes out. Any breach rejects that one coupon with a reason that names
 //! the limit; the calling plugin carries on. Rules deploy, version, roll back
 //! and sign like domain plugins (`deploy`), and share their name space.
+//!
+//! A coupon's config is checked when the coupon is created or its config
+//! changed ([`Rules::validate`]): by the rule's optional `validate-config`
+//! export, else by a dry run of `evaluate` on a sample cart. Either runs under
+//! the same limits as an evaluation.
 mod guest;
 mod metrics;
 mod validate;
 mod world;
 
 pub use guest::RulesCall;
-pub use metrics::RuleMetrics;
-pub use world::RuleWorld;
+pub use metrics::{RuleMetrics, Stats};
+pub use world::{RuleInstance, RulePre, RuleWorld};
 
-use crate::bindings::{Adjustment, Cart};
-use crate::runtime::{CallError, Compiled, Limits, Queue, Sandbox};
+use crate::bindings::{Adjustment, Cart, CartLine};
+use crate::runtime::{Call, CallError, CallFuture, Compiled, Limits, Queue, Sandbox};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
+use wasmtime::Store;
 
 /// The `[rules]` configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -71,6 +76,9 @@ pub enum Reason {
     /// The rule itself said no.
     #[error("declined: {0}")]
     Declined(String),
+    /// The rule's `validate-config` refused the coupon's config.
+    #[error("refused the config: {0}")]
+    InvalidConfig(String),
     /// The fuel ran out.
     #[error("ran out of fuel (limit {0} instructions)")]
     OutOfFuel(u64),
@@ -106,6 +114,7 @@ impl Reason {
             Reason::UnknownRule => "unknown_rule",
             Reason::InputTooLarge { .. } => "input_too_large",
             Reason::Declined(_) => "declined",
+            Reason::InvalidConfig(_) => "invalid_config",
             Reason::OutOfFuel(_) => "out_of_fuel",
             Reason::OutOfMemory(_) => "out_of_memory",
             Reason::Deadline(_) => "deadline",
@@ -142,44 +151,53 @@ pub struct Evaluation {
     pub micros: u64,
 }
 
-/// Running totals of one rule version, for `GET /admin/plugins`.
-#[derive(Default)]
-pub struct Stats {
-    calls: AtomicU64,
-    fuel_total: AtomicU64,
-    fuel_max: AtomicU64,
-    micros_total: AtomicU64,
-    micros_max: AtomicU64,
-    rejections: Mutex<BTreeMap<&'static str, u64>>,
+/// How a coupon's config was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigCheck {
+    /// By the rule's own `validate-config`.
+    ValidateConfig,
+    /// By a dry run of `evaluate` on [`sample_cart`]: the rule has no
+    /// `validate-config`.
+    DryRun,
 }
 
-impl Stats {
-    fn record(&self, fuel: u64, micros: u64, rejected: Option<&'static str>) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.fuel_total.fetch_add(fuel, Ordering::Relaxed);
-        self.fuel_max.fetch_max(fuel, Ordering::Relaxed);
-        self.micros_total.fetch_add(micros, Ordering::Relaxed);
-        self.micros_max.fetch_max(micros, Ordering::Relaxed);
-        if let Some(code) = rejected {
-            *self
-                .rejections
-                .lock()
-                .expect("stats poisoned")
-                .entry(code)
-                .or_default() += 1;
+impl ConfigCheck {
+    /// Stable name, for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigCheck::ValidateConfig => "validate_config",
+            ConfigCheck::DryRun => "dry_run",
         }
     }
+}
 
-    /// The totals as JSON: calls, fuel and µs (mean and max), rejections by reason.
-    pub fn to_json(&self) -> serde_json::Value {
-        let calls = self.calls.load(Ordering::Relaxed);
-        let mean = |total: &AtomicU64| total.load(Ordering::Relaxed).checked_div(calls);
-        serde_json::json!({
-            "calls": calls,
-            "fuel": { "mean": mean(&self.fuel_total), "max": self.fuel_max.load(Ordering::Relaxed) },
-            "micros": { "mean": mean(&self.micros_total), "max": self.micros_max.load(Ordering::Relaxed) },
-            "rejections": *self.rejections.lock().expect("stats poisoned"),
-        })
+/// A config a rule accepted.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// The version that checked it.
+    pub version: String,
+    /// How.
+    pub check: ConfigCheck,
+    /// Fuel used.
+    pub fuel: u64,
+    /// Wall-clock time, in microseconds.
+    pub micros: u64,
+}
+
+/// The cart a rule without `validate-config` is dry-run on: two lines (three
+/// units of one SKU and one of another, so quantity-based rules have
+/// something to count), 125.00 in the coupon's currency.
+pub fn sample_cart(currency: &str) -> Cart {
+    let line = |sku: &str, quantity, unit_price| CartLine {
+        sku: sku.to_owned(),
+        quantity,
+        unit_price,
+    };
+    Cart {
+        currency: currency.to_owned(),
+        buyer_id: "mercato-dry-run".to_owned(),
+        subtotal: 12_500,
+        lines: vec![line("DRY-RUN-A", 3, 2_500), line("DRY-RUN-B", 1, 5_000)],
     }
 }
 
@@ -307,6 +325,60 @@ impl Rules {
         }
     }
 
+    /// Checks that rule `name` is deployed and accepts `config` for a coupon
+    /// in `currency`: by its `validate-config` when it exports one, else by a
+    /// dry run of `evaluate` on [`sample_cart`], where only a breach (a trap,
+    /// a limit, an answer over the cap or failing the adjustment checks)
+    /// refuses the config. A decline of the sample cart does not: a rule may
+    /// rightly decline a cart that small, or of those SKUs.
+    ///
+    /// Counted in `mercato_rule_config_checks_total`, not as an evaluation.
+    pub async fn validate(
+        &self,
+        name: &str,
+        config: &str,
+        currency: &str,
+    ) -> Result<Validation, Rejection> {
+        let Some(rule) = self.get(name) else {
+            self.metrics
+                .config_checked(None, Reason::UnknownRule.code());
+            return Err(Rejection {
+                rule: name.to_owned(),
+                version: None,
+                reason: Reason::UnknownRule,
+            });
+        };
+        let (check, (result, fuel, micros)) = if rule.compiled.pre.validates_config() {
+            let checked = self.run_validate_config(&rule, config).await;
+            (ConfigCheck::ValidateConfig, checked)
+        } else {
+            let (result, fuel, micros) = self.run(&rule, &sample_cart(currency), config).await;
+            let result = match result {
+                Ok(_) | Err(Reason::Declined(_)) => Ok(()),
+                Err(breach) => Err(breach),
+            };
+            (ConfigCheck::DryRun, (result, fuel, micros))
+        };
+        let outcome = result.as_ref().err().map_or("ok", Reason::code);
+        self.metrics.config_checked(Some(&rule), outcome);
+        match result {
+            Ok(()) => Ok(Validation {
+                version: rule.version.clone(),
+                check,
+                fuel,
+                micros,
+            }),
+            Err(reason) => {
+                tracing::info!(rule = %rule.name, version = %rule.version, check = check.as_str(), code = reason.code(), "rule refused a coupon config: {reason}");
+                Err(Rejection {
+                    rule: rule.name.to_string(),
+                    version: Some(rule.version.clone()),
+                    reason,
+                })
+            }
+        }
+    }
+
     async fn run(
         &self,
         rule: &Rule,
@@ -318,50 +390,90 @@ impl Rules {
             let limit = self.max_input_bytes;
             return (Err(Reason::InputTooLarge { size, limit }), 0, 0);
         }
-        let limits = rule.limits;
         // The call owns its input: the future may outlive any borrow here.
         let (input, rule_config) = (cart.clone(), config.to_owned());
+        let (answer, fuel, micros) = self
+            .call(rule, move |instance, store| {
+                Box::pin(async move {
+                    instance
+                        .rule
+                        .mercato_plugin_rule()
+                        .call_evaluate(store, &input, &rule_config)
+                        .await
+                })
+            })
+            .await;
+        let result = answer.and_then(|answer| {
+            let size = validate::output_size(&answer);
+            if size > self.max_output_bytes {
+                let limit = self.max_output_bytes;
+                return Err(Reason::OutputTooLarge { size, limit });
+            }
+            match answer {
+                Err(message) => Err(Reason::Declined(message)),
+                Ok(adjustment) => validate::check_adjustment(cart, &adjustment)
+                    .map(|()| adjustment)
+                    .map_err(Reason::InvalidOutput),
+            }
+        });
+        (result, fuel, micros)
+    }
+
+    /// Runs the rule's `validate-config` on `config`, under the same input
+    /// and output caps as an evaluation (the input is the config alone).
+    async fn run_validate_config(
+        &self,
+        rule: &Rule,
+        config: &str,
+    ) -> (Result<(), Reason>, u64, u64) {
+        let size = config.len();
+        if size > self.max_input_bytes {
+            let limit = self.max_input_bytes;
+            return (Err(Reason::InputTooLarge { size, limit }), 0, 0);
+        }
+        let rule_config = config.to_owned();
+        let (answer, fuel, micros) = self
+            .call(rule, move |instance, store| {
+                Box::pin(async move {
+                    match &instance.config {
+                        Some(exports) => exports.call_validate_config(store, &rule_config).await,
+                        None => Err(wasmtime::format_err!("the rule has no `validate-config`")),
+                    }
+                })
+            })
+            .await;
+        let result = answer.and_then(|answer| match answer {
+            Ok(()) => Ok(()),
+            Err(message) if message.len() > self.max_output_bytes => Err(Reason::OutputTooLarge {
+                size: message.len(),
+                limit: self.max_output_bytes,
+            }),
+            Err(message) => Err(Reason::InvalidConfig(message)),
+        });
+        (result, fuel, micros)
+    }
+
+    /// Runs `f` on a fresh instance of `rule` under its limits; a breach is
+    /// the [`Reason`] naming the limit. Also returns the fuel and µs used.
+    async fn call<R, F>(&self, rule: &Rule, f: F) -> (Result<R, Reason>, u64, u64)
+    where
+        F: for<'a> FnOnce(&'a RuleInstance, &'a mut Store<Call<()>>) -> CallFuture<'a, R>,
+    {
+        let limits = rule.limits;
         let Some(run) = self
             .sandbox
-            .call(
-                &rule.compiled.pre,
-                (),
-                limits,
-                Queue::WithinDeadline,
-                move |instance, store| {
-                    Box::pin(async move {
-                        instance
-                            .mercato_plugin_rule()
-                            .call_evaluate(store, &input, &rule_config)
-                            .await
-                    })
-                },
-            )
+            .call(&rule.compiled.pre, (), limits, Queue::WithinDeadline, f)
             .await
         else {
             return (Err(Reason::Busy(limits.deadline_ms)), 0, 0);
         };
         let micros = u64::try_from(run.elapsed.as_micros()).unwrap_or(u64::MAX);
-        let result = match run.result {
-            Err(CallError::OutOfFuel(_)) => Err(Reason::OutOfFuel(limits.fuel.unwrap_or(u64::MAX))),
-            Err(CallError::OutOfMemory(_)) => Err(Reason::OutOfMemory(limits.memory_mib)),
-            Err(CallError::Timeout(_)) => Err(Reason::Deadline(limits.deadline_ms)),
-            Err(CallError::Trap(message)) => Err(Reason::Trap(message)),
-            Ok(answer) => {
-                let size = validate::output_size(&answer);
-                if size > self.max_output_bytes {
-                    let limit = self.max_output_bytes;
-                    Err(Reason::OutputTooLarge { size, limit })
-                } else {
-                    match answer {
-                        Err(message) => Err(Reason::Declined(message)),
-                        Ok(adjustment) => validate::check_adjustment(cart, &adjustment)
-                            .map(|()| adjustment)
-                            .map_err(Reason::InvalidOutput),
-                    }
-                }
-            }
-        };
+        let result = run.result.map_err(|e| match e {
+            CallError::OutOfFuel(_) => Reason::OutOfFuel(limits.fuel.unwrap_or(u64::MAX)),
+            CallError::OutOfMemory(_) => Reason::OutOfMemory(limits.memory_mib),
+            CallError::Timeout(_) => Reason::Deadline(limits.deadline_ms),
+            CallError::Trap(message) => Reason::Trap(message),
+        });
         (result, run.fuel, micros)
     }
 }

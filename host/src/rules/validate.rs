@@ -158,6 +158,20 @@ mod tests {
     }
 
     #[test]
+    fn the_dry_run_cart_adds_up_in_the_coupons_currency() {
+        let cart = crate::rules::sample_cart("USD");
+        let lines: i64 = cart
+            .lines
+            .iter()
+            .map(|l| i64::from(l.quantity) * l.unit_price)
+            .sum();
+        assert_eq!((cart.subtotal, lines), (12_500, 12_500));
+        assert_eq!(cart.currency, "USD");
+        // Almost all of a rule's input budget is left to the config.
+        assert!(input_size(&cart, "") < 100);
+    }
+
+    #[test]
     fn sizes_count_strings_and_eight_bytes_per_number() {
         // config 2 + "EUR" 3 + "b1" 2 + subtotal 8 + (3+16) + (3+16)
         assert_eq!(input_size(&cart(), "{}"), 2 + 3 + 2 + 8 + 19 + 19);

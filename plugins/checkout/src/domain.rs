@@ -140,6 +140,20 @@ pub fn cancellation_reason(reason: &str) -> FailureReason {
     }
 }
 
+/// Why the order's coupon did not apply, as orders tells it in
+/// `OrderConfirmed` (the order went on without it) or `OrderRejected` (the
+/// order was rejected): coupons' reason code, the rule's code, the message for
+/// the buyer (a rule's own), and the outcome (`proceeded_without` or
+/// `order_rejected`). Shown on the session as it came.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponRejection {
+    pub code: String,
+    #[serde(default)]
+    pub rule_code: Option<String>,
+    pub message: String,
+    pub outcome: String,
+}
+
 /// What the decider knows about a session: its status, what it has learned
 /// from other contexts, and the steps already recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +164,8 @@ pub struct Session {
     pub shipment_id: Option<String>,
     pub total_minor: Option<i64>,
     pub reached: Vec<Step>,
+    /// Why the order's coupon did not apply, when it did not.
+    pub coupon_rejection: Option<CouponRejection>,
 }
 
 /// Something that happened, as it concerns a session.
@@ -163,16 +179,24 @@ pub enum Fact {
     CheckoutRejected { code: String, message: String },
     /// `inventory.StockReserved`.
     StockReserved,
-    /// `orders.OrderConfirmed`: the final total is known, payment is due.
-    OrderConfirmed { total_minor: i64 },
+    /// `orders.OrderConfirmed`: the final total is known, payment is due
+    /// (without the coupon, when `coupon_rejection` says why).
+    OrderConfirmed {
+        total_minor: i64,
+        coupon_rejection: Option<CouponRejection>,
+    },
     /// `payments.PaymentIntentCreated`: the buyer can pay this intent.
     PaymentIntentCreated { intent_id: String },
     /// `orders.OrderPaid`.
     OrderPaid,
     /// `shipping.ShipmentCreated`: the checkout is done.
     ShipmentCreated { shipment_id: String },
-    /// `orders.OrderRejected` with orders' reason.
-    OrderRejected { reason: String },
+    /// `orders.OrderRejected` with orders' reason (and why the coupon did
+    /// not apply, when that rejected it).
+    OrderRejected {
+        reason: String,
+        coupon_rejection: Option<CouponRejection>,
+    },
     /// `orders.OrderCancelled` with orders' reason.
     OrderCancelled { reason: String },
 }
@@ -235,15 +259,17 @@ impl Decision {
     /// Fails a session whose saga is in flight. A failure of a session that
     /// is already COMPLETED, FAILED or EXPIRED (or never submitted) changes
     /// nothing: the first outcome stands.
-    fn fail(&mut self, reason: FailureReason, detail: String, at: &str) {
-        if self.session.status == Status::Submitted {
-            self.session.status = Status::Failed;
-            self.failures.push(Failure {
-                reason,
-                detail,
-                at: at.to_owned(),
-            });
+    fn fail(&mut self, reason: FailureReason, detail: String, at: &str) -> bool {
+        if self.session.status != Status::Submitted {
+            return false;
         }
+        self.session.status = Status::Failed;
+        self.failures.push(Failure {
+            reason,
+            detail,
+            at: at.to_owned(),
+        });
+        true
     }
 
     /// Applies one more fact, proven at `at` (the event's `occurred_at`).
@@ -279,9 +305,13 @@ impl Decision {
             Fact::StockReserved => {
                 self.reach(Step::StockReserved, at);
             }
-            Fact::OrderConfirmed { total_minor } => {
+            Fact::OrderConfirmed {
+                total_minor,
+                coupon_rejection,
+            } => {
                 if self.reach(Step::AwaitingPayment, at) {
                     self.session.total_minor = Some(total_minor);
+                    self.session.coupon_rejection = coupon_rejection;
                 }
             }
             Fact::PaymentIntentCreated { intent_id } => {
@@ -302,8 +332,18 @@ impl Decision {
                     }
                 }
             }
-            Fact::OrderRejected { reason } => {
-                self.fail(rejection_reason(&reason), reason, at);
+            Fact::OrderRejected {
+                reason,
+                coupon_rejection,
+            } => {
+                // The buyer is told why: the rule's message, or what failed the coupon.
+                let detail = match &coupon_rejection {
+                    Some(c) => format!("{reason}: {}", c.message),
+                    None => reason.clone(),
+                };
+                if self.fail(rejection_reason(&reason), detail, at) {
+                    self.session.coupon_rejection = coupon_rejection;
+                }
             }
             Fact::OrderCancelled { reason } => {
                 self.fail(cancellation_reason(&reason), reason, at);

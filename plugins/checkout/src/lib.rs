@@ -28,6 +28,14 @@ impl Plugin for Checkout {
                 "0001_checkout.sql",
                 include_str!("../../../migrations/checkout/0001_checkout.sql"),
             )
+            .migration(
+                "0002_client_secrets.sql",
+                include_str!("../../../migrations/checkout/0002_client_secrets.sql"),
+            )
+            .migration(
+                "0003_coupon_rejection.sql",
+                include_str!("../../../migrations/checkout/0003_coupon_rejection.sql"),
+            )
             .openapi(include_str!("../openapi.json"));
         for pattern in [
             "checkout.CheckoutSessionExpiryDue",
@@ -55,6 +63,11 @@ impl Plugin for Checkout {
     }
 
     fn handle_event(event: Event) -> Result<(), Error> {
+        if (event.source.as_str(), event.event_type.as_str())
+            == ("payments", "PaymentIntentCreated")
+        {
+            keep_payment_secret(&event.payload)?;
+        }
         let read =
             domain::read_event(&event.source, &event.event_type, &event.payload).map_err(|e| {
                 Error::Invalid(format!(
@@ -97,22 +110,34 @@ fn open_session(req: &Request) -> HttpResult {
     let now = clock::instant();
     let expires_at = domain::expires_at(now, new.ttl_ms);
     store::insert_session(&id, &new, &now.to_string(), &expires_at.to_string())?;
+    let secret = mercato_sdk::role::new_client_secret(&id);
+    store::insert_client_secret(&id, &secret)?;
     events::emit_after(
         "CheckoutSessionExpiryDue",
         &id,
         &json!({ "session_id": id }),
         new.ttl_ms,
     )?;
-    Ok(Response::json(201, &view(&load(&id)?)?))
+    let mut answer = view(&load(&id)?)?;
+    answer["client_secret"] = secret.into();
+    Ok(Response::json(201, &answer))
+}
+
+/// The merchant may use any session; a storefront (publishable key) only one
+/// whose client secret it holds.
+fn authorized(req: &Request) -> Result<SessionRow, HttpError> {
+    let id = req.param("id");
+    req.authorize_client_secret(store::client_secret(id)?.as_deref(), "checkout session")?;
+    load(id)
 }
 
 fn get_session(req: &Request) -> HttpResult {
-    Ok(Response::json(200, &view(&load(req.param("id"))?)?))
+    Ok(Response::json(200, &view(&authorized(req)?)?))
 }
 
 /// The body, if any, is ignored: everything was given when the session opened.
 fn submit_session(req: &Request) -> HttpResult {
-    let row = load(req.param("id"))?;
+    let row = authorized(req)?;
     let before = row.state()?;
     let expires_at = Instant::parse(&row.expires_at)
         .ok_or_else(|| internal("stored expires_at", &row.expires_at))?;
@@ -163,8 +188,13 @@ fn view(row: &SessionRow) -> Result<Value, Error> {
         "shipping_address": stored_json(&row.shipping_address_json)?,
         "order_id": row.order_id,
         "payment_intent_id": row.payment_intent_id,
+        "payment_client_secret": match &row.order_id {
+            Some(order_id) => store::payment_secret(order_id)?,
+            None => None,
+        },
         "shipment_id": row.shipment_id,
         "total_minor": row.total_minor,
+        "coupon_rejection": row.coupon_rejection()?,
         "created_at": row.created_at,
         "expires_at": row.expires_at,
         "updated_at": row.updated_at,
@@ -174,6 +204,22 @@ fn view(row: &SessionRow) -> Result<Value, Error> {
 }
 
 // ---------------------------------------------------------------- events
+
+/// Keeps the payment intent's client secret for the session's holder, who
+/// confirms the payment with it (`POST /payments/intents/{id}/confirm`).
+fn keep_payment_secret(payload: &str) -> Result<(), Error> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        order_id: String,
+        client_secret: Option<String>,
+    }
+    let created: Created = serde_json::from_str(payload)
+        .map_err(|e| Error::Invalid(format!("payments.PaymentIntentCreated payload: {e}")))?;
+    match created.client_secret {
+        Some(secret) => store::keep_payment_secret(&created.order_id, &secret),
+        None => Ok(()),
+    }
+}
 
 /// A fact naming its session (expiry, `OrderPlaced`, `CheckoutRejected`).
 /// An unknown session (wiped, or never ours) is no error.

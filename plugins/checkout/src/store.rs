@@ -4,13 +4,15 @@
 //! `checkout_sessions` is updated only with a version check, and every change
 //! a decider makes (a step too) bumps the version, so two handlers deciding on
 //! the same session at once cannot both win: the loser is retried.
-use crate::domain::{Failure, FailureReason, NewSession, Session, Status, Step, StoredFacts};
+use crate::domain::{
+    CouponRejection, Failure, FailureReason, NewSession, Session, Status, Step, StoredFacts,
+};
 use mercato_sdk::prelude::*;
 use serde::Deserialize;
 
 const SESSION_COLUMNS: &str = "id, status, buyer_id, currency, items_json, coupon_code, \
      shipping_address_json, order_id, payment_intent_id, shipment_id, total_minor, version, \
-     created_at, expires_at, updated_at";
+     created_at, expires_at, updated_at, coupon_rejection_json";
 
 /// A `checkout_sessions` row.
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +32,8 @@ pub struct SessionRow {
     pub created_at: String,
     pub expires_at: String,
     pub updated_at: String,
+    /// [`CouponRejection`] as JSON, when the order's coupon did not apply.
+    pub coupon_rejection_json: Option<String>,
 }
 
 impl SessionRow {
@@ -42,7 +46,17 @@ impl SessionRow {
             shipment_id: self.shipment_id.clone(),
             total_minor: self.total_minor,
             reached: steps(&self.id)?.into_iter().map(|s| s.step).collect(),
+            coupon_rejection: self.coupon_rejection()?,
         })
+    }
+
+    /// Why the order's coupon did not apply, when it did not.
+    pub fn coupon_rejection(&self) -> Result<Option<CouponRejection>, Error> {
+        self.coupon_rejection_json
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| Error::Internal(format!("stored coupon_rejection_json: {e}")))
     }
 }
 
@@ -98,10 +112,16 @@ pub fn insert_session(
 /// read at; a concurrent writer got there first otherwise, and the error
 /// rolls the call back (HTTP 409 `conflict`; an event handler is retried).
 pub fn update_session(row: &SessionRow, state: &Session, now: &str) -> Result<(), Error> {
+    let coupon_rejection = state
+        .coupon_rejection
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| Error::Internal(format!("cannot serialize the coupon rejection: {e}")))?;
     let changed = db::execute(
         "UPDATE checkout_sessions SET status = $1, order_id = $2, payment_intent_id = $3, \
-         shipment_id = $4, total_minor = $5, version = version + 1, updated_at = $6 \
-         WHERE id = $7 AND version = $8",
+         shipment_id = $4, total_minor = $5, coupon_rejection_json = $9, version = version + 1, \
+         updated_at = $6 WHERE id = $7 AND version = $8",
         &[
             state.status.as_str().into(),
             state.order_id.as_deref().into(),
@@ -111,6 +131,7 @@ pub fn update_session(row: &SessionRow, state: &Session, now: &str) -> Result<()
             now.into(),
             row.id.as_str().into(),
             row.version.into(),
+            coupon_rejection.into(),
         ],
     )?;
     if changed == 1 {
@@ -244,4 +265,46 @@ pub fn prune_facts(before: &str, keep: &str) -> Result<(), Error> {
         &[before.into(), keep.into()],
     )?;
     Ok(())
+}
+
+/// Keeps the client secret `POST /sessions` answered for session `id`.
+pub fn insert_client_secret(id: &str, secret: &str) -> Result<(), Error> {
+    db::execute(
+        "INSERT INTO checkout_client_secrets (session_id, client_secret) VALUES ($1, $2)",
+        &[id.into(), secret.into()],
+    )?;
+    Ok(())
+}
+
+/// The client secret of session `id`, if it has one.
+pub fn client_secret(id: &str) -> Result<Option<String>, Error> {
+    let rows = db::query(
+        "SELECT client_secret FROM checkout_client_secrets WHERE session_id = $1",
+        &[id.into()],
+    )?;
+    rows.first()
+        .map(|r| Ok(r.text("client_secret")?.to_owned()))
+        .transpose()
+}
+
+/// Keeps the client secret of the payment intent for `order_id`; a
+/// redelivered event changes nothing.
+pub fn keep_payment_secret(order_id: &str, secret: &str) -> Result<(), Error> {
+    db::execute(
+        "INSERT INTO checkout_payment_secrets (order_id, client_secret) VALUES ($1, $2) \
+         ON CONFLICT (order_id) DO NOTHING",
+        &[order_id.into(), secret.into()],
+    )?;
+    Ok(())
+}
+
+/// The client secret of the payment intent for `order_id`, once known.
+pub fn payment_secret(order_id: &str) -> Result<Option<String>, Error> {
+    let rows = db::query(
+        "SELECT client_secret FROM checkout_payment_secrets WHERE order_id = $1",
+        &[order_id.into()],
+    )?;
+    rows.first()
+        .map(|r| Ok(r.text("client_secret")?.to_owned()))
+        .transpose()
 }

@@ -430,6 +430,74 @@ impl Reason {
     }
 }
 
+/// What the buyer is told when `reason` keeps coupon `code` off an order in
+/// `currency` with `subtotal_minor` (the `message` of `CouponRejected`).
+/// `definition` is the coupon's, `None` when there is no such coupon. A rule's
+/// rejection carries the rule's own message instead.
+pub fn explain(
+    reason: Reason,
+    code: &str,
+    definition: Option<&Definition>,
+    currency: &str,
+    subtotal_minor: i64,
+) -> String {
+    let coupon = format!("coupon {code}");
+    let Some(d) = definition else {
+        return format!("there is no coupon {code}");
+    };
+    let at = |t: Option<Instant>| t.map(|t| t.to_string()).unwrap_or_default();
+    let times = |n: Option<i64>| match n.unwrap_or(0) {
+        1 => "once".to_owned(),
+        n => format!("{n} times"),
+    };
+    match reason {
+        Reason::UnknownCoupon => format!("there is no coupon {code}"),
+        Reason::CurrencyMismatch => format!(
+            "{coupon} is for orders in {}; this order is in {currency}",
+            d.currency.as_str()
+        ),
+        Reason::NotYetValid => format!("{coupon} is valid from {}", at(d.valid_from)),
+        Reason::Expired => format!("{coupon} expired at {}", at(d.valid_until)),
+        Reason::MinimumNotMet => format!(
+            "{coupon} needs a subtotal of at least {} (minor units of {currency}); this order's is {subtotal_minor}",
+            d.min_subtotal_minor
+        ),
+        Reason::CustomerLimitReached => format!(
+            "{coupon} may be used {} per customer, and this buyer has used it up",
+            times(d.per_customer_limit)
+        ),
+        Reason::UsageLimitReached => {
+            format!("{coupon} has been used {}, its limit", times(d.usage_limit))
+        }
+        Reason::RuleRejected => format!("{coupon}: its rule did not apply to this order"),
+        Reason::CouponDisabled => format!("{coupon} is disabled"),
+        Reason::CouponArchived => format!("{coupon} is archived"),
+    }
+}
+
+/// How `POST /coupons` (and an update of a rule coupon's config) answers
+/// when the host's check of the rule and config fails, by the rejection code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigRefusal {
+    pub status: u16,
+    pub code: &'static str,
+}
+
+impl ConfigRefusal {
+    /// `unknown_rule`: 422 `unknown_rule`; `busy` (no evaluation slot freed
+    /// up): 503 `rules_busy`, worth retrying; anything else (the rule refused
+    /// the config, or broke a limit or a check on it): 422
+    /// `invalid_rule_config`.
+    pub fn of(rule_code: &str) -> ConfigRefusal {
+        let (status, code) = match rule_code {
+            "unknown_rule" => (422, "unknown_rule"),
+            "busy" => (503, "rules_busy"),
+            _ => (422, "invalid_rule_config"),
+        };
+        ConfigRefusal { status, code }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Apply {
@@ -1210,6 +1278,56 @@ mod tests {
             Decision::Reject(Reason::MinimumNotMet)
         );
         assert_eq!(discount_minor(&coupon.definition.discount, 1_000), 0);
+    }
+
+    #[test]
+    fn a_refused_rule_config_is_told_apart_by_the_rule_code() {
+        let of = |code| {
+            let r = ConfigRefusal::of(code);
+            (r.status, r.code)
+        };
+        assert_eq!(of("unknown_rule"), (422, "unknown_rule"));
+        assert_eq!(of("busy"), (503, "rules_busy"));
+        for code in ["invalid_config", "trap", "out_of_fuel", "invalid_output"] {
+            assert_eq!(of(code), (422, "invalid_rule_config"), "{code}");
+        }
+    }
+
+    #[test]
+    fn every_rejection_is_explained_with_the_coupon_and_the_fact_that_failed_it() {
+        let mut d = ten_percent().definition;
+        d.min_subtotal_minor = 5_000;
+        d.valid_from = Some(noon());
+        d.valid_until = Some(noon());
+        d.usage_limit = Some(1);
+        d.per_customer_limit = Some(2);
+        let explained = |reason| explain(reason, "SAVE10", Some(&d), "USD", 900);
+        assert_eq!(
+            explain(Reason::UnknownCoupon, "NOPE", None, "EUR", 1),
+            "there is no coupon NOPE"
+        );
+        assert_eq!(
+            explained(Reason::CurrencyMismatch),
+            "coupon SAVE10 is for orders in EUR; this order is in USD"
+        );
+        assert!(explained(Reason::Expired).starts_with("coupon SAVE10 expired at 20"));
+        assert!(explained(Reason::NotYetValid).starts_with("coupon SAVE10 is valid from 20"));
+        assert!(explained(Reason::MinimumNotMet).contains("at least 5000"));
+        assert!(explained(Reason::MinimumNotMet).contains("this order's is 900"));
+        assert_eq!(
+            explained(Reason::UsageLimitReached),
+            "coupon SAVE10 has been used once, its limit"
+        );
+        assert!(explained(Reason::CustomerLimitReached).contains("2 times per customer"));
+        assert_eq!(
+            explained(Reason::CouponDisabled),
+            "coupon SAVE10 is disabled"
+        );
+        assert_eq!(
+            explained(Reason::CouponArchived),
+            "coupon SAVE10 is archived"
+        );
+        assert!(explained(Reason::RuleRejected).contains("rule did not apply"));
     }
 
     #[test]

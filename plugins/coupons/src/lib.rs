@@ -109,10 +109,12 @@ fn view(coupon: &Coupon, status: lifecycle::Status) -> Value {
     })
 }
 
-/// `POST /coupons`: creates a coupon (201), 409 `coupon_exists`, 422 otherwise.
+/// `POST /coupons`: creates a coupon (201), 409 `coupon_exists`, 422 otherwise
+/// (a rule coupon also when its rule is not deployed or refuses its config).
 fn create(req: &Request) -> HttpResult {
     let body: Value = req.json()?;
     let definition = domain::validate_definition(&body)?;
+    check_rule_config(&definition)?;
     if !store::insert_coupon(&definition, clock::instant())? {
         return Err(HttpError::conflict(
             "coupon_exists",
@@ -129,6 +131,20 @@ fn create(req: &Request) -> HttpResult {
             lifecycle::Status::Active,
         ),
     ))
+}
+
+/// Asks the host whether a rule coupon's rule is deployed and accepts its
+/// config (the rule's `validate-config`, or a dry run on a sample cart), so a
+/// coupon that could never apply is refused when it is written, not at
+/// checkout. Other coupons pass.
+fn check_rule_config(definition: &domain::Definition) -> Result<(), HttpError> {
+    let Discount::Rule(rule) = &definition.discount else {
+        return Ok(());
+    };
+    rules::validate(&rule.name, &rule.config, definition.currency.as_str()).map_err(|r| {
+        let refusal = domain::ConfigRefusal::of(&r.code);
+        HttpError::new(refusal.status, refusal.code, &r.message)
+    })
 }
 
 /// `GET /coupons/{code}`.
@@ -306,10 +322,10 @@ fn redeem(order: &OrderPlaced) -> Result<(), Error> {
         None => None,
     };
     let Some(coupon) = found else {
-        return reject(order, raw_code, Reason::UnknownCoupon, None);
+        return reject(order, raw_code, None, Reason::UnknownCoupon, None);
     };
     if let Some(reason) = status_of(&coupon)?.refusal() {
-        return reject(order, raw_code, reason, None);
+        return reject(order, raw_code, Some(&coupon), reason, None);
     }
     let code = &coupon.definition.code;
     let customer_redemptions = match coupon.definition.per_customer_limit {
@@ -337,7 +353,7 @@ fn redeem(order: &OrderPlaced) -> Result<(), Error> {
             rule,
         } => (discount_minor, rule),
         Priced::Reject { reason, rule } => {
-            return reject(order, raw_code, reason, rule.as_ref());
+            return reject(order, raw_code, Some(&coupon), reason, rule.as_ref());
         }
     };
     // The decision saw `used` as read; the conditional update is what holds
@@ -347,7 +363,7 @@ fn redeem(order: &OrderPlaced) -> Result<(), Error> {
         let reason = status_of(&coupon)?
             .refusal()
             .unwrap_or(Reason::UsageLimitReached);
-        return reject(order, raw_code, reason, None);
+        return reject(order, raw_code, Some(&coupon), reason, None);
     }
     let rule_name = match &coupon.definition.discount {
         Discount::Rule(r) => Some(r.name.as_str()),
@@ -388,40 +404,49 @@ fn redeem(order: &OrderPlaced) -> Result<(), Error> {
     )
 }
 
-/// Longest rule message carried in an event (a rule's own decline text can
-/// be long; the whole of it is in the host's log).
+/// Longest message carried in an event (a rule's own decline text can be
+/// long; the whole of it is in the host's log).
 const MAX_EVENT_MESSAGE: usize = 500;
 
+/// Emits `CouponRejected` with the reason and a message for the buyer: the
+/// rule's own when a rule rejected the coupon, else what failed it.
 fn reject(
     order: &OrderPlaced,
     raw_code: &str,
+    coupon: Option<&Coupon>,
     reason: Reason,
     rule: Option<&rules::Rejection>,
 ) -> Result<(), Error> {
     // The canonical form when the code is well-formed, so the event names the
     // coupon as `GET /coupons/{code}` does.
     let code = raw_code.to_ascii_uppercase();
+    let mut message = match rule {
+        Some(r) => r.message.clone(),
+        None => domain::explain(
+            reason,
+            &code,
+            coupon.map(|c| &c.definition),
+            &order.currency,
+            order.subtotal_minor,
+        ),
+    };
     log::info(&format!(
-        "order {}: coupon {code} rejected ({}{})",
+        "order {}: coupon {code} rejected ({}: {message})",
         order.order_id,
         reason.as_str(),
-        rule.map(|r| format!(": {}", r.message)).unwrap_or_default()
     ));
-    let mut payload =
-        json!({ "order_id": order.order_id, "code": code, "reason": reason.as_str() });
-    if let Some(r) = rule {
-        let mut message = r.message.clone();
-        if message.len() > MAX_EVENT_MESSAGE {
-            let mut end = MAX_EVENT_MESSAGE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push('…');
+    if message.len() > MAX_EVENT_MESSAGE {
+        let mut end = MAX_EVENT_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
         }
+        message.truncate(end);
+        message.push('…');
+    }
+    let mut payload = json!({ "order_id": order.order_id, "code": code, "reason": reason.as_str(), "message": message });
+    if let Some(r) = rule {
         payload["rule_code"] = json!(r.code);
         payload["rule_version"] = json!(r.rule_version);
-        payload["message"] = json!(message);
     }
     events::emit("CouponRejected", &order.order_id, &payload)
 }

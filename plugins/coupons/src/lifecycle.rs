@@ -1,11 +1,11 @@
-//! A coupon's life after creation: its limits and validity window updated,
-//! disabled and enabled again, archived for good. A coupon that is not
+//! A coupon's life after creation: its limits and validity window (and a
+//! rule coupon's config) updated, disabled and enabled again, archived for good. A coupon that is not
 //! ACTIVE is never redeemed (`coupon_disabled`, `coupon_archived`).
 //!
 //! The pure part (statuses, transitions, which fields an update may change)
 //! is tested natively; the handlers read, decide and write conditionally.
-use crate::domain::{self, Coupon};
-use crate::{find, store, view};
+use crate::domain::{self, Coupon, Discount};
+use crate::{check_rule_config, find, store, view};
 use mercato_sdk::prelude::*;
 use mercato_sdk::validate::Invalid;
 use serde_json::Value;
@@ -74,12 +74,14 @@ fn archived() -> Invalid {
     )
 }
 
-/// What `POST /coupons/{code}` may change: the limits and the window.
+/// What `POST /coupons/{code}` may change: the limits and the window, and a
+/// rule coupon's config (checked by its rule again).
 const UPDATABLE: &[&str] = &[
     "usage_limit",
     "per_customer_limit",
     "valid_from",
     "valid_until",
+    "config",
 ];
 
 /// The coupon's definition after `body` (`null` clears a field), checked by
@@ -147,6 +149,9 @@ pub fn update(req: &Request) -> HttpResult {
     }
     let current = view(&coupon, status);
     let definition = updated(&coupon, &current, &body)?;
+    if config_changed(&coupon, &definition) {
+        check_rule_config(&definition)?;
+    }
     if !store::update_limits(&definition, clock::instant())? {
         return Err(HttpError::conflict(
             "usage_limit_below_used",
@@ -155,6 +160,16 @@ pub fn update(req: &Request) -> HttpResult {
     }
     let (coupon, status) = find_with_status(req.param("code"))?;
     Ok(Response::json(200, &view(&coupon, status)))
+}
+
+/// True when an update gives a rule coupon another config: only then does its
+/// rule check it again (a rule removed since creation does not block a change
+/// of limits).
+pub fn config_changed(coupon: &Coupon, definition: &domain::Definition) -> bool {
+    match (&coupon.definition.discount, &definition.discount) {
+        (Discount::Rule(before), Discount::Rule(after)) => before.config != after.config,
+        _ => false,
+    }
 }
 
 /// `POST /coupons/{code}/disable|enable|archive`.
@@ -283,5 +298,42 @@ mod tests {
         }
         // Exactly the redemptions recorded is a limit that holds.
         assert!(updated(&coupon, &current, &json!({ "usage_limit": 7 })).is_ok());
+        // Only a rule coupon has a config.
+        assert_eq!(
+            updated(&coupon, &current, &json!({ "config": { "x": 1 } }))
+                .unwrap_err()
+                .code,
+            "invalid_config"
+        );
+    }
+
+    #[test]
+    fn a_rule_coupons_config_may_change_and_only_a_new_one_is_checked_again() {
+        let body = json!({ "code": "SPEND", "kind": "rule", "rule": "tiered-spend", "currency": "EUR",
+            "config": { "tiers": [ { "min_subtotal": 100, "percent": 5 } ] } });
+        let coupon = Coupon {
+            definition: domain::validate_definition(&body).unwrap(),
+            used: 0,
+        };
+        let current = crate::view(&coupon, Status::Active);
+        let limits = updated(&coupon, &current, &json!({ "usage_limit": 10 })).unwrap();
+        assert!(!config_changed(&coupon, &limits));
+        let same = updated(&coupon, &current, &json!({ "config": current["config"] })).unwrap();
+        assert!(!config_changed(&coupon, &same));
+        let d = updated(&coupon, &current, &json!({ "config": { "tiers": [] } })).unwrap();
+        assert!(config_changed(&coupon, &d));
+        assert!(
+            matches!(&d.discount, Discount::Rule(r) if r.name == "tiered-spend" && r.config == r#"{"tiers":[]}"#)
+        );
+        for (body, code) in [
+            (json!({ "config": [1] }), "invalid_config"),
+            (json!({ "rule": "other" }), "field_not_updatable"),
+        ] {
+            assert_eq!(
+                updated(&coupon, &current, &body).unwrap_err().code,
+                code,
+                "{body}"
+            );
+        }
     }
 }

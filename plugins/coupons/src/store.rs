@@ -169,8 +169,9 @@ pub fn set_status(code: &Code, from: Status, to: Status, now: Instant) -> Result
     Ok(changed == 1)
 }
 
-/// Writes an updated definition's limits and window; `false` when the coupon
-/// has meanwhile been redeemed beyond the new usage limit.
+/// Writes an updated definition's limits and window (and a rule coupon's
+/// config); `false` when the coupon has meanwhile been redeemed beyond the new
+/// usage limit.
 pub fn update_limits(definition: &Definition, now: Instant) -> Result<bool, Error> {
     let code = definition.code.as_str();
     let changed = db::execute(
@@ -185,13 +186,20 @@ pub fn update_limits(definition: &Definition, now: Instant) -> Result<bool, Erro
     if changed == 0 {
         return Ok(false);
     }
+    // A rule coupon's config may change; other coupons have none (NULL keeps it).
+    let config = match &definition.discount {
+        Discount::Rule(rule) => Some(rule.config.as_str()),
+        _ => None,
+    };
     db::execute(
-        "UPDATE coupon_rules SET per_customer_limit = $2, valid_from = $3, valid_until = $4 WHERE code = $1",
+        "UPDATE coupon_rules SET per_customer_limit = $2, valid_from = $3, valid_until = $4, \
+         config = COALESCE(CAST($5 AS TEXT), config) WHERE code = $1",
         &[
             code.into(),
             definition.per_customer_limit.into(),
             definition.valid_from.map(|t| t.to_string()).into(),
             definition.valid_until.map(|t| t.to_string()).into(),
+            config.into(),
         ],
     )?;
     Ok(true)

@@ -2,10 +2,12 @@
 //! No I/O here; `lib.rs` loads the state, persists the decision (through
 //! `store.rs`) and emits events.
 mod checkout;
+mod coupon;
 mod place;
 mod shipments;
 
 pub use checkout::{OrderRequest, read_submission};
+pub use coupon::{CouponOutcome, CouponRejection, OnCouponNotApplicable, Settings, read_settings};
 pub use place::{Line, Offer, PlaceOrder, place};
 pub use shipments::{Fulfillment, Shipment, ShipmentStatus, advance, fulfillment};
 
@@ -157,11 +159,23 @@ pub struct Order {
     pub checkout_session_id: Option<String>,
     /// Derived from the order's shipments.
     pub fulfillment: Fulfillment,
+    /// Why the coupon did not apply and what the order did about it; `None`
+    /// unless coupons rejected the coupon while the order was PENDING.
+    pub coupon_rejection: Option<CouponRejection>,
 }
 
 impl Order {
     pub fn total_minor(&self) -> i64 {
         self.subtotal_minor - self.discount_minor
+    }
+
+    /// True when the coupon did not apply and the order goes on without it.
+    pub fn proceeds_without_coupon(&self) -> bool {
+        self.coupon == Coupon::Rejected
+            && self
+                .coupon_rejection
+                .as_ref()
+                .is_some_and(|r| r.outcome == CouponOutcome::ProceededWithout)
     }
 }
 
@@ -203,8 +217,12 @@ pub enum Fact {
     CouponApplied {
         discount_minor: i64,
     },
+    /// coupons' `CouponRejected`, with the merchant's setting at the time.
     CouponRejected {
         reason: String,
+        rule_code: Option<String>,
+        message: String,
+        setting: OnCouponNotApplicable,
     },
     IntentCreated {
         intent_id: String,
@@ -287,14 +305,21 @@ impl Decision {
         });
     }
 
-    /// Confirms once stock is reserved and the coupon (if any) is applied.
+    /// Confirms once stock is reserved and the coupon (if any) is applied,
+    /// or did not apply and the order goes on without it.
     fn confirm_if_settled(&mut self) {
         let o = &self.order;
-        if o.status == Status::Pending
-            && o.stock == Stock::Reserved
-            && matches!(o.coupon, Coupon::None | Coupon::Applied)
-        {
-            self.to(Status::AwaitingPayment, "stock reserved, awaiting payment");
+        let coupon_settled =
+            matches!(o.coupon, Coupon::None | Coupon::Applied) || o.proceeds_without_coupon();
+        if o.status == Status::Pending && o.stock == Stock::Reserved && coupon_settled {
+            let reason = match (&o.coupon_rejection, &o.coupon_code) {
+                (Some(r), Some(code)) if o.proceeds_without_coupon() => format!(
+                    "stock reserved, awaiting payment without coupon {code} ({})",
+                    r.code
+                ),
+                _ => "stock reserved, awaiting payment".to_owned(),
+            };
+            self.to(Status::AwaitingPayment, reason);
             self.emit.push(Emit::Confirmed);
         }
     }
@@ -339,14 +364,37 @@ pub fn decide(order: &Order, fact: Fact) -> Result<Decision, Refusal> {
                 d.confirm_if_settled();
             }
         }
-        Fact::CouponRejected { reason } => {
+        Fact::CouponRejected {
+            reason,
+            rule_code,
+            message,
+            setting,
+        } => {
             if d.order.coupon == Coupon::Pending {
                 d.order.coupon = Coupon::Rejected;
                 if status == Status::Pending {
-                    d.to(Status::Rejected, format!("coupon: {reason}"));
-                    d.emit.push(Emit::Rejected {
-                        reason: format!("coupon_{reason}"),
+                    let outcome = match setting {
+                        OnCouponNotApplicable::Reject => CouponOutcome::OrderRejected,
+                        OnCouponNotApplicable::ProceedWithout => CouponOutcome::ProceededWithout,
+                    };
+                    d.order.coupon_rejection = Some(CouponRejection {
+                        code: reason.clone(),
+                        rule_code,
+                        message,
+                        outcome,
                     });
+                    match outcome {
+                        CouponOutcome::OrderRejected => {
+                            d.to(Status::Rejected, format!("coupon: {reason}"));
+                            d.emit.push(Emit::Rejected {
+                                reason: format!("coupon_{reason}"),
+                            });
+                        }
+                        CouponOutcome::ProceededWithout => {
+                            d.order.discount_minor = 0;
+                            d.confirm_if_settled();
+                        }
+                    }
                 }
             }
         }

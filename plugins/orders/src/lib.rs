@@ -4,6 +4,7 @@
 //! order checks its version. Orders come from `POST /orders` and from checkout's
 //! submissions, by one path; shipping's events tell how far they have got.
 mod domain;
+mod settings;
 mod shipments;
 mod store;
 
@@ -43,6 +44,26 @@ impl Plugin for Orders {
                 "0004_shipping_checks.postgres.sql",
                 include_str!("../../../migrations/orders/0004_shipping_checks.postgres.sql"),
             )
+            .migration(
+                "0006_client_secrets.sql",
+                include_str!("../../../migrations/orders/0006_client_secrets.sql"),
+            )
+            .migration(
+                "0007_coupon_not_applicable.sql",
+                include_str!("../../../migrations/orders/0007_coupon_not_applicable.sql"),
+            )
+            .migration(
+                "0008_coupon_not_applicable_checks.sqlite.sql",
+                include_str!(
+                    "../../../migrations/orders/0008_coupon_not_applicable_checks.sqlite.sql"
+                ),
+            )
+            .migration(
+                "0008_coupon_not_applicable_checks.postgres.sql",
+                include_str!(
+                    "../../../migrations/orders/0008_coupon_not_applicable_checks.postgres.sql"
+                ),
+            )
             .openapi(include_str!("../openapi.json"));
         for pattern in [
             "products.*",
@@ -68,6 +89,8 @@ impl Plugin for Orders {
         Router::new()
             .post("/", place)
             .get("/", list)
+            .get("/settings", settings::get)
+            .put("/settings", settings::put)
             .get("/{id}", get)
             .post("/{id}/cancel", cancel)
             .dispatch(req)
@@ -159,14 +182,19 @@ fn place_order(cmd: PlaceOrder) -> Result<Order, PlaceError> {
 fn place(req: &Request) -> HttpResult {
     let body: OrderRequest = req.json()?;
     let order = place_order(body.into_command(None))?;
+    // The storefront reads the order back with it (`GET /orders/{id}?client_secret=`).
+    let secret = mercato_sdk::role::new_client_secret(&order.id);
+    store::insert_client_secret(&order.id, &secret)?;
     Ok(Response::json(
         201,
-        &json!({ "id": order.id, "status": order.status.as_str() }),
+        &json!({ "id": order.id, "status": order.status.as_str(), "client_secret": secret }),
     ))
 }
 
+/// The merchant reads any order; a buyer one whose client secret they hold.
 fn get(req: &Request) -> HttpResult {
     let id = req.param("id");
+    req.authorize_client_secret(store::client_secret(id)?.as_deref(), "order")?;
     let (order, version) = store::order(id)?
         .ok_or_else(|| HttpError::not_found("unknown_order", &format!("no order {id}")))?;
     Ok(Response::json(200, &view(&order, version)?))
@@ -264,10 +292,15 @@ struct SagaPayload {
     refunded_total_minor: Option<i64>,
     #[serde(default)]
     refund_id: Option<String>,
+    #[serde(default)]
+    rule_code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
 }
 
-/// Translates another context's event into a fact about an order.
-fn fact(event: &Event, p: &SagaPayload) -> Option<Fact> {
+/// Translates another context's event into a fact about an order; the
+/// merchant's `settings` decide what a coupon that does not apply does.
+fn fact(event: &Event, p: &SagaPayload, settings: domain::Settings) -> Option<Fact> {
     let reason = || p.reason.clone().unwrap_or_else(|| "unspecified".into());
     Some(match (event.source.as_str(), event.event_type.as_str()) {
         ("inventory", "StockReserved") => Fact::StockReserved,
@@ -280,7 +313,13 @@ fn fact(event: &Event, p: &SagaPayload) -> Option<Fact> {
         ("coupons", "CouponApplied") => Fact::CouponApplied {
             discount_minor: p.discount_minor.unwrap_or(0),
         },
-        ("coupons", "CouponRejected") => Fact::CouponRejected { reason: reason() },
+        ("coupons", "CouponRejected") => Fact::CouponRejected {
+            reason: reason(),
+            rule_code: p.rule_code.clone(),
+            // Older events carry no message for reasons other than a rule's.
+            message: p.message.clone().unwrap_or_else(reason),
+            setting: settings.on_coupon_not_applicable,
+        },
         ("payments", "PaymentIntentCreated") => Fact::IntentCreated {
             intent_id: p.intent_id.clone()?,
         },
@@ -298,7 +337,11 @@ fn fact(event: &Event, p: &SagaPayload) -> Option<Fact> {
 
 fn saga(event: &Event) -> Result<(), Error> {
     let payload: SagaPayload = events::payload(event)?;
-    let Some(fact) = fact(event, &payload) else {
+    let settings = match (event.source.as_str(), event.event_type.as_str()) {
+        ("coupons", "CouponRejected") => store::settings()?,
+        _ => domain::Settings::default(),
+    };
+    let Some(fact) = fact(event, &payload, settings) else {
         return Ok(());
     };
     // Events about orders this context never recorded concern nobody here.
@@ -351,12 +394,14 @@ fn apply(before: &Order, version: i64, d: Decision) -> Result<(), Error> {
                 json!({
                     "order_id": o.id, "buyer_id": o.buyer_id, "currency": o.currency,
                     "subtotal_minor": o.subtotal_minor, "discount_minor": o.discount_minor, "total_minor": o.total_minor(),
+                    "coupon_rejection": o.coupon_rejection,
                 }),
             ),
             Emit::Rejected { reason } => (
                 "OrderRejected",
                 json!({ "order_id": o.id, "buyer_id": o.buyer_id, "reason": reason, "coupon_code": o.coupon_code,
-                    "subtotal_minor": o.subtotal_minor, "discount_minor": o.discount_minor, "total_minor": o.total_minor() }),
+                    "subtotal_minor": o.subtotal_minor, "discount_minor": o.discount_minor, "total_minor": o.total_minor(),
+                    "coupon_rejection": o.coupon_rejection }),
             ),
             Emit::Cancelled { reason } => (
                 "OrderCancelled",
@@ -405,6 +450,7 @@ fn view(o: &Order, version: i64) -> Result<Value, HttpError> {
         "total_minor": o.total_minor(),
         "coupon_code": o.coupon_code,
         "coupon_status": o.coupon.as_str(),
+        "coupon_rejection": o.coupon_rejection,
         "stock_status": o.stock.as_str(),
         "payment_intent_id": o.payment_intent_id,
         "captured_minor": o.captured_minor,

@@ -5,7 +5,8 @@
 //! append-only.
 // `super`, not `crate`: plugins/testing/orders-v2 compiles this crate's source as a module.
 use super::domain::{
-    Coupon, Fulfillment, Line, Offer, Order, Shipment, ShipmentStatus, Status, Stock,
+    Coupon, CouponOutcome, CouponRejection, Fulfillment, Line, Offer, OnCouponNotApplicable, Order,
+    Settings, Shipment, ShipmentStatus, Status, Stock,
 };
 use mercato_sdk::address::ShippingAddress;
 use mercato_sdk::list::Listing;
@@ -71,7 +72,9 @@ pub fn order(id: &str) -> Result<Option<(Order, i64)>, Error> {
     let rows = db::query(
         "SELECT id, buyer_id, currency, status, stock_status, coupon_status, coupon_code, subtotal_minor, \
          discount_minor, payment_intent_id, captured_minor, refunded_minor, version, \
-         shipping_address_json, checkout_session_id, fulfillment_status FROM orders WHERE id = $1",
+         shipping_address_json, checkout_session_id, fulfillment_status, coupon_rejection_code, \
+         coupon_rejection_rule_code, coupon_rejection_message, coupon_rejection_outcome \
+         FROM orders WHERE id = $1",
         &[id.into()],
     )?;
     let Some(r) = rows.first() else {
@@ -98,6 +101,21 @@ pub fn order(id: &str) -> Result<Option<(Order, i64)>, Error> {
         checkout_session_id: r.opt_text("checkout_session_id")?.map(str::to_owned),
         fulfillment: Fulfillment::parse(r.text("fulfillment_status")?)
             .ok_or_else(|| corrupt("fulfillment status"))?,
+        coupon_rejection: match r.opt_text("coupon_rejection_code")? {
+            None => None,
+            Some(code) => Some(CouponRejection {
+                code: code.to_owned(),
+                rule_code: r.opt_text("coupon_rejection_rule_code")?.map(str::to_owned),
+                message: r
+                    .opt_text("coupon_rejection_message")?
+                    .unwrap_or_default()
+                    .to_owned(),
+                outcome: r
+                    .opt_text("coupon_rejection_outcome")?
+                    .and_then(CouponOutcome::parse)
+                    .ok_or_else(|| corrupt("coupon rejection outcome"))?,
+            }),
+        },
     };
     Ok(Some((order, r.int("version")?)))
 }
@@ -106,10 +124,12 @@ pub fn order(id: &str) -> Result<Option<(Order, i64)>, Error> {
 /// update); a concurrent writer got there first otherwise, and the error
 /// rolls the whole call back.
 pub fn update_order(o: &Order, version: i64, now: &str) -> Result<(), Error> {
+    let rejection = o.coupon_rejection.as_ref();
     let changed = db::execute(
         "UPDATE orders SET status = $1, stock_status = $2, coupon_status = $3, discount_minor = $4, total_minor = $5, \
          payment_intent_id = $6, captured_minor = $7, refunded_minor = $8, fulfillment_status = $12, \
-         version = version + 1, updated_at = $9 WHERE id = $10 AND version = $11",
+         coupon_rejection_code = $13, coupon_rejection_rule_code = $14, coupon_rejection_message = $15, \
+         coupon_rejection_outcome = $16, version = version + 1, updated_at = $9 WHERE id = $10 AND version = $11",
         &[
             o.status.as_str().into(),
             o.stock.as_str().into(),
@@ -123,6 +143,10 @@ pub fn update_order(o: &Order, version: i64, now: &str) -> Result<(), Error> {
             o.id.as_str().into(),
             version.into(),
             o.fulfillment.as_str().into(),
+            rejection.map(|r| r.code.as_str()).into(),
+            rejection.and_then(|r| r.rule_code.as_deref()).into(),
+            rejection.map(|r| r.message.as_str()).into(),
+            rejection.map(|r| r.outcome.as_str()).into(),
         ],
     )?;
     if changed == 0 {
@@ -402,4 +426,58 @@ pub fn update_price(
         ],
     )?;
     Ok(())
+}
+
+/// The key of [`Settings::on_coupon_not_applicable`] in `order_settings`.
+const ON_COUPON_NOT_APPLICABLE: &str = "on_coupon_not_applicable";
+
+/// The merchant's settings; the defaults for what was never set.
+pub fn settings() -> Result<Settings, Error> {
+    let rows = db::query(
+        "SELECT value FROM order_settings WHERE key = $1",
+        &[ON_COUPON_NOT_APPLICABLE.into()],
+    )?;
+    let on_coupon_not_applicable = match rows.first() {
+        None => OnCouponNotApplicable::default(),
+        Some(row) => {
+            OnCouponNotApplicable::parse(row.text("value")?).ok_or_else(|| corrupt("setting"))?
+        }
+    };
+    Ok(Settings {
+        on_coupon_not_applicable,
+    })
+}
+
+/// Stores the merchant's settings; orders decided before keep their outcome.
+pub fn set_settings(settings: &Settings, now: &str) -> Result<(), Error> {
+    db::execute(
+        "INSERT INTO order_settings (key, value, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        &[
+            ON_COUPON_NOT_APPLICABLE.into(),
+            settings.on_coupon_not_applicable.as_str().into(),
+            now.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Keeps the client secret `POST /orders` answered for order `id`.
+pub fn insert_client_secret(id: &str, secret: &str) -> Result<(), Error> {
+    db::execute(
+        "INSERT INTO order_client_secrets (order_id, client_secret) VALUES ($1, $2)",
+        &[id.into(), secret.into()],
+    )?;
+    Ok(())
+}
+
+/// The client secret of order `id`, if it has one.
+pub fn client_secret(id: &str) -> Result<Option<String>, Error> {
+    let rows = db::query(
+        "SELECT client_secret FROM order_client_secrets WHERE order_id = $1",
+        &[id.into()],
+    )?;
+    rows.first()
+        .map(|r| Ok(r.text("client_secret")?.to_owned()))
+        .transpose()
 }

@@ -10,3 +10,9 @@ pub use crate::bindings::mercato::plugin::rules::{Evaluation, Rejection};
 pub fn evaluate(rule: &str, cart: &Cart, config: &str) -> Result<Evaluation, Rejection> {
     rules::evaluate(rule, cart, config)
 }
+
+/// Checks that rule `rule` is deployed and accepts `config` for a coupon in
+/// `currency` (its `validate-config`, or a dry run on a sample cart).
+pub fn validate(rule: &str, config: &str, currency: &str) -> Result<(), Rejection> {
+    rules::validate(rule, config, currency)
+}

@@ -5,7 +5,7 @@
 //! ignored, and a missing reason is `unspecified` (not worth dead-lettering
 //! process state over). A missing id or total is a broken contract and an
 //! error, so an operator sees it in the dead letters.
-use super::Fact;
+use super::{CouponRejection, Fact};
 use serde::Deserialize;
 
 /// Whom an event concerns: a session by its id, or an order, whose session
@@ -35,6 +35,7 @@ struct Payload {
     total_minor: Option<i64>,
     intent_id: Option<String>,
     shipment_id: Option<String>,
+    coupon_rejection: Option<CouponRejection>,
 }
 
 /// A required, non-empty text field.
@@ -80,7 +81,10 @@ pub fn read_event(
             }
             (
                 Subject::Order(required(p.order_id, "order_id")?),
-                Fact::OrderConfirmed { total_minor },
+                Fact::OrderConfirmed {
+                    total_minor,
+                    coupon_rejection: p.coupon_rejection,
+                },
             )
         }
         ("orders", "OrderPaid") => (
@@ -91,6 +95,7 @@ pub fn read_event(
             Subject::Order(required(p.order_id, "order_id")?),
             Fact::OrderRejected {
                 reason: reason(p.reason),
+                coupon_rejection: p.coupon_rejection,
             },
         ),
         ("orders", "OrderCancelled") => (
@@ -227,7 +232,10 @@ mod tests {
                 "orders",
                 "OrderConfirmed",
                 json!({"order_id": "o1", "subtotal_minor": 3_000, "discount_minor": 0, "total_minor": 3_000}),
-                order(Fact::OrderConfirmed { total_minor: 3_000 }),
+                order(Fact::OrderConfirmed {
+                    total_minor: 3_000,
+                    coupon_rejection: None,
+                }),
             ),
             (
                 "orders",
@@ -241,6 +249,7 @@ mod tests {
                 json!({"order_id": "o1", "reason": "coupon_expired", "coupon_code": "X"}),
                 order(Fact::OrderRejected {
                     reason: "coupon_expired".into(),
+                    coupon_rejection: None,
                 }),
             ),
             (
@@ -277,6 +286,51 @@ mod tests {
         for (source, kind, payload, expected) in cases {
             assert_eq!(read(source, kind, payload), expected, "{source}.{kind}");
         }
+    }
+
+    #[test]
+    fn a_coupon_that_did_not_apply_is_read_from_the_order_event() {
+        let rejection = json!({ "code": "rule_rejected", "rule_code": "declined",
+            "message": "too small", "outcome": "proceeded_without" });
+        let expected = Some(CouponRejection {
+            code: "rule_rejected".into(),
+            rule_code: Some("declined".into()),
+            message: "too small".into(),
+            outcome: "proceeded_without".into(),
+        });
+        assert_eq!(
+            read(
+                "orders",
+                "OrderConfirmed",
+                json!({"order_id": "o1", "total_minor": 3_000, "coupon_rejection": rejection})
+            ),
+            order(Fact::OrderConfirmed {
+                total_minor: 3_000,
+                coupon_rejection: expected.clone()
+            })
+        );
+        assert_eq!(
+            read(
+                "orders",
+                "OrderRejected",
+                json!({"order_id": "o1", "reason": "coupon_rule_rejected", "coupon_rejection": rejection})
+            ),
+            order(Fact::OrderRejected {
+                reason: "coupon_rule_rejected".into(),
+                coupon_rejection: expected
+            })
+        );
+        assert_eq!(
+            read(
+                "orders",
+                "OrderConfirmed",
+                json!({"order_id": "o1", "total_minor": 1, "coupon_rejection": null})
+            ),
+            order(Fact::OrderConfirmed {
+                total_minor: 1,
+                coupon_rejection: None
+            })
+        );
     }
 
     #[test]
@@ -391,8 +445,14 @@ mod tests {
                 order_id: "o".into(),
             },
             Fact::OrderPaid,
-            Fact::OrderConfirmed { total_minor: 1 },
-            Fact::OrderRejected { reason: "x".into() },
+            Fact::OrderConfirmed {
+                total_minor: 1,
+                coupon_rejection: None,
+            },
+            Fact::OrderRejected {
+                reason: "x".into(),
+                coupon_rejection: None,
+            },
             Fact::OrderCancelled { reason: "x".into() },
             Fact::CheckoutRejected {
                 code: "c".into(),

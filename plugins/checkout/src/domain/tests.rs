@@ -12,6 +12,7 @@ fn session(status: Status) -> Session {
         shipment_id: None,
         total_minor: None,
         reached: Vec::new(),
+        coupon_rejection: None,
     }
 }
 
@@ -133,7 +134,10 @@ fn given_an_in_flight_session_each_progress_fact_records_its_step() {
     let cases = [
         (Fact::StockReserved, Step::StockReserved),
         (
-            Fact::OrderConfirmed { total_minor: 2_500 },
+            Fact::OrderConfirmed {
+                total_minor: 2_500,
+                coupon_rejection: None,
+            },
             Step::AwaitingPayment,
         ),
         (Fact::OrderPaid, Step::Paid),
@@ -187,7 +191,10 @@ fn confirmation_records_the_total_and_the_intent_its_id_without_a_step() {
     let d = run(
         placed(),
         vec![
-            Fact::OrderConfirmed { total_minor: 2_500 },
+            Fact::OrderConfirmed {
+                total_minor: 2_500,
+                coupon_rejection: None,
+            },
             Fact::PaymentIntentCreated {
                 intent_id: "pi".into(),
             },
@@ -234,6 +241,7 @@ fn each_failure_fact_fails_an_in_flight_session_with_its_reason() {
         (
             Fact::OrderRejected {
                 reason: "insufficient_stock: TEE".into(),
+                coupon_rejection: None,
             },
             FailureReason::Stock,
             "insufficient_stock: TEE",
@@ -241,6 +249,7 @@ fn each_failure_fact_fails_an_in_flight_session_with_its_reason() {
         (
             Fact::OrderRejected {
                 reason: "coupon_expired".into(),
+                coupon_rejection: None,
             },
             FailureReason::Coupon,
             "coupon_expired",
@@ -275,6 +284,82 @@ fn each_failure_fact_fails_an_in_flight_session_with_its_reason() {
     }
 }
 
+/// Why coupon SPEND did not apply, and what the order did.
+fn coupon_rejection(outcome: &str) -> Option<CouponRejection> {
+    Some(CouponRejection {
+        code: "rule_rejected".into(),
+        rule_code: Some("declined".into()),
+        message: "rule `tiered-spend` 1.0.0: declined: subtotal 9.00 EUR is below the lowest tier"
+            .into(),
+        outcome: outcome.into(),
+    })
+}
+
+#[test]
+fn a_coupon_that_rejected_the_order_fails_the_session_with_its_message() {
+    let d = decide(
+        &placed(),
+        Fact::OrderRejected {
+            reason: "coupon_rule_rejected".into(),
+            coupon_rejection: coupon_rejection("order_rejected"),
+        },
+        T1,
+    );
+    assert_eq!(d.session.status, Status::Failed);
+    assert_eq!(
+        d.failures,
+        failed(
+            FailureReason::Coupon,
+            "coupon_rule_rejected: rule `tiered-spend` 1.0.0: declined: subtotal 9.00 EUR is below the lowest tier"
+        )
+    );
+    assert_eq!(
+        d.session.coupon_rejection,
+        coupon_rejection("order_rejected")
+    );
+    // Once the outcome is known, a late rejection records nothing.
+    let late = decide(
+        &d.session,
+        Fact::OrderRejected {
+            reason: "coupon_expired".into(),
+            coupon_rejection: coupon_rejection("order_rejected"),
+        },
+        T1,
+    );
+    assert!(!late.changes(&d.session));
+}
+
+#[test]
+fn an_order_that_proceeds_without_its_coupon_shows_why_and_goes_on() {
+    let d = run(
+        placed(),
+        vec![
+            Fact::StockReserved,
+            Fact::OrderConfirmed {
+                total_minor: 2_500,
+                coupon_rejection: coupon_rejection("proceeded_without"),
+            },
+        ],
+    );
+    assert_eq!(d.session.status, Status::Submitted);
+    assert_eq!(d.session.total_minor, Some(2_500));
+    assert!(d.failures.is_empty());
+    assert_eq!(
+        d.session.coupon_rejection,
+        coupon_rejection("proceeded_without")
+    );
+    // A repeated confirmation changes nothing.
+    let again = decide(
+        &d.session,
+        Fact::OrderConfirmed {
+            total_minor: 2_500,
+            coupon_rejection: None,
+        },
+        T1,
+    );
+    assert!(!again.changes(&d.session));
+}
+
 #[test]
 fn a_failure_after_the_outcome_is_known_is_ignored() {
     let completed = run(
@@ -288,6 +373,7 @@ fn a_failure_after_the_outcome_is_known_is_ignored() {
         placed(),
         vec![Fact::OrderRejected {
             reason: "coupon_expired".into(),
+            coupon_rejection: None,
         }],
     )
     .session;
@@ -299,6 +385,7 @@ fn a_failure_after_the_outcome_is_known_is_ignored() {
             },
             Fact::OrderRejected {
                 reason: "insufficient_stock: TEE".into(),
+                coupon_rejection: None,
             },
             Fact::CheckoutRejected {
                 code: "c".into(),
@@ -319,13 +406,19 @@ fn each_step_is_recorded_once_with_its_first_time() {
         vec![
             Fact::StockReserved,
             Fact::OrderPaid,
-            Fact::OrderConfirmed { total_minor: 1 },
+            Fact::OrderConfirmed {
+                total_minor: 1,
+                coupon_rejection: None,
+            },
         ],
     );
     assert_eq!(again.steps, reached(Step::AwaitingPayment, T1));
     let twice = decide(
         &again.session,
-        Fact::OrderConfirmed { total_minor: 999 },
+        Fact::OrderConfirmed {
+            total_minor: 999,
+            coupon_rejection: None,
+        },
         T0,
     );
     assert!(
@@ -349,6 +442,7 @@ fn late_steps_of_a_finished_session_are_still_recorded_but_change_no_status() {
         placed(),
         vec![Fact::OrderRejected {
             reason: "coupon_expired".into(),
+            coupon_rejection: None,
         }],
     )
     .session;
@@ -431,7 +525,10 @@ fn the_happy_path_ends_completed_in_any_order_of_arrival() {
                 order_id: "o1".into(),
             },
             Fact::StockReserved,
-            Fact::OrderConfirmed { total_minor: 2_500 },
+            Fact::OrderConfirmed {
+                total_minor: 2_500,
+                coupon_rejection: None,
+            },
             Fact::PaymentIntentCreated {
                 intent_id: "pi".into(),
             },
@@ -455,7 +552,10 @@ fn the_happy_path_ends_completed_in_any_order_of_arrival() {
                 intent_id: "pi".into(),
             },
             Fact::StockReserved,
-            Fact::OrderConfirmed { total_minor: 2_500 },
+            Fact::OrderConfirmed {
+                total_minor: 2_500,
+                coupon_rejection: None,
+            },
             Fact::OrderPaid,
         ],
     );

@@ -175,6 +175,7 @@ pub fn place(
         shipping_address: Some(shipping_address),
         checkout_session_id: cmd.checkout_session_id,
         fulfillment: Fulfillment::Unfulfilled,
+        coupon_rejection: None,
     };
     Ok((order, lines))
 }

@@ -238,9 +238,7 @@ fn rejected_stock_or_coupon_rejects_the_order_once() {
         pending(Some("SAVE")),
         vec![
             Fact::StockReserved,
-            Fact::CouponRejected {
-                reason: "usage_limit_reached".into(),
-            },
+            coupon_rejected("usage_limit_reached", OnCouponNotApplicable::Reject),
         ],
     );
     assert_eq!(order.status, Status::Rejected);
@@ -250,6 +248,121 @@ fn rejected_stock_or_coupon_rejects_the_order_once() {
             reason: "coupon_usage_limit_reached".into()
         }]
     );
+}
+
+/// coupons rejected the coupon for `reason`, with the merchant's `setting`.
+fn coupon_rejected(reason: &str, setting: OnCouponNotApplicable) -> Fact {
+    let rule = reason == "rule_rejected";
+    Fact::CouponRejected {
+        reason: reason.into(),
+        rule_code: rule.then(|| "declined".into()),
+        message: format!("why {reason}"),
+        setting,
+    }
+}
+
+#[test]
+fn a_coupon_that_does_not_apply_rejects_the_order_with_its_message_by_default() {
+    let (order, emitted) = run(
+        pending(Some("SPEND")),
+        vec![
+            Fact::StockReserved,
+            coupon_rejected("rule_rejected", OnCouponNotApplicable::default()),
+        ],
+    );
+    assert_eq!(
+        (order.status, order.coupon),
+        (Status::Rejected, Coupon::Rejected)
+    );
+    assert_eq!(
+        order.coupon_rejection,
+        Some(CouponRejection {
+            code: "rule_rejected".into(),
+            rule_code: Some("declined".into()),
+            message: "why rule_rejected".into(),
+            outcome: CouponOutcome::OrderRejected,
+        })
+    );
+    assert!(!order.proceeds_without_coupon());
+    assert_eq!(
+        emitted,
+        vec![Emit::Rejected {
+            reason: "coupon_rule_rejected".into()
+        }]
+    );
+}
+
+#[test]
+fn by_the_merchants_setting_an_order_proceeds_without_a_coupon_that_does_not_apply() {
+    let proceed = OnCouponNotApplicable::ProceedWithout;
+    // Coupon first: the order waits for its stock, then confirms at full price.
+    let d = decide(&pending(Some("SPEND")), coupon_rejected("expired", proceed)).unwrap();
+    assert_eq!(
+        (d.order.status, d.transition, d.emit.len()),
+        (Status::Pending, None, 0)
+    );
+    assert!(d.order.proceeds_without_coupon());
+    let confirmed = decide(&d.order, Fact::StockReserved).unwrap();
+    assert_eq!(confirmed.order.status, Status::AwaitingPayment);
+    assert_eq!(confirmed.emit, vec![Emit::Confirmed]);
+    assert_eq!(
+        confirmed.transition.unwrap().reason,
+        "stock reserved, awaiting payment without coupon SPEND (expired)"
+    );
+    assert_eq!(
+        confirmed.order.total_minor(),
+        confirmed.order.subtotal_minor
+    );
+    // Stock first: the coupon's answer confirms it at once.
+    let (order, emitted) = run(
+        pending(Some("SPEND")),
+        vec![
+            Fact::StockReserved,
+            coupon_rejected("rule_rejected", proceed),
+        ],
+    );
+    assert_eq!(order.status, Status::AwaitingPayment);
+    assert_eq!(emitted, vec![Emit::Confirmed]);
+    assert_eq!(order.discount_minor, 0);
+    let rejection = order.coupon_rejection.clone().unwrap();
+    assert_eq!(
+        (rejection.outcome, rejection.rule_code.as_deref()),
+        (CouponOutcome::ProceededWithout, Some("declined"))
+    );
+    // A repeated rejection changes nothing; stock lost later still rejects.
+    let again = decide(&order, coupon_rejected("rule_rejected", proceed)).unwrap();
+    assert_eq!((again.order, again.emit.len()), (order, 0));
+    let (order, emitted) = run(
+        pending(Some("SPEND")),
+        vec![
+            coupon_rejected("expired", proceed),
+            Fact::StockRejected {
+                sku: "TEE".into(),
+                reason: "insufficient_stock".into(),
+            },
+        ],
+    );
+    assert_eq!(order.status, Status::Rejected);
+    assert_eq!(
+        emitted,
+        vec![Emit::Rejected {
+            reason: "insufficient_stock: TEE".into()
+        }]
+    );
+}
+
+#[test]
+fn a_coupon_rejected_after_the_order_ended_records_nothing_about_it() {
+    let (cancelled, _) = run(pending(Some("SPEND")), vec![Fact::CancelRequested]);
+    for setting in [
+        OnCouponNotApplicable::Reject,
+        OnCouponNotApplicable::ProceedWithout,
+    ] {
+        let d = decide(&cancelled, coupon_rejected("expired", setting)).unwrap();
+        assert_eq!(d.order.status, Status::Cancelled);
+        assert_eq!(d.order.coupon, Coupon::Rejected);
+        assert_eq!((d.order.coupon_rejection, d.emit.len()), (None, 0));
+    }
 }
 
 #[test]

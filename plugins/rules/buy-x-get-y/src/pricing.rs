@@ -135,6 +135,12 @@ fn too_large() -> String {
     "the free units are worth too much to price".to_owned()
 }
 
+/// Checks a coupon's config when the coupon is created (the rule's
+/// `validate-config`): the same checks as pricing a cart makes.
+pub fn validate_config(config: &str) -> Result<(), String> {
+    parse_config(config).map(|_| ())
+}
+
 fn parse_config(config: &str) -> Result<Config, String> {
     let config: Config =
         serde_json::from_str(config).map_err(|e| format!("invalid config: {e}"))?;
@@ -168,6 +174,23 @@ mod tests {
 
     fn free_lines(d: &Discount) -> Vec<(&str, i64)> {
         d.lines.iter().map(|(s, a)| (s.as_str(), *a)).collect()
+    }
+
+    #[test]
+    fn a_config_is_checked_without_a_cart() {
+        assert_eq!(validate_config(TEE_MUG), Ok(()));
+        assert_eq!(validate_config(r#"{"buy":1,"get":1}"#), Ok(()));
+        for (config, word) in [
+            (r#"{"buy":0,"get":1}"#, "buy must be at least 1"),
+            (r#"{"buy":2,"get":0}"#, "get must be at least 1"),
+            (r#"{"buy":2,"get":1,"skus":[]}"#, "`skus` is empty"),
+            (r#"{"buy":2}"#, "missing field `get`"),
+            (r#"{"buy":2,"get":1,"sku":["TEE"]}"#, "unknown field `sku`"),
+        ] {
+            let message = validate_config(config).unwrap_err();
+            assert!(message.starts_with("invalid config: "), "{message}");
+            assert!(message.contains(word), "{config}: {message}");
+        }
     }
 
     #[test]

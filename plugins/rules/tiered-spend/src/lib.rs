@@ -7,9 +7,11 @@
 //! `pricing.rs`, and unit-tested natively.
 pub mod pricing;
 
+// `coupon-rule-with-config`: `rule` plus `rule-config`, so a coupon with a
+// config this rule cannot use is refused when it is created.
 wit_bindgen::generate!({
     path: "../../../wit/coupon-rule.wit",
-    world: "coupon-rule",
+    world: "coupon-rule-with-config",
 });
 
 use exports::mercato::plugin::rule::Guest;
@@ -33,6 +35,12 @@ impl Guest for TieredSpend {
             lines: Vec::new(),
             reason: discount.reason,
         })
+    }
+}
+
+impl exports::mercato::plugin::rule_config::Guest for TieredSpend {
+    fn validate_config(config: String) -> Result<(), String> {
+        pricing::validate_config(&config)
     }
 }
 

@@ -70,6 +70,12 @@ pub fn price(subtotal: i64, currency: &str, config: &str) -> Result<Discount, St
     })
 }
 
+/// Checks a coupon's config when the coupon is created (the rule's
+/// `validate-config`): the same checks as pricing a cart makes.
+pub fn validate_config(config: &str) -> Result<(), String> {
+    parse_config(config).map(|_| ())
+}
+
 /// Validates the config; the tiers come back sorted by `min_subtotal`.
 fn parse_config(config: &str) -> Result<Vec<Tier>, String> {
     let Config { tiers } =
@@ -137,6 +143,21 @@ mod tests {
 
     fn discount(subtotal: i64, config: &str) -> i64 {
         price(subtotal, "EUR", config).unwrap().amount
+    }
+
+    #[test]
+    fn a_config_is_checked_without_a_cart() {
+        assert_eq!(validate_config(TIERS), Ok(()));
+        for (config, word) in [
+            (r#"{"tiers":[]}"#, "`tiers` is empty"),
+            (r#"{"tier":[]}"#, "unknown field `tier`"),
+            (r#"{"tiers":[{"min_subtotal":100,"percent":0}]}"#, "percent"),
+            ("[]", "invalid config"),
+        ] {
+            let message = validate_config(config).unwrap_err();
+            assert!(message.starts_with("invalid config: "), "{message}");
+            assert!(message.contains(word), "{config}: {message}");
+        }
     }
 
     #[test]

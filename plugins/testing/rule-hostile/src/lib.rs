@@ -2,9 +2,14 @@
 //! `{"mode": "loop" | "alloc" | "panic" | "big-output" | "overdiscount" | "decline"}`;
 //! any other config grants 1 minor unit ("one off"). Tests prove the host
 //! contains each breach and the next evaluation still works.
+//!
+//! Its `validate-config` accepts every config, so coupons with each mode can
+//! be created and misbehave at checkout, unless the config also says
+//! `{"validate": "loop" | "alloc" | "panic" | "big-output" | "refuse"}`: then
+//! the check itself misbehaves (or refuses), and the coupon is never created.
 wit_bindgen::generate!({
     path: "../../../wit/coupon-rule.wit",
-    world: "coupon-rule",
+    world: "coupon-rule-with-config",
 });
 
 use mercato::plugin::rule_types::{Adjustment, Cart};
@@ -14,6 +19,22 @@ rule_kit::rule! {
     name: "hostile-rule",
     description: "Misbehaves on request, for the host's rule tests.",
     evaluate: evaluate,
+    validate_config: validate_config,
+}
+
+fn validate_config(config: String) -> Result<(), String> {
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap_or_default();
+    match config["validate"].as_str().unwrap_or_default() {
+        "loop" => spin(),
+        "alloc" => match touch_a_gibibyte() {
+            0 => Ok(()),
+            _ => Err("allocated".to_owned()),
+        },
+        "panic" => panic!("hostile rule panics while validating"),
+        "big-output" => Err("x".repeat(1 << 20)),
+        "refuse" => Err("hostile rule refuses this config".to_owned()),
+        _ => Ok(()),
+    }
 }
 
 fn evaluate(cart: Cart, config: String) -> Result<Adjustment, String> {
