@@ -94,7 +94,9 @@ async fn view(conn: &mut SqliteConnection, id: &str) -> Result<Option<Value>, sq
     let Some(o) = sqlx::query(
         "SELECT id, buyer_id, currency, status, stock_status, coupon_status, coupon_code, subtotal_minor, \
          discount_minor, payment_intent_id, captured_minor, refunded_minor, version, \
-         shipping_address_json, checkout_session_id, fulfillment_status FROM orders WHERE id = $1",
+         shipping_address_json, checkout_session_id, fulfillment_status, coupon_rejection_code, \
+         coupon_rejection_rule_code, coupon_rejection_message, coupon_rejection_outcome \
+         FROM orders WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -172,6 +174,15 @@ async fn view(conn: &mut SqliteConnection, id: &str) -> Result<Option<Value>, sq
         "total_minor": subtotal - discount,
         "coupon_code": o.try_get::<Option<String>, _>("coupon_code")?,
         "coupon_status": o.try_get::<String, _>("coupon_status")?,
+        "coupon_rejection": match o.try_get::<Option<String>, _>("coupon_rejection_code")? {
+            None => Value::Null,
+            Some(code) => json!({
+                "code": code,
+                "rule_code": o.try_get::<Option<String>, _>("coupon_rejection_rule_code")?,
+                "message": o.try_get::<Option<String>, _>("coupon_rejection_message")?,
+                "outcome": o.try_get::<Option<String>, _>("coupon_rejection_outcome")?,
+            }),
+        },
         "stock_status": o.try_get::<String, _>("stock_status")?,
         "payment_intent_id": o.try_get::<Option<String>, _>("payment_intent_id")?,
         "captured_minor": o.try_get::<i64, _>("captured_minor")?,
