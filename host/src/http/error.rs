@@ -42,7 +42,7 @@ pub enum ApiError {
     /// 403: a valid key whose role may not call this route.
     #[error("a {role} key may not call this route; it needs {need} key")]
     Forbidden {
-        /// The caller's role.
+        /// The caller's kind of key.
         role: &'static str,
         /// What the route needs, with its article.
         need: &'static str,
