@@ -89,19 +89,29 @@ async fn a_coupon_is_updated_disabled_enabled_and_archived(backend: Backend) {
         ),
         "{updated}"
     );
-    for (body, code) in [
-        (json!({ "percent": 50 }), "field_not_updatable"),
-        (json!({ "usage_limit": 0 }), "invalid_usage_limit"),
+    // What the body gets wrong alone is a 422; what the coupon's state
+    // refuses (a used count, a stored bound, its kind) a 409.
+    let (invalid, conflict) = (StatusCode::UNPROCESSABLE_ENTITY, StatusCode::CONFLICT);
+    for (body, status, code) in [
+        (json!({ "percent": 50 }), invalid, "field_not_updatable"),
+        (json!({ "usage_limit": 0 }), invalid, "invalid_usage_limit"),
         (
-            json!({ "valid_from": "2100-01-01T00:00:00Z" }),
+            json!({ "valid_from": "2100-01-02T00:00:00Z", "valid_until": "2100-01-01T00:00:00Z" }),
+            invalid,
             "invalid_validity_window",
         ),
-        (json!({}), "invalid_body"),
+        (json!({}), invalid, "invalid_body"),
+        (
+            json!({ "valid_from": "2100-01-01T00:00:00Z" }),
+            conflict,
+            "invalid_validity_window",
+        ),
+        (json!({ "config": { "x": 1 } }), conflict, "invalid_config"),
     ] {
-        let (status, refused) = call(&app, "POST", "/coupons/LIFE10", Some(body.clone())).await;
+        let (got, refused) = call(&app, "POST", "/coupons/LIFE10", Some(body.clone())).await;
         assert_eq!(
-            (status, &refused["error"]["code"]),
-            (StatusCode::UNPROCESSABLE_ENTITY, &json!(code)),
+            (got, &refused["error"]["code"]),
+            (status, &json!(code)),
             "{body}: {refused}"
         );
     }

@@ -134,7 +134,7 @@ fn signature_holds(header: &str, secret: &str, body: &[u8]) -> bool {
 }
 
 async fn a_checkout_is_paid_shipped_tracked_and_announced(backend: Backend) {
-    let (app, receiver, _config, _cleanup) = start(backend).await;
+    let (app, receiver, config, _cleanup) = start(backend).await;
     product(&app, "TEE", 2_500, 10).await;
     let hooks = [
         "orders.OrderPaid",
@@ -360,6 +360,45 @@ async fn a_checkout_is_paid_shipped_tracked_and_announced(backend: Backend) {
             .collect();
         assert_eq!(outcomes, ["retrying", "retrying", "delivered"], "{d}");
     }
+
+    // Deleting the endpoint answers it once, disabled; then it is gone from
+    // the API (every route 404, lists leave it out) and gets no new delivery.
+    let path = format!("/notifications/endpoints/{endpoint_id}");
+    let (status, deleted) = app.request("DELETE", &path, None, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert!(deleted["disabled_at"].is_string(), "{deleted}");
+    for (method, path) in [
+        ("GET", path.clone()),
+        ("DELETE", path.clone()),
+        ("GET", format!("{path}/deliveries")),
+    ] {
+        let (status, body) = app.request(method, &path, None, &[]).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (StatusCode::NOT_FOUND, &json!("unknown_endpoint")),
+            "{method} {path}"
+        );
+    }
+    let listed = get(&app, "/notifications/endpoints").await;
+    assert!(!listed.to_string().contains(endpoint_id), "{listed}");
+    let deliveries_before = count(
+        &config,
+        "notifications",
+        "SELECT COUNT(*) FROM webhook_deliveries",
+    )
+    .await;
+    open_and_submit(&app, "ada", "TEE", 1).await;
+    app.drain().await;
+    assert_eq!(
+        count(
+            &config,
+            "notifications",
+            "SELECT COUNT(*) FROM webhook_deliveries"
+        )
+        .await,
+        deliveries_before,
+        "a deleted endpoint gets no delivery"
+    );
     app.stop().await;
 }
 

@@ -29,10 +29,14 @@ fn keys(page: &Value, key: &str) -> Vec<String> {
 }
 
 async fn refused(app: &TestApp, path: &str, code: &str) {
-    let (status, body) = app.get(path).await;
+    refused_with(app, path, StatusCode::BAD_REQUEST, code).await;
+}
+
+async fn refused_with(app: &TestApp, path: &str, status: StatusCode, code: &str) {
+    let (got, body) = app.get(path).await;
     assert_eq!(
-        (status, &body["error"]["code"]),
-        (StatusCode::BAD_REQUEST, &json!(code)),
+        (got, &body["error"]["code"]),
+        (status, &json!(code)),
         "GET {path} → {body}"
     );
 }
@@ -226,12 +230,14 @@ async fn every_list_pages_newest_first_filters_and_refuses_unknown_parameters(ba
     for (path, code) in [
         ("/orders?limit=0", "invalid_limit"),
         ("/orders?limit=101", "invalid_limit"),
-        ("/orders?starting_after=nope", "invalid_cursor"),
+        ("/orders?starting_after=", "invalid_cursor"),
         ("/orders?status=SHIPPED", "invalid_status"),
         ("/orders?status=PAID&status=PAID", "duplicate_parameter"),
         ("/payments/intents?status=PAID", "invalid_status"),
         ("/shipping/shipments?status=SENT", "invalid_status"),
         ("/inventory/reservations?status=HELD", "invalid_status"),
+        ("/inventory/items?sku=%C3%97", "invalid_sku"),
+        ("/inventory/reservations?sku=a%20b", "invalid_sku"),
         ("/coupons/LIST10/redemptions?status=USED", "invalid_status"),
         (
             "/notifications?event_type=orders.Nope",
@@ -240,13 +246,33 @@ async fn every_list_pages_newest_first_filters_and_refuses_unknown_parameters(ba
     ] {
         refused(&app, path, code).await;
     }
-    // A cursor names an object of the list itself, not of another one.
-    refused(
-        &app,
-        &format!("/orders?starting_after={}", every[0]),
-        "invalid_cursor",
-    )
-    .await;
+    // A cursor names an object of the list itself, not of another one: like
+    // an unknown id it is missing (404). Both cursors page what lies between.
+    for path in [
+        "/orders?starting_after=nope".to_owned(),
+        format!("/orders?starting_after={}", every[0]),
+        format!("/orders?starting_after=nope&ending_before={}", every[0]),
+    ] {
+        refused_with(&app, &path, StatusCode::NOT_FOUND, "resource_missing").await;
+    }
+    let (_, page) = app.get("/orders?limit=3").await;
+    let id = |i: usize| page["data"][i]["id"].as_str().unwrap().to_owned();
+    let (_, between) = app
+        .get(&format!(
+            "/orders?starting_after={}&ending_before={}",
+            id(0),
+            id(2)
+        ))
+        .await;
+    assert_eq!(keys(&between, "id"), [id(1)], "{between}");
+    let (_, none) = app
+        .get(&format!(
+            "/orders?starting_after={}&ending_before={}",
+            id(2),
+            id(0)
+        ))
+        .await;
+    assert_eq!(none["data"], json!([]), "{none}");
     let (status, body) = app.get("/notifications/endpoints/nope/deliveries").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     app.stop().await;

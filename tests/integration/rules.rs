@@ -523,7 +523,7 @@ async fn unknown_rule_names_add_no_metric_label_values() {
                 &json!({ "code": code, "kind": "rule", "rule": rule, "currency": "EUR" }),
             )
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
         assert_eq!(body["error"]["code"], "unknown_rule", "{body}");
         let message = body["error"]["message"].as_str().unwrap();
         assert!(
@@ -578,8 +578,13 @@ async fn try_rule_coupon(
 
 /// Asserts a 422 with `code` whose message has every one of `words`.
 fn refused(answer: (StatusCode, Value), code: &str, words: &[&str]) {
-    let (status, body) = answer;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{code}: {body}");
+    refused_with(answer, StatusCode::UNPROCESSABLE_ENTITY, code, words);
+}
+
+/// Asserts `status` with `code` whose message has every one of `words`.
+fn refused_with(answer: (StatusCode, Value), status: StatusCode, code: &str, words: &[&str]) {
+    let (got, body) = answer;
+    assert_eq!(got, status, "{code}: {body}");
     assert_eq!(body["error"]["code"], code, "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     for word in words {
@@ -603,8 +608,9 @@ async fn rule_coupons_are_checked_by_their_rule_when_created_or_updated(backend:
     }
 
     // A rule nobody deployed: refused with its name, nothing created.
-    refused(
+    refused_with(
         try_rule_coupon(&app, "TYPO", "three-for-tow", json!({ "buy": 3 })).await,
+        StatusCode::NOT_FOUND,
         "unknown_rule",
         &["`three-for-tow`", "no rule of that name is deployed"],
     );

@@ -164,6 +164,20 @@ async fn idempotent_replay_returns_the_first_response_and_writes_nothing() {
     assert_eq!(replay.status(), StatusCode::CREATED);
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
     assert_eq!(replay.bytes().await.unwrap(), first_body);
+    // The same object serialised with its keys in another order and other
+    // spacing is the same request: replayed, not refused as reused.
+    let reordered = app
+        .client
+        .post(format!("{}/notes/notes", app.url))
+        .header("idempotency-key", "key-1")
+        .header("content-type", "application/json")
+        .body(r#"{ "body" : "once", "id" : "i1" }"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reordered.status(), StatusCode::CREATED);
+    assert_eq!(reordered.headers()["idempotent-replayed"], "true");
+    assert_eq!(reordered.bytes().await.unwrap(), first_body);
     assert_eq!(
         sqlite_count(dir.path(), "notes", "SELECT COUNT(*) FROM notes"),
         1

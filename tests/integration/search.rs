@@ -565,7 +565,7 @@ async fn search_ranks_in_tiers_and_pages_every_sort_both_ways(backend: Backend) 
         .await;
     assert_eq!(
         (status, &body["error"]["code"]),
-        (StatusCode::BAD_REQUEST, &json!("invalid_cursor"))
+        (StatusCode::NOT_FOUND, &json!("resource_missing"))
     );
     app.stop().await;
 }

@@ -967,7 +967,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing_anywhere() {
             "/orders".into(),
             Some(order(json!([{ "sku": "NOPE", "quantity": 1 }]))),
             None,
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::NOT_FOUND,
             "unknown_sku",
         ),
         (
@@ -1003,7 +1003,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing_anywhere() {
                 json!({ "buyer_id": "carol", "currency": "USD", "items": [{ "sku": "GADGET", "quantity": 1 }], "shipping_address": shipping_address() }),
             ),
             None,
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::CONFLICT,
             "currency_mismatch",
         ),
         (
@@ -1045,7 +1045,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing_anywhere() {
             format!("/payments/intents/{paid_intent}/refunds"),
             Some(json!({ "amount_minor": 2_501 })),
             None,
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::CONFLICT,
             "refund_exceeds_captured",
         ),
         (

@@ -119,6 +119,16 @@ async fn authorized_call(
     }
 }
 
+/// An `Idempotency-Key` as the OpenAPI document states it: 1-255 visible
+/// ASCII characters, spaces only inside (a tab, which HTTP allows in a
+/// header, is not part of a key).
+fn well_formed_key(key: &str) -> bool {
+    (1..=255).contains(&key.len())
+        && key.bytes().all(|b| (b' '..=b'~').contains(&b))
+        && !key.starts_with(' ')
+        && !key.ends_with(' ')
+}
+
 fn status_class(status: StatusCode) -> &'static str {
     match status.as_u16() {
         100..=199 => "1xx",
@@ -158,7 +168,7 @@ async fn call(
             value
                 .to_str()
                 .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .filter(|k| well_formed_key(k))
                 .ok_or_else(|| {
                     ApiError::BadRequest(
                         "invalid_idempotency_key",

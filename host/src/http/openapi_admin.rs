@@ -127,7 +127,7 @@ pub(super) fn paths(paths: &mut Map<String, Value>) {
             Some(json!({ "required": true, "content": { "application/json": { "schema": {
                 "type": "object", "required": ["kind"], "additionalProperties": false,
                 "properties": { "kind": { "enum": ["secret", "publishable"] },
-                    "name": { "type": "string", "maxLength": 100, "description": "What the key is for." } } } } } })),
+                    "name": { "type": "string", "maxLength": 100, "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", "description": "What the key is for; no control characters." } } } } } })),
             json!({ "201": keyed("The key, with `key` shown this once"), "400": refused("`invalid_json`, `invalid_key_request`") })),
     }));
     paths.insert("/admin/keys/{id}".into(), json!({ "delete": operation(

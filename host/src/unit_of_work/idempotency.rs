@@ -42,7 +42,9 @@ impl Drop for KeyGuard<'_> {
 
 /// What identifies a request behind a key: method, path, query, body and
 /// the caller's role, so a buyer who learns a merchant's key replays nothing
-/// the merchant was answered.
+/// the merchant was answered. A JSON body counts by its value, not its
+/// bytes: a retry that serialises the same object with its keys in another
+/// order or other spacing is the same request.
 pub(super) fn request_hash(req: &Request) -> String {
     let role = req
         .headers
@@ -59,8 +61,46 @@ pub(super) fn request_hash(req: &Request) -> String {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part);
     }
-    h.update(&req.body);
+    match serde_json::from_slice::<serde_json::Value>(&req.body) {
+        Ok(value) => {
+            h.update(b"json");
+            canonical_json(&value, &mut h);
+        }
+        Err(_) => {
+            h.update(b"raw");
+            h.update(&req.body);
+        }
+    }
     hex::encode(h.finalize())
+}
+
+/// Feeds `value` to `h` with object keys sorted, whatever order the map
+/// keeps them in.
+fn canonical_json(value: &serde_json::Value, h: &mut Sha256) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            h.update(b"{");
+            for key in keys {
+                h.update(Value::String(key.clone()).to_string().as_bytes());
+                h.update(b":");
+                canonical_json(&map[key], h);
+                h.update(b",");
+            }
+            h.update(b"}");
+        }
+        Value::Array(items) => {
+            h.update(b"[");
+            for item in items {
+                canonical_json(item, h);
+                h.update(b",");
+            }
+            h.update(b"]");
+        }
+        scalar => h.update(scalar.to_string().as_bytes()),
+    }
 }
 
 /// The stored response for `key`, unless it expired (created before

@@ -309,7 +309,7 @@ struct QuoteLineBody {
 }
 
 /// Validates the body of a quote. `null` counts as absent. With `lines` the
-/// subtotal is theirs (a `subtotal_minor` given too must match it).
+/// subtotal is theirs (a `subtotal_minor` beside them is refused).
 pub fn validate_quote(body: &Value) -> Result<QuoteRequest, Invalid> {
     let body: QuoteBody = object(body, QUOTE_FIELDS)?;
     let currency = currency(body.currency)?;
@@ -338,10 +338,13 @@ pub fn validate_quote(body: &Value) -> Result<QuoteRequest, Invalid> {
             .sum();
         let sum = i64::try_from(sum)
             .map_err(|_| Invalid::new("invalid_lines", "the lines' total is too large"))?;
-        if given.is_some_and(|g| g != sum) {
+        // One source of truth for the subtotal: a cart's lines, or a bare
+        // amount. Both at once could disagree, and the API's schema says
+        // `oneOf`, so it is refused whatever the values.
+        if given.is_some() {
             return Err(Invalid::new(
-                "subtotal_mismatch",
-                format!("subtotal_minor must equal the lines' total {sum}"),
+                "subtotal_with_lines",
+                format!("give subtotal_minor or lines, not both (the lines total {sum})"),
             ));
         }
         sum
@@ -375,15 +378,15 @@ fn quote_line(item: Field<QuoteLineBody>) -> Result<Line, Invalid> {
     let bad = || {
         Invalid::new(
             "invalid_lines",
-            "each line is {\"sku\": 1-64 characters, \"quantity\": 1-10000, \"unit_price_minor\": >= 0}",
+            "each line is {\"sku\": 1-64 characters, \"quantity\": 1-10000, \"unit_price_minor\": 0-1000000000000}",
         )
     };
     let Field::Given(line) = item else {
         return Err(bad());
     };
-    if !(1..=64).contains(&line.sku.len())
+    if !(1..=64).contains(&line.sku.chars().count())
         || !(1..=10_000).contains(&line.quantity)
-        || line.unit_price_minor < 0
+        || !(0..=MAX_UNIT_PRICE_MINOR).contains(&line.unit_price_minor)
     {
         return Err(bad());
     }
@@ -393,6 +396,9 @@ fn quote_line(item: Field<QuoteLineBody>) -> Result<Line, Invalid> {
         unit_price_minor: line.unit_price_minor,
     })
 }
+
+/// Highest unit price a quote line takes, as products' highest price.
+const MAX_UNIT_PRICE_MINOR: i64 = 1_000_000_000_000;
 
 /// Why a cart cannot redeem a coupon; the strings are the saga's
 /// `CouponRejected.reason` values.
@@ -484,13 +490,14 @@ pub struct ConfigRefusal {
 }
 
 impl ConfigRefusal {
-    /// `unknown_rule`: 422 `unknown_rule`; `busy` (no evaluation slot freed
+    /// `unknown_rule`: 404 `unknown_rule` (a named object that does not
+    /// exist, as an unknown SKU in an order); `busy` (no evaluation slot freed
     /// up): 503 `rules_busy`, worth retrying; anything else (the rule refused
     /// the config, or broke a limit or a check on it): 422
     /// `invalid_rule_config`.
     pub fn of(rule_code: &str) -> ConfigRefusal {
         let (status, code) = match rule_code {
-            "unknown_rule" => (422, "unknown_rule"),
+            "unknown_rule" => (404, "unknown_rule"),
             "busy" => (503, "rules_busy"),
             _ => (422, "invalid_rule_config"),
         };
@@ -583,7 +590,13 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Ok(match Value::deserialize(deserializer)? {
             Value::Null => Field::Absent,
-            value => serde_json::from_value(value).map_or(Field::Wrong, Field::Given),
+            // `2406.0` is an integer to JSON Schema, so to an integer field.
+            mut value => T::deserialize(&value)
+                .or_else(|_| {
+                    mercato_sdk::http::integral_floats_as_integers(&mut value);
+                    T::deserialize(&value)
+                })
+                .map_or(Field::Wrong, Field::Given),
         })
     }
 }
@@ -1286,7 +1299,7 @@ mod tests {
             let r = ConfigRefusal::of(code);
             (r.status, r.code)
         };
-        assert_eq!(of("unknown_rule"), (422, "unknown_rule"));
+        assert_eq!(of("unknown_rule"), (404, "unknown_rule"));
         assert_eq!(of("busy"), (503, "rules_busy"));
         for code in ["invalid_config", "trap", "out_of_fuel", "invalid_output"] {
             assert_eq!(of(code), (422, "invalid_rule_config"), "{code}");
@@ -1340,12 +1353,21 @@ mod tests {
         assert_eq!(q.cart.subtotal_minor, 5_900);
         assert_eq!(q.cart.lines.len(), 2);
         assert_eq!(q.cart.lines[0].sku, "TEE");
-        let matching = json!({ "currency": "EUR", "subtotal_minor": 5_900, "lines": lines });
-        assert!(validate_quote(&matching).is_ok());
         let code_of = |body: Value| validate_quote(&body).unwrap_err().code;
+        for subtotal in [1, 5_900] {
+            assert_eq!(
+                code_of(json!({ "currency": "EUR", "subtotal_minor": subtotal, "lines": lines })),
+                "subtotal_with_lines"
+            );
+        }
+        let empty = json!({ "currency": "EUR", "subtotal_minor": 7, "lines": [] });
+        assert_eq!(validate_quote(&empty).unwrap().cart.subtotal_minor, 7);
+        // An integral number written as a float is an integer; 0.5 is not.
+        let float = json!({ "currency": "EUR", "subtotal_minor": 2406.0 });
+        assert_eq!(validate_quote(&float).unwrap().cart.subtotal_minor, 2406);
         assert_eq!(
-            code_of(json!({ "currency": "EUR", "subtotal_minor": 1, "lines": lines })),
-            "subtotal_mismatch"
+            code_of(json!({ "currency": "EUR", "subtotal_minor": 2406.5 })),
+            "invalid_subtotal_minor"
         );
         assert_eq!(
             code_of(

@@ -140,6 +140,25 @@ pub fn updated(
     Ok(definition)
 }
 
+/// A refusal caused by what the coupon already is rather than by the body
+/// alone is a 409: a config for a coupon that is not a rule coupon, a usage
+/// limit below the redemptions recorded, or a bound that crosses the stored
+/// other bound of the validity window. The body's own faults stay 422.
+fn conflict_with_state(e: Invalid, body: &Value, current: &Value) -> HttpError {
+    let given = |field: &str| body.get(field).is_some_and(|v| !v.is_null());
+    let state = match e.code {
+        "usage_limit_below_used" => true,
+        "invalid_config" => given("config") && current["kind"] != "rule",
+        "invalid_validity_window" => !(given("valid_from") && given("valid_until")),
+        _ => false,
+    };
+    if state {
+        HttpError::conflict(e.code, &e.message)
+    } else {
+        e.into()
+    }
+}
+
 /// `POST /coupons/{code}`: updates limits and validity (200 with the coupon).
 pub fn update(req: &Request) -> HttpResult {
     let body: Value = req.json()?;
@@ -148,7 +167,8 @@ pub fn update(req: &Request) -> HttpResult {
         return Err(archived().into_conflict());
     }
     let current = view(&coupon, status);
-    let definition = updated(&coupon, &current, &body)?;
+    let definition =
+        updated(&coupon, &current, &body).map_err(|e| conflict_with_state(e, &body, &current))?;
     if config_changed(&coupon, &definition) {
         check_rule_config(&definition)?;
     }

@@ -16,7 +16,7 @@ pub fn list_items(req: &Request) -> HttpResult {
     let mut listing = Listing::new("stock_items", "sku, on_hand, reserved, committed")
         .sorted_by("created_at", "sku");
     if let Some(sku) = query.filter("sku") {
-        listing = listing.condition("sku = $?", sku.into());
+        listing = listing.condition("sku = $?", sku_filter(sku)?.into());
     }
     let (rows, has_more) = query.fetch(listing)?;
     let items = rows
@@ -48,12 +48,20 @@ pub fn list_reservations(req: &Request) -> HttpResult {
         listing = listing.condition("order_id = $?", order_id.into());
     }
     if let Some(sku) = query.filter("sku") {
-        listing = listing.condition("sku = $?", sku.into());
+        listing = listing.condition("sku = $?", sku_filter(sku)?.into());
     }
     if let Some(status) = query.filter("status") {
         listing = listing.condition("status = $?", reservation_status(status)?.as_str().into());
     }
     query.respond(listing)
+}
+
+/// The `sku` filter: a SKU no item can have is a 400 `invalid_sku`, as the
+/// schema promises, not an empty page.
+fn sku_filter(raw: &str) -> Result<&str, HttpError> {
+    mercato_sdk::validate::check_sku(raw)
+        .map_err(|e| HttpError::bad_request(e.code, &e.message))?;
+    Ok(raw)
 }
 
 /// The `status` filter: one of the stored spellings, or a 400 naming them

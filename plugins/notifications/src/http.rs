@@ -110,11 +110,12 @@ pub fn create_endpoint(req: &Request) -> HttpResult {
     ))
 }
 
-/// `GET /endpoints`: every endpoint newest first by `(created_at, id)`,
-/// disabled ones included, without secrets.
+/// `GET /endpoints`: every live endpoint newest first by `(created_at, id)`,
+/// without secrets.
 pub fn list_endpoints(req: &Request) -> HttpResult {
     let query = ListQuery::parse(req, &[])?;
-    let (rows, has_more) = query.fetch(webhooks::endpoint_listing())?;
+    let listing = webhooks::endpoint_listing().condition_fixed("disabled_at IS NULL");
+    let (rows, has_more) = query.fetch(listing)?;
     let endpoints = rows
         .into_iter()
         .map(|row| webhooks::Endpoint::from_json(row)?.to_json())
@@ -122,10 +123,15 @@ pub fn list_endpoints(req: &Request) -> HttpResult {
     Ok(list::page(endpoints, has_more))
 }
 
+/// A live endpoint. A deleted (disabled) one is gone from the API, as a
+/// deleted object is: 404 on every route, though its row and deliveries are
+/// kept and deliveries already queued are still attempted.
 fn load_endpoint(id: &str) -> Result<webhooks::Endpoint, HttpError> {
-    webhooks::endpoint(id)?.ok_or_else(|| {
-        HttpError::not_found("unknown_endpoint", &format!("no webhook endpoint {id}"))
-    })
+    webhooks::endpoint(id)?
+        .filter(|e| e.disabled_at.is_none())
+        .ok_or_else(|| {
+            HttpError::not_found("unknown_endpoint", &format!("no webhook endpoint {id}"))
+        })
 }
 
 /// `GET /endpoints/{id}`: one endpoint, without its secret.
@@ -136,15 +142,15 @@ pub fn get_endpoint(req: &Request) -> HttpResult {
     ))
 }
 
-/// `DELETE /endpoints/{id}`: disables the endpoint; events after this get no
-/// delivery. Idempotent: disabling again keeps the first `disabled_at`.
+/// `DELETE /endpoints/{id}`: deletes the endpoint (keeps it as disabled);
+/// events after this get no delivery. Answers the endpoint with its
+/// `disabled_at`; afterwards it is 404 like an id never created.
 pub fn disable_endpoint(req: &Request) -> HttpResult {
-    let endpoint = load_endpoint(req.param("id"))?;
-    webhooks::disable_endpoint(&endpoint.id, &clock::now())?;
-    Ok(Response::json(
-        200,
-        &load_endpoint(&endpoint.id)?.to_json()?,
-    ))
+    let mut endpoint = load_endpoint(req.param("id"))?;
+    let now = clock::now();
+    webhooks::disable_endpoint(&endpoint.id, &now)?;
+    endpoint.disabled_at = Some(now);
+    Ok(Response::json(200, &endpoint.to_json()?))
 }
 
 /// `GET /endpoints/{id}/deliveries[?status=…]`: the endpoint's deliveries

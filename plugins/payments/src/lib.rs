@@ -86,15 +86,18 @@ impl Plugin for Payments {
     }
 }
 
-/// A refused command as an HTTP error: bad input 400/422, wrong state 409.
+/// A refused command as an HTTP error: bad input 400/422, wrong state 409
+/// (a refund above what is still refundable is the intent's state refusing
+/// a well-formed amount).
 fn refused(refusal: Refusal) -> HttpError {
     let status = match refusal {
         Refusal::UnknownPaymentMethod(_) => 400,
         Refusal::IntentCanceled
         | Refusal::IntentAlreadySucceeded
         | Refusal::IntentFailed
-        | Refusal::IntentNotCaptured => 409,
-        Refusal::InvalidAmount(_) | Refusal::RefundExceedsCaptured { .. } => 422,
+        | Refusal::IntentNotCaptured
+        | Refusal::RefundExceedsCaptured { .. } => 409,
+        Refusal::InvalidAmount(_) => 422,
     };
     HttpError::new(status, refusal.code(), &refusal.to_string())
 }

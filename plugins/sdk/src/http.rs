@@ -109,8 +109,9 @@ impl Request {
 }
 
 /// Turns every number with a zero fraction that an `i64` holds into that
-/// integer, inside arrays and objects too.
-fn integral_floats_as_integers(value: &mut serde_json::Value) {
+/// integer, inside arrays and objects too (JSON Schema counts `1500.0` as an
+/// integer; a plugin reading fields one by one calls this on a refusal).
+pub fn integral_floats_as_integers(value: &mut serde_json::Value) {
     use serde_json::Value;
     match value {
         Value::Number(n) => {

@@ -3,7 +3,9 @@
 //! or `ending_before=<id>` (the page before it), newest first, and the answer
 //! `{"object": "list", "data": [...], "has_more": bool}`. A query parameter
 //! the list does not take is a 400 naming it, so a misspelt filter is never
-//! silently ignored.
+//! silently ignored. A cursor naming no object of the list is a 404
+//! `resource_missing` (as Stripe answers). Both cursors at once page the
+//! objects between them, newest first from `starting_after`.
 //!
 //! ```ignore
 //! fn list(req: &Request) -> HttpResult {
@@ -24,6 +26,8 @@ use serde_json::{Value, json};
 pub const DEFAULT_LIMIT: i64 = 20;
 /// Largest page.
 pub const MAX_LIMIT: i64 = 100;
+/// Longest cursor (an object id) read.
+pub const MAX_CURSOR_BYTES: usize = 200;
 
 /// Where a page starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,13 +53,17 @@ pub struct ListQuery {
     pub limit: i64,
     /// Where the page starts; `None` for the first page.
     pub cursor: Option<Cursor>,
+    /// The other cursor, when a request gives both: the page is then the
+    /// objects between them (see [`ListQuery::fetch`]).
+    other_cursor: Option<Cursor>,
     filters: Vec<(String, String)>,
 }
 
 impl ListQuery {
     /// Reads `limit`, `starting_after`, `ending_before` and the `filters` this
     /// list takes from the query string. Any other parameter, a parameter given
-    /// twice, a `limit` outside 1..=100 or both cursors at once is a 400.
+    /// twice, a `limit` outside 1..=100 or an empty cursor is a 400; both
+    /// cursors at once are refused by [`ListQuery::check_cursors`].
     pub fn parse(req: &Request, filters: &[&str]) -> Result<Self, HttpError> {
         Self::parse_query(&req.query, filters)
     }
@@ -65,6 +73,7 @@ impl ListQuery {
         let mut parsed = ListQuery {
             limit: DEFAULT_LIMIT,
             cursor: None,
+            other_cursor: None,
             filters: Vec::new(),
         };
         let mut seen: Vec<String> = Vec::new();
@@ -93,23 +102,24 @@ impl ListQuery {
                         })?;
                 }
                 "starting_after" | "ending_before" => {
-                    if parsed.cursor.is_some() {
+                    if value.is_empty() || value.len() > MAX_CURSOR_BYTES {
                         return Err(HttpError::bad_request(
                             "invalid_cursor",
-                            "give starting_after or ending_before, not both",
+                            &format!(
+                                "{key} must be the id of an object of this list (1 to {MAX_CURSOR_BYTES} bytes)"
+                            ),
                         ));
                     }
-                    if value.is_empty() || value.len() > 200 {
-                        return Err(HttpError::bad_request(
-                            "invalid_cursor",
-                            &format!("{key} must be the id of an object of this list"),
-                        ));
-                    }
-                    parsed.cursor = Some(if key == "starting_after" {
+                    let cursor = if key == "starting_after" {
                         Cursor::StartingAfter(value)
                     } else {
                         Cursor::EndingBefore(value)
-                    });
+                    };
+                    if parsed.cursor.is_some() {
+                        parsed.other_cursor = Some(cursor);
+                    } else {
+                        parsed.cursor = Some(cursor);
+                    }
                 }
                 other if filters.contains(&other) => parsed.filters.push((key, value)),
                 other => {
@@ -128,6 +138,41 @@ impl ListQuery {
         Ok(parsed)
     }
 
+    /// Checks the cursors against the list: one naming no object (`exists`
+    /// says no) is a 404 `resource_missing`.
+    pub fn check_cursors(
+        &self,
+        mut exists: impl FnMut(&str) -> Result<bool, HttpError>,
+    ) -> Result<(), HttpError> {
+        for cursor in self.cursor.iter().chain(&self.other_cursor) {
+            let id = cursor.id();
+            if !exists(id)? {
+                return Err(HttpError::not_found(
+                    "resource_missing",
+                    &format!("no object `{id}` in this list"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The two cursors when a request gives both, as (starting_after,
+    /// ending_before). They are always of both kinds: a parameter given
+    /// twice is refused when parsed.
+    fn window(&self) -> Option<(&str, &str)> {
+        match (self.cursor.as_ref()?, self.other_cursor.as_ref()?) {
+            (Cursor::StartingAfter(a), Cursor::EndingBefore(b))
+            | (Cursor::EndingBefore(b), Cursor::StartingAfter(a)) => Some((a, b)),
+            _ => None,
+        }
+    }
+
+    /// Whether the request gave both cursors (a list that cannot page a
+    /// window between them refuses it).
+    pub fn has_both_cursors(&self) -> bool {
+        self.other_cursor.is_some()
+    }
+
     /// The value of filter `name`, if given (possibly empty).
     pub fn filter(&self, name: &str) -> Option<&str> {
         self.filters
@@ -137,7 +182,7 @@ impl ListQuery {
     }
 
     /// Runs `listing` for this page: the objects as JSON and whether more
-    /// follow in the direction of travel. An unknown cursor is a 400.
+    /// follow in the direction of travel. An unknown cursor is a 404.
     pub fn fetch(&self, listing: Listing) -> Result<(Vec<Value>, bool), HttpError> {
         let Listing {
             table,
@@ -149,17 +194,24 @@ impl ListQuery {
             json_columns,
         } = listing;
         let mut descending = true;
-        if let Some(cursor) = &self.cursor {
+        self.check_cursors(|cursor| {
             let found = db::query(
                 &format!("SELECT {id} FROM {table} WHERE {id} = $1"),
-                &[cursor.id().into()],
+                &[cursor.into()],
             )?;
-            if found.is_empty() {
-                return Err(HttpError::bad_request(
-                    "invalid_cursor",
-                    &format!("no object `{}` in this list", cursor.id()),
+            Ok(!found.is_empty())
+        })?;
+        if let Some((after, before)) = self.window() {
+            // Both cursors: the objects between them, newest first from
+            // `starting_after` (empty when `ending_before` is not older).
+            for (cursor, cmp) in [(after, "<"), (before, ">")] {
+                params.push(cursor.into());
+                let n = params.len();
+                conditions.push(format!(
+                    "({sort}, {id}) {cmp} (SELECT {sort}, {id} FROM {table} WHERE {id} = ${n})"
                 ));
             }
+        } else if let Some(cursor) = &self.cursor {
             params.push(cursor.id().into());
             let n = params.len();
             let (cmp, desc) = match cursor {
@@ -256,6 +308,12 @@ impl Listing {
         self
     }
 
+    /// Adds a condition without parameters (`"disabled_at IS NULL"`).
+    pub fn condition_fixed(mut self, sql: &str) -> Self {
+        self.conditions.push(sql.to_owned());
+        self
+    }
+
     /// Columns holding JSON text, answered as JSON values.
     pub fn json_columns(mut self, columns: &[&'static str]) -> Self {
         self.json_columns = columns.to_vec();
@@ -291,8 +349,8 @@ mod tests {
             ("limit=101", "invalid_limit"),
             ("limit=ten", "invalid_limit"),
             ("limit=", "invalid_limit"),
-            ("starting_after=a&ending_before=b", "invalid_cursor"),
             ("starting_after=", "invalid_cursor"),
+            ("starting_after=a&ending_before=", "invalid_cursor"),
             ("stauts=PAID", "unknown_parameter"),
             ("status=PAID&status=NEW", "duplicate_parameter"),
         ] {
@@ -302,6 +360,22 @@ mod tests {
         let e = parse("stauts=PAID").unwrap_err();
         assert!(e.message.contains("`stauts`"), "{}", e.message);
         assert!(e.message.contains("status, buyer_id"), "{}", e.message);
+    }
+
+    #[test]
+    fn an_unknown_cursor_is_a_404_and_both_make_a_window() {
+        let q = parse("starting_after=a&ending_before=b").unwrap();
+        let e = q.check_cursors(|id| Ok(id == "a")).unwrap_err();
+        assert_eq!((e.status, e.code.as_str()), (404, "resource_missing"));
+        assert!(e.message.contains("`b`"), "{}", e.message);
+        assert!(q.check_cursors(|_| Ok(true)).is_ok());
+        assert_eq!(q.window(), Some(("a", "b")));
+        let q = parse("ending_before=b&starting_after=a").unwrap();
+        assert_eq!(q.window(), Some(("a", "b")));
+        let q = parse("ending_before=a").unwrap();
+        assert!(q.check_cursors(|_| Ok(true)).is_ok());
+        assert_eq!(q.window(), None);
+        assert_eq!(q.check_cursors(|_| Ok(false)).unwrap_err().status, 404);
     }
 
     #[test]

@@ -136,16 +136,29 @@ fn keys(sort: Sort) -> &'static [Key] {
 /// One page in the sort's order, after the cursor's keys as the list
 /// convention pages: `starting_after` continues in the sort's direction,
 /// `ending_before` goes back against it (the page is then turned round).
-/// The cursor must be a product the query's words find.
+/// The cursor must be a product the query's words find (else a 404).
 fn page(search: &ProductSearch, keys: &[Key]) -> Result<(Vec<Value>, bool, Value), HttpError> {
     let (after, forward) = match &search.cursor {
         None => (None, true),
         Some(cursor) => {
             let (Cursor::StartingAfter(id) | Cursor::EndingBefore(id)) = cursor;
-            let values = store::cursor_keys(search, keys, id)?.ok_or_else(|| {
-                HttpError::bad_request("invalid_cursor", &format!("no object `{id}` in this list"))
+            let mut values = None;
+            search.list.check_cursors(|other| {
+                let found = store::cursor_keys(search, keys, other)?;
+                let exists = found.is_some();
+                if other == id && values.is_none() {
+                    values = found;
+                }
+                Ok(exists)
             })?;
-            (Some(values), matches!(cursor, Cursor::StartingAfter(_)))
+            if search.list.has_both_cursors() {
+                // The ranked search pages from one cursor only.
+                return Err(HttpError::bad_request(
+                    "invalid_cursor",
+                    "give starting_after or ending_before, not both",
+                ));
+            }
+            (values, matches!(cursor, Cursor::StartingAfter(_)))
         }
     };
     let (mut data, facets) = store::page_and_facets(search, keys, after, forward, search.limit)?;

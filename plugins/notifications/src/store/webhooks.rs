@@ -89,8 +89,8 @@ pub fn endpoint(id: &str) -> Result<Option<Endpoint>, Error> {
     .parse_first()
 }
 
-/// Every endpoint as a list, disabled ones included, newest first by
-/// `(created_at, id)`.
+/// Every endpoint as a list, deleted (disabled) ones included, newest first
+/// by `(created_at, id)`.
 pub fn endpoint_listing() -> Listing {
     Listing::new("webhook_endpoints", ENDPOINT_COLUMNS)
 }

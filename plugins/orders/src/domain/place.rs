@@ -113,10 +113,11 @@ pub fn place(
             ));
         }
         let offer = offer(&sku)
-            .ok_or_else(|| refuse(422, "unknown_sku", format!("no product with sku {sku}")))?;
+            .ok_or_else(|| refuse(404, "unknown_sku", format!("no product with sku {sku}")))?;
         if offer.currency != cmd.currency {
+            // The body is well formed; the catalog's state refuses it.
             return Err(refuse(
-                422,
+                409,
                 "currency_mismatch",
                 format!(
                     "{sku} is sold in {}, the order is in {}",

@@ -69,12 +69,15 @@ fn query_words_are_kept_in_order_and_deduplicated_for_matching() {
     let s = search("q=mug+red+mug");
     assert_eq!(s.words, ["mug", "red", "mug"]);
     assert_eq!(s.distinct_words(), ["mug", "red"]);
+    // Past the tenth, words are left out.
+    let words: Vec<String> = (0..MAX_Q_WORDS + 2).map(|i| format!("w{i}")).collect();
+    let s = search(&format!("q={}", words.join("+")));
+    assert_eq!(s.words, words[..MAX_Q_WORDS]);
 }
 
 #[test]
 fn bad_product_searches_are_400s_naming_the_problem() {
     let long_q = format!("q={}", "a".repeat(MAX_Q_CHARS + 1));
-    let many_words = format!("q={}", ["w"; MAX_Q_WORDS + 1].join("+"));
     let many_attributes: String = (0..=MAX_ATTRIBUTE_FILTERS)
         .map(|i| format!("attr.a{i}=v&"))
         .collect();
@@ -84,12 +87,10 @@ fn bad_product_searches_are_400s_naming_the_problem() {
         ("q=a&q=b", "duplicate_parameter"),
         ("attr.color=red&attr.color=blue", "duplicate_parameter"),
         (long_q.as_str(), "invalid_q"),
-        (many_words.as_str(), "invalid_q"),
         ("in_stock=yes", "invalid_in_stock"),
         ("price_min_minor=-1", "invalid_price"),
         ("price_max_minor=1.5", "invalid_price"),
         ("price_max_minor=1000000000001", "invalid_price"),
-        ("price_min_minor=10&price_max_minor=9", "invalid_range"),
         ("currency=eur", "invalid_currency"),
         ("seller_id=Acme", "invalid_seller_id"),
         ("sort=cheapest", "invalid_sort"),
@@ -98,7 +99,7 @@ fn bad_product_searches_are_400s_naming_the_problem() {
         (long_value.as_str(), "invalid_attribute_filter"),
         (many_attributes.as_str(), "invalid_attribute_filter"),
         ("limit=0", "invalid_limit"),
-        ("starting_after=a&ending_before=b", "invalid_cursor"),
+        ("starting_after=", "invalid_cursor"),
     ] {
         assert_eq!(
             refused(product_search(query)),
@@ -106,6 +107,9 @@ fn bad_product_searches_are_400s_naming_the_problem() {
             "{query}"
         );
     }
+    // A price range with min above max is well formed; it matches nothing.
+    let s = search("price_min_minor=10&price_max_minor=9");
+    assert_eq!((s.price_min_minor, s.price_max_minor), (Some(10), Some(9)));
     let e = product_search("colour=red").unwrap_err();
     assert!(e.message.contains("`colour`"), "{}", e.message);
     assert!(e.message.contains("attr.<name>"), "{}", e.message);
@@ -138,6 +142,13 @@ fn order_filters_are_read_and_times_normalised() {
 
 #[test]
 fn bad_order_filters_are_400s() {
+    // Empty ranges are well formed: they match no order.
+    for query in [
+        "total_gte_minor=5&total_lte_minor=4",
+        "created_gte=2026-01-02T00:00:00Z&created_lt=2026-01-02T00:00:00Z",
+    ] {
+        assert!(orders(query).is_ok(), "{query}");
+    }
     for (query, code) in [
         ("status=paid", "invalid_status"),
         ("status=SHIPPED", "invalid_status"),
@@ -145,11 +156,6 @@ fn bad_order_filters_are_400s() {
         ("created_gte=yesterday", "invalid_time"),
         ("created_lt=2026-01-01", "invalid_time"),
         ("total_gte_minor=-5", "invalid_amount"),
-        ("total_gte_minor=5&total_lte_minor=4", "invalid_range"),
-        (
-            "created_gte=2026-01-02T00:00:00Z&created_lt=2026-01-02T00:00:00Z",
-            "invalid_range",
-        ),
         ("sort=newest", "unknown_parameter"),
     ] {
         assert_eq!(refused(orders(query)), (400, code.to_owned()), "{query}");
@@ -186,10 +192,11 @@ fn a_dashboard_takes_an_inclusive_day_range_and_a_currency() {
     );
     assert_eq!(dashboard_query("").unwrap(), DashboardQuery::default());
     assert!(dashboard_query("from=2026-01-01&to=2026-01-01").is_ok());
+    // An inverted window is well formed; it covers no day.
+    assert!(dashboard_query("from=2026-02-01&to=2026-01-31").is_ok());
     for (query, code) in [
         ("from=2026-01-32", "invalid_date"),
         ("to=yesterday", "invalid_date"),
-        ("from=2026-02-01&to=2026-01-31", "invalid_range"),
         ("currency=euro", "invalid_currency"),
         ("from=2026-01-01&from=2026-01-02", "duplicate_parameter"),
         ("limit=5", "unknown_parameter"),
