@@ -44,11 +44,18 @@ pub(super) async fn run_outbound(
         };
         let full = due.len() == BATCH;
         let concurrency = plugin.outbound.config().concurrency;
-        let stopped = futures_util::stream::iter(due)
+        let batch = futures_util::stream::iter(due)
             .map(|pending| deliver(&relay, &plugin, pending))
             .buffer_unordered(concurrency)
-            .any(|finished| async move { !finished })
-            .await;
+            .any(|finished| async move { !finished });
+        // A stopping host does not wait out a batch of slow receivers (64
+        // attempts, each up to its timeout): an attempt cut short here is
+        // not recorded, so it is made again after the restart with the same
+        // key, as after a crash (at-least-once, the receiver dedupes).
+        let stopped = tokio::select! {
+            stopped = batch => stopped,
+            _ = life.cancelled() => true,
+        };
         if stopped {
             return;
         }

@@ -923,8 +923,13 @@ mod tests {
         rejected("invalid_amount_minor")(with(json!({})));
         rejected("invalid_amount_minor")(with(json!({ "amount_minor": 0 })));
         rejected("invalid_amount_minor")(with(json!({ "amount_minor": -1 })));
-        rejected("invalid_amount_minor")(with(json!({ "amount_minor": 1e3 })));
+        rejected("invalid_amount_minor")(with(json!({ "amount_minor": 1.5 })));
         rejected("invalid_amount_minor")(with(json!({ "amount_minor": u64::MAX })));
+        // 1e3 is the integer 1000, as JSON Schema counts it.
+        assert_eq!(
+            with(json!({ "amount_minor": 1e3 })).unwrap().discount,
+            Discount::Fixed(1_000)
+        );
         rejected("invalid_percent")(with(json!({ "amount_minor": 500, "percent": 10 })));
         assert_eq!(
             with(json!({ "amount_minor": 1 })).unwrap().discount,

@@ -145,26 +145,33 @@ mod tests {
 
     #[test]
     fn a_submission_place_refuses_is_refused_with_the_same_code() {
-        let cases: [(Breaker, &str); 5] = [
-            (|p| p["items"][0]["sku"] = json!("NOPE"), "unknown_sku"),
-            (|p| p["items"][0]["sku"] = json!("bad sku"), "invalid_sku"),
-            (|p| p["items"] = json!([]), "no_items"),
+        // The code is what checkout hears; the status is POST /orders'.
+        let cases: [(Breaker, u16, &str); 5] = [
+            (|p| p["items"][0]["sku"] = json!("NOPE"), 404, "unknown_sku"),
+            (
+                |p| p["items"][0]["sku"] = json!("bad sku"),
+                422,
+                "invalid_sku",
+            ),
+            (|p| p["items"] = json!([]), 422, "no_items"),
             (
                 |p| p["shipping_address"]["country"] = json!("XX"),
+                422,
                 "invalid_shipping_address",
             ),
             (
                 |p| p["shipping_address"]["city"] = json!("  "),
+                422,
                 "invalid_shipping_address",
             ),
         ];
-        for (break_it, code) in cases {
+        for (break_it, status, code) in cases {
             let mut p = payload();
             break_it(&mut p);
             let s = read(&p);
             assert_eq!(s.session_id, "cs-1");
             let refusal = place("o1", s.command.unwrap(), offer).unwrap_err();
-            assert_eq!((refusal.status, refusal.code), (422, code));
+            assert_eq!((refusal.status, refusal.code), (status, code));
         }
     }
 
