@@ -63,7 +63,7 @@ impl ListQuery {
     /// Reads `limit`, `starting_after`, `ending_before` and the `filters` this
     /// list takes from the query string. Any other parameter, a parameter given
     /// twice, a `limit` outside 1..=100 or an empty cursor is a 400; both
-    /// cursors at once are refused by [`ListQuery::check_cursors`].
+    /// cursors at once page the objects between them ([`ListQuery::fetch`]).
     pub fn parse(req: &Request, filters: &[&str]) -> Result<Self, HttpError> {
         Self::parse_query(&req.query, filters)
     }

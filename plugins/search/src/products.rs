@@ -138,7 +138,7 @@ fn keys(sort: Sort) -> &'static [Key] {
 /// `ending_before` goes back against it (the page is then turned round).
 /// The cursor must be a product the query's words find (else a 404).
 fn page(search: &ProductSearch, keys: &[Key]) -> Result<(Vec<Value>, bool, Value), HttpError> {
-    let (after, forward) = match &search.cursor {
+    let (after, forward) = match &search.list.cursor {
         None => (None, true),
         Some(cursor) => {
             let (Cursor::StartingAfter(id) | Cursor::EndingBefore(id)) = cursor;

@@ -4,7 +4,7 @@
 //! convention's rule for query strings), and nothing is read.
 use super::text::words;
 use mercato_sdk::http::HttpError;
-use mercato_sdk::list::{Cursor, ListQuery};
+use mercato_sdk::list::ListQuery;
 use mercato_sdk::time::Instant;
 use mercato_sdk::validate::{MAX_AMOUNT_MINOR, is_currency};
 
@@ -116,8 +116,7 @@ pub struct ProductSearch {
     /// `Relevance` only with words; without, relevance is just newest first.
     pub sort: Sort,
     pub limit: i64,
-    pub cursor: Option<Cursor>,
-    /// The list convention's reading, whose cursors the page checks.
+    /// The list convention's reading: the cursors the page starts from.
     pub list: ListQuery,
 }
 
@@ -171,7 +170,6 @@ pub fn product_search(query: &str) -> Result<ProductSearch, HttpError> {
         attributes: Vec::new(),
         sort: Sort::Relevance,
         limit: list.limit,
-        cursor: list.cursor.clone(),
         list: list.clone(),
     };
     if let Some(q) = list.filter("q") {

@@ -1,4 +1,5 @@
 use super::*;
+use mercato_sdk::list::Cursor;
 
 fn search(query: &str) -> ProductSearch {
     product_search(query).unwrap_or_else(|e| panic!("{query}: {e:?}"))
@@ -24,7 +25,7 @@ fn an_empty_search_lists_everything_newest_first() {
     let s = search("");
     assert_eq!(s.words, Vec::<String>::new());
     assert_eq!(s.sort, Sort::Newest);
-    assert_eq!((s.limit, s.cursor), (20, None));
+    assert_eq!((s.limit, &s.list.cursor), (20, &None));
     assert!(s.attributes.is_empty());
 }
 
@@ -51,7 +52,7 @@ fn every_filter_is_read() {
     );
     assert_eq!(s.sort, Sort::PriceDesc);
     assert_eq!(s.limit, 5);
-    assert_eq!(s.cursor, Some(Cursor::StartingAfter("p1".into())));
+    assert_eq!(s.list.cursor, Some(Cursor::StartingAfter("p1".into())));
     assert_eq!(search("in_stock=false").in_stock, Some(false));
 }
 
