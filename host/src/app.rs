@@ -115,6 +115,7 @@ impl App {
             relay: relay.clone(),
             trusted_keys,
             cancel: cancel.clone(),
+            compilations: metrics.compilations.clone(),
         });
         let pruner = Pruner::new(
             registry.clone(),
@@ -208,6 +209,12 @@ impl App {
     /// (see [`Relay::drain`]).
     pub async fn drain(&self, timeout: Duration) -> Result<(), String> {
         self.0.relay.drain(timeout).await
+    }
+
+    /// Waits until every committed event has its outbox sequence number
+    /// (see [`Relay::drain_numbering`]).
+    pub async fn drain_numbering(&self, timeout: Duration) -> Result<(), String> {
+        self.0.relay.drain_numbering(timeout).await
     }
 
     /// Stops the relay and the idempotency pruner and waits for their tasks.

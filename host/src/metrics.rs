@@ -21,8 +21,14 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// Event deliveries by subscriber, source and outcome (`ok`, `retry`, `dead_letter`).
     pub deliveries: IntCounterVec,
+    /// Events a stream delivered in one transaction, by subscriber and source.
+    pub delivery_batch: HistogramVec,
     /// Calls running right now, by plugin.
     pub in_flight: IntGaugeVec,
+    /// Components made ready to run at start, deploy and rollback, by
+    /// outcome: `compiled` (by Cranelift) or `cached` (compiled code loaded
+    /// from `data_dir/plugins/compiled`).
+    pub compilations: IntCounterVec,
     /// Events a subscriber has yet to consume from a source.
     pub outbox_lag: IntGaugeVec,
     /// Seconds the oldest event a subscriber has not consumed has waited.
@@ -124,11 +130,24 @@ impl Metrics {
                 "Event deliveries by outcome (ok, retry, dead_letter)",
                 &["subscriber", "source", "outcome"],
             ),
+            delivery_batch: histogram(
+                &registry,
+                "mercato_event_delivery_batch_size",
+                "Events delivered in one subscriber transaction by a stream that was behind",
+                &["subscriber", "source"],
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+            ),
             in_flight: gauge(
                 &registry,
                 "mercato_plugin_calls_in_flight",
                 "Plugin calls running now",
                 &["plugin"],
+            ),
+            compilations: counter(
+                &registry,
+                "mercato_component_compilations_total",
+                "Components made ready to run by outcome: compiled (by Cranelift) or cached (compiled code loaded from the data dir)",
+                &["outcome"],
             ),
             outbox_lag: gauge(
                 &registry,

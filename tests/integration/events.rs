@@ -1,6 +1,9 @@
 //! Event routing through real components: retries with backoff, dead letters that
 //! do not block other sources, source order at volume, delayed delivery.
-use crate::common::{TestApp, config, drop_postgres, postgres_config, sqlite_count, within};
+use crate::common::{
+    Backend, Teardown, TestApp, config, drop_postgres, on_both_backends, postgres_config,
+    sqlite_count, within,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -154,6 +157,75 @@ async fn a_thousand_events_from_one_source_arrive_in_order() {
         .collect();
     assert_eq!(sequences, (1..=1000).collect::<Vec<u64>>());
     assert!(seen.iter().all(|e| e["attempt"] == 1));
+    app.stop().await;
+}
+
+on_both_backends!(
+    a_stream_behind_delivers_in_batches_and_a_failing_event_falls_back_alone,
+    a_stream_behind_delivers_in_batches_and_a_failing_event_falls_back_alone_on_sqlite,
+    a_stream_behind_delivers_in_batches_and_a_failing_event_falls_back_alone_on_postgres,
+);
+/// Events pile up while the subscriber's deliveries are held; once released,
+/// the stream hands them over several per transaction. A poisoned event in
+/// the middle rolls its batch back: it is retried and dead-lettered alone,
+/// and every other event is handled exactly once, in order.
+async fn a_stream_behind_delivers_in_batches_and_a_failing_event_falls_back_alone(
+    backend: Backend,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = backend.config(dir.path()).await;
+    config.events.backoff_base_ms = 10;
+    let plugins = ["notes", "audit"];
+    let _teardown = Teardown::new(&config, &plugins);
+    let app = TestApp::start(config, &plugins).await;
+    app.host
+        .relay()
+        .paused("audit", async {
+            for n in 1..=200 {
+                let audit = if n == 100 {
+                    json!({ "always_fail": true })
+                } else {
+                    json!({})
+                };
+                note(&app, &format!("n{n}"), audit).await;
+            }
+        })
+        .await;
+    app.drain().await;
+
+    let seen = app.seen().await;
+    let sequences: Vec<u64> = seen
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = (1..=200).filter(|n| *n != 100).collect();
+    assert_eq!(sequences, expected, "each handled once, in order");
+    let (_, events) = app.get("/admin/events").await;
+    let letters = events["dead_letters"].as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{events}");
+    assert_eq!(letters[0]["sequence"], 100, "{events}");
+
+    let metrics = app.metrics().await;
+    let labels = r#"{source="notes",subscriber="audit"}"#;
+    let batches = metric(
+        &metrics,
+        &format!("mercato_event_delivery_batch_size_count{labels}"),
+    );
+    let batched = metric(
+        &metrics,
+        &format!("mercato_event_delivery_batch_size_sum{labels}"),
+    );
+    // Most events went in batches of several (the poisoned one's batch fell
+    // back, and the events after it went one by one for a while).
+    assert!(
+        batched >= 100 && batches * 4 <= batched,
+        "{batches} batches, {batched} events: {metrics}"
+    );
+    let ok = metric(
+        &metrics,
+        r#"mercato_event_deliveries_total{outcome="ok",source="notes",subscriber="audit"}"#,
+    );
+    assert_eq!(ok, 199, "{metrics}");
     app.stop().await;
 }
 

@@ -570,6 +570,7 @@ on_both_backends!(
 
 /// The head of `plugin`'s outbox: how many events it has committed.
 async fn outbox_head(app: &TestApp, plugin: &str) -> i64 {
+    app.numbered().await;
     let events = get(app, "/admin/events").await;
     events["outboxes"]
         .as_array()

@@ -4,6 +4,7 @@
 mod common;
 
 mod coupons;
+mod crash;
 mod events;
 mod hotswap;
 mod hotswap_load;

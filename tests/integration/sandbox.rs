@@ -853,6 +853,7 @@ async fn postgres_host_tables_are_not_writable_by_the_plugin() {
         "mercato_dead_letters",
         "mercato_scheduled",
         "_sqlx_migrations",
+        "mercato_outbox_staged",
     ];
     let mut conn = admin(&config).await;
     let mut before = Vec::new();
@@ -894,6 +895,13 @@ async fn postgres_host_tables_are_not_writable_by_the_plugin() {
         // The outbox head: rewinding it would hand out sequences twice.
         "UPDATE mercato_outbox_lock SET head = 0".to_owned(),
         format!("UPDATE \"{host}\".mercato_outbox_lock SET head = head + 1000"),
+        // Staged events are numbered into the outbox after commit: a forged
+        // one would become an event, a deleted one would be lost.
+        "INSERT INTO mercato_outbox_staged (id, aggregate_id, event_type, payload, created_at) \
+         VALUES ('x', 'a', 'Forged', '{}', 'now')"
+            .to_owned(),
+        format!("DELETE FROM \"{host}\".mercato_outbox_staged"),
+        "UPDATE mercato_outbox_staged SET payload = '{}'".to_owned(),
     ];
     all_refused(&app, &attacks, "only the Mercato host writes").await;
     all_refused(

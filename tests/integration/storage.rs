@@ -3,17 +3,18 @@
 use crate::common::{TestApp, drop_postgres, postgres_config, postgres_url};
 use mercato::bindings::{GuestError, SqlValue};
 use mercato::migrate::{self, MigrationError, Mode};
-use mercato::outbox::{PendingEvent, flush};
+use mercato::outbox::store::{outbox_head, read_outbox};
+use mercato::outbox::{Flushed, PendingEvent, flush};
 use mercato::storage::postgres::PgDb;
 use mercato::storage::sqlite::SqliteDb;
-use mercato::storage::{Database, MigrationStep, StorageError, TxMode};
+use mercato::storage::{BackendKind, Database, MigrationStep, StorageError, TxMode};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::sync::Arc;
 
 /// Tables in a plugin's PostgreSQL host schema: the host tables, the outbox
-/// lock and the host key.
-const HOST_SCHEMA_TABLES: i64 = mercato::storage::schema::HOST_TABLES.len() as i64 + 2;
+/// lock, the staged events and the host key.
+const HOST_SCHEMA_TABLES: i64 = mercato::storage::schema::HOST_TABLES.len() as i64 + 3;
 
 fn migrations() -> Vec<(String, String)> {
     vec![
@@ -186,28 +187,58 @@ async fn conformance(db: Database) {
         assert!(matches!(err, GuestError::Denied(_)), "{sql}: {err:?}");
     }
 
-    // Outbox sequences are dense and unique under concurrent writers.
+    // Outbox sequences are dense and unique under concurrent writers, and a
+    // call's events stay together in its order. PostgreSQL numbers them after
+    // commit (the writers never wait for each other); SQLite as they are written.
     let writers = (0..16).map(|i| {
         let db = db.clone();
         tokio::spawn(async move {
             let mut tx = db.begin(TxMode::ReadWrite).await.unwrap();
-            let event = PendingEvent {
+            let events = ["first", "second"].map(|n| PendingEvent {
                 event_type: "Happened".into(),
                 aggregate_id: format!("agg-{i}"),
-                payload: "{}".into(),
+                payload: format!(r#"{{"n":"{n}"}}"#),
                 deliver_after_ms: None,
-            };
-            let head = flush(&mut tx, &[event.clone(), event]).await.unwrap();
+            });
+            let flushed = flush(&mut tx, &events).await.unwrap();
             tx.commit().await.unwrap();
-            head.unwrap()
+            flushed
         })
     });
-    let mut heads = Vec::new();
+    let mut numbered_at_commit = Vec::new();
     for w in writers {
-        heads.push(w.await.unwrap());
+        match w.await.unwrap() {
+            Flushed::Numbered(head) => numbered_at_commit.push(head),
+            Flushed::Staged => assert_eq!(db.kind(), BackendKind::Postgres),
+            Flushed::Nothing => panic!("two events were flushed"),
+        }
     }
-    heads.sort();
-    assert_eq!(heads, (1..=16).map(|i| i * 2).collect::<Vec<u64>>());
+    let head = loop {
+        match db.number_staged(5).await.unwrap() {
+            Some(head) => assert!(head <= 32, "{head}"),
+            None => break outbox_head(&db).await.unwrap(),
+        }
+    };
+    assert_eq!(head, 32);
+    if db.kind() == BackendKind::Sqlite {
+        numbered_at_commit.sort();
+        assert_eq!(
+            numbered_at_commit,
+            (1..=16).map(|i| i * 2).collect::<Vec<u64>>()
+        );
+    }
+    let events = read_outbox(&db, "conf", 0).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        (1..=32).collect::<Vec<u64>>()
+    );
+    for pair in events.chunks(2) {
+        assert_eq!(pair[0].aggregate_id, pair[1].aggregate_id, "{pair:?}");
+        assert_eq!(
+            (pair[0].payload.as_str(), pair[1].payload.as_str()),
+            (r#"{"n":"first"}"#, r#"{"n":"second"}"#)
+        );
+    }
 
     // An edited, already-applied migration refuses to load and names the file.
     let mut edited = migrations();

@@ -6,6 +6,7 @@
 //! scenario error (an order that never reaches PAID, an oversold flash sale, an
 //! unreachable PostgreSQL) fails it.
 mod calls;
+mod ceiling;
 mod load;
 mod machine;
 mod native;

@@ -3,13 +3,16 @@
 //! What a plugin emits and consumes is the outbox capability (`crate::outbox`);
 //! this module moves it. The relay (`relay.rs`) runs a stream per
 //! (subscriber, source) (`stream.rs`), a scheduler per subscriber for delayed
-//! events (`scheduler.rs`) and a marker per source (`marker.rs`), started by
+//! events (`scheduler.rs`) a marker per source (`marker.rs`) and, on PostgreSQL, a numberer per
+//! source giving committed events their sequence numbers (`numberer.rs`),
+//! started by
 //! `tasks.rs`; both kinds of
 //! delivery share one retry-or-dead-letter path (`attempt.rs`), and each
 //! delivery is a unit of work of the subscriber. Dead letters can be
 //! delivered again after a fix (`redrive.rs`).
 mod attempt;
 mod marker;
+mod numberer;
 mod outbound;
 mod redrive;
 mod relay;

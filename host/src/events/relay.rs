@@ -160,7 +160,25 @@ impl Relay {
     }
 
     fn caught_up(&self) -> bool {
-        self.status().iter().all(|s| s.lag == 0)
+        self.all_numbered() && self.status().iter().all(|s| s.lag == 0)
+    }
+
+    /// True when every event committed so far has its sequence number (and
+    /// is in its source's head).
+    fn all_numbered(&self) -> bool {
+        self.registry
+            .all()
+            .iter()
+            .all(|p| *p.slot.numbered.borrow() >= *p.slot.staged.borrow())
+    }
+
+    /// Waits until every event committed so far has its sequence number, so
+    /// each outbox head counts it; delivers nothing itself.
+    pub async fn drain_numbering(&self, timeout: Duration) -> Result<(), String> {
+        self.wait_for(timeout, "numbering of committed events", || {
+            self.all_numbered()
+        })
+        .await
     }
 
     /// True when no delayed event due at or before `until_ms` is still waiting.

@@ -9,6 +9,7 @@ use crate::outbox::Delivery;
 use crate::outbox::OutboxEvent;
 use crate::outbox::store::{advance_cursor, load_cursor, read_outbox, schedule};
 use crate::plugin::Plugin;
+use crate::unit_of_work::{BatchOutcome, MAX_BATCH};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ pub(super) async fn run_stream(
     let gate = relay.gate(&name);
     let mut head = source.slot.head.subscribe();
     let poll = Duration::from_millis(relay.config.poll_ms);
+    // Events still to deliver one by one after a batch fell back.
+    let mut singles = 0usize;
     loop {
         let Some(batch) = persist(&relay, "reading outbox", || {
             read_outbox(&source.slot.db, &source.name, position)
@@ -51,17 +54,45 @@ pub(super) async fn run_stream(
         }
         let consumed_before = position;
         let mut persisted = position;
+        // Consecutive events to hand over together (see `unit_of_work::batch`).
+        let mut run: Vec<OutboxEvent> = Vec::new();
         for event in batch {
-            if current(&relay, &name, &subscriber).subscribes_to(&source.name, &event.event_type) {
-                if !deliver(&relay, &gate, &stream.life, &subscriber, &event).await {
-                    return;
-                }
-                // The handler's transaction advanced the cursor.
-                persisted = event.sequence;
-                publish_position(&relay, &stream, event.sequence);
+            let target = current(&relay, &name, &subscriber);
+            if !target.subscribes_to(&source.name, &event.event_type) {
+                position = event.sequence;
+                continue;
             }
+            if event.deliver_after_ms.is_none() && singles == 0 {
+                run.push(event);
+                if run.len() == MAX_BATCH {
+                    if !deliver_run(&relay, &gate, &stream, &subscriber, &mut run, &mut singles)
+                        .await
+                    {
+                        return;
+                    }
+                    persisted = position_after(&stream);
+                }
+                continue;
+            }
+            if !deliver_run(&relay, &gate, &stream, &subscriber, &mut run, &mut singles).await {
+                return;
+            }
+            if !deliver(&relay, &gate, &stream.life, &subscriber, &event).await {
+                return;
+            }
+            singles = singles.saturating_sub(1);
+            // The handler's transaction advanced the cursor.
+            persisted = event.sequence;
             position = event.sequence;
+            publish_position(&relay, &stream, event.sequence);
         }
+        if !run.is_empty() {
+            if !deliver_run(&relay, &gate, &stream, &subscriber, &mut run, &mut singles).await {
+                return;
+            }
+            persisted = position_after(&stream);
+        }
+        position = position.max(persisted);
         if position > persisted {
             // Persist the cursor past events this subscriber ignores, so a restart
             // does not rescan them.
@@ -81,6 +112,88 @@ pub(super) async fn run_stream(
             publish_position(&relay, &stream, position);
         }
     }
+}
+
+/// The stream's published position.
+fn position_after(stream: &Stream) -> u64 {
+    *stream.position.borrow()
+}
+
+/// Delivers a run of consecutive subscribed, undelayed events and empties it:
+/// several per transaction while more than one is left, else one by one with
+/// retries. When a batch fails at an event, the events before it (which ran
+/// fine in it) go again together and the failing one goes alone, through the
+/// retries and dead letters. A batch whose call ran out of time or trapped
+/// also sends the next [`MAX_BATCH`] events one by one (`singles`), so a
+/// plugin whose calls keep running to their deadline wastes at most one
+/// batch per that many events. Returns false when the stream must stop.
+async fn deliver_run(
+    relay: &Relay,
+    gate: &tokio::sync::RwLock<()>,
+    stream: &Stream,
+    subscriber: &Arc<Plugin>,
+    run: &mut Vec<OutboxEvent>,
+    singles: &mut usize,
+) -> bool {
+    let mut events = std::mem::take(run);
+    // How many of `events` the next batch may take, and the one event that
+    // failed in a batch and goes alone.
+    let mut limit = usize::MAX;
+    let mut alone = None;
+    while let Some(first) = events.first() {
+        if events.len() == 1 || *singles > 0 || alone == Some(first.sequence) {
+            let event = events.remove(0);
+            if !deliver(relay, gate, &stream.life, subscriber, &event).await {
+                return false;
+            }
+            publish_position(relay, stream, event.sequence);
+            *singles = singles.saturating_sub(1);
+            continue;
+        }
+        let batch = &events[..events.len().min(limit)];
+        let outcome = {
+            let _delivering = gate.read().await;
+            if stream.life.is_cancelled() {
+                return false;
+            }
+            let target = current(relay, &subscriber.name, subscriber);
+            relay.calls.call_batch(&target, batch).await
+        };
+        match outcome {
+            BatchOutcome::Handled(through) => {
+                let done = events.iter().take_while(|e| e.sequence <= through).count();
+                if done == 0 {
+                    // Cannot happen (a batch handles at least its first
+                    // event); one by one is always safe.
+                    *singles = 1;
+                    continue;
+                }
+                let labels = [&*subscriber.name, &*events[0].source];
+                relay
+                    .metrics
+                    .deliveries
+                    .with_label_values(&[labels[0], labels[1], "ok"])
+                    .inc_by(done as u64);
+                relay
+                    .metrics
+                    .delivery_batch
+                    .with_label_values(&labels)
+                    .observe(done as f64);
+                publish_position(relay, stream, through);
+                events.drain(..done);
+                limit = usize::MAX;
+            }
+            BatchOutcome::Fallback { at, why, timed_out } => {
+                tracing::debug!(plugin = %subscriber.name, source = %first.source, at, %why, "a batch was rolled back; its failing event goes alone");
+                if timed_out {
+                    *singles = MAX_BATCH;
+                }
+                alone = Some(at);
+                limit = events.iter().take_while(|e| e.sequence < at).count();
+            }
+        }
+    }
+    true
 }
 
 fn publish_position(relay: &Relay, stream: &Stream, position: u64) {

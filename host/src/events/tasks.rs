@@ -1,6 +1,7 @@
 //! Starting the relay's jobs: a stream per (subscriber, source), a scheduler
 //! per subscriber, and a marker and an outbound worker per plugin, each once.
 use super::marker::run_marker;
+use super::numberer::run_numberer;
 use super::outbound::run_outbound;
 use super::relay::{Relay, Schedule, Stream};
 use super::scheduler::run_scheduler;
@@ -73,6 +74,13 @@ impl Relay {
                     source.name.clone(),
                     life.clone(),
                 )));
+                if source.slot.db.kind() == crate::storage::BackendKind::Postgres {
+                    tasks.push(tokio::spawn(run_numberer(
+                        self.clone(),
+                        source.clone(),
+                        life.clone(),
+                    )));
+                }
                 tasks.push(tokio::spawn(run_marker(self.clone(), source, life)));
             }
         }

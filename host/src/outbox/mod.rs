@@ -18,7 +18,7 @@ pub use guest::OutboxCall;
 pub use inbox::Delivery;
 
 use crate::bindings::SqlValue;
-use crate::storage::{StorageError, Tx};
+use crate::storage::{StagedEvents, StorageError, Tx};
 
 /// Most events one call may emit.
 pub const MAX_EVENTS_PER_CALL: usize = 10_000;
@@ -82,13 +82,39 @@ pub fn valid_event_type(ty: &str) -> bool {
     !ty.is_empty() && ty.len() <= 128 && ty.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Writes queued events to the outbox inside `tx`; returns the last sequence used.
-pub async fn flush(tx: &mut Tx, events: &[PendingEvent]) -> Result<Option<u64>, StorageError> {
+/// What [`flush`] did with a call's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// The call emitted none.
+    Nothing,
+    /// Written with their sequence numbers; this is the last one.
+    Numbered(u64),
+    /// Staged: they are numbered after commit ([`store::number_staged`]).
+    Staged,
+}
+
+/// Writes queued events to the outbox inside `tx`.
+pub async fn flush(tx: &mut Tx, events: &[PendingEvent]) -> Result<Flushed, StorageError> {
     if events.is_empty() {
-        return Ok(None);
+        return Ok(Flushed::Nothing);
     }
-    let mut sequence = tx.reserve_sequences(events.len() as u64).await?;
     let now = crate::clock::now_rfc3339();
+    if tx.stages_outbox() {
+        let mut staged = StagedEvents::default();
+        for event in events {
+            staged.ids.push(uuid::Uuid::new_v4().to_string());
+            staged.aggregate_ids.push(event.aggregate_id.clone());
+            staged.event_types.push(event.event_type.clone());
+            staged.payloads.push(event.payload.clone());
+            staged.created_at.push(now.clone());
+            staged
+                .delays_ms
+                .push(event.deliver_after_ms.map(|ms| ms as i64));
+        }
+        tx.stage_events(&staged).await?;
+        return Ok(Flushed::Staged);
+    }
+    let mut sequence = tx.last_sequence().await?;
     for event in events {
         sequence += 1;
         tx.host_execute(
@@ -108,5 +134,5 @@ pub async fn flush(tx: &mut Tx, events: &[PendingEvent]) -> Result<Option<u64>, 
         )
         .await?;
     }
-    Ok(Some(sequence as u64))
+    Ok(Flushed::Numbered(sequence as u64))
 }

@@ -6,7 +6,7 @@ use super::store::{
     advance_cursor, dead_letter, dead_letter_events, list_dead_letters, load_cursor,
     mark_published, next_due, outbox_head, read_due, read_outbox, schedule, unpublished,
 };
-use super::{OutboxEvent, PendingEvent, flush};
+use super::{Flushed, OutboxEvent, PendingEvent, flush};
 use crate::storage::sqlite::SqliteDb;
 use crate::storage::{Database, TxMode};
 use std::sync::Arc;
@@ -32,7 +32,7 @@ async fn source(dir: &tempfile::TempDir) -> Database {
     let db = database(dir, "orders").await;
     let mut tx = db.begin(TxMode::ReadWrite).await.unwrap();
     let events = [event(1, None), event(2, Some(60_000)), event(3, None)];
-    assert_eq!(flush(&mut tx, &events).await.unwrap(), Some(3));
+    assert_eq!(flush(&mut tx, &events).await.unwrap(), Flushed::Numbered(3));
     tx.commit().await.unwrap();
     db
 }

@@ -65,6 +65,12 @@ pub struct Slot {
     pub db: Database,
     /// Highest committed outbox sequence; the relay's streams wait on it.
     pub head: watch::Sender<u64>,
+    /// Commits that staged events for numbering (PostgreSQL), counted; the
+    /// numberer wakes on it.
+    pub staged: watch::Sender<u64>,
+    /// The count of `staged` the numberer read before its last pass that
+    /// left nothing waiting: every commit up to it is numbered, in `head`.
+    pub numbered: watch::Sender<u64>,
     /// Idempotency keys of requests running now, whichever version runs them.
     pub inflight_keys: Mutex<HashSet<String>>,
     /// Woken when a call commits outbound requests.
@@ -77,6 +83,8 @@ impl Slot {
         Slot {
             db,
             head: watch::Sender::new(head),
+            staged: watch::Sender::new(0),
+            numbered: watch::Sender::new(0),
             inflight_keys: Mutex::default(),
             outbound: tokio::sync::Notify::new(),
         }

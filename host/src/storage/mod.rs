@@ -143,6 +143,19 @@ impl Database {
         self.open_tx(mode, Some(budget)).await
     }
 
+    /// Numbers up to `limit` staged events into the outbox in a transaction of
+    /// its own and returns the new head, or `None` when none was waiting
+    /// (always on SQLite, which numbers events as they are written).
+    pub async fn number_staged(&self, limit: i64) -> Result<Option<u64>, StorageError> {
+        let Database::Postgres(db) = self else {
+            return Ok(None);
+        };
+        let mut tx = db.begin(TxMode::ReadWrite, None).await?;
+        let head = tx.number_staged(limit).await?;
+        tx.commit().await?;
+        Ok(head)
+    }
+
     async fn open_tx(&self, mode: TxMode, budget: Option<CallBudget>) -> Result<Tx, StorageError> {
         match self {
             Database::Sqlite(db) => Ok(Tx::new(TxInner::Sqlite(db.begin(mode, budget).await?))),
@@ -197,6 +210,23 @@ impl Database {
 pub struct Tx {
     inner: TxInner,
     failed: Option<String>,
+}
+
+/// A call's events as the columns of the staging table, in the call's order.
+#[derive(Debug, Default)]
+pub struct StagedEvents {
+    /// Event ids.
+    pub ids: Vec<String>,
+    /// Aggregate ids.
+    pub aggregate_ids: Vec<String>,
+    /// Types without source prefix.
+    pub event_types: Vec<String>,
+    /// JSON payloads.
+    pub payloads: Vec<String>,
+    /// Commit times, RFC 3339.
+    pub created_at: Vec<String>,
+    /// Requested delays.
+    pub delays_ms: Vec<Option<i64>>,
 }
 
 enum TxInner {
@@ -280,11 +310,11 @@ impl Tx {
         }
     }
 
-    /// Reserves the next `count` outbox sequence numbers and returns the
-    /// last one used before them. Writers of the same outbox are serialised
-    /// from here until commit, so sequence numbers become visible in order
-    /// (SQLite has a single writer anyway).
-    pub async fn reserve_sequences(&mut self, count: u64) -> Result<i64, StorageError> {
+    /// The last outbox sequence used, for numbering events in the writing
+    /// transaction: SQLite only, where the single writer makes sequence
+    /// numbers visible in order anyway. PostgreSQL stages events instead
+    /// ([`Tx::stage_events`]).
+    pub async fn last_sequence(&mut self) -> Result<i64, StorageError> {
         match &mut self.inner {
             TxInner::Sqlite(tx) => {
                 let rows = tx.host_query(
@@ -293,7 +323,27 @@ impl Tx {
                 )?;
                 Ok(cell(&rows, 0, "head").as_i64())
             }
-            TxInner::Postgres(tx) => tx.reserve_sequences(count).await,
+            TxInner::Postgres(_) => Err(StorageError::Setup(
+                "PostgreSQL outboxes are numbered after commit; stage the events".into(),
+            )),
+        }
+    }
+
+    /// True when this backend numbers outbox events after commit: the call
+    /// stages them ([`Tx::stage_events`]) and [`Database::number_staged`]
+    /// moves them into the outbox. Concurrent writers of one outbox then never
+    /// wait for each other's commit.
+    pub fn stages_outbox(&self) -> bool {
+        matches!(self.inner, TxInner::Postgres(_))
+    }
+
+    /// Stages a call's events for numbering after commit (PostgreSQL).
+    pub async fn stage_events(&mut self, events: &StagedEvents) -> Result<(), StorageError> {
+        match &mut self.inner {
+            TxInner::Postgres(tx) => tx.stage_events(events).await,
+            TxInner::Sqlite(_) => Err(StorageError::Setup(
+                "SQLite outboxes are numbered in the writing transaction".into(),
+            )),
         }
     }
 

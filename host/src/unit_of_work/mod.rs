@@ -3,6 +3,7 @@
 //! runs its SQL and emits events → `COMMIT` with the host's records if the guest
 //! succeeded (2xx, or a response the plugin marked `commit` / `ok`),
 //! `ROLLBACK` otherwise. GET runs read-only.
+mod batch;
 mod idempotency;
 #[cfg(test)]
 mod tests;
@@ -11,12 +12,13 @@ use crate::bindings::{Domain, Event, GuestError, Request, Response};
 use crate::metrics::Metrics;
 use crate::outbound::{self, QueuedRequest};
 use crate::outbox::inbox::{already_consumed, record_consumed};
-use crate::outbox::{self, Delivery, OutboxEvent, PendingEvent};
+use crate::outbox::{self, Delivery, Flushed, OutboxEvent, PendingEvent};
 use crate::plugin::{CallState, Plugin, PluginSandbox};
 use crate::retention::IdempotencyConfig;
 use crate::rules::Rules;
 use crate::runtime::{Call, CallError, CallFuture, Queue};
 use crate::storage::{CallBudget, StorageError, Tx, TxMode};
+pub use batch::{BatchOutcome, MAX_BATCH};
 use idempotency::{KeyGuard, request_hash, store_response, stored_response};
 use std::sync::Arc;
 use std::time::Instant;
@@ -214,7 +216,7 @@ impl UnitOfWork {
             return Err(failure);
         }
         let mut tx = tx;
-        let committed: Result<Option<Option<u64>>, StorageError> = async {
+        let committed: Result<Option<Flushed>, StorageError> = async {
             // Recorded only now, after the guest ran: before it, the host only
             // read, so nothing the host wrote is in the transaction while
             // plugin code runs. A concurrent delivery of the same event that
@@ -299,11 +301,18 @@ impl UnitOfWork {
     }
 }
 
-/// After a commit: wakes the relay's streams of `plugin` up to `head` and its
-/// outbound worker if the call queued requests.
-fn committed(plugin: &Plugin, head: Option<u64>, requests: &[QueuedRequest]) {
-    if let Some(head) = head {
-        plugin.slot.head.send_replace(head);
+/// After a commit: wakes the relay's streams of `plugin` up to the new head
+/// (or its numberer, for staged events) and its outbound worker if the call
+/// queued requests.
+fn committed(plugin: &Plugin, flushed: Flushed, requests: &[QueuedRequest]) {
+    match flushed {
+        Flushed::Nothing => {}
+        Flushed::Numbered(head) => {
+            plugin.slot.head.send_replace(head);
+        }
+        Flushed::Staged => {
+            plugin.slot.staged.send_modify(|n| *n += 1);
+        }
     }
     if !requests.is_empty() {
         plugin.slot.outbound.notify_one();

@@ -509,6 +509,15 @@ impl TestApp {
             .expect("events drained");
     }
 
+    /// Waits until every committed event is numbered into its outbox (on
+    /// PostgreSQL that happens just after commit), delivering nothing.
+    pub async fn numbered(&self) {
+        self.host
+            .drain_numbering(Duration::from_secs(60))
+            .await
+            .expect("events numbered");
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
         let resp = self

@@ -24,7 +24,7 @@ pub async fn run(
     let peak = match saga_peak_rss {
         Some(peak) => peak,
         // Run on its own: load the host with the saga to see its peak.
-        None => saga::run(shop, plan, "SQLite", "sqlite").await?.1,
+        None => saga::run(shop, plan, "SQLite", "sqlite", None).await?.1,
     };
     let noop = per_instance(shop, plan, "noop", "/").await?;
     // A path no route matches: the orders plugin answers 404 without its database.

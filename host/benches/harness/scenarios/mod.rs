@@ -45,8 +45,8 @@ impl Plan {
                 connections: 4,
                 orders_to_read: 8,
                 buyers: 4,
-                flash_buyers: 100,
-                flash_units: 10,
+                flash_buyers: 200,
+                flash_units: 100,
                 flash_rounds: 1,
                 live_instances: 20,
                 search_products: 300,
@@ -59,9 +59,9 @@ impl Plan {
                 connections: 8,
                 orders_to_read: 64,
                 buyers: 16,
-                flash_buyers: 1_000,
-                flash_units: 100,
-                flash_rounds: 3,
+                flash_buyers: 20_000,
+                flash_units: 10_000,
+                flash_rounds: 1,
                 live_instances: 200,
                 search_products: 10_000,
             }
@@ -96,7 +96,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     }
     if options.runs("saga") {
         step("3 saga on SQLite");
-        let (saga_rows, peak) = saga::run(&shop, &plan, "SQLite", "sqlite").await?;
+        let ceiling = tempfile::tempdir()?;
+        let (saga_rows, peak) = saga::run(
+            &shop,
+            &plan,
+            "SQLite",
+            "sqlite",
+            Some(saga::Ceiling::Sqlite {
+                dir: ceiling.path(),
+                files: crate::shop::SHOP.len(),
+            }),
+        )
+        .await?;
         rows.extend(saga_rows);
         peak_rss = Some(peak);
     }
@@ -121,11 +132,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         step("3 saga on PostgreSQL");
         match postgres_url().await {
             Ok(url) => {
-                let shop = Shop::start(Backend::Postgres { url }).await?;
+                let shop = Shop::start(Backend::Postgres { url: url.clone() }).await?;
                 for n in 0..SKUS {
                     shop.seed(&sku(n), 1_000_000_000).await?;
                 }
-                let result = saga::run(&shop, &plan, "PostgreSQL", "postgres").await;
+                let result = saga::run(
+                    &shop,
+                    &plan,
+                    "PostgreSQL",
+                    "postgres",
+                    Some(saga::Ceiling::Postgres { url: &url }),
+                )
+                .await;
                 shop.stop().await?;
                 rows.extend(result?.0);
             }

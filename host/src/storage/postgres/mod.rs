@@ -52,8 +52,10 @@ struct Shared {
     admin_pool: PgPool,
     key: HostKey,
     search_path: String,
-    /// Advances the outbox head by $1 under its row lock; returns the new head.
-    reserve_sql: String,
+    /// Stages a call's events (arrays of their columns).
+    stage_sql: String,
+    /// Numbers up to $1 staged events; returns how many and the new head.
+    number_sql: String,
     host_sql: HostSql,
     guest_sql: GuestSql,
 }
@@ -90,11 +92,8 @@ impl PgDb {
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(admin.clone());
         let shared = Shared {
-            reserve_sql: format!(
-                "UPDATE {}.{} SET head = head + $1 WHERE id = 1 RETURNING head",
-                quote(&names.host_schema),
-                provision::OUTBOX_LOCK
-            ),
+            stage_sql: provision::stage_sql(&names),
+            number_sql: provision::number_sql(&names),
             host_sql: HostSql::new(&names.host_schema),
             guest_sql: GuestSql::default(),
             key: provisioned.key,

@@ -5,7 +5,7 @@
 //! so that BEGIN, the call's timeouts and the backend's pid travel in one round
 //! trip, and so that an abandoned statement can be cancelled before the
 //! connection is rolled back and reused.
-use super::super::{CallBudget, MAX_QUERY_ROWS, StorageError, TxMode};
+use super::super::{CallBudget, MAX_QUERY_ROWS, StagedEvents, StorageError, TxMode};
 use super::session::{self, HostKey, ROLLBACK_GRACE, drain, finish};
 use super::values::{arguments, decode_row, value_bytes};
 use super::{PgDb, Shared};
@@ -215,26 +215,42 @@ impl PgTx {
         self.query(&sql, params, None).await
     }
 
-    /// Advances the outbox head kept in the one-row outbox lock table of the
-    /// host schema by `count` and returns the head before: the row stays
-    /// locked until commit, which serialises writers of this outbox. (Reading
-    /// `MAX(sequence)` instead cost a scan of the outbox whenever PostgreSQL
-    /// kept a plan made while the table was small, inside the lock.)
-    pub(in crate::storage) async fn reserve_sequences(
+    /// Stages a call's events in one statement, numbered after commit
+    /// ([`PgTx::number_staged`]): writers of an outbox never wait for each other.
+    pub(in crate::storage) async fn stage_events(
         &mut self,
-        count: u64,
-    ) -> Result<i64, StorageError> {
+        events: &StagedEvents,
+    ) -> Result<(), StorageError> {
         self.before_host(true).await?;
-        let count = i64::try_from(count)
-            .map_err(|_| StorageError::Setup("too many events in one call".into()))?;
-        let sql = self.shared.reserve_sql.clone();
+        let sql = self.shared.stage_sql.clone();
         self.in_flight = true;
-        let head: i64 = sqlx::query_scalar(&sql)
-            .bind(count)
+        sqlx::query(&sql)
+            .bind(&events.ids)
+            .bind(&events.aggregate_ids)
+            .bind(&events.event_types)
+            .bind(&events.payloads)
+            .bind(&events.created_at)
+            .bind(&events.delays_ms)
+            .execute(self.conn())
+            .await?;
+        self.in_flight = false;
+        Ok(())
+    }
+
+    /// Numbers up to `limit` staged events (`provision::number_sql`); the new head if any.
+    pub(in crate::storage) async fn number_staged(
+        &mut self,
+        limit: i64,
+    ) -> Result<Option<u64>, StorageError> {
+        self.before_host(true).await?;
+        let sql = self.shared.number_sql.clone();
+        self.in_flight = true;
+        let (moved, head): (i64, i64) = sqlx::query_as(&sql)
+            .bind(limit)
             .fetch_one(self.conn())
             .await?;
         self.in_flight = false;
-        Ok(head - count)
+        Ok((moved > 0).then_some(u64::try_from(head).unwrap_or(0)))
     }
 
     pub(in crate::storage) fn deadline_exceeded(&self) -> bool {

@@ -1,7 +1,7 @@
 //! The host tables in the host schema: created (or moved there from the
 //! earlier layout), guarded by a statement trigger that refuses writes from a
 //! session without the host key, and granted to the plugin's roles.
-use super::{GUARD_FUNCTION, GUARD_TRIGGER, KEY_TABLE, OUTBOX_LOCK, exec, exec_all};
+use super::{GUARD_FUNCTION, GUARD_TRIGGER, KEY_TABLE, OUTBOX_LOCK, OUTBOX_STAGED, exec, exec_all};
 use crate::storage::StorageError;
 use crate::storage::postgres::names::{Names, quote};
 use crate::storage::postgres::session::HostKey;
@@ -107,6 +107,24 @@ pub(super) async fn create_host_tables(
         )
         .await?;
     }
+    // Staged events wait here for their sequence numbers. Created only where
+    // missing, for the same reason as the head above.
+    let has_staged: bool = sqlx::query_scalar("SELECT pg_catalog.to_regclass($1) IS NOT NULL")
+        .bind(format!("{host}.{OUTBOX_STAGED}"))
+        .fetch_one(&mut **tx)
+        .await?;
+    if !has_staged {
+        exec(
+            tx,
+            &format!(
+                "CREATE TABLE {OUTBOX_STAGED} (\
+                 staged BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                 id TEXT NOT NULL, aggregate_id TEXT NOT NULL, event_type TEXT NOT NULL, \
+                 payload TEXT NOT NULL, created_at TEXT NOT NULL, deliver_after_ms BIGINT)"
+            ),
+        )
+        .await?;
+    }
     exec(tx, "SET LOCAL search_path = pg_catalog").await?;
 
     // The digest is written into the body: the function needs no table of its
@@ -135,7 +153,11 @@ pub(super) async fn create_host_tables(
         &format!("REVOKE ALL ON FUNCTION {host}.{GUARD_FUNCTION}() FROM PUBLIC"),
     )
     .await?;
-    let guarded: Vec<&str> = HOST_TABLES.iter().copied().chain([OUTBOX_LOCK]).collect();
+    let guarded: Vec<&str> = HOST_TABLES
+        .iter()
+        .copied()
+        .chain([OUTBOX_LOCK, OUTBOX_STAGED])
+        .collect();
     for table in &guarded {
         let present: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger \
@@ -166,9 +188,51 @@ pub(super) async fn create_host_tables(
         [
             format!("REVOKE ALL ON ALL TABLES IN SCHEMA {host} FROM PUBLIC, {runtime}, {owner}"),
             format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {runtime}"),
+            // The staging table's identity sequence.
+            format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {host} TO {runtime}"),
             // Migrations record themselves from the owner's session, with the key.
             format!("GRANT INSERT ON {host}._sqlx_migrations TO {owner}"),
         ],
     )
     .await
+}
+
+/// Stages a call's events: one row per element of the six arrays (the
+/// qualified multi-argument `unnest` is spelled `ROWS FROM`), identity
+/// values in array order (so the call's order is kept).
+pub(in crate::storage::postgres) fn stage_sql(names: &Names) -> String {
+    let host = quote(&names.host_schema);
+    format!(
+        "INSERT INTO {host}.{OUTBOX_STAGED} \
+         (id, aggregate_id, event_type, payload, created_at, deliver_after_ms) \
+         SELECT id, aggregate_id, event_type, payload, created_at, deliver_after_ms \
+         FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), \
+             pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]), \
+             pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::int8[])) \
+         WITH ORDINALITY AS e(id, aggregate_id, event_type, payload, created_at, deliver_after_ms, n) \
+         ORDER BY n"
+    )
+}
+
+/// Moves up to $1 staged events (only committed ones are visible) into the
+/// outbox, numbered after the head in staging order, and advances the head:
+/// one statement, returning how many moved and the head after. A writer that
+/// commits after another always stages after it (its identity value is drawn
+/// later), so causally ordered calls keep their order; calls that ran
+/// concurrently are ordered by when their events were staged.
+pub(in crate::storage::postgres) fn number_sql(names: &Names) -> String {
+    let host = quote(&names.host_schema);
+    format!(
+        "WITH base AS (SELECT head FROM {host}.{OUTBOX_LOCK} WHERE id = 1 FOR UPDATE), \
+         moved AS (DELETE FROM {host}.{OUTBOX_STAGED} WHERE staged IN \
+             (SELECT staged FROM {host}.{OUTBOX_STAGED} ORDER BY staged LIMIT $1) \
+             RETURNING staged, id, aggregate_id, event_type, payload, created_at, deliver_after_ms), \
+         numbered AS (INSERT INTO {host}.outbox_events \
+             (id, sequence, aggregate_id, event_type, payload, created_at, deliver_after_ms) \
+             SELECT id, (SELECT head FROM base) + pg_catalog.row_number() OVER (ORDER BY staged), \
+                    aggregate_id, event_type, payload, created_at, deliver_after_ms FROM moved \
+             RETURNING sequence) \
+         UPDATE {host}.{OUTBOX_LOCK} SET head = head + (SELECT pg_catalog.count(*) FROM numbered) \
+         WHERE id = 1 RETURNING (SELECT pg_catalog.count(*) FROM numbered), head"
+    )
 }

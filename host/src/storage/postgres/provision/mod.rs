@@ -30,13 +30,17 @@ mod host_tables;
 mod roles;
 
 use host_tables::{create_host_tables, move_host_tables};
+pub(super) use host_tables::{number_sql, stage_sql};
 use roles::{
     ensure_role, grant_on_plugin_objects, hand_over_plugin_objects, password, refuse_foreign_owner,
     revoke_temp,
 };
 
-/// The one-row table whose row lock serialises writers of the outbox.
+/// The one-row table keeping the outbox head; its row lock serialises the
+/// numbering of staged events (never the calls that stage them).
 pub(super) const OUTBOX_LOCK: &str = "mercato_outbox_lock";
+/// Events committed by calls and not numbered yet (`PgTx::stage_events`).
+pub(super) const OUTBOX_STAGED: &str = "mercato_outbox_staged";
 /// The admin-only table holding the host key.
 const KEY_TABLE: &str = "mercato_host_key";
 /// The trigger function refusing writes without the host key.
