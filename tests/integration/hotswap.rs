@@ -518,3 +518,111 @@ async fn a_removed_plugin_answers_404_keeps_its_data_and_comes_back_by_deploy(ba
     assert_eq!(count["count"], 2, "{count}");
     app.stop().await;
 }
+
+/// (compiled, cached): components compiled by Cranelift and loaded from the
+/// compiled cache since the host started.
+async fn compilations(app: &TestApp) -> (u64, u64) {
+    let text = app.metrics().await;
+    let count = |outcome: &str| {
+        let prefix = format!("mercato_component_compilations_total{{outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
+            .parse()
+            .unwrap()
+    };
+    (count("compiled"), count("cached"))
+}
+
+/// The sha256 of a test component's bytes, as the registry names it.
+fn sha256_of(name: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(component(name)))
+}
+
+/// The compiled cache's file for test component `name`.
+fn compiled_file(data_dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let prefix = format!("{}-", sha256_of(name));
+    let dir = data_dir.join("plugins").join("compiled");
+    let mut found: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let file = p.file_name().unwrap().to_string_lossy();
+            file.starts_with(&prefix) && file.ends_with(".cwasm")
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one compiled file for {name} in {dir:?}");
+    found.remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_rollbacks_and_redeploys_load_compiled_code_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::common::config(dir.path());
+    let plugins = ["notes", "audit"];
+    let app = TestApp::start(config.clone(), &plugins).await;
+    assert_eq!(
+        compilations(&app).await,
+        (2, 0),
+        "a fresh data dir compiles"
+    );
+    let (status, body) = put_component(&app, "audit", component("audit-trap"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(compilations(&app).await, (3, 0));
+    app.stop().await;
+    for name in ["notes", "audit", "audit-trap"] {
+        compiled_file(dir.path(), name);
+    }
+
+    // A torn file costs one compilation, never the start.
+    let torn = compiled_file(dir.path(), "notes");
+    let sound = std::fs::read(&torn).unwrap();
+    std::fs::write(&torn, &sound[..sound.len() / 3]).unwrap();
+
+    let app = TestApp::start(config.clone(), &plugins).await;
+    // The deployed audit-trap and the shipped audit (prepared, then left out
+    // for the deployed one) come from the cache; notes is compiled again.
+    assert_eq!(compilations(&app).await, (1, 2));
+    assert_eq!(
+        std::fs::read(&torn).unwrap(),
+        sound,
+        "the torn file is rewritten"
+    );
+    assert_eq!(
+        plugin_version(&app, "audit").await.1,
+        sha256_of("audit-trap")
+    );
+    let (status, body) = app
+        .post("/notes/notes", &json!({ "id": "n1", "body": "x" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.drain().await;
+    assert_eq!(
+        app.seen().await.len(),
+        1,
+        "cached code serves calls and events"
+    );
+
+    let (status, body) = app
+        .request("POST", "/admin/plugins/audit/rollback", None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        compilations(&app).await,
+        (1, 3),
+        "a rollback loads, never compiles"
+    );
+    assert_eq!(plugin_version(&app, "audit").await.1, sha256_of("audit"));
+    assert_eq!(app.seen().await.len(), 1);
+
+    // A version that served before is deployed from the cache too.
+    let (status, body) = put_component(&app, "audit", component("audit-trap"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(compilations(&app).await, (1, 4));
+    assert_eq!(
+        plugin_version(&app, "audit").await.1,
+        sha256_of("audit-trap")
+    );
+    app.stop().await;
+}

@@ -2,6 +2,7 @@
 //! manifest (`prepare`), then migrate its database and make it the version new
 //! calls use (`activate`). Used at start, by deploys and by rollbacks.
 use super::Deployer;
+use super::compiled::Source;
 use crate::migrate::{MigrationError, Mode};
 use crate::outbox::store::outbox_head;
 use crate::plugin::{CompiledPlugin, Kind, Pattern, Plugin, Slot, valid_name};
@@ -63,6 +64,8 @@ pub struct Candidate {
     pub sha256: String,
     bytes: Vec<u8>,
     kind: Prepared,
+    /// Compiled now: its code goes to the cache once it is accepted.
+    fresh: Option<wasmtime::component::Component>,
 }
 
 /// What each kind of component brings.
@@ -193,12 +196,13 @@ impl Deployer {
         self.registry.get(name).is_some() || self.rules.get(name).is_some()
     }
 
-    /// Compiles a component (off the async workers), checks that it fits the
-    /// `domain` or the `coupon-rule` world and imports nothing else, and
-    /// validates its manifest.
+    /// Compiles a component (off the async workers) or loads the code
+    /// compiled for it before, checks that it fits the `domain` or the
+    /// `coupon-rule` world and imports nothing else, and validates its
+    /// manifest. Cached code goes through every check, as compiled code does.
     pub async fn prepare(&self, bytes: &[u8]) -> Result<Candidate, PluginLoadError> {
         let sha256 = hex::encode(Sha256::digest(bytes));
-        let component = self.engine.component(bytes).await?;
+        let (component, source) = self.code.load(&sha256, bytes).await?;
         let (name, version, kind) = if self.engine.exports(&component, "mercato:plugin/rule@") {
             // Limits by name are known only after `describe`; it runs under the defaults.
             let compiled = self
@@ -265,6 +269,7 @@ impl Deployer {
             bytes: bytes.to_vec(),
             sha256,
             kind,
+            fresh: (source == Source::Compiled).then_some(component),
         })
     }
 
@@ -278,14 +283,19 @@ impl Deployer {
             sha256,
             bytes,
             kind,
+            fresh,
         } = candidate;
-        // Every version that ever served is kept, so a rollback can return to it.
+        // Every version that ever served is kept, so a rollback can return to
+        // it, and so is its code, so that neither it nor a restart compiles.
         self.store
             .put(&sha256, &bytes)
             .map_err(|e| PluginLoadError::Storage {
                 plugin: name.clone(),
                 source: StorageError::Setup(format!("storing the component: {e}")),
             })?;
+        if let Some(component) = &fresh {
+            self.code.keep(&sha256, component).await;
+        }
         let (subscriptions, openapi, compiled) = match kind {
             Prepared::Rule { compiled } => {
                 let rule = Arc::new(Rule {

@@ -6,6 +6,7 @@
 //! old one, and each event is handled by whichever version is current when its
 //! delivery starts (its cursor makes it once).
 mod checks;
+mod compiled;
 pub mod generation;
 mod load;
 mod rebuild;
@@ -49,6 +50,8 @@ pub struct Inner {
     relay: Relay,
     /// Deployed component bytes and version stacks.
     store: store::Store,
+    /// Their compiled code, so a start or a rollback need not compile.
+    code: compiled::CodeCache,
     /// Keys whose signatures deploys must carry (none: unsigned accepted).
     trusted_keys: Vec<ed25519_dalek::VerifyingKey>,
     /// Serialises deploys and rollbacks.
@@ -86,13 +89,22 @@ pub struct Parts {
     pub trusted_keys: Vec<ed25519_dalek::VerifyingKey>,
     /// Fires when the host stops.
     pub cancel: CancellationToken,
+    /// Counts components compiled and loaded from the compiled cache.
+    pub compilations: prometheus::IntCounterVec,
 }
 
 impl Deployer {
     /// A deployer keeping its registry in `config.data_dir`.
     pub fn new(parts: Parts) -> Self {
+        let store = store::Store::new(&parts.config.data_dir);
+        let code = compiled::CodeCache::open(
+            parts.engine.clone(),
+            store.compiled_dir(),
+            parts.compilations,
+        );
         Deployer(Arc::new(Inner {
-            store: store::Store::new(&parts.config.data_dir),
+            store,
+            code,
             config: parts.config,
             engine: parts.engine,
             sandbox: parts.sandbox,

@@ -1,6 +1,7 @@
 //! The durable registry: component bytes stored content-addressed
 //! (`<data_dir>/plugins/<sha256>.wasm`) and each plugin's version stack in
-//! `<data_dir>/plugins/deployments.json` (last entry = the version serving).
+//! `<data_dir>/plugins/deployments.json` (last entry = the version serving);
+//! their compiled code in `<data_dir>/plugins/compiled/` (`compiled.rs`).
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -61,6 +62,11 @@ impl Store {
         }
     }
 
+    /// Where compiled components are kept (`compiled.rs`).
+    pub fn compiled_dir(&self) -> PathBuf {
+        self.dir.join("compiled")
+    }
+
     fn artifact(&self, sha256: &str) -> PathBuf {
         self.dir.join(format!("{sha256}.wasm"))
     }
@@ -97,7 +103,10 @@ impl Store {
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` to `path` so that a crash leaves the old file or the new
+/// one, never a part: a temporary file beside it (`<stem>.tmp-<id>`), synced,
+/// then renamed over it.
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
     std::fs::write(&tmp, bytes)?;
     std::fs::File::open(&tmp)?.sync_all()?;
