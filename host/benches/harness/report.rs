@@ -223,17 +223,29 @@ percentiles over every sample; each timed phase follows an untimed warm-up.
    phase's wall time. The waits follow the two outboxes (woken by each plugin's outbox-head
    watch, one read transaction per wake-up), not polling the HTTP API. SKUs are spread over
    16 products with ample stock. PostgreSQL runs every plugin in its own schema (a fresh
-   namespace, dropped afterwards).
+   namespace, dropped afterwards). *Native* is the **ceiling**, measured in the same run right
+   after the phase: as many tasks as buyers commit one-row write transactions back to back on
+   the same kind of database opened the way the host opens it (SQLite: one file per shop
+   plugin, WAL, `synchronous=NORMAL`, one writer connection each, `BEGIN IMMEDIATE` + `INSERT`
+   + `COMMIT`, each transaction to the next file; PostgreSQL: the same server, one connection
+   per task, `BEGIN` + `INSERT` + `COMMIT`); its commits/s ÷ the saga's write transactions per
+   order (its two requests plus one per event delivered, counted from
+   `mercato_event_deliveries_total` over the phase) is the most orders/s a design with one
+   transaction per step could reach here. Mercato ÷ native is its share of that ceiling; it
+   can pass 1 because a stream that is behind delivers several events per transaction.
 4. **Relay latency.** One order at a time on an idle host: from `POST /orders` returning (its
    transaction, with `OrderPlaced` in the outbox, has committed and the outbox head moved) to
    inventory's stream cursor passing that event, i.e. inventory's handler transaction (the
    reservation) has committed (`Relay::drain_stream`). Includes the stream's wake-up, its
    outbox read and the whole handler call. The rest of the saga is drained before the next
    order.
-5. **Flash sale.** N concurrent buyers (in-process router) order one unit each of one SKU
-   with 100 units; reservations/s = units reserved ÷ time from the first POST until every
-   event has been handled (every order AWAITING_PAYMENT or REJECTED). Exactly 100 must be
-   reserved. Median of three rounds.
+5. **Hot SKU.** N concurrent buyers (in-process router, each its own task) order one unit
+   each of one SKU that has N/2 units. The orders are placed while inventory's deliveries are
+   held (`Relay::paused`), so they wait in the orders outbox as they would behind a busy
+   consumer; then the gate opens and *reservations/s* = units ÷ the time until inventory's
+   stream has decided every order (`Relay::drain_stream`): inventory's reservation path
+   alone. *First POST → all settled* is the whole sale, every event handled. Exactly N/2
+   units must be reserved and none left.
 6. **Memory.** VmRSS of the process: idle after start and seeding; peak sampled every 20 ms
    during the SQLite saga phase. Per live instance: N calls held open at once
    (`Sandbox::call`, each instance kept alive after its call returned), RSS with all N alive
