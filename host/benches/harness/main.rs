@@ -1,5 +1,5 @@
-//! The benchmark harness: `cargo bench -p mercato --bench harness` runs the seven
-//! scenarios of the benchmark issue against an in-process host, prints a
+//! The benchmark harness: `cargo bench -p mercato --bench harness` runs the eight
+//! scenarios of the benchmark issues against an in-process host, prints a
 //! markdown table and writes `docs/benchmarks.md` plus a JSON of the figures.
 //! Under `cargo test` (started without `--bench`) it runs the same scenarios
 //! with tiny durations as a smoke test: it asserts nothing about speed, but any

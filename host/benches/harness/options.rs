@@ -13,14 +13,16 @@ pub const SCENARIOS: &[&str] = &[
     "flash-sale",
     "memory",
     "search",
+    "restart",
 ];
 
 pub const USAGE: &str = "\
 usage: cargo bench -p mercato --bench harness -- [options]
 
-  --quick           tiny durations (what `cargo test` runs); writes nothing unless --out/--json
+  --quick           tiny durations, and the Rust rule instead of the Python one in `restart`
+                    (what `cargo test` runs); writes nothing unless --out/--json
   --only <list>     run only these scenarios (comma-separated): overhead, get-order, saga,
-                    relay, flash-sale, memory, search
+                    relay, flash-sale, memory, search, restart
   --label <text>    tag this run (a column header in the table, a field in the JSON)
   --out <path>      the markdown report (default docs/benchmarks.md; none in quick mode)
   --json <path>     the results as JSON (default target/bench-results[-<label>].json;

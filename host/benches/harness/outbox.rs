@@ -134,12 +134,16 @@ async fn read_after(plugin: &Plugin, position: u64) -> anyhow::Result<Vec<Outbox
     let mut tx = plugin.slot.db.begin(TxMode::ReadOnly).await?;
     let rows = tx
         .host_query(
-            // The LIMIT keeps PostgreSQL on the sequence index: a generic plan
-            // for an open-ended `sequence > $1` may scan the whole outbox, which
-            // grew the harness's own cost with every order (the loop above reads on).
+            // A closed range keeps PostgreSQL on the sequence index: a generic
+            // plan for an open-ended `sequence > $1` (even with a LIMIT) may
+            // scan the whole outbox, which grew the harness's own cost with
+            // every order. Sequences are dense; the loop above reads on.
             "SELECT sequence, event_type, aggregate_id, payload FROM outbox_events \
-             WHERE sequence > $1 ORDER BY sequence LIMIT 500",
-            &[SqlValue::Integer(i64::try_from(position)?)],
+             WHERE sequence > $1 AND sequence <= $2 ORDER BY sequence",
+            &[
+                SqlValue::Integer(i64::try_from(position)?),
+                SqlValue::Integer(i64::try_from(position)? + 500),
+            ],
         )
         .await?;
     tx.rollback().await?;

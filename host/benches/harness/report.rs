@@ -11,7 +11,7 @@ use std::time::Duration;
 pub struct Row {
     /// Stable key for diffs, e.g. `get_order.p99_ms`.
     pub key: String,
-    /// Scenario number in the issue (1–7).
+    /// Scenario number (1–8).
     pub number: u8,
     pub scenario: String,
     pub metric: String,
@@ -201,8 +201,9 @@ const METHOD: &str = "\
 All scenarios run in one process: the host is started in-process the way the end-to-end
 tests start it (`App::start` with the five shop plugins plus the `noop` test plugin, a fresh
 temporary data directory, the default configuration except a 10 s plugin deadline), so the
-load generator shares the machine's cores with the host. Latencies are nearest-rank
-percentiles over every sample; each timed phase follows an untimed warm-up.
+load generator shares the machine's cores with the host (scenarios 7 and 8 start hosts of
+their own, described below). Latencies are nearest-rank percentiles over every sample; each
+timed phase follows an untimed warm-up.
 
 1. **Per-call overhead.** One task calls `UnitOfWork::call_request` on the `noop` plugin
    (`POST /`, no body, no idempotency key) back to back: writer lock, `BEGIN IMMEDIATE`,
@@ -251,6 +252,28 @@ percentiles over every sample; each timed phase follows an untimed warm-up.
    (`Sandbox::call`, each instance kept alive after its call returned), RSS with all N alive
    minus RSS before, ÷ N, after an identical warm-up round (so allocator and pool slots are
    warm).
+8. **Restart and rollback with a Python rule.** A host of its own on SQLite with what `mercato
+   serve` loads (every embedded plugin and both example rules), on a fresh data directory,
+   so its first start compiles every component (*first start*, for information). The
+   `tiered-spend` rule in Python (`plugins/python-rules/tiered-spend/app.py`, componentize-py
+   0.25.1 `-s`, built by `tools/rules/build-python`, which the harness runs) is deployed over
+   the embedded Rust one with `PUT /admin/plugins/tiered-spend` over loopback (*first
+   deploy*: compiled, for information). Then each round: the host is stopped (HTTP server,
+   relay, pruner) and another started on the same data directory; *restart → ready* is
+   `App::start` (engine, registry, every component loaded, migrations run (none pending), relay
+   started) until `GET /readyz` answered 200 over loopback: no process start, and the
+   components' bytes are already in memory, as they are in the binary. Then `POST
+   /admin/plugins/tiered-spend/rollback` (back to the Rust rule), `PUT` of the Python
+   component again (*redeploy* of a version that served before), a `PUT` of the Rust rule
+   (untimed) and a second rollback, which lands on the Python rule (*rollback onto*): each
+   timed from the request to its answer read; 5 rounds, the median and the worst reported.
+   Every start after the first, every rollback
+   and redeploy must load the code from the compiled-code cache
+   (`mercato_component_compilations_total`: no `compiled`, one `cached` per component) and
+   leave a rule coupon pricing a quote (9 × 25.00 EUR → 22.50 EUR off) with the expected
+   version serving, or the run fails. The cache files are in the page cache (written or read
+   moments before): a start after a reboot also reads them from disk. The quick smoke (`cargo
+   test`) deploys the Rust rule with a custom section appended instead, so it needs no pip.
 ";
 
 const PROFILE_PLACEHOLDER: &str = "\

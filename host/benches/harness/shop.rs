@@ -1,6 +1,7 @@
 //! The shop under test: a real host with the five shop plugins (plus `noop`) on
 //! a fresh data directory, started in-process the way `tests/common` does, and
-//! served on a loopback port for the HTTP scenarios.
+//! served on a loopback port for the HTTP scenarios. It can be restarted on the
+//! same data directory (the restart scenario).
 use anyhow::{Context, bail, ensure};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -8,7 +9,7 @@ use mercato::app::App;
 use mercato::config::{Config, StorageConfig};
 use mercato::deploy::Component;
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
 /// The five bounded contexts of the shop.
@@ -29,6 +30,9 @@ pub struct Shop {
     pub url: String,
     pub gateway: Gateway,
     pub data_dir: tempfile::TempDir,
+    /// How long this host took to start: `App::start` (loading every
+    /// component) until `GET /readyz` answered 200 over loopback.
+    pub start_time: Duration,
     config: Config,
     plugins: Vec<&'static str>,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -93,14 +97,60 @@ impl Shop {
     pub async fn start_with(backend: Backend, plugins: &[&'static str]) -> anyhow::Result<Shop> {
         let data_dir = tempfile::tempdir()?;
         let config = config(data_dir.path(), &backend);
-        let plugins = plugins.to_vec();
-        let host = App::start(config.clone(), components(&plugins)?).await?;
+        Shop::launch(data_dir, config, plugins.to_vec()).await
+    }
+
+    /// Stops this host and starts another on the same data directory with the
+    /// same plugins: their databases, deployed versions and compiled code are
+    /// kept, as across a restart of `mercato serve`. `start_time` is the new
+    /// host's.
+    pub async fn restart(self) -> anyhow::Result<Shop> {
+        let Shop {
+            host,
+            gateway,
+            data_dir,
+            config,
+            plugins,
+            stop,
+            server,
+            ..
+        } = self;
+        let _ = stop.send(());
+        // The server shuts the host down (relay, pruner) once it has stopped.
+        server.await??;
+        drop((host, gateway));
+        Shop::launch(data_dir, config, plugins).await
+    }
+
+    /// Starts a host on `data_dir` and serves it on a loopback port.
+    async fn launch(
+        data_dir: tempfile::TempDir,
+        config: Config,
+        plugins: Vec<&'static str>,
+    ) -> anyhow::Result<Shop> {
+        // Read before the clock starts: `mercato serve` has them in its binary.
+        let components = components(&plugins)?;
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        let host = App::start(config.clone(), components).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(mercato::http::serve(host.clone(), listener, async move {
             let _ = stopped.await;
         }));
+        let ready = client
+            .get(format!("{url}/readyz"))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .context("GET /readyz")?;
+        ensure!(
+            ready.status() == reqwest::StatusCode::OK,
+            "GET /readyz answered {}",
+            ready.status()
+        );
+        let start_time = started.elapsed();
         Ok(Shop {
             gateway: Gateway {
                 router: mercato::http::app(host.clone()),
@@ -109,6 +159,7 @@ impl Shop {
             host,
             url,
             data_dir,
+            start_time,
             config,
             plugins,
             stop,

@@ -105,15 +105,44 @@ pub async fn read_outbox(
     source: &str,
     after: u64,
 ) -> Result<Vec<OutboxEvent>, StorageError> {
-    let rows = read(
-        db,
-        &format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox_events WHERE sequence > $1 \
-             ORDER BY sequence LIMIT $2"
-        ),
-        &[SqlValue::Integer(after as i64), SqlValue::Integer(BATCH)],
-    )
-    .await?;
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    // A closed range first: sequences are dense, so it holds the next BATCH.
+    // PostgreSQL's generic plan for an open `sequence > $1` guesses a third
+    // of the table and, planned while the outbox was small, kept scanning all
+    // of it at every read as it grew.
+    let sql = format!(
+        "SELECT {OUTBOX_COLUMNS} FROM outbox_events WHERE sequence > $1 AND sequence <= $2 \
+         ORDER BY sequence"
+    );
+    let range = async |from: i64| {
+        read(
+            db,
+            &sql,
+            &[
+                SqlValue::Integer(from),
+                SqlValue::Integer(from.saturating_add(BATCH)),
+            ],
+        )
+        .await
+    };
+    let mut rows = range(after).await?;
+    if rows.rows.is_empty() {
+        // Nothing new, or a gap: events pruned past a cursor that was behind
+        // them. `MIN` on the index tells which, in one probe.
+        let next = read(
+            db,
+            "SELECT MIN(sequence) AS next FROM outbox_events WHERE sequence > $1",
+            &[SqlValue::Integer(after)],
+        )
+        .await?;
+        if let Some(next) = first_row(&next)
+            .map(|row| row.opt_int("next"))
+            .transpose()?
+            .flatten()
+        {
+            rows = range(next - 1).await?;
+        }
+    }
     host_rows(&rows)
         .map(|row| outbox_event(row, source))
         .collect()

@@ -157,3 +157,16 @@ async fn events_every_subscriber_consumed_are_marked_published() {
     // The outbox is retained for replay: marking deletes nothing.
     assert_eq!(read_outbox(&orders, "orders", 0).await.unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn a_cursor_behind_pruned_events_reads_on_from_the_first_kept_one() {
+    let (_dir, orders, _inventory) = source_and_subscriber().await;
+    let mut tx = orders.begin(TxMode::ReadWrite).await.unwrap();
+    tx.host_execute("DELETE FROM outbox_events WHERE sequence <= 2", &[])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let rest = read_outbox(&orders, "orders", 0).await.unwrap();
+    assert_eq!(rest.iter().map(|e| e.sequence).collect::<Vec<_>>(), [3]);
+    assert!(read_outbox(&orders, "orders", 3).await.unwrap().is_empty());
+}

@@ -1,11 +1,13 @@
-//! The seven scenarios (the benchmark issue's six, and full-text search), run
-//! in one process against one SQLite shop (a PostgreSQL shop for the saga, a
-//! search shop of its own), each for a fixed time.
+//! The eight scenarios (the benchmark issue's six, full-text search, and restart
+//! and rollback with a Python rule), run in one process against one SQLite shop
+//! (a PostgreSQL shop for the saga, a search shop and a restarted shop of their
+//! own), each for a fixed time or a fixed number of rounds.
 mod flash_sale;
 mod get_order;
 mod memory;
 mod overhead;
 mod relay;
+mod restart;
 mod saga;
 mod search;
 
@@ -33,6 +35,9 @@ pub struct Plan {
     pub live_instances: usize,
     /// Products the search scenario indexes.
     pub search_products: usize,
+    /// Restarts (each followed by a rollback, a redeploy and a rollback onto
+    /// the deployed rule) of the restart scenario.
+    pub restart_rounds: usize,
 }
 
 impl Plan {
@@ -50,6 +55,7 @@ impl Plan {
                 flash_rounds: 1,
                 live_instances: 20,
                 search_products: 300,
+                restart_rounds: 1,
             }
         } else {
             Plan {
@@ -64,6 +70,7 @@ impl Plan {
                 flash_rounds: 1,
                 live_instances: 200,
                 search_products: 10_000,
+                restart_rounds: 5,
             }
         }
     }
@@ -127,6 +134,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     if options.runs("search") {
         step("7 full-text search");
         rows.extend(search::run(&plan).await?);
+    }
+    if options.runs("restart") {
+        step("8 restart and rollback with a Python rule");
+        rows.extend(restart::run(&plan, options.quick).await?);
     }
     if options.runs("saga") {
         step("3 saga on PostgreSQL");
