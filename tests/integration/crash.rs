@@ -6,7 +6,6 @@ use crate::common::{Backend, Teardown, on_both_backends};
 use mercato::config::Config;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -59,16 +58,7 @@ impl Serve {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let address = stdout
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                line.split("address=")
-                    .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next().map(str::to_owned))
-            })
-            .expect("the server logs its address");
+        let address = crate::common::logged_address(&mut child);
         let token = std::fs::read_to_string(dir.join("admin-token")).unwrap();
         Serve {
             child,

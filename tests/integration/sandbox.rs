@@ -588,7 +588,6 @@ struct ServeProcess {
 
 impl ServeProcess {
     fn start(dir: &std::path::Path) -> ServeProcess {
-        use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mercato"))
             .args([
                 "serve",
@@ -608,16 +607,7 @@ impl ServeProcess {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let address = stdout
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                line.split("address=")
-                    .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next().map(str::to_owned))
-            })
-            .expect("the server logs its address");
+        let address = crate::common::logged_address(&mut child);
         ServeProcess {
             child,
             url: format!("http://{address}"),

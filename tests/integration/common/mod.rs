@@ -548,6 +548,22 @@ impl TestApp {
 }
 
 /// Rows of a plugin's SQLite database, read directly (outside the host).
+/// The address a `mercato serve` child logs once it listens (`address=…`),
+/// read from its piped stdout.
+pub fn logged_address(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+    stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.split("address=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next().map(str::to_owned))
+        })
+        .expect("the server logs its address")
+}
+
 pub fn sqlite_count(data_dir: &Path, plugin: &str, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open(data_dir.join(format!("{plugin}.db"))).unwrap();
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
