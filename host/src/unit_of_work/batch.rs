@@ -13,8 +13,10 @@
 //! traps or times out, the whole transaction is rolled back and the stream
 //! delivers the same events one by one, where the usual retries and dead
 //! letters apply. A batch takes no new event once it has run for
-//! [`BATCH_TIME`] and commits what it has, so it holds its transaction (and
-//! SQLite's writer) no longer than that plus one call's deadline.
+//! [`BATCH_TIME`], or once the events its calls emitted reach one call's
+//! event budget, and commits what it has: it holds its transaction (and
+//! SQLite's writer) no longer than that plus one call's deadline, and no more
+//! emitted events than about two calls may.
 use super::{Ran, UnitOfWork, abandon, budget, committed, describe_guest_error};
 use crate::outbound;
 use crate::outbox::inbox::{Delivery, cursor_in, record_consumed};
@@ -86,6 +88,8 @@ impl UnitOfWork {
         let mut emitted = Vec::new();
         let mut requests = Vec::new();
         let mut through = None;
+        // Payload bytes emitted by the batch's calls so far.
+        let mut held = 0usize;
         for event in pending {
             if through.is_some() && started.elapsed() >= BATCH_TIME {
                 break;
@@ -124,9 +128,16 @@ impl UnitOfWork {
                 };
             }
             tx = back;
+            held += events.iter().map(|e| e.payload.len()).sum::<usize>();
             emitted.extend(events);
             requests.extend(queued);
             through = Some(event);
+            // What the batch holds until its flush stays within about two
+            // calls' worth: a subscriber that emits its limit on every event
+            // must not make the host keep 64 times that.
+            if held >= subscriber.limits.event_bytes() {
+                break;
+            }
         }
         let through = through.expect("the batch ran at least one event");
         let outcome = async {

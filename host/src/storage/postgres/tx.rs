@@ -245,12 +245,12 @@ impl PgTx {
         self.before_host(true).await?;
         let sql = self.shared.number_sql.clone();
         self.in_flight = true;
-        let (moved, head): (i64, i64) = sqlx::query_as(&sql)
+        let numbered: Option<(i64, i64)> = sqlx::query_as(&sql)
             .bind(limit)
-            .fetch_one(self.conn())
+            .fetch_optional(self.conn())
             .await?;
         self.in_flight = false;
-        Ok((moved > 0).then_some(u64::try_from(head).unwrap_or(0)))
+        Ok(numbered.map(|(_, head)| u64::try_from(head).unwrap_or(0)))
     }
 
     pub(in crate::storage) fn deadline_exceeded(&self) -> bool {

@@ -216,7 +216,9 @@ pub(in crate::storage::postgres) fn stage_sql(names: &Names) -> String {
 
 /// Moves up to $1 staged events (only committed ones are visible) into the
 /// outbox, numbered after the head in staging order, and advances the head:
-/// one statement, returning how many moved and the head after. A writer that
+/// one statement, returning how many moved and the head after, or no row when
+/// nothing was waiting (then it writes nothing: an idle numberer's poll costs
+/// no WAL and no flush). A writer that
 /// commits after another always stages after it (its identity value is drawn
 /// later), so causally ordered calls keep their order; calls that ran
 /// concurrently are ordered by when their events were staged.
@@ -233,6 +235,7 @@ pub(in crate::storage::postgres) fn number_sql(names: &Names) -> String {
                     aggregate_id, event_type, payload, created_at, deliver_after_ms FROM moved \
              RETURNING sequence) \
          UPDATE {host}.{OUTBOX_LOCK} SET head = head + (SELECT pg_catalog.count(*) FROM numbered) \
-         WHERE id = 1 RETURNING (SELECT pg_catalog.count(*) FROM numbered), head"
+         WHERE id = 1 AND EXISTS (SELECT 1 FROM numbered) \
+         RETURNING (SELECT pg_catalog.count(*) FROM numbered), head"
     )
 }
