@@ -272,6 +272,81 @@ async fn sqlite_passes_the_storage_conformance_suite() {
     conformance(Database::Sqlite(Arc::new(db))).await;
 }
 
+/// Under steady writes, with some read always open (as while buyers poll
+/// their orders), a passive checkpoint never lets the WAL start over; the
+/// checkpointer restarts it, so it stays near `RESTART_FRAMES` pages instead
+/// of growing with everything ever written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_the_wal_stays_bounded_under_steady_writes_with_reads_always_open() {
+    use mercato::storage::sqlite::RESTART_FRAMES;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db");
+    let db = Database::Sqlite(Arc::new(SqliteDb::open(&path).unwrap()));
+    db.prepare_host_tables().await.unwrap();
+    db.apply_migration(&step(
+        1,
+        "CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL)",
+    ))
+    .await
+    .unwrap();
+    // Readers one after another, each open for a moment.
+    let writing = Arc::new(AtomicBool::new(true));
+    let reader = tokio::spawn({
+        let (db, writing) = (db.clone(), writing.clone());
+        async move {
+            let mut reads = 0u64;
+            while writing.load(Ordering::Relaxed) {
+                let mut tx = db.begin(TxMode::ReadOnly).await.unwrap();
+                tx.host_query("SELECT COUNT(*) AS n FROM blobs", &[])
+                    .await
+                    .unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                tx.rollback().await.unwrap();
+                reads += 1;
+            }
+            reads
+        }
+    });
+    let limit = (RESTART_FRAMES * 4096 * 3) as u64;
+    let blob = SqlValue::Blob(vec![7u8; 64 * 1024]);
+    let wal = dir.path().join("wal.db-wal");
+    let mut written = 0u64;
+    let mut largest = 0u64;
+    // Four times what the WAL may hold, in rows of 64 KiB at a steady pace
+    // (up to ~64 MiB/s); old rows are deleted so that the database itself
+    // stays small.
+    while written < 4 * limit {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        let mut tx = db.begin(TxMode::ReadWrite).await.unwrap();
+        tx.host_execute(
+            "INSERT INTO blobs (b) VALUES ($1)",
+            std::slice::from_ref(&blob),
+        )
+        .await
+        .unwrap();
+        tx.host_execute(
+            "DELETE FROM blobs WHERE id < (SELECT MAX(id) FROM blobs) - 16",
+            &[],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        written += 64 * 1024;
+        largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+    }
+    writing.store(false, Ordering::Relaxed);
+    let reads = reader.await.unwrap();
+    assert!(
+        reads > 100,
+        "the reader ran alongside the writes ({reads} reads)"
+    );
+    assert!(
+        largest < limit,
+        "the WAL grew to {largest} bytes after {written} bytes were written (limit {limit})"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_passes_the_storage_conformance_suite() {
     let url = postgres_url().await;

@@ -57,6 +57,9 @@ const COLUMNS: &str =
 /// Writes the requests a call queued, in its transaction. A key queued
 /// before is left as it is.
 pub async fn queue(tx: &mut Tx, requests: &[QueuedRequest]) -> Result<(), StorageError> {
+    if requests.is_empty() {
+        return Ok(());
+    }
     let now = crate::clock::now_rfc3339();
     let now_ms = crate::clock::now_millis() as i64;
     for r in requests {

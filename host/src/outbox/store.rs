@@ -61,16 +61,13 @@ fn event_params(event: &OutboxEvent) -> Vec<SqlValue> {
     ]
 }
 
-/// Runs one read-only query in a transaction of its own.
+/// Runs one read-only query on a snapshot of its own.
 async fn read(
     db: &Database,
     sql: &str,
     params: &[SqlValue],
 ) -> Result<crate::bindings::Rows, StorageError> {
-    let mut tx = db.begin(TxMode::ReadOnly).await?;
-    let rows = tx.host_query(sql, params).await?;
-    tx.rollback().await?;
-    Ok(rows)
+    db.read_once(sql, params).await
 }
 
 /// The last sequence of `source` the plugin of `db` consumed.
@@ -106,43 +103,24 @@ pub async fn read_outbox(
     after: u64,
 ) -> Result<Vec<OutboxEvent>, StorageError> {
     let after = i64::try_from(after).unwrap_or(i64::MAX);
-    // A closed range first: sequences are dense, so it holds the next BATCH.
+    // One statement: the next sequence after `after` (usually `after + 1`;
+    // further on after events were pruned past a cursor that was behind
+    // them), then a closed range of BATCH from there. A closed range, because
     // PostgreSQL's generic plan for an open `sequence > $1` guesses a third
     // of the table and, planned while the outbox was small, kept scanning all
     // of it at every read as it grew.
     let sql = format!(
-        "SELECT {OUTBOX_COLUMNS} FROM outbox_events WHERE sequence > $1 AND sequence <= $2 \
+        "SELECT {OUTBOX_COLUMNS} FROM outbox_events \
+         WHERE sequence >= (SELECT MIN(sequence) FROM outbox_events WHERE sequence > $1) \
+         AND sequence < (SELECT MIN(sequence) FROM outbox_events WHERE sequence > $1) + $2 \
          ORDER BY sequence"
     );
-    let range = async |from: i64| {
-        read(
-            db,
-            &sql,
-            &[
-                SqlValue::Integer(from),
-                SqlValue::Integer(from.saturating_add(BATCH)),
-            ],
-        )
-        .await
-    };
-    let mut rows = range(after).await?;
-    if rows.rows.is_empty() {
-        // Nothing new, or a gap: events pruned past a cursor that was behind
-        // them. `MIN` on the index tells which, in one probe.
-        let next = read(
-            db,
-            "SELECT MIN(sequence) AS next FROM outbox_events WHERE sequence > $1",
-            &[SqlValue::Integer(after)],
-        )
-        .await?;
-        if let Some(next) = first_row(&next)
-            .map(|row| row.opt_int("next"))
-            .transpose()?
-            .flatten()
-        {
-            rows = range(next - 1).await?;
-        }
-    }
+    let rows = read(
+        db,
+        &sql,
+        &[SqlValue::Integer(after), SqlValue::Integer(BATCH)],
+    )
+    .await?;
     host_rows(&rows)
         .map(|row| outbox_event(row, source))
         .collect()

@@ -143,6 +143,20 @@ impl Database {
         self.open_tx(mode, Some(budget)).await
     }
 
+    /// Runs one read-only host statement on its own snapshot: on PostgreSQL
+    /// a lone statement (one round trip), on SQLite a read transaction.
+    pub async fn read_once(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StorageError> {
+        match self {
+            Database::Sqlite(db) => {
+                let mut tx = db.begin(TxMode::ReadOnly, None).await?;
+                let rows = tx.host_query(sql, params);
+                tx.rollback()?;
+                rows
+            }
+            Database::Postgres(db) => db.read_once(sql, params).await,
+        }
+    }
+
     /// Numbers up to `limit` staged events into the outbox in a transaction of
     /// its own and returns the new head, or `None` when none was waiting
     /// (always on SQLite, which numbers events as they are written).

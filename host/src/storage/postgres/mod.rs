@@ -14,6 +14,7 @@ mod host_sql;
 mod migrations;
 mod names;
 mod provision;
+mod read;
 mod session;
 mod tx;
 mod values;

@@ -5,14 +5,14 @@
 //! so that BEGIN, the call's timeouts and the backend's pid travel in one round
 //! trip, and so that an abandoned statement can be cancelled before the
 //! connection is rolled back and reused.
-use super::super::{CallBudget, MAX_QUERY_ROWS, StagedEvents, StorageError, TxMode};
+use super::super::{CallBudget, StagedEvents, StorageError, TxMode};
+use super::read::fetch_rows;
 use super::session::{self, HostKey, ROLLBACK_GRACE, drain, finish};
-use super::values::{arguments, decode_row, value_bytes};
+use super::values::arguments;
 use super::{PgDb, Shared};
 use crate::bindings::{GuestError, Rows, SqlValue};
-use futures_util::TryStreamExt;
 use sqlx::pool::PoolConnection;
-use sqlx::{Column, Executor, PgConnection, Postgres, Row};
+use sqlx::{Executor, PgConnection, Postgres, Row};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -137,7 +137,7 @@ impl PgDb {
 /// True when `e` says the session is gone: the socket closed, or the server
 /// ended it (`57P01` admin shutdown, `57P02` crash shutdown, class `08`
 /// connection exceptions), as a restart or `pg_terminate_backend` does.
-fn closed_by_server(e: &sqlx::Error) -> bool {
+pub(super) fn closed_by_server(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db
@@ -389,52 +389,19 @@ impl PgTx {
         Ok(())
     }
 
-    /// Runs a query, streaming rows and stopping as soon as a limit is passed.
-    /// On a limit the statement is left in flight (it may still be producing
-    /// rows); the next statement or the rollback cancels it.
+    /// Runs a query ([`fetch_rows`]). On an error the statement is left in
+    /// flight (past a limit it may still be producing rows); the next
+    /// statement or the rollback cancels it.
     async fn query(
         &mut self,
         sql: &str,
         params: &[SqlValue],
         max_bytes: Option<usize>,
     ) -> Result<Rows, StorageError> {
-        let args = arguments(params)?;
         self.in_flight = true;
-        let mut columns = Vec::new();
-        let mut rows = Vec::new();
-        let mut bytes = 0usize;
-        {
-            let mut stream = sqlx::query_with(sql, args).fetch(self.conn());
-            while let Some(row) = stream.try_next().await? {
-                if rows.len() == MAX_QUERY_ROWS {
-                    return Err(StorageError::Setup(format!(
-                        "query returned more than {MAX_QUERY_ROWS} rows; add a LIMIT"
-                    )));
-                }
-                if columns.is_empty() {
-                    columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
-                }
-                let values = decode_row(&row)?;
-                bytes += values.iter().map(value_bytes).sum::<usize>();
-                if let Some(max) = max_bytes.filter(|max| bytes > *max) {
-                    return Err(StorageError::Setup(format!(
-                        "query result exceeds {max} bytes; select fewer rows or columns"
-                    )));
-                }
-                rows.push(values);
-            }
-        }
-        if columns.is_empty() {
-            // No rows: describe the statement so callers still see column names.
-            let described = self.conn().describe(sql).await?;
-            columns = described
-                .columns()
-                .iter()
-                .map(|c| c.name().to_owned())
-                .collect();
-        }
-        self.in_flight = false;
-        Ok(Rows { columns, rows })
+        let rows = fetch_rows(self.conn(), sql, params, max_bytes).await;
+        self.in_flight = rows.is_err();
+        rows
     }
 
     fn guest_failure(&mut self, e: sqlx::Error) -> GuestError {

@@ -88,6 +88,9 @@ pub(super) struct SqliteConn {
     guard: Arc<Guard>,
 }
 
+/// How long a statement waits for a lock held by another connection.
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl SqliteConn {
     pub(super) fn open(path: &Path, max_value_bytes: usize) -> Result<Self, StorageError> {
         let conn = Connection::open_with_flags(
@@ -99,7 +102,7 @@ impl SqliteConn {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // What one statement may build, sized so that no statement can make
         // the host allocate more than the plugin's query budget for one value.
         let value_bytes = i32::try_from(max_value_bytes)
@@ -183,6 +186,17 @@ impl SqliteConn {
         if self.conn.is_autocommit() {
             return Ok(());
         }
-        self.conn.execute_batch("ROLLBACK")
+        self.control("ROLLBACK")
+    }
+
+    /// Runs a transaction-control statement (`BEGIN IMMEDIATE`, `COMMIT`…)
+    /// from the statement cache: parsing them anew was a measurable part of a
+    /// call. Cached under the host's tag (`tx::host_sql`), so plugin SQL of the
+    /// same text can never be handed the host's prepared statement.
+    pub(super) fn control(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached(&super::tx::host_sql(sql))?
+            .execute([])?;
+        Ok(())
     }
 }

@@ -24,21 +24,23 @@
 //! async worker), `policy.rs` (the authorizer: what plugin SQL may do),
 //! `tx.rs` (a call's transaction and value conversion), this one (the
 //! database: writer, readers, checkpoints, migrations).
+mod checkpoint;
 mod conn;
 mod policy;
 mod tx;
 
+pub use checkpoint::RESTART_FRAMES;
 pub use tx::SqliteTx;
 
 use super::{AppliedMigration, CallBudget, MigrationStep, StorageError, TxMode};
+use checkpoint::Checkpointer;
 use conn::{DEFAULT_VALUE_BYTES, SqliteConn};
 use policy::Actor;
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedMutexGuard, Semaphore};
 use tx::Handle;
 
 const READERS: usize = 4;
@@ -49,54 +51,7 @@ pub struct SqliteDb {
     writer: Arc<tokio::sync::Mutex<SqliteConn>>,
     readers: Arc<Mutex<Vec<SqliteConn>>>,
     reader_slots: Arc<Semaphore>,
-    _checkpointer: Checkpointer,
-}
-
-/// How often the background checkpointer copies the WAL into the database.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// Runs WAL checkpoints on a thread of its own. SQLite's automatic
-/// checkpoint runs inside whichever commit crosses 1,000 WAL pages, while that
-/// commit holds the plugin's only write lock: one commit in a few hundred took
-/// milliseconds and stalled every writer behind it (the relay's p99 in
-/// docs/benchmarks.md). Passive checkpoints beside the writer never block it.
-struct Checkpointer {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Checkpointer {
-    fn start(path: &Path) -> Result<Self, StorageError> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stopped = stop.clone();
-        let name = format!(
-            "mercato-ckpt-{}",
-            path.file_stem().and_then(|s| s.to_str()).unwrap_or("db")
-        );
-        std::thread::Builder::new()
-            .name(name)
-            .spawn(move || {
-                while !stopped.load(Ordering::Relaxed) {
-                    std::thread::sleep(CHECKPOINT_EVERY);
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(error = %e, "background WAL checkpoint failed");
-                    }
-                }
-            })
-            .map_err(|e| StorageError::Setup(format!("starting the WAL checkpointer: {e}")))?;
-        Ok(Checkpointer { stop })
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
+    checkpointer: Checkpointer,
 }
 
 impl SqliteDb {
@@ -120,10 +75,10 @@ impl SqliteDb {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(SqliteDb {
             path: path.to_owned(),
+            checkpointer: Checkpointer::start(path)?,
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
             readers: Arc::new(Mutex::new(readers)),
             reader_slots: Arc::new(Semaphore::new(READERS)),
-            _checkpointer: Checkpointer::start(path)?,
         })
     }
 
@@ -201,13 +156,58 @@ impl SqliteDb {
             .map_err(|e| StorageError::Setup(format!("migration thread: {e}")))?
     }
 
+    /// Restarts the WAL (`checkpoint`): holds off this database's readers,
+    /// then checkpoints on a blocking thread with the writer in hand.
+    async fn restart_wal(
+        &self,
+        writer: OwnedMutexGuard<SqliteConn>,
+    ) -> OwnedMutexGuard<SqliteConn> {
+        let all = READERS as u32;
+        let readers = tokio::time::timeout(
+            checkpoint::RESTART_WAIT,
+            self.reader_slots.clone().acquire_many_owned(all),
+        )
+        .await;
+        let Ok(Ok(_readers)) = readers else {
+            tracing::debug!("WAL restart put off: a read is still running");
+            return writer;
+        };
+        let restarted = tokio::task::spawn_blocking(move || {
+            let done = checkpoint::restart(&writer.conn);
+            (writer, done)
+        })
+        .await;
+        match restarted {
+            Ok((writer, done)) => {
+                match done {
+                    Ok(true) => {}
+                    Ok(false) => tracing::debug!("WAL restart put off: another process reads"),
+                    Err(e) => tracing::warn!(error = %e, "WAL restart failed"),
+                }
+                writer
+            }
+            // The checkpoint panicked, dropping the writer lock with it.
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL restart failed");
+                self.writer.clone().lock_owned().await
+            }
+        }
+    }
+
     pub(super) async fn begin(
         &self,
         mode: TxMode,
         budget: Option<CallBudget>,
     ) -> Result<SqliteTx, StorageError> {
         let handle = match mode {
-            TxMode::ReadWrite => Handle::Writer(self.writer.clone().lock_owned().await),
+            TxMode::ReadWrite => {
+                let writer = self.writer.clone().lock_owned().await;
+                Handle::Writer(if self.checkpointer.take_restart() {
+                    self.restart_wal(writer).await
+                } else {
+                    writer
+                })
+            }
             TxMode::ReadOnly => {
                 let permit = self
                     .reader_slots
@@ -233,7 +233,7 @@ impl SqliteDb {
             TxMode::ReadWrite => "BEGIN IMMEDIATE",
             TxMode::ReadOnly => "BEGIN",
         };
-        handle.conn().conn.execute_batch(begin)?;
+        handle.conn().control(begin)?;
         Ok(SqliteTx {
             handle,
             mode,

@@ -138,7 +138,7 @@ impl SqliteTx {
 
     pub(crate) fn commit(mut self) -> Result<(), StorageError> {
         self.open = false;
-        self.handle.conn().conn.execute_batch("COMMIT")?;
+        self.handle.conn().control("COMMIT")?;
         Ok(())
     }
 

@@ -1,0 +1,120 @@
+//! WAL checkpoints beside the writer, and the restarts that keep the WAL from
+//! growing without end.
+//!
+//! SQLite's automatic checkpoint runs inside whichever commit crosses 1,000
+//! WAL pages, while that commit holds the plugin's only write lock: one commit
+//! in a few hundred took milliseconds and stalled every writer behind it (the
+//! relay's p99 in docs/benchmarks.md). So a thread of its own copies the WAL
+//! into the database every [`CHECKPOINT_EVERY`], passively: never blocking
+//! the writer or a reader.
+//!
+//! A passive checkpoint never makes the WAL start over. The next writer
+//! rewinds the log only when every frame has been copied and no reader still
+//! reads from the WAL, which under steady load (a commit every millisecond,
+//! some read always open) never happens: under the saga benchmark the WAL
+//! grew by about 100 MB/s without end, and appending to it cost ~16 % of the
+//! host's CPU in the kernel, zeroing fresh page-cache pages. Nor can a
+//! RESTART checkpoint beside busy readers be relied on: readers that come one
+//! after another keep taking the read locks it waits for. So when a passive
+//! checkpoint leaves more than [`RESTART_FRAMES`] in the WAL, the next write
+//! transaction first holds off the database's readers (their slots, at most
+//! [`RESTART_WAIT`]) and restarts the WAL on a blocking thread: the frames
+//! left to copy are few, and no reader of this process can stand in the way.
+//! Calls wait for it on the async writer lock and reader slots, never on a
+//! blocked worker.
+use super::super::StorageError;
+use super::conn::BUSY_TIMEOUT;
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How often the background checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// WAL frames (of one page each; 4 KiB by default) past which the WAL is
+/// restarted: about 64 MiB. Each restart stalls the database's calls for a
+/// few milliseconds (the last frames copied, the file synced); fewer of them
+/// cost less than a larger file's longer index lookups.
+pub const RESTART_FRAMES: i64 = 16384;
+
+/// How long a restart waits for readers, and then for the locks it needs.
+pub(super) const RESTART_WAIT: Duration = Duration::from_millis(50);
+
+/// The checkpoint thread of one database; stops when dropped.
+pub(super) struct Checkpointer {
+    stop: Arc<AtomicBool>,
+    /// A passive checkpoint left more than [`RESTART_FRAMES`] in the WAL.
+    restart_due: Arc<AtomicBool>,
+}
+
+impl Checkpointer {
+    /// Starts checkpointing the database at `path`.
+    pub(super) fn start(path: &Path) -> Result<Self, StorageError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let restart_due = Arc::new(AtomicBool::new(false));
+        let (stopped, due) = (stop.clone(), restart_due.clone());
+        let name = format!(
+            "mercato-ckpt-{}",
+            path.file_stem().and_then(|s| s.to_str()).unwrap_or("db")
+        );
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                    if due.load(Ordering::Relaxed) {
+                        // The restart copies what is left; a passive pass
+                        // now would only contend with it for the lock.
+                        continue;
+                    }
+                    match checkpoint(&conn, "PASSIVE") {
+                        Ok(left) => due.store(left > RESTART_FRAMES, Ordering::Relaxed),
+                        Err(e) => tracing::warn!(error = %e, "background WAL checkpoint failed"),
+                    }
+                }
+            })
+            .map_err(|e| StorageError::Setup(format!("starting the WAL checkpointer: {e}")))?;
+        Ok(Checkpointer { stop, restart_due })
+    }
+
+    /// True once per restart the checkpoint thread asked for.
+    pub(super) fn take_restart(&self) -> bool {
+        self.restart_due.swap(false, Ordering::Relaxed)
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs a checkpoint in `mode`; the frames in the WAL afterwards (0 once a
+/// RESTART succeeded: the next commit writes from the WAL's start).
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+        let busy: i64 = row.get(0)?;
+        let frames: i64 = row.get(1)?;
+        Ok(if busy == 0 && mode == "RESTART" {
+            0
+        } else {
+            frames
+        })
+    })
+}
+
+/// Restarts the WAL on the writer `conn`, between two of its transactions
+/// and with this process's readers held off; false when some other process
+/// still reads from the WAL (the next passive pass asks again).
+pub(super) fn restart(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.busy_timeout(RESTART_WAIT)?;
+    let left = checkpoint(conn, "RESTART");
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(left? == 0)
+}
