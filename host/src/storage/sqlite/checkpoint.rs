@@ -28,6 +28,7 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 /// How often the background checkpointer copies the WAL into the database.
@@ -42,9 +43,11 @@ pub const RESTART_FRAMES: i64 = 16384;
 /// How long a restart waits for readers, and then for the locks it needs.
 pub(super) const RESTART_WAIT: Duration = Duration::from_millis(50);
 
-/// The checkpoint thread of one database; stops when dropped.
+/// The checkpoint thread of one database; stopped and joined when dropped.
 pub(super) struct Checkpointer {
-    stop: Arc<AtomicBool>,
+    /// Dropping it wakes the thread to stop.
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     /// A passive checkpoint left more than [`RESTART_FRAMES`] in the WAL.
     restart_due: Arc<AtomicBool>,
 }
@@ -56,18 +59,19 @@ impl Checkpointer {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = mpsc::channel::<()>();
         let restart_due = Arc::new(AtomicBool::new(false));
-        let (stopped, due) = (stop.clone(), restart_due.clone());
+        let due = restart_due.clone();
         let name = format!(
             "mercato-ckpt-{}",
             path.file_stem().and_then(|s| s.to_str()).unwrap_or("db")
         );
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
-                while !stopped.load(Ordering::Relaxed) {
-                    std::thread::sleep(CHECKPOINT_EVERY);
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
                     if due.load(Ordering::Relaxed) {
                         // The restart copies what is left; a passive pass
                         // now would only contend with it for the lock.
@@ -80,7 +84,11 @@ impl Checkpointer {
                 }
             })
             .map_err(|e| StorageError::Setup(format!("starting the WAL checkpointer: {e}")))?;
-        Ok(Checkpointer { stop, restart_due })
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+            restart_due,
+        })
     }
 
     /// True once per restart the checkpoint thread asked for.
@@ -90,8 +98,18 @@ impl Checkpointer {
 }
 
 impl Drop for Checkpointer {
+    /// Waits for the thread's connection to close. The last connection to
+    /// close deletes the `-wal` and `-shm` files *by name*: closed later, it
+    /// would delete those of a new database made at the same path meanwhile
+    /// (files removed and the plugin started again), whose connections then
+    /// stop seeing each other's commits.
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::warn!("the WAL checkpointer panicked");
+        }
     }
 }
 
