@@ -347,6 +347,35 @@ async fn sqlite_the_wal_stays_bounded_under_steady_writes_with_reads_always_open
     );
 }
 
+/// Dropping a SQLite database closes every connection to it before the drop
+/// returns, the checkpointer's too. The last connection to close deletes the
+/// `-wal` and `-shm` files by name: one closing later would delete those of a
+/// new database made at the same path meanwhile (a plugin's files removed and
+/// the plugin started again), and its connections would stop seeing each
+/// other's commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_dropped_database_has_closed_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gone.db");
+    let wal = dir.path().join("gone.db-wal");
+    let db = Database::Sqlite(Arc::new(SqliteDb::open(&path).unwrap()));
+    db.prepare_host_tables().await.unwrap();
+    assert!(wal.exists(), "a database in use has its WAL");
+    // The checkpointer has opened the WAL once it copied pages into the file.
+    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    crate::common::within(std::time::Duration::from_secs(10), async || {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        size() > before
+    })
+    .await;
+    drop(db);
+    assert!(
+        !wal.exists(),
+        "the last connection closed, and removed the WAL, before the drop returned"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_passes_the_storage_conformance_suite() {
     let url = postgres_url().await;
