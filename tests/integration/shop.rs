@@ -790,6 +790,121 @@ async fn a_shop_day_on_postgres_keeps_every_invariant() {
     drop_postgres(&config, &FULL_SHOP).await;
 }
 
+/// Contexts on separate database servers, as a shop that outgrew one: orders
+/// and payments on a second PostgreSQL database (standing in for a second
+/// server), products and search in SQLite files, the rest on the first
+/// database. Each plugin's outbox is relayed from its own database, and the
+/// day keeps every invariant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_day_across_separate_databases_keeps_every_invariant() {
+    use mercato::config::PluginConfig;
+    use mercato::storage::{BackendKind, StorageConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = postgres_config(dir.path()).await;
+    let first = config.storage.url.clone().expect("postgres url");
+    let second = other_database(&first, "mercato_test_second").await;
+    let elsewhere = |backend: BackendKind, url: Option<&str>| PluginConfig {
+        storage: Some(StorageConfig {
+            backend,
+            url: url.map(str::to_owned),
+            ..config.storage.clone()
+        }),
+        ..PluginConfig::default()
+    };
+    let placed = [
+        ("orders", elsewhere(BackendKind::Postgres, Some(&second))),
+        ("payments", elsewhere(BackendKind::Postgres, Some(&second))),
+        ("products", elsewhere(BackendKind::Sqlite, None)),
+        ("search", elsewhere(BackendKind::Sqlite, None)),
+    ];
+    for (plugin, storage) in placed.clone() {
+        config.plugins.insert(plugin.into(), storage);
+    }
+    let on_first: Vec<&str> = FULL_SHOP
+        .iter()
+        .copied()
+        .filter(|p| !placed.iter().any(|(q, _)| q == p))
+        .collect();
+    shop_day(config.clone()).await;
+
+    // Each context's tables are where its configuration put them, and only there.
+    let namespace = &config.storage.namespace;
+    for (url, plugins) in [
+        (&first, on_first.clone()),
+        (&second, vec!["orders", "payments"]),
+    ] {
+        let schemas = schemas_in(url, namespace).await;
+        let mut expected: Vec<String> = plugins
+            .iter()
+            .flat_map(|p| {
+                let schema = mercato::storage::postgres::schema_name(namespace, p);
+                [schema.clone(), format!("{schema}_host")]
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(schemas, expected, "schemas in {url}");
+    }
+    for plugin in ["products", "search"] {
+        assert!(
+            dir.path().join(format!("{plugin}.db")).exists(),
+            "{plugin} keeps a SQLite file"
+        );
+    }
+    for plugin in ["orders", "payments"] {
+        mercato::storage::postgres::PgDb::drop_schema(&second, namespace, plugin)
+            .await
+            .unwrap();
+    }
+    drop_postgres(&config, &on_first).await;
+}
+
+/// `url` with its database name replaced by `database`, which is created on
+/// the same server if missing (tests leave the server's own databases alone).
+async fn other_database(url: &str, database: &str) -> String {
+    use sqlx::{Connection, Executor};
+    let (server, _) = url
+        .rsplit_once('/')
+        .expect("a database URL names its database");
+    let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1)",
+    )
+    .bind(database)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    if !exists {
+        match admin
+            .execute(format!("CREATE DATABASE \"{database}\"").as_str())
+            .await
+        {
+            Ok(_) => {}
+            // Another test run created it meanwhile.
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
+            Err(e) => panic!("creating the second database {database}: {e}"),
+        }
+    }
+    admin.close().await.unwrap();
+    format!("{server}/{database}")
+}
+
+/// The schemas under `namespace` in the database at `url`, sorted.
+async fn schemas_in(url: &str, namespace: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let mut schemas: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_catalog.pg_namespace WHERE starts_with(nspname::text, $1)",
+    )
+    .bind(namespace)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    schemas.sort();
+    schemas
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flash_sale_sells_exactly_the_stock() {
     let dir = tempfile::tempdir().unwrap();
