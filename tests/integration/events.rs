@@ -161,6 +161,78 @@ async fn a_thousand_events_from_one_source_arrive_in_order() {
 }
 
 on_both_backends!(
+    a_subscriber_emitting_its_limit_on_every_event_cannot_make_a_batch_hold_more,
+    a_subscriber_emitting_its_limit_on_every_event_cannot_make_a_batch_hold_more_on_sqlite,
+    a_subscriber_emitting_its_limit_on_every_event_cannot_make_a_batch_hold_more_on_postgres,
+);
+/// A batch keeps its calls' emitted events until it commits. A subscriber
+/// that emits close to its event budget for every event it handles must not
+/// make the host hold 64 calls' worth: the batch commits once what it holds
+/// reaches one call's budget, so here at most two events go per batch.
+async fn a_subscriber_emitting_its_limit_on_every_event_cannot_make_a_batch_hold_more(
+    backend: Backend,
+) {
+    use mercato::config::{PartialLimits, PluginConfig};
+    const BUDGET: u64 = 64 * 1024;
+    const EVENTS: u64 = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = backend.config(dir.path()).await;
+    config.plugins.insert(
+        "audit".into(),
+        PluginConfig {
+            limits: Some(PartialLimits {
+                max_event_bytes: Some(BUDGET),
+                ..PartialLimits::default()
+            }),
+            ..PluginConfig::default()
+        },
+    );
+    let plugins = ["notes", "audit"];
+    let _teardown = Teardown::new(&config, &plugins);
+    let app = TestApp::start(config, &plugins).await;
+    // Queued while audit's stream is held, so that it is behind and batches.
+    app.host
+        .relay()
+        .paused("audit", async {
+            for n in 1..=EVENTS {
+                note(&app, &format!("e{n}"), json!({ "echo_bytes": 40 * 1024 })).await;
+            }
+        })
+        .await;
+    app.drain().await;
+
+    assert_eq!(app.seen().await.len() as u64, EVENTS, "each handled");
+    let metrics = app.metrics().await;
+    let labels = r#"source="notes",subscriber="audit""#;
+    let batches = metric(
+        &metrics,
+        &format!("mercato_event_delivery_batch_size_count{{{labels}}}"),
+    );
+    let within_two = metric(
+        &metrics,
+        &format!("mercato_event_delivery_batch_size_bucket{{{labels},le=\"2\"}}"),
+    );
+    assert!(batches > 0, "the stream batched: {metrics}");
+    assert_eq!(
+        within_two, batches,
+        "no batch held more than two events of 40 KiB under a 64 KiB budget: {metrics}"
+    );
+    let ok = metric(
+        &metrics,
+        &format!("mercato_event_deliveries_total{{outcome=\"ok\",{labels}}}"),
+    );
+    assert_eq!(ok, EVENTS, "{metrics}");
+    let echoed = crate::common::host_count(
+        app.host.config(),
+        "audit",
+        "SELECT COUNT(*) FROM outbox_events WHERE event_type = 'Echoed'",
+    )
+    .await;
+    assert_eq!(echoed as u64, EVENTS, "every emitted event committed");
+    app.stop().await;
+}
+
+on_both_backends!(
     a_stream_behind_delivers_in_batches_and_a_failing_event_falls_back_alone,
     a_stream_behind_delivers_in_batches_and_a_failing_event_falls_back_alone_on_sqlite,
     a_stream_behind_delivers_in_batches_and_a_failing_event_falls_back_alone_on_postgres,

@@ -1,6 +1,7 @@
 //! Test plugin: records every event it handles. An event's payload can script
 //! failures under `"audit"`: `{"fail_times": n}` fails the first n attempts,
-//! `{"always_fail": true}` never succeeds, `{"trap": true}` panics.
+//! `{"always_fail": true}` never succeeds, `{"trap": true}` panics,
+//! `{"echo_bytes": n}` emits an `Echoed` event carrying n bytes.
 use mercato_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
@@ -16,6 +17,8 @@ struct Script {
     always_fail: bool,
     #[serde(default)]
     trap: bool,
+    #[serde(default)]
+    echo_bytes: usize,
 }
 
 #[derive(Deserialize)]
@@ -55,6 +58,13 @@ impl Plugin for Audit {
                 "planned failure, attempt {}",
                 event.attempt
             )));
+        }
+        if script.echo_bytes > 0 {
+            events::emit(
+                "Echoed",
+                &event.id,
+                &json!({ "padding": "x".repeat(script.echo_bytes) }),
+            )?;
         }
         db::execute(
             "INSERT INTO seen (event_id, source, event_type, sequence, attempt, payload) \
