@@ -78,7 +78,7 @@ impl Checkpointer {
                         continue;
                     }
                     match checkpoint(&conn, "PASSIVE") {
-                        Ok(left) => due.store(left > RESTART_FRAMES, Ordering::Relaxed),
+                        Ok((_, left)) => due.store(left > RESTART_FRAMES, Ordering::Relaxed),
                         Err(e) => tracing::warn!(error = %e, "background WAL checkpoint failed"),
                     }
                 }
@@ -91,9 +91,10 @@ impl Checkpointer {
         })
     }
 
-    /// True once per restart the checkpoint thread asked for.
+    /// True once per restart the checkpoint thread asked for. (A load first:
+    /// every write transaction asks, and a swap would write the shared flag.)
     pub(super) fn take_restart(&self) -> bool {
-        self.restart_due.swap(false, Ordering::Relaxed)
+        self.restart_due.load(Ordering::Relaxed) && self.restart_due.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -113,17 +114,11 @@ impl Drop for Checkpointer {
     }
 }
 
-/// Runs a checkpoint in `mode`; the frames in the WAL afterwards (0 once a
-/// RESTART succeeded: the next commit writes from the WAL's start).
-fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
+/// Runs a checkpoint in `mode`: whether it was stopped by a lock it could not
+/// get, and the frames in the WAL.
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(bool, i64)> {
     conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-        let busy: i64 = row.get(0)?;
-        let frames: i64 = row.get(1)?;
-        Ok(if busy == 0 && mode == "RESTART" {
-            0
-        } else {
-            frames
-        })
+        Ok((row.get::<_, i64>(0)? != 0, row.get(1)?))
     })
 }
 
@@ -132,7 +127,7 @@ fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
 /// still reads from the WAL (the next passive pass asks again).
 pub(super) fn restart(conn: &Connection) -> rusqlite::Result<bool> {
     conn.busy_timeout(RESTART_WAIT)?;
-    let left = checkpoint(conn, "RESTART");
+    let done = checkpoint(conn, "RESTART");
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    Ok(left? == 0)
+    Ok(!done?.0)
 }
