@@ -37,6 +37,9 @@ pub enum StartError {
     /// A plugin failed to load.
     #[error(transparent)]
     Plugin(#[from] LoadFailure),
+    /// The cluster could not be joined.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// A running shop: its plugins, rules, relay and deployer; cheap to clone.
@@ -53,6 +56,7 @@ struct Inner {
     relay: Relay,
     deployer: Deployer,
     pruner: Pruner,
+    cluster: Option<crate::cluster::Cluster>,
     cancel: CancellationToken,
     admin_token: String,
     keys: crate::keys::Keys,
@@ -62,9 +66,22 @@ struct Inner {
 impl App {
     /// Loads the deployed versions and `components`, and starts event
     /// delivery and idempotency pruning.
-    pub async fn start(config: Config, components: Vec<Component>) -> Result<App, StartError> {
+    pub async fn start(mut config: Config, components: Vec<Component>) -> Result<App, StartError> {
         config.validate()?;
+        config.apply_cluster_namespace();
         let config = Arc::new(config);
+        let cluster = match &config.cluster {
+            Some(cluster) => Some(
+                crate::cluster::Cluster::join(
+                    cluster,
+                    config.storage.url.as_deref().unwrap_or_default(),
+                    &config.storage.namespace,
+                    config.listen.to_string(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let engine_error = |e: anyhow::Error| StartError::Engine(format!("{e:#}"));
         // Rules get pool slots of their own, so a domain call waiting on a
         // rule can never be starved by other domain calls holding every slot.
@@ -105,6 +122,7 @@ impl App {
             metrics.clone(),
             config.events,
             cancel.clone(),
+            cluster.clone(),
         );
         let deployer = Deployer::new(deploy::Parts {
             config: config.clone(),
@@ -123,9 +141,31 @@ impl App {
             config.idempotency,
             cancel.clone(),
         );
+        // Hosts of a cluster starting together load (and migrate) in turn.
+        let exclusive = match &cluster {
+            Some(cluster) => Some(cluster.exclusive("deploy").await.map_err(|source| {
+                crate::cluster::ClusterError::Postgres {
+                    cluster: cluster.config().name.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
         deployer.load_deployed().await?;
         deployer.load(components).await?;
+        drop(exclusive);
         relay.ensure();
+        relay
+            .listen()
+            .await
+            .map_err(|message| crate::cluster::ClusterError::Nats {
+                cluster: config
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default(),
+                message,
+            })?;
         let tasks = Mutex::new(vec![pruner.spawn()]);
         Ok(App(Arc::new(Inner {
             config,
@@ -137,6 +177,7 @@ impl App {
             relay,
             deployer,
             pruner,
+            cluster,
             cancel,
             admin_token,
             keys,
@@ -225,5 +266,13 @@ impl App {
             let _ = task.await;
         }
         self.0.relay.stopped().await;
+        if let Some(cluster) = &self.0.cluster {
+            cluster.leave().await;
+        }
+    }
+
+    /// This host's membership of its cluster, if it runs in one.
+    pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
+        self.0.cluster.as_ref()
     }
 }

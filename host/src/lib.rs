@@ -32,6 +32,7 @@ pub mod app;
 pub mod bindings;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod deploy;

@@ -106,6 +106,16 @@ pub struct ServeArgs {
     /// instead of embedded SQLite.
     #[arg(long, env = "MERCATO_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Join the cluster of this name: hosts with the same name, PostgreSQL
+    /// (--database-url) and NATS (--nats-url) share the shop's work.
+    #[arg(long, env = "MERCATO_CLUSTER", requires = "nats_url")]
+    cluster: Option<String>,
+    /// NATS server with JetStream the cluster's hosts talk through.
+    #[arg(long, env = "MERCATO_NATS_URL", requires = "cluster")]
+    nats_url: Option<String>,
+    /// How long a host's lease on a piece of work lasts [default: 3000].
+    #[arg(long, requires = "cluster")]
+    lease_ms: Option<u64>,
     /// Load an extra plugin component (repeatable).
     #[arg(long = "plugin", value_name = "FILE.wasm")]
     plugins: Vec<PathBuf>,
@@ -284,6 +294,16 @@ impl ServeArgs {
             config.storage.backend = crate::storage::BackendKind::Postgres;
             config.storage.url = Some(url);
         }
+        if let (Some(name), Some(nats_url)) = (self.cluster, self.nats_url) {
+            config.cluster = Some(crate::cluster::ClusterConfig {
+                name,
+                nats_url,
+                lease_ms: crate::cluster::DEFAULT_LEASE_MS,
+            });
+        }
+        if let (Some(cluster), Some(lease_ms)) = (&mut config.cluster, self.lease_ms) {
+            cluster.lease_ms = lease_ms;
+        }
         config
             .load
             .extend(self.plugins.into_iter().map(|path| LoadConfig { path }));
@@ -416,7 +436,7 @@ async fn with_progress<T>(what: &str, work: impl std::future::Future<Output = T>
     }
 }
 
-async fn serve(config: Config, watch: Option<PathBuf>) -> anyhow::Result<()> {
+async fn serve(mut config: Config, watch: Option<PathBuf>) -> anyhow::Result<()> {
     let mut components = if config.embedded_plugins {
         Component::embedded()
     } else {
@@ -434,6 +454,8 @@ async fn serve(config: Config, watch: Option<PathBuf>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
+    // The port actually bound: what the other hosts of a cluster are told.
+    config.listen = listener.local_addr()?;
     let app = App::start(config, components).await?;
     tracing::info!(
         address = %listener.local_addr()?,

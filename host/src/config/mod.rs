@@ -114,6 +114,8 @@ pub struct Config {
     pub migration_deadline_ms: u64,
     /// How long Idempotency-Key responses are kept, and their pruning.
     pub idempotency: crate::retention::IdempotencyConfig,
+    /// Run as one host of a cluster (PostgreSQL and NATS JetStream only).
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Default for Config {
@@ -137,6 +139,7 @@ impl Default for Config {
             rules: crate::rules::RulesConfig::default(),
             migration_deadline_ms: crate::migrate::DEFAULT_DEADLINE.as_millis() as u64,
             idempotency: crate::retention::IdempotencyConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -411,12 +414,59 @@ impl Config {
                 "events.max_attempts must be at least 1".into(),
             ));
         }
+        if let Some(cluster) = &self.cluster {
+            self.validate_cluster(cluster)?;
+        }
         if self.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
             return Err(ConfigError::Invalid(
                 "admin_token must be at least 16 characters".into(),
             ));
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// A cluster keeps every plugin in PostgreSQL: hosts on other machines
+    /// cannot share an embedded SQLite file.
+    fn validate_cluster(&self, cluster: &crate::cluster::ClusterConfig) -> Result<(), ConfigError> {
+        if let Some(problem) = cluster.problem() {
+            return Err(ConfigError::Invalid(problem));
+        }
+        if self.storage.backend != BackendKind::Postgres {
+            return Err(ConfigError::Invalid(
+                "a cluster stores its plugins in PostgreSQL: embedded SQLite cannot be shared \
+                 between hosts; pass --database-url (or set [storage] backend = \"postgres\")"
+                    .into(),
+            ));
+        }
+        for (name, plugin) in &self.plugins {
+            if plugin
+                .storage
+                .as_ref()
+                .is_some_and(|s| s.backend != BackendKind::Postgres)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "a cluster stores its plugins in PostgreSQL, but [plugins.{name}.storage] \
+                     is SQLite, which cannot be shared between hosts"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// In a cluster, every plugin's PostgreSQL names carry the cluster's
+    /// name, so two clusters on one server never share a schema.
+    pub fn apply_cluster_namespace(&mut self) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        self.storage.namespace = cluster.namespace(&self.storage.namespace);
+        for plugin in self.plugins.values_mut() {
+            if let Some(storage) = &mut plugin.storage {
+                storage.namespace = cluster.namespace(&storage.namespace);
+            }
+        }
     }
 }
 

@@ -21,6 +21,8 @@ where
     loop {
         match op().await {
             Ok(v) => return Some(v),
+            // Another host holds this work now: stop it here.
+            Err(StorageError::Fenced(_)) => return None,
             Err(e) => {
                 tracing::warn!(error = %e, "{what} failed; retrying");
                 tokio::select! {
@@ -77,6 +79,10 @@ pub(super) async fn attempt(
             count("ok");
             Settled::Done
         }
+        Next::Fenced => {
+            count("fenced");
+            Settled::Stopped
+        }
         Next::DeadLetter(error) => {
             count("dead_letter");
             tracing::error!(plugin = %subscriber.name, event = %event.id, source = %event.source, attempts = attempt, ?delivery, %error, "event dead-lettered");
@@ -102,6 +108,8 @@ pub(super) async fn attempt(
 enum Next<'a> {
     /// Handled now or before: the event is done.
     Done,
+    /// Another host took the work over: this one stops.
+    Fenced,
     /// It failed for the last time: dead-letter it with this error.
     DeadLetter(&'a str),
     /// It failed: try again after the backoff.
@@ -116,6 +124,7 @@ fn next<'a>(
 ) -> Next<'a> {
     match result {
         Ok(EventOutcome::Handled | EventOutcome::AlreadyHandled) => Next::Done,
+        Ok(EventOutcome::Fenced) => Next::Fenced,
         Err(error) if attempt >= config.max_attempts => Next::DeadLetter(error),
         Err(error) => Next::Retry(error, config.backoff(attempt)),
     }

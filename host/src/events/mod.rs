@@ -11,6 +11,7 @@
 //! delivery is a unit of work of the subscriber. Dead letters can be
 //! delivered again after a fix (`redrive.rs`).
 mod attempt;
+mod cluster;
 mod marker;
 mod numberer;
 mod outbound;

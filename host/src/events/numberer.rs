@@ -20,6 +20,7 @@ const BATCH: i64 = 1024;
 pub(super) async fn run_numberer(relay: Relay, source: Arc<Plugin>, life: CancellationToken) {
     let slot = &source.slot;
     let mut staged = slot.staged.subscribe();
+    let remote = relay.remote_staged(&source.name);
     let poll = Duration::from_millis(relay.config.poll_ms);
     loop {
         // Every commit counted before this pass starts is visible to it.
@@ -35,6 +36,7 @@ pub(super) async fn run_numberer(relay: Relay, source: Arc<Plugin>, life: Cancel
             match numbered {
                 Some(head) => {
                     slot.head.send_replace(head);
+                    relay.announce_head(&source.name, head).await;
                 }
                 None => break,
             }
@@ -44,6 +46,8 @@ pub(super) async fn run_numberer(relay: Relay, source: Arc<Plugin>, life: Cancel
         tokio::select! {
             _ = life.cancelled() => return,
             _ = staged.changed() => {}
+            // Another host of the cluster staged some.
+            _ = remote.notified() => {}
             // Rows staged by another host process (or before a restart).
             _ = tokio::time::sleep(poll) => {}
         }

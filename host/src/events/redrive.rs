@@ -44,7 +44,7 @@ impl Relay {
                 .await
             {
                 Ok(EventOutcome::Handled) => report.redriven.push(event.id),
-                Ok(EventOutcome::AlreadyHandled) => {}
+                Ok(EventOutcome::AlreadyHandled | EventOutcome::Fenced) => {}
                 Err(error) => {
                     note_failure(&subscriber.slot.db, &event.id, &error).await?;
                     report.failed.push((event.id, error));

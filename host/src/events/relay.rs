@@ -9,6 +9,7 @@
 //! stream into the subscriber's `mercato_scheduled` table and delivered by the
 //! subscriber's *scheduler* task when due. A *marker* task per source stamps
 //! `published_at` once every subscriber has consumed an event.
+use crate::cluster::Cluster;
 use crate::config::EventsConfig;
 use crate::metrics::Metrics;
 use crate::outbox::store::mark_published;
@@ -69,6 +70,11 @@ pub struct Inner {
     /// Per plugin: fires when the host stops or the plugin is removed, and
     /// ends its scheduler, marker, outbound worker and streams.
     pub(super) lifetimes: Mutex<HashMap<Arc<str>, CancellationToken>>,
+    /// In a cluster: the leases each job runs under, and the wake-ups
+    /// between hosts.
+    pub(super) cluster: Option<Cluster>,
+    /// Per plugin: rings when another host staged events (`cluster` only).
+    pub(super) remote_staged: Mutex<HashMap<Arc<str>, Arc<Notify>>>,
 }
 
 impl Deref for Relay {
@@ -100,8 +106,11 @@ impl Relay {
         metrics: Arc<Metrics>,
         config: EventsConfig,
         cancel: CancellationToken,
+        cluster: Option<Cluster>,
     ) -> Self {
         Relay(Arc::new(Inner {
+            cluster,
+            remote_staged: Mutex::default(),
             registry,
             calls,
             metrics,

@@ -143,7 +143,9 @@ impl Relay {
                 .call_event(copy, event, attempt, Delivery::Stream)
                 .await
             {
-                Ok(EventOutcome::Handled | EventOutcome::AlreadyHandled) => return Ok(()),
+                Ok(EventOutcome::Handled | EventOutcome::AlreadyHandled | EventOutcome::Fenced) => {
+                    return Ok(());
+                }
                 Err(error) if attempt >= self.config.max_attempts => {
                     tracing::error!(plugin = %copy.name, event = %event.id, source = %event.source, %error, "replayed event dead-lettered");
                     dead_letter(&copy.slot.db, event, &error, attempt, Delivery::Stream).await?;

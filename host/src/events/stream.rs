@@ -18,6 +18,7 @@ pub(super) async fn run_stream(
     name: Arc<str>,
     source: Arc<Plugin>,
     stream: Arc<Stream>,
+    life: tokio_util::sync::CancellationToken,
 ) {
     let Some(subscriber) = relay.registry.get(&name) else {
         return;
@@ -46,7 +47,7 @@ pub(super) async fn run_stream(
         };
         if batch.is_empty() {
             tokio::select! {
-                _ = stream.life.cancelled() => return,
+                _ = life.cancelled() => return,
                 _ = head.wait_for(|h| *h > position) => {}
                 _ = tokio::time::sleep(poll) => {}
             }
@@ -65,8 +66,16 @@ pub(super) async fn run_stream(
             if event.deliver_after_ms.is_none() && singles == 0 {
                 run.push(event);
                 if run.len() == MAX_BATCH {
-                    if !deliver_run(&relay, &gate, &stream, &subscriber, &mut run, &mut singles)
-                        .await
+                    if !deliver_run(
+                        &relay,
+                        &gate,
+                        &stream,
+                        &life,
+                        &subscriber,
+                        &mut run,
+                        &mut singles,
+                    )
+                    .await
                     {
                         return;
                     }
@@ -74,10 +83,20 @@ pub(super) async fn run_stream(
                 }
                 continue;
             }
-            if !deliver_run(&relay, &gate, &stream, &subscriber, &mut run, &mut singles).await {
+            if !deliver_run(
+                &relay,
+                &gate,
+                &stream,
+                &life,
+                &subscriber,
+                &mut run,
+                &mut singles,
+            )
+            .await
+            {
                 return;
             }
-            if !deliver(&relay, &gate, &stream.life, &subscriber, &event).await {
+            if !deliver(&relay, &gate, &life, &subscriber, &event).await {
                 return;
             }
             singles = singles.saturating_sub(1);
@@ -87,7 +106,17 @@ pub(super) async fn run_stream(
             publish_position(&relay, &stream, event.sequence);
         }
         if !run.is_empty() {
-            if !deliver_run(&relay, &gate, &stream, &subscriber, &mut run, &mut singles).await {
+            if !deliver_run(
+                &relay,
+                &gate,
+                &stream,
+                &life,
+                &subscriber,
+                &mut run,
+                &mut singles,
+            )
+            .await
+            {
                 return;
             }
             persisted = position_after(&stream);
@@ -131,6 +160,7 @@ async fn deliver_run(
     relay: &Relay,
     gate: &tokio::sync::RwLock<()>,
     stream: &Stream,
+    life: &tokio_util::sync::CancellationToken,
     subscriber: &Arc<Plugin>,
     run: &mut Vec<OutboxEvent>,
     singles: &mut usize,
@@ -143,7 +173,7 @@ async fn deliver_run(
     while let Some(first) = events.first() {
         if events.len() == 1 || *singles > 0 || alone == Some(first.sequence) {
             let event = events.remove(0);
-            if !deliver(relay, gate, &stream.life, subscriber, &event).await {
+            if !deliver(relay, gate, life, subscriber, &event).await {
                 return false;
             }
             publish_position(relay, stream, event.sequence);
@@ -153,7 +183,7 @@ async fn deliver_run(
         let batch = &events[..events.len().min(limit)];
         let outcome = {
             let _delivering = gate.read().await;
-            if stream.life.is_cancelled() {
+            if life.is_cancelled() {
                 return false;
             }
             let target = current(relay, &subscriber.name, subscriber);

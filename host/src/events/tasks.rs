@@ -1,5 +1,6 @@
 //! Starting the relay's jobs: a stream per (subscriber, source), a scheduler
 //! per subscriber, and a marker and an outbound worker per plugin, each once.
+use super::cluster::{forward_staged, run_publisher};
 use super::marker::run_marker;
 use super::numberer::run_numberer;
 use super::outbound::run_outbound;
@@ -41,12 +42,21 @@ impl Relay {
                     life: self.lifetime(&subscriber.name).child_token(),
                 });
                 streams.push(stream.clone());
-                tasks.push(tokio::spawn(run_stream(
-                    self.clone(),
-                    subscriber.name.clone(),
-                    source,
-                    stream,
-                )));
+                let (relay, name) = (self.clone(), subscriber.name.clone());
+                tasks.push(self.spawn_job(
+                    format!("stream:{}:{}", subscriber.name, source.name),
+                    vec![subscriber.slot.db.clone()],
+                    stream.life.clone(),
+                    move |life| {
+                        run_stream(
+                            relay.clone(),
+                            name.clone(),
+                            source.clone(),
+                            stream.clone(),
+                            life,
+                        )
+                    },
+                ));
             }
             let mut schedules = self.schedules.lock().expect("relay poisoned");
             if !schedules.contains_key(&subscriber.name) {
@@ -56,32 +66,36 @@ impl Relay {
                     wake: Notify::new(),
                 });
                 schedules.insert(subscriber.name.clone(), schedule.clone());
-                tasks.push(tokio::spawn(run_scheduler(
-                    self.clone(),
-                    subscriber.name.clone(),
-                    schedule,
+                let (relay, name) = (self.clone(), subscriber.name.clone());
+                tasks.push(self.spawn_job(
+                    format!("scheduler:{}", subscriber.name),
+                    vec![subscriber.slot.db.clone()],
                     self.lifetime(&subscriber.name),
-                )));
+                    move |life| run_scheduler(relay.clone(), name.clone(), schedule.clone(), life),
+                ));
             }
         }
         let mut marked = self.marked.lock().expect("relay poisoned");
         for source in plugins {
             if marked.insert(source.name.clone()) {
-                // Every plugin gets its outbound worker with its marker: once.
+                // Every plugin gets its source-side jobs once: outbound
+                // worker, numberer (PostgreSQL), marker and, in a cluster,
+                // JetStream publisher; under one lease there.
                 let life = self.lifetime(&source.name);
-                tasks.push(tokio::spawn(run_outbound(
-                    self.clone(),
-                    source.name.clone(),
-                    life.clone(),
-                )));
-                if source.slot.db.kind() == crate::storage::BackendKind::Postgres {
-                    tasks.push(tokio::spawn(run_numberer(
+                if self.cluster.is_some() {
+                    tasks.push(tokio::spawn(forward_staged(
                         self.clone(),
                         source.clone(),
                         life.clone(),
                     )));
                 }
-                tasks.push(tokio::spawn(run_marker(self.clone(), source, life)));
+                let relay = self.clone();
+                tasks.push(self.spawn_job(
+                    format!("source:{}", source.name),
+                    vec![source.slot.db.clone()],
+                    life,
+                    move |life| source_jobs(relay.clone(), source.clone(), life),
+                ));
             }
         }
         self.tasks.lock().expect("relay poisoned").extend(tasks);
@@ -125,4 +139,19 @@ impl Relay {
             .remove(plugin);
         self.marked.lock().expect("relay poisoned").remove(plugin);
     }
+}
+
+/// The jobs on `source`'s side of its streams, until `life` fires.
+async fn source_jobs(relay: Relay, source: Arc<crate::plugin::Plugin>, life: CancellationToken) {
+    let numberer = async {
+        if source.slot.db.kind() == crate::storage::BackendKind::Postgres {
+            run_numberer(relay.clone(), source.clone(), life.clone()).await;
+        }
+    };
+    tokio::join!(
+        run_outbound(relay.clone(), source.name.clone(), life.clone()),
+        numberer,
+        run_marker(relay.clone(), source.clone(), life.clone()),
+        run_publisher(relay.clone(), source.clone(), life.clone()),
+    );
 }

@@ -75,12 +75,14 @@ pub async fn already_consumed(
 }
 
 /// Records that `event` was consumed, in the handler's transaction. False when
-/// it had been recorded already (by a delivery that committed first).
+/// it had been recorded already (by a delivery that committed first);
+/// [`StorageError::Fenced`] when this host lost the lease of the work.
 pub async fn record_consumed(
     tx: &mut Tx,
     event: &OutboxEvent,
     delivery: Delivery,
 ) -> Result<bool, StorageError> {
+    crate::cluster::fence::check(tx).await?;
     let changed = match delivery {
         Delivery::Stream => {
             tx.host_execute(

@@ -85,6 +85,7 @@ pub async fn advance_cursor(
     sequence: u64,
 ) -> Result<(), StorageError> {
     let mut tx = db.begin(TxMode::ReadWrite).await?;
+    crate::cluster::fence::check(&mut tx).await?;
     tx.host_execute(
         ADVANCE_CURSOR,
         &[

@@ -65,6 +65,10 @@ pub enum StorageError {
     /// The sandbox refused a statement of plugin code (a migration).
     #[error("{0}")]
     Refused(String),
+    /// In a cluster: another host took over the leased work this
+    /// transaction belonged to, so it must not commit (`cluster::fence`).
+    #[error("lease `{0}` was taken over by another host: this host's commit is refused")]
+    Fenced(String),
 }
 
 /// What one guest call may make the database spend: enforced by the backend on

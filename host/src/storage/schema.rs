@@ -15,6 +15,7 @@ pub const HOST_TABLES: &[&str] = &[
     "mercato_dead_letters",
     "mercato_idempotency",
     "mercato_outbound",
+    "mercato_fences",
     "_sqlx_migrations",
 ];
 
@@ -67,6 +68,14 @@ CREATE INDEX IF NOT EXISTS outbox_events_unpublished ON outbox_events (sequence)
 CREATE TABLE IF NOT EXISTS mercato_cursors (
     source TEXT PRIMARY KEY,
     sequence BIGINT NOT NULL
+);
+-- In a cluster: per leased piece of work committing here, the highest lease
+-- token that has committed, and by which host. A host whose lease was taken
+-- over holds a lower token, and its commits are refused (`cluster::fence`).
+CREATE TABLE IF NOT EXISTS mercato_fences (
+    name TEXT PRIMARY KEY,
+    token BIGINT NOT NULL,
+    host TEXT NOT NULL
 );
 -- Delayed events taken from a source's stream, waiting to be due.
 CREATE TABLE IF NOT EXISTS mercato_scheduled (

@@ -59,6 +59,8 @@ pub enum EventOutcome {
     Handled,
     /// The subscriber had already consumed the event; nothing ran.
     AlreadyHandled,
+    /// In a cluster: another host took over this stream; nothing committed.
+    Fenced,
 }
 
 /// Runs plugin calls, each as one transaction; cheap to clone.
@@ -237,6 +239,7 @@ impl UnitOfWork {
                 Ok(EventOutcome::Handled)
             }
             Ok(None) => Ok(EventOutcome::AlreadyHandled),
+            Err(StorageError::Fenced(_)) => Ok(EventOutcome::Fenced),
             Err(e) => Err(e.to_string()),
         }
     }
