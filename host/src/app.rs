@@ -68,7 +68,7 @@ impl App {
     /// delivery and idempotency pruning.
     pub async fn start(mut config: Config, components: Vec<Component>) -> Result<App, StartError> {
         config.validate()?;
-        config.apply_cluster_namespace();
+        config.apply_cluster();
         let config = Arc::new(config);
         let cluster = match &config.cluster {
             Some(cluster) => Some(
@@ -134,6 +134,7 @@ impl App {
             trusted_keys,
             cancel: cancel.clone(),
             compilations: metrics.compilations.clone(),
+            cluster: cluster.clone(),
         });
         let pruner = Pruner::new(
             registry.clone(),
@@ -151,6 +152,10 @@ impl App {
             })?),
             None => None,
         };
+        deployer.adopt_shared().await.map_err(|e| LoadFailure {
+            origin: "the cluster's shared registry".into(),
+            source: deploy::PluginLoadError::Registry(e.to_string()),
+        })?;
         deployer.load_deployed().await?;
         deployer.load(components).await?;
         drop(exclusive);
@@ -166,7 +171,11 @@ impl App {
                     .unwrap_or_default(),
                 message,
             })?;
-        let tasks = Mutex::new(vec![pruner.spawn()]);
+        let tasks = Mutex::new(
+            std::iter::once(pruner.spawn())
+                .chain(deployer.spawn_follower())
+                .collect(),
+        );
         Ok(App(Arc::new(Inner {
             config,
             sandbox,

@@ -89,6 +89,15 @@ impl Leases {
                 "CREATE TABLE IF NOT EXISTS \"{schema}\".leases (name TEXT PRIMARY KEY, \
                  owner TEXT NOT NULL, token BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)"
             ),
+            // The shared registry (`registry.rs`): component bytes and the records.
+            format!(
+                "CREATE TABLE IF NOT EXISTS \"{schema}\".registry_blobs (sha256 TEXT PRIMARY KEY, \
+                 bytes BYTEA NOT NULL)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS \"{schema}\".registry (id INT PRIMARY KEY \
+                 CHECK (id = 1), revision BIGINT NOT NULL, records JSONB NOT NULL)"
+            ),
             // Per source: the last sequence stored on the JetStream events stream.
             format!(
                 "CREATE TABLE IF NOT EXISTS \"{schema}\".published (source TEXT PRIMARY KEY, \
@@ -292,7 +301,7 @@ impl Leases {
         let schema = &self.0.schema;
         let leases: Vec<(String, String, i64, f64)> = sqlx::query_as(&format!(
             "SELECT name, owner, token, \
-             EXTRACT(EPOCH FROM (expires_at - now())) * 1000 FROM \"{schema}\".leases ORDER BY name"
+             (EXTRACT(EPOCH FROM (expires_at - now())) * 1000)::float8 FROM \"{schema}\".leases ORDER BY name"
         ))
         .fetch_all(&self.0.pool)
         .await?;
@@ -306,7 +315,7 @@ impl Leases {
             })
             .collect();
         let hosts: Vec<(String, String, f64)> = sqlx::query_as(&format!(
-            "SELECT id, address, EXTRACT(EPOCH FROM (now() - seen_at)) * 1000 \
+            "SELECT id, address, (EXTRACT(EPOCH FROM (now() - seen_at)) * 1000)::float8 \
              FROM \"{schema}\".hosts WHERE seen_at > now() - $1 * interval '1 millisecond' ORDER BY id"
         ))
         .bind(self.0.lease.as_millis() as i64)

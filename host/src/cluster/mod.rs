@@ -15,6 +15,7 @@ mod bus;
 mod config;
 pub mod fence;
 mod leases;
+mod registry;
 
 pub use bus::{Bus, Published, subject_token};
 pub use config::{ClusterConfig, DEFAULT_LEASE_MS};

@@ -456,15 +456,32 @@ impl Config {
     }
 
     /// In a cluster, every plugin's PostgreSQL names carry the cluster's
-    /// name, so two clusters on one server never share a schema.
-    pub fn apply_cluster_namespace(&mut self) {
+    /// name, so two clusters on one server never share a schema. And a
+    /// transaction left idle by a host that stopped (SIGSTOP, a VM paused)
+    /// is ended by PostgreSQL, so its locks cannot hold up the host that
+    /// took its work over: after a lease, or a call's deadline if longer.
+    pub fn apply_cluster(&mut self) {
         let Some(cluster) = self.cluster.clone() else {
             return;
         };
-        self.storage.namespace = cluster.namespace(&self.storage.namespace);
+        let longest_call = std::iter::once(self.limits.deadline_ms)
+            .chain(self.plugins.keys().map(|n| self.limits_for(n).deadline_ms))
+            .max()
+            .unwrap_or(0);
+        let idle_ms = cluster.lease_ms.max(longest_call + 1_000);
+        let apply = |storage: &mut StorageConfig| {
+            storage.namespace = cluster.namespace(&storage.namespace);
+            if let Some(url) = &mut storage.url {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                url.push_str(&format!(
+                    "{separator}options[idle_in_transaction_session_timeout]={idle_ms}"
+                ));
+            }
+        };
+        apply(&mut self.storage);
         for plugin in self.plugins.values_mut() {
             if let Some(storage) = &mut plugin.storage {
-                storage.namespace = cluster.namespace(&storage.namespace);
+                apply(storage);
             }
         }
     }

@@ -11,6 +11,7 @@ pub mod generation;
 mod load;
 mod rebuild;
 mod remove;
+mod shared;
 pub mod signing;
 pub mod store;
 mod watch;
@@ -62,6 +63,10 @@ pub struct Inner {
     >,
     /// Fires when the host stops (ends `--watch`).
     cancel: CancellationToken,
+    /// In a cluster: the shared registry every host follows (`shared.rs`).
+    cluster: Option<crate::cluster::Cluster>,
+    /// The shared registry's revision this host serves.
+    followed: std::sync::atomic::AtomicU64,
 }
 
 impl Deref for Deployer {
@@ -91,6 +96,8 @@ pub struct Parts {
     pub cancel: CancellationToken,
     /// Counts components compiled and loaded from the compiled cache.
     pub compilations: prometheus::IntCounterVec,
+    /// The cluster this host belongs to, if any.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Deployer {
@@ -115,6 +122,8 @@ impl Deployer {
             deploying: tokio::sync::Mutex::new(()),
             rebuilds: Default::default(),
             cancel: parts.cancel,
+            cluster: parts.cluster,
+            followed: Default::default(),
         }))
     }
 }
@@ -271,8 +280,11 @@ impl Deployer {
                 found: candidate.name,
             });
         }
-        // One deploy at a time, so the registry file and the switch stay in step.
+        // One deploy at a time, so the registry file and the switch stay in
+        // step; in a cluster, one on all hosts, starting from the shared records.
         let _deploying = self.deploying.lock().await;
+        let _cluster = self.cluster_exclusive().await?;
+        self.follow_shared().await?;
         if let Some(unchanged) = self.unchanged(&candidate.name, &candidate.sha256) {
             return Ok(unchanged);
         }
@@ -306,6 +318,7 @@ impl Deployer {
         let previous = history.stack.last().cloned();
         history.stack.push(record.clone());
         self.store.save(&deployments).map_err(registry_error)?;
+        self.share().await?;
         self.relay.ensure();
         tracing::info!(plugin = %name, version = %record.version, sha256 = %record.sha256, "deployed");
         Ok(Switched {
@@ -354,6 +367,8 @@ impl Deployer {
     /// Returns plugin `name` to the version before the current one.
     pub async fn rollback(&self, name: &str) -> Result<Switched, DeployError> {
         let _deploying = self.deploying.lock().await;
+        let _cluster = self.cluster_exclusive().await?;
+        self.follow_shared().await?;
         if !self.is_running(name) {
             return Err(DeployError::Unknown(name.to_owned()));
         }
@@ -369,6 +384,7 @@ impl Deployer {
         self.activate(candidate, Mode::AllowNewerSchema).await?;
         let previous = history.stack.pop();
         self.store.save(&deployments).map_err(registry_error)?;
+        self.share().await?;
         self.relay.ensure();
         tracing::info!(plugin = %name, version = %target.version, "rolled back");
         Ok(Switched {

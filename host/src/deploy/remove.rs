@@ -26,10 +26,28 @@ pub struct Removed {
 }
 
 impl Deployer {
+    /// Stops serving plugin or rule `name` on this host: no delivery to it is
+    /// in hand once its gate is ours; then no new one starts, and no new
+    /// request finds it.
+    pub(super) async fn take_out_of_service(&self, name: &str) {
+        if self.registry.get(name).is_some() {
+            self.relay
+                .paused(name, async {
+                    self.registry.remove(name);
+                    self.relay.retire(name);
+                })
+                .await;
+        } else {
+            self.rules.remove(name);
+        }
+    }
+
     /// Takes plugin or rule `name` out of service. A plugin others subscribe
     /// to is refused unless `force`.
     pub async fn remove(&self, name: &str, force: bool) -> Result<Removed, DeployError> {
         let _deploying = self.deploying.lock().await;
+        let _cluster = self.cluster_exclusive().await?;
+        self.follow_shared().await?;
         let removed_at = crate::clock::now_rfc3339();
         let (removed, sha256) = if let Some(plugin) = self.registry.get(name) {
             let subscribers: Vec<String> = self
@@ -49,12 +67,7 @@ impl Deployer {
                 .map_err(|e| DeployError::Registry(e.to_string()))?;
             // No delivery to it is in hand once its gate is ours; then no
             // new one starts, and no new request finds it.
-            self.relay
-                .paused(name, async {
-                    self.registry.remove(name);
-                    self.relay.retire(name);
-                })
-                .await;
+            self.take_out_of_service(name).await;
             let removed = Removed {
                 name: name.to_owned(),
                 kind: "plugin",
@@ -88,6 +101,7 @@ impl Deployer {
             },
         );
         self.store.save(&deployments).map_err(registry_error)?;
+        self.share().await?;
         tracing::warn!(name, kind = removed.kind, version = %removed.version, forced = !removed.unsubscribed.is_empty(), "removed");
         Ok(removed)
     }

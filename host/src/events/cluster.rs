@@ -1,11 +1,11 @@
 //! The relay in a cluster: each job under its lease, wake-ups between hosts,
 //! and every source's events published to JetStream.
 use super::attempt::persist;
-use super::relay::Relay;
+use super::relay::{Relay, StreamStatus};
 use crate::cluster::{Published, subject_token};
-use crate::outbox::store::read_outbox;
+use crate::outbox::store::{load_cursor, outbox_head, read_outbox};
 use crate::plugin::Plugin;
-use crate::storage::Database;
+use crate::storage::{Database, StorageError};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +33,35 @@ impl Relay {
                 tokio::spawn(async move { cluster.run_leased(name, dbs, life, job).await })
             }
         }
+    }
+
+    /// Every stream's position and lag as the databases have them: in a
+    /// cluster, the host running a stream may be another.
+    pub async fn stored_status(&self) -> Result<Vec<StreamStatus>, StorageError> {
+        let pairs: Vec<(Arc<str>, Arc<str>)> = self
+            .streams
+            .lock()
+            .expect("relay poisoned")
+            .iter()
+            .map(|s| (s.subscriber.clone(), s.source.clone()))
+            .collect();
+        let mut status = Vec::with_capacity(pairs.len());
+        for (subscriber, source) in pairs {
+            let (Some(sub), Some(src)) =
+                (self.registry.get(&subscriber), self.registry.get(&source))
+            else {
+                continue;
+            };
+            let position = load_cursor(&sub.slot.db, &source).await?;
+            let head = outbox_head(&src.slot.db).await?;
+            status.push(StreamStatus {
+                subscriber: subscriber.to_string(),
+                source: source.to_string(),
+                position,
+                lag: head.saturating_sub(position),
+            });
+        }
+        Ok(status)
     }
 
     /// Rings when another host staged events of `plugin`.

@@ -5,6 +5,7 @@
 //! in-flight calls finish, then event routing stops.
 mod access;
 mod admin;
+mod admin_cluster;
 mod admin_keys;
 mod error;
 mod gateway;
@@ -48,6 +49,7 @@ pub fn app(app: App) -> Router {
     let admin = Router::new()
         .route("/admin/plugins", get(admin::plugins))
         .route("/admin/events", get(admin::events))
+        .route("/admin/cluster", get(admin_cluster::cluster))
         .route(
             "/admin/plugins/{name}",
             axum::routing::put(admin::deploy).delete(admin::remove),

@@ -63,6 +63,12 @@ pub(super) fn paths(paths: &mut Map<String, Value>) {
         "Outbox heads, subscriber positions and lag, dead letters",
         json!([]), None, json!({ "200": ok("`{outboxes, subscribers, dead_letters}`") })) }),
     );
+    paths.insert(
+        "/admin/cluster".into(),
+        json!({ "get": operation(
+        "The cluster: live hosts, leases, each stream's owner, position and lag (`cluster: null` on a host alone)",
+        json!([]), None, json!({ "200": ok("`{cluster, host, hosts, leases, streams}`") })) }),
+    );
     paths.insert("/admin/plugins/{name}".into(), json!({
         "put": operation(
             "Deploy a component as the new version of plugin or rule `name` (hot swap)",

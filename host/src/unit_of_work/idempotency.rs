@@ -40,6 +40,37 @@ impl Drop for KeyGuard<'_> {
     }
 }
 
+/// Claims `key` for the rest of `tx` on every host sharing this database:
+/// on PostgreSQL, a transaction-scoped advisory lock, so a second request
+/// with the key on another host of a cluster is refused while the first
+/// runs, and finds its stored answer once it committed. (On SQLite the
+/// database has one host, whose [`KeyGuard`] covers it.)
+pub(super) async fn claim_in_database(
+    tx: &mut Tx,
+    kind: crate::storage::BackendKind,
+    plugin: &str,
+    key: &str,
+) -> Result<bool, StorageError> {
+    if kind != crate::storage::BackendKind::Postgres {
+        return Ok(true);
+    }
+    let rows = tx
+        .host_query(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS held",
+            &[SqlValue::Text(format!(
+                "mercato-idempotency:{plugin}:{key}"
+            ))],
+        )
+        .await?;
+    // PostgreSQL's booleans arrive as 0 or 1.
+    match first_row(&rows) {
+        Some(row) => Ok(row.int("held")? != 0),
+        None => Err(StorageError::Setup(
+            "the idempotency lock answered no row".into(),
+        )),
+    }
+}
+
 /// What identifies a request behind a key: method, path, query, body and
 /// the caller's role, so a buyer who learns a merchant's key replays nothing
 /// the merchant was answered. A JSON body counts by its value, not its

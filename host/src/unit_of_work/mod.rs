@@ -19,7 +19,7 @@ use crate::rules::Rules;
 use crate::runtime::{Call, CallError, CallFuture, Queue};
 use crate::storage::{CallBudget, StorageError, Tx, TxMode};
 pub use batch::{BatchOutcome, MAX_BATCH};
-use idempotency::{KeyGuard, request_hash, store_response, stored_response};
+use idempotency::{KeyGuard, claim_in_database, request_hash, store_response, stored_response};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::Store;
@@ -126,6 +126,10 @@ impl UnitOfWork {
         let hash = idempotency_key.as_ref().map(|_| request_hash(&req));
         let mut tx = plugin.slot.db.begin_call(mode, budget(plugin)).await?;
         if let (Some(key), Some(hash)) = (&idempotency_key, &hash) {
+            if !claim_in_database(&mut tx, plugin.slot.db.kind(), &plugin.name, key).await? {
+                tx.rollback().await?;
+                return Err(RequestFailure::KeyInProgress);
+            }
             let cutoff = self
                 .inner
                 .idempotency
