@@ -3,6 +3,7 @@
 //! (`cargo test -p mercato --test integration sandbox::` runs one area).
 mod common;
 
+mod cluster;
 mod coupons;
 mod crash;
 mod events;

@@ -153,9 +153,11 @@ impl Leases {
     }
 
     /// Lets `name` go now, so its preferred host need not wait for expiry.
+    /// The row stays, expired: its token must only ever grow, or a new
+    /// holder's token would fall below the fence the last one raised.
     pub async fn release(&self, name: &str) {
         let sql = format!(
-            "DELETE FROM \"{}\".leases WHERE name = $1 AND owner = $2",
+            "UPDATE \"{}\".leases SET expires_at = now() WHERE name = $1 AND owner = $2",
             self.0.schema
         );
         if let Err(e) = sqlx::query(&sql)
@@ -185,12 +187,13 @@ impl Leases {
         }
     }
 
-    /// Lets every lease go and removes this host: its work moves at once.
+    /// Lets every lease go (expired, tokens kept) and removes this host: its
+    /// work moves at once.
     /// Call after the work has stopped.
     pub async fn leave(&self) {
         let schema = &self.0.schema;
         for sql in [
-            format!("DELETE FROM \"{schema}\".leases WHERE owner = $1"),
+            format!("UPDATE \"{schema}\".leases SET expires_at = now() WHERE owner = $1"),
             format!("DELETE FROM \"{schema}\".hosts WHERE id = $1"),
         ] {
             if let Err(e) = sqlx::query(&sql)

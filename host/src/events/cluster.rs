@@ -64,6 +64,38 @@ impl Relay {
         Ok(status)
     }
 
+    /// In a cluster: brings the positions of `source`'s streams that other
+    /// hosts run up to their cursors, so the marker and the lag gauges of
+    /// the host holding `source` see them.
+    pub(super) async fn refresh_positions(&self, source: &str) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let streams: Vec<_> = self
+            .streams
+            .lock()
+            .expect("relay poisoned")
+            .iter()
+            .filter(|s| &*s.source == source)
+            .cloned()
+            .collect();
+        for stream in streams {
+            let Some(subscriber) = self.registry.get(&stream.subscriber) else {
+                continue;
+            };
+            match load_cursor(&subscriber.slot.db, source).await {
+                Ok(cursor) => {
+                    stream.position.send_if_modified(|p| {
+                        let later = cursor > *p;
+                        *p = (*p).max(cursor);
+                        later
+                    });
+                }
+                Err(e) => tracing::debug!(error = %e, "reading a cursor failed"),
+            }
+        }
+    }
+
     /// Rings when another host staged events of `plugin`.
     pub(super) fn remote_staged(&self, plugin: &str) -> Arc<Notify> {
         self.remote_staged

@@ -28,6 +28,7 @@ pub(super) async fn run_marker(
     }
     loop {
         let progressed = relay.progress.notified();
+        relay.refresh_positions(&source.name).await;
         let head = *source.slot.head.borrow();
         let target = relay.min_position(&source.name).unwrap_or(head);
         if target > marked {

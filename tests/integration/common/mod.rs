@@ -92,6 +92,16 @@ impl Drop for Turn {
     }
 }
 
+/// A turn taken with [`alone`]: while it is held no [`TestApp`] host runs.
+pub struct Alone(#[allow(dead_code)] Turn);
+
+/// Waits until no other test's in-process host runs and keeps them from
+/// starting until the answer is dropped: for tests that run hosts of their own
+/// as processes (`cluster`) and time how fast they react under load.
+pub async fn alone() -> Alone {
+    Alone(Turn::alone().await)
+}
+
 /// A configuration for tests: fresh data dir, fast retries, a small instance pool.
 pub fn config(data_dir: &Path) -> Config {
     Config {
