@@ -49,6 +49,9 @@ pub struct Metrics {
     pub rebuild_replayed: IntCounterVec,
     /// Events of a source the new copy has yet to replay.
     pub rebuild_lag: IntGaugeVec,
+    /// In a cluster: the leases this host holds (streams, schedulers,
+    /// sources), set when the metrics are read.
+    pub cluster_leases: IntGaugeVec,
 }
 
 /// The label value standing for any name that is not a running plugin's or a
@@ -127,7 +130,7 @@ impl Metrics {
             deliveries: counter(
                 &registry,
                 "mercato_event_deliveries_total",
-                "Event deliveries by outcome (ok, retry, dead_letter)",
+                "Event deliveries by outcome (ok, retry, dead_letter; fenced: refused because another host of the cluster took the stream over)",
                 &["subscriber", "source", "outcome"],
             ),
             delivery_batch: histogram(
@@ -210,6 +213,12 @@ impl Metrics {
                 "mercato_rebuild_lag",
                 "Events of a source a rebuilding read model's new copy has yet to replay",
                 &["plugin", "source"],
+            ),
+            cluster_leases: gauge(
+                &registry,
+                "mercato_cluster_leases_held",
+                "In a cluster: leases this host holds (a stream, a scheduler or a source's jobs each)",
+                &["cluster"],
             ),
             registry,
         }

@@ -1,10 +1,12 @@
-//! The benchmark harness: `cargo bench -p mercato --bench harness` runs the eight
-//! scenarios of the benchmark issues against an in-process host, prints a
-//! markdown table and writes `docs/benchmarks.md` plus a JSON of the figures.
+//! The benchmark harness: `cargo bench -p mercato --bench harness` runs the nine
+//! scenarios of the benchmark issues against an in-process host (the cluster
+//! scenario against `mercato serve --cluster` processes), prints a markdown
+//! table and writes `docs/benchmarks.md` plus a JSON of the figures.
 //! Under `cargo test` (started without `--bench`) it runs the same scenarios
-//! with tiny durations as a smoke test: it asserts nothing about speed, but any
-//! scenario error (an order that never reaches PAID, an oversold flash sale, an
-//! unreachable PostgreSQL) fails it.
+//! (`cluster` only when the filter names it: `cargo test -p mercato --bench
+//! harness cluster`) with tiny durations as a smoke test: it asserts nothing
+//! about speed, but any scenario error (an order that never reaches PAID, an
+//! oversold flash sale, an unreachable PostgreSQL) fails it.
 mod calls;
 mod ceiling;
 mod load;

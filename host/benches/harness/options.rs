@@ -14,15 +14,23 @@ pub const SCENARIOS: &[&str] = &[
     "memory",
     "search",
     "restart",
+    "cluster",
 ];
+
+/// Scenarios the `cargo test` smoke leaves out unless its filter names them:
+/// `cluster` starts `mercato serve` processes, whose first start compiles
+/// every component in the debug build (see `scenarios/cluster.rs`).
+pub const ON_REQUEST_IN_SMOKE: &[&str] = &["cluster"];
 
 pub const USAGE: &str = "\
 usage: cargo bench -p mercato --bench harness -- [options]
 
-  --quick           tiny durations, and the Rust rule instead of the Python one in `restart`
-                    (what `cargo test` runs); writes nothing unless --out/--json
+  --quick           tiny durations, the Rust rule instead of the Python one in `restart`,
+                    clusters of 1 and 2 hosts (not 3) in `cluster` (what `cargo test` runs);
+                    writes nothing unless --out/--json
   --only <list>     run only these scenarios (comma-separated): overhead, get-order, saga,
-                    relay, flash-sale, memory, search, restart
+                    relay, flash-sale, memory, search, restart, cluster (needs PostgreSQL
+                    and NATS with JetStream; `cargo test` runs it only when named)
   --label <text>    tag this run (a column header in the table, a field in the JSON)
   --out <path>      the markdown report (default docs/benchmarks.md; none in quick mode)
   --json <path>     the results as JSON (default target/bench-results[-<label>].json;
@@ -53,7 +61,11 @@ pub enum Command {
 
 impl Options {
     pub fn runs(&self, scenario: &str) -> bool {
-        self.only.is_empty() || self.only.iter().any(|s| s == scenario)
+        if self.only.is_empty() {
+            !(self.smoke && ON_REQUEST_IN_SMOKE.contains(&scenario))
+        } else {
+            self.only.iter().any(|s| s == scenario)
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 pub struct Row {
     /// Stable key for diffs, e.g. `get_order.p99_ms`.
     pub key: String,
-    /// Scenario number (1–8).
+    /// Scenario number (1–9).
     pub number: u8,
     pub scenario: String,
     pub metric: String,
@@ -36,6 +36,12 @@ impl Row {
 
     pub fn native(mut self, native: Option<f64>) -> Row {
         self.native = native;
+        self
+    }
+
+    /// Shows `text` instead of a value (context for the rows beside it).
+    pub fn note(mut self, text: &str) -> Row {
+        self.note = Some(text.to_owned());
         self
     }
 
@@ -202,7 +208,7 @@ All scenarios run in one process: the host is started in-process the way the end
 tests start it (`App::start` with the five shop plugins plus the `noop` test plugin, a fresh
 temporary data directory, the default configuration except a 10 s plugin deadline), so the
 load generator shares the machine's cores with the host (scenarios 7 and 8 start hosts of
-their own, described below). Latencies are nearest-rank percentiles over every sample; each
+their own, and 9 starts `mercato serve` processes, described below). Latencies are nearest-rank percentiles over every sample; each
 timed phase follows an untimed warm-up.
 
 1. **Per-call overhead.** One task calls `UnitOfWork::call_request` on the `noop` plugin
@@ -274,6 +280,26 @@ timed phase follows an untimed warm-up.
    version serving, or the run fails. The cache files are in the page cache (written or read
    moments before): a start after a reboot also reads them from disk. The quick smoke (`cargo
    test`) deploys the Rust rule with a custom section appended instead, so it needs no pip.
+9. **Cluster mode.** For 1, 2 and 3 hosts, a fresh cluster each (a random name, torn down
+   afterwards: its PostgreSQL schemas and roles, its JetStream streams): `mercato serve
+   --cluster <name>` processes of the bench build, on the same PostgreSQL and NATS JetStream,
+   every embedded plugin, `max_connections = 3` per plugin and the 10 s plugin deadline, each
+   on a fresh data directory (seeded with the code the run's first host compiled, so only
+   that start compiles). Once `GET /admin/cluster` lists every host and every stream has an
+   owner, 16 SKUs with ample stock are made through the hosts in turn and one order of each
+   is paid (placed once the saga knows the product). Then buyers in a closed loop, over
+   loopback HTTP with the admin token, buyer *b* writing through host *b* mod *n* and reading
+   through the next host: `POST /orders`; `GET /orders/{id}` every 2 ms until
+   AWAITING_PAYMENT (*relay*: from the POST's answer to the first answer saying so: inventory's
+   reservation and orders' confirmation, whichever hosts run those streams, seen from another
+   host, to within the 2 ms poll); `GET /payments/intents?order_id=` every 2 ms until the
+   intent exists; `POST /payments/intents/{id}/confirm` with `pm_card_ok`; `GET
+   /orders/{id}` every 2 ms until PAID (*order → PAID*, from the first POST). Orders/s is PAID
+   orders over the timed phase's wall time, as in (3). The polling is load the harness adds
+   (its GETs per order are reported). **No ceiling:** every host, PostgreSQL, NATS and the
+   load generator share this machine's cores, so a second or third host adds coordination
+   (leases, NATS, cross-host hand-offs) but no CPU; the figures are what the cluster costs
+   on one machine, not how it scales across machines.
 ";
 
 const PROFILE_PLACEHOLDER: &str = "\

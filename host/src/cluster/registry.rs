@@ -4,8 +4,20 @@
 use super::Cluster;
 
 impl Cluster {
-    /// Keeps a component's bytes under their sha256 (once).
+    /// Keeps a component's bytes under their sha256 (once: bytes already
+    /// there are not sent again).
     pub async fn put_blob(&self, sha256: &str, bytes: &[u8]) -> Result<(), sqlx::Error> {
+        let kept = format!(
+            "SELECT EXISTS (SELECT 1 FROM \"{}\".registry_blobs WHERE sha256 = $1)",
+            self.0.schema
+        );
+        let kept: bool = sqlx::query_scalar(&kept)
+            .bind(sha256)
+            .fetch_one(&self.0.pool)
+            .await?;
+        if kept {
+            return Ok(());
+        }
         let sql = format!(
             "INSERT INTO \"{}\".registry_blobs (sha256, bytes) VALUES ($1, $2) \
              ON CONFLICT (sha256) DO NOTHING",

@@ -29,6 +29,12 @@ pub(super) async fn readyz(State(app): State<App>) -> Result<Json<Value>, ApiErr
 }
 
 pub(super) async fn metrics(State(app): State<App>) -> Response {
+    if let Some(cluster) = app.cluster() {
+        app.metrics()
+            .cluster_leases
+            .with_label_values(&[cluster.config().name.as_str()])
+            .set(i64::try_from(cluster.leases().held()).unwrap_or(i64::MAX));
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics().render(),

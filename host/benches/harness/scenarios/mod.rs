@@ -1,7 +1,9 @@
-//! The eight scenarios (the benchmark issue's six, full-text search, and restart
-//! and rollback with a Python rule), run in one process against one SQLite shop
-//! (a PostgreSQL shop for the saga, a search shop and a restarted shop of their
-//! own), each for a fixed time or a fixed number of rounds.
+//! The nine scenarios (the benchmark issue's six, full-text search, restart
+//! and rollback with a Python rule, and cluster mode), run in one process
+//! against one SQLite shop (a PostgreSQL shop for the saga, a search shop and a
+//! restarted shop of their own; `mercato serve --cluster` processes for the
+//! cluster), each for a fixed time or a fixed number of rounds.
+mod cluster;
 mod flash_sale;
 mod get_order;
 mod memory;
@@ -171,6 +173,12 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
                 ));
             }
         }
+    }
+    if options.runs("cluster") {
+        // Last, once every in-process host has stopped: the cluster's
+        // processes get the machine to themselves (with PostgreSQL and NATS).
+        step("9 cluster mode: 1 to 3 `mercato serve --cluster` processes");
+        rows.extend(cluster::run(&plan, options.quick).await?);
     }
     rows.sort_by_key(|r| r.number);
     Ok(rows)
