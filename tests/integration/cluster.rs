@@ -488,7 +488,13 @@ impl Client {
             let why = match answer(req).await {
                 Ok((status, body)) if ok.contains(&status) => return Some((status, body)),
                 Ok((503, body)) => body.to_string(),
-                Ok((409, body)) if body["error"]["code"] == "idempotency_key_in_use" => {
+                // A key still in flight elsewhere, or an optimistic write that
+                // lost a race with the saga ("changed concurrently; retry"):
+                // nothing was stored under the key, so the same request is sent again.
+                Ok((409, body))
+                    if ["idempotency_key_in_use", "conflict"]
+                        .contains(&body["error"]["code"].as_str().unwrap_or_default()) =>
+                {
                     body.to_string()
                 }
                 Ok((status, body)) => {

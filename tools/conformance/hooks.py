@@ -9,13 +9,24 @@ derives one key per distinct request; so does this hook. An identical request
 keeps its key (and gets the first answer replayed, which the checks then
 judge), and a key the schema calls malformed is left as generated, so the
 host's 400 for it is still tested.
+
+The stateful phase is the exception: each of its calls is a new step of a
+client's workflow, and its checks assume a POST makes a new resource. A
+replayed POST answers the resource made the first time, which an earlier
+scenario may have deleted since (then `GET` of it is a correct 404 that the
+"created resource not found" check cannot tell from a bug). So there every
+call gets a key of its own.
 """
 
 import hashlib
+import itertools
 import json
 import re
 
 import schemathesis
+from schemathesis.generation.meta import TestPhase
+
+_STATEFUL_CALLS = itertools.count()
 
 WELL_FORMED = re.compile(r"^[!-~]([ -~]*[!-~])?$")
 
@@ -47,8 +58,11 @@ def _own_key(case):
     if not isinstance(key, str) or not 1 <= len(key) <= 255 or not WELL_FORMED.match(key):
         return
     others = {k.lower(): str(v) for k, v in headers.items() if k != name}
+    step = None
+    if case.meta is not None and case.meta.phase.name == TestPhase.STATEFUL:
+        step = next(_STATEFUL_CALLS)
     request = json.dumps(
-        [case.method, case.formatted_path, case.query, others, case.body],
+        [case.method, case.formatted_path, case.query, others, case.body, step],
         sort_keys=True,
         default=repr,
     )
