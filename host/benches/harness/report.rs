@@ -295,8 +295,11 @@ timed phase follows an untimed warm-up.
    host, to within the 2 ms poll); `GET /payments/intents?order_id=` every 2 ms until the
    intent exists; `POST /payments/intents/{id}/confirm` with `pm_card_ok`; `GET
    /orders/{id}` every 2 ms until PAID (*order → PAID*, from the first POST). Orders/s is PAID
-   orders over the timed phase's wall time, as in (3). The polling is load the harness adds
-   (its GETs per order are reported). **No ceiling:** every host, PostgreSQL, NATS and the
+   orders over the timed phase's wall time, as in (3). Then one buyer alone for a short phase:
+   the relay's latency with the cores free, where under 16 buyers it is mostly queueing. The
+   polling is load the harness adds (its GETs per order are reported; each is a read-only
+   transaction). Unlike (3), `mercato serve` runs all nine embedded plugins, so checkout,
+   shipping, search and notifications handle the saga's events too. **No ceiling:** every host, PostgreSQL, NATS and the
    load generator share this machine's cores, so a second or third host adds coordination
    (leases, NATS, cross-host hand-offs) but no CPU; the figures are what the cluster costs
    on one machine, not how it scales across machines.

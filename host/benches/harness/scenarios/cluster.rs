@@ -26,8 +26,10 @@ use std::time::{Duration, Instant};
 
 /// Each host's config file (the command line sets the rest): three hosts of
 /// nine plugins stay under PostgreSQL's default 100 connections; the 10 s
-/// plugin deadline of every other scenario (`shop.rs`).
-const SETTINGS: &str = "[storage]\nmax_connections = 3\n[limits]\ndeadline_ms = 10000\n";
+/// plugin deadline of every other scenario (`shop.rs`) with the default
+/// memory limit (a `[limits]` table names both).
+const SETTINGS: &str =
+    "[storage]\nmax_connections = 3\n[limits]\nmemory_mib = 64\ndeadline_ms = 10000\n";
 /// How often a buyer asks whether its order has moved on.
 const POLL: Duration = Duration::from_millis(2);
 /// Longest a buyer waits for the next step of one order.
@@ -89,10 +91,14 @@ impl Services {
             let client = async_nats::connect(&nats_url)
                 .await
                 .map_err(|e| e.to_string())?;
-            async_nats::jetstream::new(client)
-                .query_account()
-                .await
-                .map_err(|e| format!("JetStream: {e}"))
+            // Listing the streams is a JetStream API call: it fails when the
+            // server runs without JetStream. (`query_account` cannot parse
+            // the answer of this server's version.)
+            let js = async_nats::jetstream::new(client);
+            match js.stream_names().next().await {
+                Some(Err(e)) => Err(format!("JetStream: {e}")),
+                _ => Ok(()),
+            }
         };
         match tokio::time::timeout(Duration::from_secs(5), check).await {
             Ok(Ok(_)) => {}
@@ -673,6 +679,9 @@ async fn measure(cluster: &Cluster, plan: &Plan) -> anyhow::Result<Vec<Row>> {
     let owners = cluster.owners().await?;
     let mut timed = phase(cluster, plan.buyers, plan.long).await?;
     let owners_after = cluster.owners().await?;
+    // One buyer alone: the relay's latency when nothing else waits for the
+    // cores, which under 16 buyers is mostly queueing.
+    let mut alone = phase(cluster, 1, plan.short).await?;
     eprintln!(
         "bench: cluster of {n}: streams owned per host {owners:?} before the timed phase, \
          {owners_after:?} after"
@@ -696,6 +705,7 @@ async fn measure(cluster: &Cluster, plan: &Plan) -> anyhow::Result<Vec<Row>> {
     let orders = timed.paid.len();
     let (paid_p50, paid_p99) = timed.paid.p50_p99_ms();
     let (relay_p50, relay_p99) = timed.relay.p50_p99_ms();
+    let (alone_p50, alone_p99) = alone.relay.p50_p99_ms();
     let context = format!(
         "none measured: {processes} + PostgreSQL + NATS + the load generator share the same \
          {cores} cores"
@@ -735,6 +745,23 @@ async fn measure(cluster: &Cluster, plan: &Plan) -> anyhow::Result<Vec<Row>> {
             &scenario,
             "relay p99 ms",
             relay_p99,
+        ),
+        Row::new(
+            9,
+            &key("relay_alone_p50_ms"),
+            &scenario,
+            &format!(
+                "relay with 1 buyer alone ({} orders), p50 ms",
+                alone.paid.len()
+            ),
+            alone_p50,
+        ),
+        Row::new(
+            9,
+            &key("relay_alone_p99_ms"),
+            &scenario,
+            "relay with 1 buyer alone, p99 ms",
+            alone_p99,
         ),
         Row::new(
             9,
