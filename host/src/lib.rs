@@ -10,6 +10,7 @@
 //! - [`plugin`], [`rules`], [`outbox`], [`outbound`], [`storage`], [`logging`]:
 //!   the domain world and its capabilities; the coupon-rule world.
 //! - [`runtime`]: the generic engine (`Sandbox<W>` for any world).
+//! - [`telemetry`]: the host's own log, as text or JSON lines.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -50,4 +51,5 @@ pub mod rules;
 pub mod runtime;
 pub mod secrets;
 pub mod storage;
+pub mod telemetry;
 pub mod unit_of_work;

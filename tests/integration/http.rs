@@ -623,3 +623,94 @@ async fn a_known_path_with_another_method_is_a_json_405_with_allow() {
     }
     app.stop().await;
 }
+
+/// `--log-format json`: every line `mercato serve` writes is one JSON object,
+/// and each line logged while serving a request carries that request's id
+/// (the `request` span), whether the client sent the id or the host made it.
+#[test]
+fn json_logs_are_one_object_per_line_and_name_the_request_they_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mercato"))
+        .args(["serve", "--log-format", "json", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        // tower-http's own per-request lines, to have lines inside a request.
+        .env("RUST_LOG", "info,tower_http=debug")
+        .env_remove("MERCATO_DATABASE_URL")
+        .env_remove("MERCATO_LOG_FORMAT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut log: Vec<Value> = Vec::new();
+    let parse = |line: String| -> Value {
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    };
+    let address = loop {
+        let line = parse(
+            lines
+                .next()
+                .expect("mercato stopped before serving")
+                .unwrap(),
+        );
+        let serving = line["message"] == "mercato is serving";
+        let address = line["address"].as_str().map(str::to_owned);
+        log.push(line);
+        if serving {
+            break address.expect("the serving line names the address");
+        }
+    };
+    let ask = |request: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&address).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    let sent = ask("GET /products/no-such-product HTTP/1.0\r\nx-request-id: rq-json-1\r\n\r\n");
+    assert!(sent.starts_with("HTTP/1.0 404"), "{sent}");
+    let made = ask("GET /readyz HTTP/1.0\r\n\r\n");
+    let made_id = made
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("the host answers with the id it made")
+        .to_owned();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    log.extend(lines.map(|l| parse(l.unwrap())));
+    assert!(child.wait().unwrap().success());
+
+    for line in &log {
+        for field in ["timestamp", "level", "target"] {
+            assert!(line[field].is_string(), "no {field}: {line}");
+        }
+    }
+    for (id, path) in [
+        ("rq-json-1", "/products/no-such-product"),
+        (made_id.as_str(), "/readyz"),
+    ] {
+        let of_request: Vec<&Value> = log
+            .iter()
+            .filter(|l| l["spans"][0]["request_id"] == id)
+            .collect();
+        assert!(
+            of_request.len() >= 2,
+            "the request's start and end lines name {id}: {log:?}"
+        );
+        for line in of_request {
+            let span = &line["spans"][0];
+            assert_eq!(
+                (&span["name"], &span["method"], &span["path"]),
+                (&json!("request"), &json!("GET"), &json!(path)),
+                "{line}"
+            );
+        }
+    }
+}

@@ -95,7 +95,19 @@ pub fn app(app: App) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_route)
         .with_state(app)
-        .layer(TraceLayer::new_for_http())
+        // Every line logged while serving a request names it: its id is
+        // set (outermost layer) before this span opens. The path only, as a
+        // query may carry a client secret.
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &axum::http::Request<axum::body::Body>| {
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    path = req.uri().path(),
+                    request_id = request_id(req.headers()),
+                )
+            },
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
