@@ -671,12 +671,20 @@ fn json_logs_are_one_object_per_line_and_name_the_request_they_serve() {
     };
     let sent = ask("GET /products/no-such-product HTTP/1.0\r\nx-request-id: rq-json-1\r\n\r\n");
     assert!(sent.starts_with("HTTP/1.0 404"), "{sent}");
-    let made = ask("GET /readyz HTTP/1.0\r\n\r\n");
-    let made_id = made
-        .lines()
-        .find_map(|l| l.strip_prefix("x-request-id: "))
-        .expect("the host answers with the id it made")
-        .to_owned();
+    let answered_id = |answer: &str| {
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix("x-request-id: "))
+            .expect("every answer names its request id")
+            .to_owned()
+    };
+    let made_id = answered_id(&ask("GET /readyz HTTP/1.0\r\n\r\n"));
+    // A hostile id, too long to name on every line: the host makes its own.
+    let bloated = "x".repeat(4096);
+    let replaced = answered_id(&ask(&format!(
+        "GET /healthz HTTP/1.0\r\nx-request-id: {bloated}\r\n\r\n"
+    )));
+    assert!(replaced != bloated && replaced.len() <= 128, "{replaced}");
     assert!(
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -691,10 +699,12 @@ fn json_logs_are_one_object_per_line_and_name_the_request_they_serve() {
         for field in ["timestamp", "level", "target"] {
             assert!(line[field].is_string(), "no {field}: {line}");
         }
+        assert!(!line.to_string().contains(&bloated), "{line}");
     }
     for (id, path) in [
         ("rq-json-1", "/products/no-such-product"),
         (made_id.as_str(), "/readyz"),
+        (replaced.as_str(), "/healthz"),
     ] {
         let of_request: Vec<&Value> = log
             .iter()

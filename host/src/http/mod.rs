@@ -26,6 +26,22 @@ use tower_http::trace::TraceLayer;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Longest client-chosen `x-request-id` the host keeps.
+const MAX_REQUEST_ID: usize = 128;
+
+/// A client's `x-request-id` is echoed and named on every log line of its
+/// request, so only a short one of visible ASCII is kept; another is dropped
+/// and the host makes its own. A hostile id cannot then bloat each line.
+async fn drop_unfit_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    let fit = req.headers().get(REQUEST_ID).is_none_or(|id| {
+        id.len() <= MAX_REQUEST_ID && id.as_bytes().iter().all(u8::is_ascii_graphic)
+    });
+    if !fit {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
+}
+
 fn request_id(headers: &HeaderMap) -> String {
     headers
         .get(REQUEST_ID)
@@ -104,12 +120,17 @@ pub fn app(app: App) -> Router {
                     "request",
                     method = %req.method(),
                     path = req.uri().path(),
-                    request_id = request_id(req.headers()),
+                    request_id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|id| id.to_str().ok())
+                        .unwrap_or_default(),
                 )
             },
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_unfit_request_id))
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight
