@@ -10,7 +10,8 @@
 //! - [`plugin`], [`rules`], [`outbox`], [`outbound`], [`storage`], [`logging`]:
 //!   the domain world and its capabilities; the coupon-rule world.
 //! - [`runtime`]: the generic engine (`Sandbox<W>` for any world).
-//! - [`telemetry`]: the host's own log, as text or JSON lines.
+//! - [`telemetry`], [`trace`]: the host's own log, as text or JSON lines, and
+//!   its OpenTelemetry traces; the W3C trace context every call and event carries.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -52,4 +53,5 @@ pub mod runtime;
 pub mod secrets;
 pub mod storage;
 pub mod telemetry;
+pub mod trace;
 pub mod unit_of_work;

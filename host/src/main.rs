@@ -3,8 +3,11 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = mercato::cli::Cli::parse();
-    mercato::telemetry::init(cli.log_format());
-    match mercato::cli::run(cli).await {
+    let telemetry = mercato::telemetry::init(cli.log_format());
+    let ran = mercato::cli::run(cli).await;
+    // After a graceful stop (SIGTERM included): the last spans go out.
+    telemetry.shutdown().await;
+    match ran {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mercato: {e:#}");

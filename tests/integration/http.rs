@@ -1,7 +1,7 @@
 //! The HTTP gateway and the `mercato` binary: host routes, admin auth, limits,
 //! JSON errors, request ids, graceful shutdown, slow clients, secret files, and
 //! zero-config `mercato serve`.
-use crate::common::{TestApp, config, within};
+use crate::common::{JsonLogged, TestApp, config, serve_json_logged, within};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -630,7 +630,8 @@ async fn a_known_path_with_another_method_is_a_json_405_with_allow() {
 #[test]
 fn json_logs_are_one_object_per_line_and_name_the_request_they_serve() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mercato"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mercato"));
+    command
         .args(["serve", "--log-format", "json", "--listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(dir.path())
@@ -639,27 +640,15 @@ fn json_logs_are_one_object_per_line_and_name_the_request_they_serve() {
         .env_remove("MERCATO_DATABASE_URL")
         .env_remove("MERCATO_LOG_FORMAT")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut log: Vec<Value> = Vec::new();
+        .stderr(Stdio::null());
+    let JsonLogged {
+        mut child,
+        mut log,
+        lines,
+        address,
+    } = serve_json_logged(command);
     let parse = |line: String| -> Value {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-    };
-    let address = loop {
-        let line = parse(
-            lines
-                .next()
-                .expect("mercato stopped before serving")
-                .unwrap(),
-        );
-        let serving = line["message"] == "mercato is serving";
-        let address = line["address"].as_str().map(str::to_owned);
-        log.push(line);
-        if serving {
-            break address.expect("the serving line names the address");
-        }
     };
     let ask = |request: &str| {
         use std::io::{Read, Write};

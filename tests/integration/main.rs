@@ -22,3 +22,4 @@ mod sandbox;
 mod search;
 mod shop;
 mod storage;
+mod traces;

@@ -199,6 +199,8 @@ async fn conformance(db: Database) {
                 aggregate_id: format!("agg-{i}"),
                 payload: format!(r#"{{"n":"{n}"}}"#),
                 deliver_after_ms: None,
+                correlation_id: None,
+                trace: None,
             });
             let flushed = flush(&mut tx, &events).await.unwrap();
             tx.commit().await.unwrap();
@@ -963,4 +965,62 @@ async fn postgres_hot_swap_applies_the_new_versions_migration() {
         "the v2's migration 0005 is applied"
     );
     drop_postgres(&config, &SHOP).await;
+}
+
+/// A database of a build before traces: its outbox, staging table and held
+/// events gain their new columns in place, and events staged and numbered
+/// afterwards carry their trace and are found by their order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_outbox_of_an_earlier_build_gains_the_trace_columns_in_place() {
+    let url = postgres_url().await;
+    let ns = format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let host = format!("{ns}pre_host");
+    let db = Database::Postgres(Arc::new(PgDb::open(&url, &ns, "pre", 2).await.unwrap()));
+    db.prepare_host_tables().await.unwrap();
+    let mut conn = admin(&url).await;
+    sqlx::raw_sql(&format!(
+        "DROP INDEX \"{host}\".outbox_events_correlation;
+         ALTER TABLE \"{host}\".outbox_events DROP COLUMN traceparent, DROP COLUMN correlation_id;
+         ALTER TABLE \"{host}\".mercato_outbox_staged DROP COLUMN traceparent, DROP COLUMN correlation_id;
+         ALTER TABLE \"{host}\".mercato_scheduled DROP COLUMN traceparent;
+         ALTER TABLE \"{host}\".mercato_dead_letters DROP COLUMN traceparent;"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        db.prepare_host_tables().await.unwrap();
+    }
+    let trace = mercato::trace::TraceContext::root();
+    let mut tx = db.begin(TxMode::ReadWrite).await.unwrap();
+    let event = PendingEvent {
+        event_type: "OrderPlaced".into(),
+        aggregate_id: "o-1".into(),
+        payload: r#"{"order_id":"o-1"}"#.into(),
+        deliver_after_ms: None,
+        correlation_id: Some("o-1".into()),
+        trace: Some(trace),
+    };
+    assert_eq!(flush(&mut tx, &[event]).await.unwrap(), Flushed::Staged);
+    tx.commit().await.unwrap();
+    assert_eq!(db.number_staged(10).await.unwrap(), Some(1));
+    let events = read_outbox(&db, "pre", 0).await.unwrap();
+    assert_eq!(events[0].trace(), Some(trace));
+    let found = scalar_i64(
+        &mut conn,
+        &format!("SELECT COUNT(*) FROM \"{host}\".outbox_events WHERE correlation_id = 'o-1'"),
+    )
+    .await;
+    assert_eq!(found, 1);
+    let indexed = scalar_i64(
+        &mut conn,
+        &format!(
+            "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = '{host}' \
+             AND indexname = 'outbox_events_correlation'"
+        ),
+    )
+    .await;
+    assert_eq!(indexed, 1);
+    drop(conn);
+    PgDb::drop_schema(&url, &ns, "pre").await.unwrap();
 }

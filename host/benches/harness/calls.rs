@@ -32,7 +32,7 @@ pub fn noop_plugin(host: &App) -> anyhow::Result<Arc<Plugin>> {
 pub async fn host_call(host: &App, plugin: &Arc<Plugin>) -> anyhow::Result<()> {
     let answer = host
         .calls()
-        .call_request(plugin, noop_request(), None, "bench")
+        .call_request(plugin, noop_request(), None, "bench", None)
         .await?;
     if answer.response.status != 200 {
         bail!("noop answered {}", answer.response.status);

@@ -216,6 +216,7 @@ pub(super) async fn run_publisher(relay: Relay, source: Arc<Plugin>, life: Cance
                     "aggregate_id": e.aggregate_id,
                     "payload": e.payload,
                     "created_at": e.created_at,
+                    "traceparent": e.traceparent,
                 }))
                 .unwrap_or_default(),
             })

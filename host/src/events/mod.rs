@@ -9,7 +9,8 @@
 //! `tasks.rs`; both kinds of
 //! delivery share one retry-or-dead-letter path (`attempt.rs`), and each
 //! delivery is a unit of work of the subscriber. Dead letters can be
-//! delivered again after a fix (`redrive.rs`).
+//! delivered again after a fix (`redrive.rs`). What became of one order's
+//! events is read back for operators by `timeline.rs`.
 mod attempt;
 mod cluster;
 mod marker;
@@ -21,6 +22,7 @@ mod replay;
 mod scheduler;
 mod stream;
 mod tasks;
+pub mod timeline;
 
 pub use redrive::{RedriveError, RedriveReport};
 pub use relay::{Relay, StreamStatus};

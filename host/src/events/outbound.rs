@@ -115,6 +115,8 @@ async fn deliver(relay: &Relay, plugin: &Arc<Plugin>, pending: Pending) -> bool 
         payload: report.payload.clone(),
         created_at: report.at.clone(),
         deliver_after_ms: None,
+        // The host's report starts a trace of its own.
+        traceparent: None,
     };
     match attempt(
         relay,

@@ -126,6 +126,42 @@ pub(super) async fn events(
     })))
 }
 
+/// `GET /admin/orders/{id}/timeline`: the order's saga across every
+/// context (`events::timeline`).
+pub(super) async fn order_timeline(
+    State(app): State<App>,
+    Path(order_id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    if order_id.is_empty()
+        || order_id.len() > 128
+        || !order_id.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(ApiError::BadRequest(
+            "invalid_order_id",
+            "an order id is 1-128 visible ASCII characters".into(),
+        ));
+    }
+    let entries = crate::events::timeline::timeline(&app.registry().all(), &order_id)
+        .await
+        .map_err(|e| {
+            let request_id = super::request_id(&headers);
+            tracing::error!(request_id, error = %e, "reading an order's timeline failed");
+            ApiError::Internal {
+                code: "storage_error",
+                request_id,
+            }
+        })?;
+    if entries.is_empty() {
+        return Err(ApiError::Refused {
+            status: 404,
+            code: "unknown_order",
+            message: format!("no event names order `{order_id}`"),
+        });
+    }
+    Ok(Json(json!({ "order_id": order_id, "entries": entries })))
+}
+
 /// Body of `PUT /admin/plugins/{name}`: the component bytes.
 pub(super) async fn deploy(
     State(app): State<App>,

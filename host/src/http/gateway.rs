@@ -195,7 +195,13 @@ async fn call(
     };
     let answer = app
         .calls()
-        .call_request(&plugin, request, idempotency_key, &request_id)
+        .call_request(
+            &plugin,
+            request,
+            idempotency_key,
+            &request_id,
+            super::request_trace(),
+        )
         .await
         .map_err(|failure| match failure {
             RequestFailure::Call(e) => ApiError::PluginFailed {

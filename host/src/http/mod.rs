@@ -16,6 +16,7 @@ mod server;
 pub use error::ApiError;
 
 use crate::app::App;
+use crate::trace::TraceContext;
 use axum::Router;
 use axum::http::{HeaderMap, HeaderName, Uri};
 use axum::routing::{any, get};
@@ -23,6 +24,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -40,6 +42,43 @@ async fn drop_unfit_request_id(mut req: axum::extract::Request) -> axum::extract
         req.headers_mut().remove(REQUEST_ID);
     }
     req
+}
+
+tokio::task_local! {
+    /// The trace context of the request being served (see [`request_span`]).
+    static REQUEST_TRACE: TraceContext;
+}
+
+/// Serves a request in its `request` span, which continues the client's
+/// `traceparent` (or starts a trace) and is the parent of the plugin call:
+/// the trace id then names every line logged for the request, and every
+/// span and event the call makes. The path only, as a query may carry a
+/// client secret. The parent is set before the span is first entered, the
+/// moment its exported form is made.
+async fn request_span(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (span, parent) = {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let span = tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = req.uri().path(),
+            request_id = header(REQUEST_ID.as_str()).unwrap_or_default(),
+            trace_id = tracing::field::Empty,
+        );
+        (span, header("traceparent").and_then(TraceContext::parse))
+    };
+    let trace = crate::trace::enter(&span, parent);
+    REQUEST_TRACE
+        .scope(trace, next.run(req).instrument(span))
+        .await
+}
+
+/// The trace context of the request this task serves, if any.
+fn request_trace() -> Option<TraceContext> {
+    REQUEST_TRACE.try_with(|trace| *trace).ok()
 }
 
 fn request_id(headers: &HeaderMap) -> String {
@@ -66,6 +105,7 @@ pub fn app(app: App) -> Router {
         .route("/admin/plugins", get(admin::plugins))
         .route("/admin/events", get(admin::events))
         .route("/admin/cluster", get(admin_cluster::cluster))
+        .route("/admin/orders/{id}/timeline", get(admin::order_timeline))
         .route(
             "/admin/plugins/{name}",
             axum::routing::put(admin::deploy).delete(admin::remove),
@@ -111,23 +151,15 @@ pub fn app(app: App) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_route)
         .with_state(app)
-        // Every line logged while serving a request names it: its id is
-        // set (outermost layer) before this span opens. The path only, as a
-        // query may carry a client secret.
-        .layer(TraceLayer::new_for_http().make_span_with(
-            |req: &axum::http::Request<axum::body::Body>| {
-                tracing::info_span!(
-                    "request",
-                    method = %req.method(),
-                    path = req.uri().path(),
-                    request_id = req
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|id| id.to_str().ok())
-                        .unwrap_or_default(),
-                )
-            },
-        ))
+        // tower-http's request and response lines go in the request's span.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(
+                |_: &axum::http::Request<axum::body::Body>| tracing::Span::current(),
+            ),
+        )
+        // Every line logged while serving a request names it and its trace:
+        // its id is set (outermost layer) before this span opens.
+        .layer(axum::middleware::from_fn(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(axum::middleware::map_request(drop_unfit_request_id))

@@ -69,6 +69,12 @@ pub(super) fn paths(paths: &mut Map<String, Value>) {
         "The cluster: live hosts, leases, each stream's owner, position and lag (`cluster: null` on a host alone)",
         json!([]), None, json!({ "200": ok("`{cluster, host, hosts, leases, streams}`") })) }),
     );
+    paths.insert("/admin/orders/{id}/timeline".into(), json!({ "get": operation(
+        "One order's saga across every context: each event that names the order, in commit order, with the plugin and version that handled it (or the dead letter) and its trace id",
+        json!([{ "name": "id", "in": "path", "required": true, "description": "The order's id.",
+            "schema": { "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$" } }]), None,
+        json!({ "200": ok("`{order_id, entries: [{at, plugin, event_type, event_id, sequence, aggregate_id, trace_id, handled_by: [{plugin, version, at, outcome, error?, attempts?}]}]}`"),
+            "400": refused("`invalid_order_id`"), "404": refused("`unknown_order`: no event names it") })) }));
     paths.insert("/admin/plugins/{name}".into(), json!({
         "put": operation(
             "Deploy a component as the new version of plugin or rule `name` (hot swap)",

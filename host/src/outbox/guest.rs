@@ -68,13 +68,15 @@ impl outbox::Host for OutboxCall {
             deliver_after_ms,
             self.events.len(),
         )
-        .map(|()| {
+        .map(|correlation_id| {
             self.event_bytes += size;
             self.events.push(PendingEvent {
                 event_type,
                 aggregate_id,
                 payload,
                 deliver_after_ms: deliver_after_ms.filter(|ms| *ms > 0),
+                correlation_id,
+                trace: None,
             });
         }))
     }
@@ -86,7 +88,7 @@ fn validate(
     payload: &str,
     delay: Option<u64>,
     queued: usize,
-) -> Result<(), GuestError> {
+) -> Result<Option<String>, GuestError> {
     if !valid_event_type(event_type) {
         return Err(GuestError::Invalid(format!(
             "event type `{event_type}` must be 1-128 letters, digits or `_`, without a source prefix"
@@ -102,9 +104,8 @@ fn validate(
             "payload exceeds {MAX_PAYLOAD_BYTES} bytes"
         )));
     }
-    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(payload) {
-        return Err(GuestError::Invalid(format!("payload is not JSON: {e}")));
-    }
+    let correlation_id = super::correlation_id(payload)
+        .map_err(|e| GuestError::Invalid(format!("payload is not JSON: {e}")))?;
     if delay.is_some_and(|ms| ms > MAX_DELAY_MS) {
         return Err(GuestError::Invalid(format!(
             "delay exceeds {MAX_DELAY_MS} ms"
@@ -115,5 +116,5 @@ fn validate(
             "a call may emit at most {MAX_EVENTS_PER_CALL} events"
         )));
     }
-    Ok(())
+    Ok(correlation_id)
 }

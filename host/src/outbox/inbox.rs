@@ -107,3 +107,39 @@ pub async fn record_consumed(
     };
     Ok(changed > 0)
 }
+
+/// Records which version of the subscriber handled `events`, and when, in
+/// the handler's transaction (`mercato_handled`, read by an operator's order
+/// timeline): one statement for a whole batch. An event handled again (a
+/// redriven dead letter that had no effect before) keeps its first record.
+pub async fn record_handled(
+    tx: &mut Tx,
+    events: &[&OutboxEvent],
+    version: &str,
+) -> Result<(), StorageError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let now = crate::clock::now_rfc3339();
+    let mut params = vec![SqlValue::Text(version.to_owned()), SqlValue::Text(now)];
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        let n = params.len();
+        rows.push(format!("(${}, ${}, ${}, $1, $2)", n + 1, n + 2, n + 3));
+        params.extend([
+            SqlValue::Text(event.id.clone()),
+            SqlValue::Text(event.source.clone()),
+            SqlValue::Integer(i64::try_from(event.sequence).unwrap_or(i64::MAX)),
+        ]);
+    }
+    tx.host_execute(
+        &format!(
+            "INSERT INTO mercato_handled (event_id, source, sequence, version, handled_at) \
+             VALUES {} ON CONFLICT (event_id) DO NOTHING",
+            rows.join(", ")
+        ),
+        &params,
+    )
+    .await?;
+    Ok(())
+}

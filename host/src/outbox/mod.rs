@@ -38,6 +38,41 @@ pub struct PendingEvent {
     pub payload: String,
     /// Requested delivery delay after commit.
     pub deliver_after_ms: Option<u64>,
+    /// The saga it belongs to ([`correlation_id`]).
+    pub correlation_id: Option<String>,
+    /// The emitting call's span, stored as the event's `traceparent`.
+    pub trace: Option<crate::trace::TraceContext>,
+}
+
+/// Longest correlation id kept; a longer `order_id` is no order of the shop's.
+const MAX_CORRELATION_BYTES: usize = 128;
+
+/// Reads a payload (an error: it is not JSON) and finds the saga its event
+/// belongs to: the top-level `order_id` string, the key of the shop's order
+/// saga in every context's events. Stored with the event
+/// (`outbox_events.correlation_id`, indexed), it lets an operator see one
+/// order's events across every context (`GET /admin/orders/{id}/timeline`, `crate::events::timeline`)
+/// without a scan of every outbox.
+pub fn correlation_id(payload: &str) -> Result<Option<String>, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        order_id: Option<serde_json::Value>,
+    }
+    match serde_json::from_str::<Probe>(payload) {
+        Ok(Probe {
+            order_id: Some(serde_json::Value::String(id)),
+        }) if payload.trim_start().starts_with('{')
+            && !id.is_empty()
+            && id.len() <= MAX_CORRELATION_BYTES =>
+        {
+            Ok(Some(id))
+        }
+        Ok(_) => Ok(None),
+        // Not an object with one `order_id` (an array, a scalar, a
+        // duplicate key): still an event, if it is JSON at all.
+        Err(_) => serde_json::from_str::<serde::de::IgnoredAny>(payload).map(|_| None),
+    }
 }
 
 /// An event as stored in a source's outbox.
@@ -59,9 +94,19 @@ pub struct OutboxEvent {
     pub created_at: String,
     /// Requested delay.
     pub deliver_after_ms: Option<u64>,
+    /// W3C `traceparent` of the call that emitted it, which its handlers continue.
+    pub traceparent: Option<String>,
 }
 
 impl OutboxEvent {
+    /// The trace its handlers continue: its emitter's span, when it was
+    /// stored with one that reads as a `traceparent`.
+    pub fn trace(&self) -> Option<crate::trace::TraceContext> {
+        self.traceparent
+            .as_deref()
+            .and_then(crate::trace::TraceContext::parse)
+    }
+
     /// The form a subscriber receives.
     pub fn to_wit(&self, attempt: u32) -> crate::bindings::Event {
         crate::bindings::Event {
@@ -95,6 +140,7 @@ pub enum Flushed {
 
 /// Writes queued events to the outbox inside `tx`.
 pub async fn flush(tx: &mut Tx, events: &[PendingEvent]) -> Result<Flushed, StorageError> {
+    let traceparent = |event: &PendingEvent| event.trace.map(|t| t.header());
     if events.is_empty() {
         return Ok(Flushed::Nothing);
     }
@@ -110,6 +156,8 @@ pub async fn flush(tx: &mut Tx, events: &[PendingEvent]) -> Result<Flushed, Stor
             staged
                 .delays_ms
                 .push(event.deliver_after_ms.map(|ms| ms as i64));
+            staged.traceparents.push(traceparent(event));
+            staged.correlation_ids.push(event.correlation_id.clone());
         }
         tx.stage_events(&staged).await?;
         return Ok(Flushed::Staged);
@@ -118,8 +166,8 @@ pub async fn flush(tx: &mut Tx, events: &[PendingEvent]) -> Result<Flushed, Stor
     for event in events {
         sequence += 1;
         tx.host_execute(
-            "INSERT INTO outbox_events (id, sequence, aggregate_id, event_type, payload, created_at, deliver_after_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO outbox_events (id, sequence, aggregate_id, event_type, payload, created_at, \
+             deliver_after_ms, traceparent, correlation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
                 SqlValue::Text(uuid::Uuid::new_v4().to_string()),
                 SqlValue::Integer(sequence),
@@ -130,6 +178,11 @@ pub async fn flush(tx: &mut Tx, events: &[PendingEvent]) -> Result<Flushed, Stor
                 event
                     .deliver_after_ms
                     .map_or(SqlValue::Null, |ms| SqlValue::Integer(ms as i64)),
+                traceparent(event).map_or(SqlValue::Null, SqlValue::Text),
+                event
+                    .correlation_id
+                    .clone()
+                    .map_or(SqlValue::Null, SqlValue::Text),
             ],
         )
         .await?;

@@ -12,12 +12,12 @@ const BATCH: i64 = 256;
 
 /// Columns of an outbox row, as [`outbox_event`] reads them.
 const OUTBOX_COLUMNS: &str =
-    "id, sequence, event_type, aggregate_id, payload, created_at, deliver_after_ms";
+    "id, sequence, event_type, aggregate_id, payload, created_at, deliver_after_ms, traceparent";
 
 /// Columns of an event kept outside the outbox (`mercato_scheduled`,
 /// `mercato_dead_letters`), as [`held_event`] reads them.
 const HELD_COLUMNS: &str =
-    "event_id, source, sequence, event_type, aggregate_id, payload, occurred_at";
+    "event_id, source, sequence, event_type, aggregate_id, payload, occurred_at, traceparent";
 
 const UNPUBLISHED: &str = "SELECT COUNT(*) AS n FROM outbox_events WHERE published_at IS NULL";
 
@@ -33,6 +33,7 @@ fn outbox_event(row: HostRow<'_>, source: &str) -> Result<OutboxEvent, StorageEr
         deliver_after_ms: row
             .opt_int("deliver_after_ms")?
             .and_then(|ms| u64::try_from(ms).ok()),
+        traceparent: row.opt_text("traceparent")?,
     })
 }
 
@@ -46,6 +47,7 @@ fn held_event(row: HostRow<'_>) -> Result<OutboxEvent, StorageError> {
         payload: row.text("payload")?,
         created_at: row.text("occurred_at")?,
         deliver_after_ms: None,
+        traceparent: row.opt_text("traceparent")?,
     })
 }
 
@@ -58,6 +60,10 @@ fn event_params(event: &OutboxEvent) -> Vec<SqlValue> {
         SqlValue::Text(event.aggregate_id.clone()),
         SqlValue::Text(event.payload.clone()),
         SqlValue::Text(event.created_at.clone()),
+        event
+            .traceparent
+            .clone()
+            .map_or(SqlValue::Null, SqlValue::Text),
     ]
 }
 
@@ -162,7 +168,7 @@ pub async fn schedule(
         tx.host_execute(
             &format!(
                 "INSERT INTO mercato_scheduled ({HELD_COLUMNS}, due_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING"
             ),
             &params,
         )
@@ -240,7 +246,7 @@ pub async fn dead_letter(
     tx.host_execute(
         &format!(
             "INSERT INTO mercato_dead_letters ({HELD_COLUMNS}, error, attempts, failed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (event_id) DO NOTHING"
         ),
         &params,
     )

@@ -24,6 +24,8 @@ fn event(n: u32, delay: Option<u64>) -> PendingEvent {
         aggregate_id: format!("o-{n}"),
         payload: format!(r#"{{"n":{n}}}"#),
         deliver_after_ms: delay,
+        correlation_id: None,
+        trace: None,
     }
 }
 
@@ -169,4 +171,88 @@ async fn a_cursor_behind_pruned_events_reads_on_from_the_first_kept_one() {
     let rest = read_outbox(&orders, "orders", 0).await.unwrap();
     assert_eq!(rest.iter().map(|e| e.sequence).collect::<Vec<_>>(), [3]);
     assert!(read_outbox(&orders, "orders", 3).await.unwrap().is_empty());
+}
+
+#[test]
+fn an_event_belongs_to_the_order_its_payload_names() {
+    use super::correlation_id;
+    let id = |payload: &str| correlation_id(payload).unwrap();
+    assert_eq!(id(r#"{"order_id":"o-1","n":2}"#), Some("o-1".into()));
+    assert_eq!(
+        id(r#" {"n":{"order_id":"nested"},"order_id":"o-2"}"#),
+        Some("o-2".into())
+    );
+    // Not an order's: no id, a non-string, an empty or oversized one, not
+    // an object, or a duplicate key (which one would it be?).
+    for payload in [
+        r#"{"sku":"TEE"}"#,
+        r#"{"order_id":7}"#,
+        r#"{"order_id":null}"#,
+        r#"{"order_id":""}"#,
+        &format!(r#"{{"order_id":"{}"}}"#, "x".repeat(129)),
+        r#"["o-3"]"#,
+        r#"[{"order_id":"o-4"}, 1]"#,
+        r#""o-5""#,
+        r#"{"order_id":"o-6","order_id":"o-7"}"#,
+    ] {
+        assert_eq!(id(payload), None, "{payload}");
+    }
+    assert!(correlation_id("{not json").is_err());
+    assert!(correlation_id(r#"{"order_id":"o-8""#).is_err());
+}
+
+/// A database of a build before traces: its outbox and held events gain
+/// their new columns in place, its events are read as they were, and new
+/// ones carry their trace.
+#[tokio::test]
+async fn an_outbox_of_an_earlier_build_gains_the_trace_columns_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let old = rusqlite::Connection::open(&path).unwrap();
+    old.execute_batch(
+        "CREATE TABLE outbox_events (id TEXT PRIMARY KEY, sequence BIGINT NOT NULL UNIQUE,
+             aggregate_id TEXT NOT NULL, event_type TEXT NOT NULL, payload TEXT NOT NULL,
+             created_at TEXT NOT NULL, deliver_after_ms BIGINT, published_at TEXT);
+         CREATE TABLE mercato_dead_letters (event_id TEXT PRIMARY KEY, source TEXT NOT NULL,
+             sequence BIGINT NOT NULL, event_type TEXT NOT NULL, aggregate_id TEXT NOT NULL,
+             payload TEXT NOT NULL, occurred_at TEXT NOT NULL, error TEXT NOT NULL,
+             attempts BIGINT NOT NULL, failed_at TEXT NOT NULL);
+         INSERT INTO outbox_events VALUES ('e1', 1, 'o-1', 'OrderPlaced', '{\"order_id\":\"o-1\"}', 'then', NULL, NULL);",
+    )
+    .unwrap();
+    drop(old);
+    let db = database(&dir, "old").await;
+    // Twice: the second finds every column there.
+    db.prepare_host_tables().await.unwrap();
+    let trace = crate::trace::TraceContext::root();
+    let mut tx = db.begin(TxMode::ReadWrite).await.unwrap();
+    let mut new = event(2, None);
+    new.trace = Some(trace);
+    new.correlation_id = Some("o-2".into());
+    flush(&mut tx, &[new]).await.unwrap();
+    tx.commit().await.unwrap();
+    let events = read_outbox(&db, "old", 0).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (events[0].id.as_str(), events[0].traceparent.as_deref()),
+        ("e1", None)
+    );
+    assert_eq!(events[1].trace(), Some(trace));
+    dead_letter(&db, &events[1], "boom", 3, Delivery::Stream)
+        .await
+        .unwrap();
+    assert_eq!(
+        dead_letter_events(&db).await.unwrap()[0].trace(),
+        Some(trace)
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // EXPLAIN QUERY PLAN's rows: id, parent, notused, detail.
+    let indexed: String = conn
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT id FROM outbox_events WHERE correlation_id = 'o-2'",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(indexed.contains("outbox_events_correlation"), "{indexed}");
 }

@@ -245,6 +245,10 @@ pub struct StagedEvents {
     pub created_at: Vec<String>,
     /// Requested delays.
     pub delays_ms: Vec<Option<i64>>,
+    /// The emitting call's `traceparent`.
+    pub traceparents: Vec<Option<String>>,
+    /// Correlation ids (`outbox::correlation_id`).
+    pub correlation_ids: Vec<Option<String>>,
 }
 
 enum TxInner {

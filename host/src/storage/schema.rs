@@ -16,6 +16,7 @@ pub const HOST_TABLES: &[&str] = &[
     "mercato_idempotency",
     "mercato_outbound",
     "mercato_fences",
+    "mercato_handled",
     "_sqlx_migrations",
 ];
 
@@ -43,7 +44,23 @@ const HELD_EVENT_COLUMNS: &str = "    event_id TEXT PRIMARY KEY,
     event_type TEXT NOT NULL,
     aggregate_id TEXT NOT NULL,
     payload TEXT NOT NULL,
-    occurred_at TEXT NOT NULL,";
+    occurred_at TEXT NOT NULL,
+    traceparent TEXT,";
+
+/// Nullable `TEXT` columns host tables gained after their first release:
+/// each backend adds any its tables of an earlier build lack, in place
+/// (no rewrite), before [`AFTER_ADDED_COLUMNS`] runs.
+pub const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("outbox_events", "traceparent"),
+    ("outbox_events", "correlation_id"),
+    ("mercato_scheduled", "traceparent"),
+    ("mercato_dead_letters", "traceparent"),
+];
+
+/// DDL over [`ADDED_COLUMNS`]; idempotent. One order's events, found by its
+/// id in any outbox: an index of only the events that name an order.
+pub const AFTER_ADDED_COLUMNS: &str = "CREATE INDEX IF NOT EXISTS outbox_events_correlation \
+     ON outbox_events (correlation_id) WHERE correlation_id IS NOT NULL";
 
 /// DDL creating the host tables; idempotent.
 pub fn host_tables_ddl(kind: BackendKind) -> String {
@@ -61,9 +78,21 @@ CREATE TABLE IF NOT EXISTS outbox_events (
     payload TEXT NOT NULL,
     created_at TEXT NOT NULL,
     deliver_after_ms BIGINT,
-    published_at TEXT
+    published_at TEXT,
+    traceparent TEXT,
+    correlation_id TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_events_unpublished ON outbox_events (sequence) WHERE published_at IS NULL;
+-- Events this plugin handled (delivered to it and committed): which version
+-- of it, and when. Written in the handler's transaction; read by an
+-- operator's order timeline (`GET /admin/orders/{{id}}/timeline`).
+CREATE TABLE IF NOT EXISTS mercato_handled (
+    event_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    sequence BIGINT NOT NULL,
+    version TEXT NOT NULL,
+    handled_at TEXT NOT NULL
+);
 -- Per source: the last outbox sequence this plugin has consumed.
 CREATE TABLE IF NOT EXISTS mercato_cursors (
     source TEXT PRIMARY KEY,

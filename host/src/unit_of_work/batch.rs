@@ -19,7 +19,7 @@
 //! emitted events than about two calls may.
 use super::{Ran, UnitOfWork, abandon, budget, committed, describe_guest_error};
 use crate::outbound;
-use crate::outbox::inbox::{Delivery, cursor_in, record_consumed};
+use crate::outbox::inbox::{Delivery, cursor_in, record_consumed, record_handled};
 use crate::outbox::{self, OutboxEvent};
 use crate::plugin::Plugin;
 use crate::storage::TxMode;
@@ -88,6 +88,7 @@ impl UnitOfWork {
         let mut emitted = Vec::new();
         let mut requests = Vec::new();
         let mut through = None;
+        let mut handled = Vec::new();
         // Payload bytes emitted by the batch's calls so far.
         let mut held = 0usize;
         for event in pending {
@@ -100,7 +101,14 @@ impl UnitOfWork {
                 events,
                 requests: queued,
             } = self
-                .run(subscriber, tx, false, &event.id, event.to_wit(1))
+                .run(
+                    subscriber,
+                    tx,
+                    false,
+                    &event.id,
+                    event.trace(),
+                    event.to_wit(1),
+                )
                 .await;
             let failure = match result {
                 Ok(Ok(())) => None,
@@ -132,6 +140,7 @@ impl UnitOfWork {
             emitted.extend(events);
             requests.extend(queued);
             through = Some(event);
+            handled.push(event);
             // What the batch holds until its flush stays within about two
             // calls' worth: a subscriber that emits its limit on every event
             // must not make the host keep 64 times that.
@@ -148,6 +157,7 @@ impl UnitOfWork {
                 tx.rollback().await?;
                 return Ok(None);
             }
+            record_handled(&mut tx, &handled, &subscriber.version).await?;
             let head = outbox::flush(&mut tx, &emitted).await?;
             outbound::store::queue(&mut tx, &requests).await?;
             tx.commit().await?;

@@ -11,17 +11,19 @@ mod tests;
 use crate::bindings::{Domain, Event, GuestError, Request, Response};
 use crate::metrics::Metrics;
 use crate::outbound::{self, QueuedRequest};
-use crate::outbox::inbox::{already_consumed, record_consumed};
+use crate::outbox::inbox::{already_consumed, record_consumed, record_handled};
 use crate::outbox::{self, Delivery, Flushed, OutboxEvent, PendingEvent};
 use crate::plugin::{CallState, Plugin, PluginSandbox};
 use crate::retention::IdempotencyConfig;
 use crate::rules::Rules;
 use crate::runtime::{Call, CallError, CallFuture, Queue};
 use crate::storage::{CallBudget, StorageError, Tx, TxMode};
+use crate::trace::TraceContext;
 pub use batch::{BatchOutcome, MAX_BATCH};
 use idempotency::{KeyGuard, claim_in_database, request_hash, store_response, stored_response};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 use wasmtime::Store;
 
 /// Why a request could not be answered by the plugin.
@@ -103,13 +105,15 @@ impl UnitOfWork {
         }
     }
 
-    /// Runs `req` through `plugin` as one unit of work.
+    /// Runs `req` through `plugin` as one unit of work, as a span of the
+    /// request's trace `trace`.
     pub async fn call_request(
         &self,
         plugin: &Arc<Plugin>,
         req: Request,
         idempotency_key: Option<String>,
         request_id: &str,
+        trace: Option<TraceContext>,
     ) -> Result<Answer, RequestFailure> {
         let _in_flight = self.inner.metrics.start_call(&plugin.name);
         let read_only = matches!(req.method.as_str(), "GET" | "HEAD");
@@ -145,7 +149,9 @@ impl UnitOfWork {
             tx,
             events,
             requests,
-        } = self.run(plugin, tx, read_only, request_id, req).await;
+        } = self
+            .run(plugin, tx, read_only, request_id, trace, req)
+            .await;
         let response = match result {
             Ok(response) => response,
             Err(e) => {
@@ -207,7 +213,9 @@ impl UnitOfWork {
             tx,
             events,
             requests,
-        } = self.run(subscriber, tx, false, &event.id, wit_event).await;
+        } = self
+            .run(subscriber, tx, false, &event.id, event.trace(), wit_event)
+            .await;
         let failure = match result {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(describe_guest_error(&e)),
@@ -231,6 +239,9 @@ impl UnitOfWork {
                 tx.rollback().await?;
                 return Ok(None);
             }
+            if delivery != Delivery::Report {
+                record_handled(&mut tx, &[event], &subscriber.version).await?;
+            }
             let head = outbox::flush(&mut tx, &events).await?;
             outbound::store::queue(&mut tx, &requests).await?;
             tx.commit().await?;
@@ -248,16 +259,30 @@ impl UnitOfWork {
         }
     }
 
-    /// Runs `export` on `plugin` inside `tx`, logs what the guest printed
-    /// (tagged with `id`) and counts the call.
+    /// Runs `export` on `plugin` inside `tx` in a `plugin.call` span that
+    /// continues `parent`, logs what the guest printed (tagged with `id`)
+    /// and counts the call. The events it emitted carry its span.
     async fn run<E: Export>(
         &self,
         plugin: &Plugin,
         tx: Tx,
         read_only: bool,
         id: &str,
+        parent: Option<TraceContext>,
         export: E,
     ) -> Ran<E::Output> {
+        let span = tracing::info_span!(
+            "plugin.call",
+            plugin = %plugin.name,
+            version = %plugin.version,
+            kind = E::KIND,
+            target = export.target(&plugin.name),
+            outcome = tracing::field::Empty,
+            fuel = tracing::field::Empty,
+            micros = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        let trace = crate::trace::enter(&span, parent);
         let mut state = CallState::new(
             plugin.name.clone(),
             tx,
@@ -281,6 +306,7 @@ impl UnitOfWork {
                 Queue::Unbounded,
                 move |instance, store| export.call(instance, store),
             )
+            .instrument(span.clone())
             .await
             .expect("an unbounded queue always gets a slot");
         let state = finished.state;
@@ -289,6 +315,16 @@ impl UnitOfWork {
             Ok(r) => E::outcome(r),
             Err(e) => e.kind(),
         };
+        span.record("outcome", outcome);
+        span.record("fuel", finished.fuel);
+        span.record(
+            "micros",
+            u64::try_from(finished.elapsed.as_micros()).unwrap_or(u64::MAX),
+        );
+        let mut events = state.outbox.events;
+        for event in &mut events {
+            event.trace = Some(trace);
+        }
         self.inner.metrics.call(
             &plugin.name,
             &plugin.version,
@@ -302,7 +338,7 @@ impl UnitOfWork {
                 .storage
                 .tx
                 .expect("the call's transaction is returned with its state"),
-            events: state.outbox.events,
+            events,
             requests: state.outbound.requests,
         }
     }
@@ -343,6 +379,9 @@ trait Export: Send + 'static {
     fn succeeded(output: &Self::Output) -> bool;
     /// The call's outcome label when the guest returned: `ok`, or why not.
     fn outcome(output: &Self::Output) -> &'static str;
+    /// What the call of `plugin` is for, in its span: `METHOD /path` as the
+    /// client asked it, or the event's `source.Type`.
+    fn target(&self, plugin: &str) -> String;
 }
 
 impl Export for Request {
@@ -364,6 +403,11 @@ impl Export for Request {
     /// card: 402 with the attempt recorded).
     fn succeeded(response: &Response) -> bool {
         (200..300).contains(&response.status) || response.commit
+    }
+
+    fn target(&self, plugin: &str) -> String {
+        let path = if self.path == "/" { "" } else { &self.path };
+        format!("{} /{plugin}{path}", self.method)
     }
 
     /// A client's mistake (4xx) apart from the plugin's own failure (5xx):
@@ -400,6 +444,10 @@ impl Export for Event {
 
     fn outcome(handled: &Self::Output) -> &'static str {
         if handled.is_ok() { "ok" } else { "error" }
+    }
+
+    fn target(&self, _plugin: &str) -> String {
+        format!("{}.{}", self.source, self.event_type)
     }
 }
 

@@ -557,6 +557,45 @@ impl TestApp {
     }
 }
 
+/// A `mercato serve --log-format json` child (its stdout piped) as it comes
+/// up: the log lines up to the one saying it serves, the rest of its stdout
+/// (one JSON object per line), and the address it serves on.
+pub struct JsonLogged {
+    pub child: std::process::Child,
+    pub log: Vec<Value>,
+    pub lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    pub address: String,
+}
+
+/// Starts `command` (`mercato serve --log-format json …`, stdout piped) and
+/// reads its log until it serves; every line must be one JSON object.
+pub fn serve_json_logged(mut command: std::process::Command) -> JsonLogged {
+    use std::io::BufRead;
+    let mut child = command.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("mercato stopped before serving")
+            .unwrap();
+        let line: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let serving = line["message"] == "mercato is serving";
+        let address = line["address"].as_str().map(str::to_owned);
+        log.push(line);
+        if serving {
+            break address.expect("the serving line names the address");
+        }
+    };
+    JsonLogged {
+        child,
+        log,
+        lines,
+        address,
+    }
+}
+
 /// Rows of a plugin's SQLite database, read directly (outside the host).
 /// The address a `mercato serve` child logs once it listens (`address=…`),
 /// read from its piped stdout.

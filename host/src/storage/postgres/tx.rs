@@ -231,6 +231,8 @@ impl PgTx {
             .bind(&events.payloads)
             .bind(&events.created_at)
             .bind(&events.delays_ms)
+            .bind(&events.traceparents)
+            .bind(&events.correlation_ids)
             .execute(self.conn())
             .await?;
         self.in_flight = false;

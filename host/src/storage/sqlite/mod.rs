@@ -92,6 +92,23 @@ impl SqliteDb {
         writer
             .conn
             .execute_batch(&super::schema::host_tables_ddl(super::BackendKind::Sqlite))?;
+        // Columns the tables of an earlier build lack (SQLite has no
+        // `ADD COLUMN IF NOT EXISTS`).
+        for (table, column) in super::schema::ADDED_COLUMNS {
+            let present: bool = writer.conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+                [table, column],
+                |row| row.get(0),
+            )?;
+            if !present {
+                writer
+                    .conn
+                    .execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
+            }
+        }
+        writer
+            .conn
+            .execute_batch(super::schema::AFTER_ADDED_COLUMNS)?;
         writer.conn.execute_batch(MIGRATIONS_TABLE)?;
         Ok(())
     }

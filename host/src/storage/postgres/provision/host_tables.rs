@@ -5,7 +5,7 @@ use super::{GUARD_FUNCTION, GUARD_TRIGGER, KEY_TABLE, OUTBOX_LOCK, OUTBOX_STAGED
 use crate::storage::StorageError;
 use crate::storage::postgres::names::{Names, quote};
 use crate::storage::postgres::session::HostKey;
-use crate::storage::schema::{HOST_TABLES, host_tables_ddl};
+use crate::storage::schema::{ADDED_COLUMNS, AFTER_ADDED_COLUMNS, HOST_TABLES, host_tables_ddl};
 use sqlx::{Executor, Postgres, Transaction};
 
 /// The earlier layout kept the host tables in the plugin's schema; they move
@@ -45,6 +45,36 @@ pub(super) async fn move_host_tables(
     Ok(())
 }
 
+/// Adds the nullable `TEXT` columns a host table of an earlier build lacks.
+/// Looked up first: `ADD COLUMN IF NOT EXISTS` would lock the table even
+/// when the column is there, and this runs on every deploy, beside calls.
+async fn add_columns(
+    tx: &mut Transaction<'_, Postgres>,
+    names: &Names,
+    columns: &[(&str, &str)],
+) -> Result<(), StorageError> {
+    let host = quote(&names.host_schema);
+    for (table, column) in columns {
+        let present: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
+             WHERE attrelid = pg_catalog.to_regclass($1) AND attname = $2 AND NOT attisdropped)",
+        )
+        .bind(format!("{host}.{table}"))
+        .bind(column)
+        .fetch_one(&mut **tx)
+        .await?;
+        if !present {
+            tracing::info!(schema = %names.host_schema, table, column, "adding a host table's column");
+            exec(
+                tx,
+                &format!("ALTER TABLE {host}.{table} ADD COLUMN {column} TEXT"),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 pub(super) async fn create_host_tables(
     tx: &mut Transaction<'_, Postgres>,
     names: &Names,
@@ -68,6 +98,8 @@ pub(super) async fn create_host_tables(
         crate::storage::BackendKind::Postgres,
     )))
     .await?;
+    add_columns(tx, names, ADDED_COLUMNS).await?;
+    exec(tx, AFTER_ADDED_COLUMNS).await?;
     exec(
         tx,
         "CREATE TABLE IF NOT EXISTS _sqlx_migrations (version BIGINT PRIMARY KEY, \
@@ -120,11 +152,21 @@ pub(super) async fn create_host_tables(
                 "CREATE TABLE {OUTBOX_STAGED} (\
                  staged BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
                  id TEXT NOT NULL, aggregate_id TEXT NOT NULL, event_type TEXT NOT NULL, \
-                 payload TEXT NOT NULL, created_at TEXT NOT NULL, deliver_after_ms BIGINT)"
+                 payload TEXT NOT NULL, created_at TEXT NOT NULL, deliver_after_ms BIGINT, \
+                 traceparent TEXT, correlation_id TEXT)"
             ),
         )
         .await?;
     }
+    add_columns(
+        tx,
+        names,
+        &[
+            (OUTBOX_STAGED, "traceparent"),
+            (OUTBOX_STAGED, "correlation_id"),
+        ],
+    )
+    .await?;
     exec(tx, "SET LOCAL search_path = pg_catalog").await?;
 
     // The digest is written into the body: the function needs no table of its
@@ -197,19 +239,21 @@ pub(super) async fn create_host_tables(
     .await
 }
 
-/// Stages a call's events: one row per element of the six arrays (the
+/// Stages a call's events: one row per element of the eight arrays (the
 /// qualified multi-argument `unnest` is spelled `ROWS FROM`), identity
 /// values in array order (so the call's order is kept).
 pub(in crate::storage::postgres) fn stage_sql(names: &Names) -> String {
     let host = quote(&names.host_schema);
     format!(
         "INSERT INTO {host}.{OUTBOX_STAGED} \
-         (id, aggregate_id, event_type, payload, created_at, deliver_after_ms) \
-         SELECT id, aggregate_id, event_type, payload, created_at, deliver_after_ms \
+         (id, aggregate_id, event_type, payload, created_at, deliver_after_ms, traceparent, correlation_id) \
+         SELECT id, aggregate_id, event_type, payload, created_at, deliver_after_ms, traceparent, correlation_id \
          FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), \
              pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]), \
-             pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::int8[])) \
-         WITH ORDINALITY AS e(id, aggregate_id, event_type, payload, created_at, deliver_after_ms, n) \
+             pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::int8[]), \
+             pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[])) \
+         WITH ORDINALITY AS e(id, aggregate_id, event_type, payload, created_at, deliver_after_ms, \
+             traceparent, correlation_id, n) \
          ORDER BY n"
     )
 }
@@ -228,11 +272,14 @@ pub(in crate::storage::postgres) fn number_sql(names: &Names) -> String {
         "WITH base AS (SELECT head FROM {host}.{OUTBOX_LOCK} WHERE id = 1 FOR UPDATE), \
          moved AS (DELETE FROM {host}.{OUTBOX_STAGED} WHERE staged IN \
              (SELECT staged FROM {host}.{OUTBOX_STAGED} ORDER BY staged LIMIT $1) \
-             RETURNING staged, id, aggregate_id, event_type, payload, created_at, deliver_after_ms), \
+             RETURNING staged, id, aggregate_id, event_type, payload, created_at, deliver_after_ms, \
+                 traceparent, correlation_id), \
          numbered AS (INSERT INTO {host}.outbox_events \
-             (id, sequence, aggregate_id, event_type, payload, created_at, deliver_after_ms) \
+             (id, sequence, aggregate_id, event_type, payload, created_at, deliver_after_ms, \
+              traceparent, correlation_id) \
              SELECT id, (SELECT head FROM base) + pg_catalog.row_number() OVER (ORDER BY staged), \
-                    aggregate_id, event_type, payload, created_at, deliver_after_ms FROM moved \
+                    aggregate_id, event_type, payload, created_at, deliver_after_ms, \
+                    traceparent, correlation_id FROM moved \
              RETURNING sequence) \
          UPDATE {host}.{OUTBOX_LOCK} SET head = head + (SELECT pg_catalog.count(*) FROM numbered) \
          WHERE id = 1 AND EXISTS (SELECT 1 FROM numbered) \
