@@ -42,7 +42,8 @@ async fn host_routes_report_health_plugins_events_and_metrics() {
     let (_, events) = app.get("/admin/events").await;
     assert_eq!(
         events["subscribers"],
-        json!([{ "subscriber": "audit", "source": "notes", "position": 1, "lag": 0 }])
+        json!([{ "subscriber": "audit", "source": "notes", "position": 1, "lag": 0,
+            "oldest_unconsumed_age_seconds": 0.0 }])
     );
     // A client's mistake is counted apart from the plugin's failures.
     let (status, _) = app.post("/notes/notes", &json!({ "id": 7 })).await;

@@ -4,6 +4,7 @@
 mod common;
 
 mod cluster;
+mod console;
 mod coupons;
 mod crash;
 mod events;

@@ -14,6 +14,7 @@ pub const SCENARIOS: &[&str] = &[
     "memory",
     "search",
     "restart",
+    "console",
     "cluster",
 ];
 
@@ -29,7 +30,7 @@ usage: cargo bench -p mercato --bench harness -- [options]
                     clusters of 1 and 2 hosts (not 3) in `cluster` (what `cargo test` runs);
                     writes nothing unless --out/--json
   --only <list>     run only these scenarios (comma-separated): overhead, get-order, saga,
-                    relay, flash-sale, memory, search, restart, cluster (needs PostgreSQL
+                    relay, flash-sale, memory, search, restart, console, cluster (needs PostgreSQL
                     and NATS with JetStream; `cargo test` runs it only when named)
   --label <text>    tag this run (a column header in the table, a field in the JSON)
   --out <path>      the markdown report (default docs/benchmarks.md; none in quick mode)

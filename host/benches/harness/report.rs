@@ -11,7 +11,7 @@ use std::time::Duration;
 pub struct Row {
     /// Stable key for diffs, e.g. `get_order.p99_ms`.
     pub key: String,
-    /// Scenario number (1–9).
+    /// Scenario number (1–10).
     pub number: u8,
     pub scenario: String,
     pub metric: String,

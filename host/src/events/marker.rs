@@ -58,18 +58,11 @@ pub(super) async fn run_marker(
                 .set(s.lag as i64);
             // How long the oldest event the subscriber has not consumed has
             // waited: what an alert on a stuck stream watches.
-            let age = if s.lag == 0 {
-                Some(0.0)
-            } else {
-                match committed_at(&source.slot.db, s.position + 1).await {
-                    Ok(at) => at
-                        .as_deref()
-                        .and_then(crate::clock::parse_millis)
-                        .map(|at| crate::clock::now_millis().saturating_sub(at) as f64 / 1000.0),
-                    Err(e) => {
-                        tracing::warn!(plugin = %source.name, error = %e, "reading the oldest unconsumed event failed");
-                        None
-                    }
+            let age = match oldest_unconsumed_secs(&source.slot.db, &s).await {
+                Ok(age) => age,
+                Err(e) => {
+                    tracing::warn!(plugin = %source.name, error = %e, "reading the oldest unconsumed event failed");
+                    None
                 }
             };
             if let Some(age) = age {
@@ -91,4 +84,21 @@ pub(super) async fn run_marker(
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }
+}
+
+/// How long the oldest event of `stream`'s source its subscriber has not
+/// consumed has waited, in seconds: 0 when caught up; `None` when the source
+/// no longer holds that event. `db` is the source's database.
+pub async fn oldest_unconsumed_secs(
+    db: &crate::storage::Database,
+    stream: &super::StreamStatus,
+) -> Result<Option<f64>, crate::storage::StorageError> {
+    if stream.lag == 0 {
+        return Ok(Some(0.0));
+    }
+    Ok(committed_at(db, stream.position + 1)
+        .await?
+        .as_deref()
+        .and_then(crate::clock::parse_millis)
+        .map(|at| crate::clock::now_millis().saturating_sub(at) as f64 / 1000.0))
 }

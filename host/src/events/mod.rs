@@ -24,6 +24,7 @@ mod stream;
 mod tasks;
 pub mod timeline;
 
+pub use marker::oldest_unconsumed_secs;
 pub use redrive::{RedriveError, RedriveReport};
 pub use relay::{Relay, StreamStatus};
 pub use replay::{ReplayError, SourceProgress};

@@ -119,9 +119,21 @@ pub(super) async fn events(
                 .map_err(internal)?,
         );
     }
+    let mut subscribers = Vec::new();
+    for stream in app.relay().status() {
+        let age = match app.registry().get(&stream.source) {
+            Some(source) => crate::events::oldest_unconsumed_secs(&source.slot.db, &stream)
+                .await
+                .map_err(internal)?,
+            None => None,
+        };
+        let mut entry = serde_json::to_value(&stream).unwrap_or_default();
+        entry["oldest_unconsumed_age_seconds"] = json!(age);
+        subscribers.push(entry);
+    }
     Ok(Json(json!({
         "outboxes": outboxes,
-        "subscribers": app.relay().status(),
+        "subscribers": subscribers,
         "dead_letters": letters,
     })))
 }

@@ -7,6 +7,7 @@ mod access;
 mod admin;
 mod admin_cluster;
 mod admin_keys;
+mod console;
 mod error;
 mod gateway;
 mod openapi;
@@ -145,6 +146,7 @@ pub fn app(app: App) -> Router {
         .route("/metrics", get(admin::metrics))
         .route("/openapi.json", get(openapi::openapi))
         .merge(admin)
+        .merge(console::routes(app.clone()))
         .route("/{plugin}", any(gateway::plugin_root))
         .route("/{plugin}/", any(gateway::plugin_root))
         .route("/{plugin}/{*rest}", any(gateway::plugin_path))

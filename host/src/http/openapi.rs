@@ -175,5 +175,6 @@ fn host_paths() -> Map<String, Value> {
     paths.insert("/metrics".into(), json!({ "get": { "summary": "Prometheus metrics", "tags": ["host"], "responses": ok("Prometheus text") } }));
     paths.insert("/openapi.json".into(), json!({ "get": { "summary": "This document", "tags": ["host"], "responses": ok("OpenAPI 3.1") } }));
     super::openapi_admin::paths(&mut paths);
+    super::console::openapi_paths(&mut paths);
     paths
 }

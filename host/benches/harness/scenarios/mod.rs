@@ -1,9 +1,10 @@
-//! The nine scenarios (the benchmark issue's six, full-text search, restart
-//! and rollback with a Python rule, and cluster mode), run in one process
+//! The ten scenarios (the benchmark issue's six, full-text search, restart
+//! and rollback with a Python rule, cluster mode and the console's pages), run in one process
 //! against one SQLite shop (a PostgreSQL shop for the saga, a search shop and a
 //! restarted shop of their own; `mercato serve --cluster` processes for the
 //! cluster), each for a fixed time or a fixed number of rounds.
 mod cluster;
+mod console;
 mod flash_sale;
 mod get_order;
 mod memory;
@@ -40,6 +41,10 @@ pub struct Plan {
     /// Restarts (each followed by a rollback, a redeploy and a rollback onto
     /// the deployed rule) of the restart scenario.
     pub restart_rounds: usize,
+    /// Orders the console scenario's shop holds.
+    pub console_orders: usize,
+    /// Loads of each console page.
+    pub console_rounds: usize,
 }
 
 impl Plan {
@@ -58,6 +63,8 @@ impl Plan {
                 live_instances: 20,
                 search_products: 300,
                 restart_rounds: 1,
+                console_orders: 40,
+                console_rounds: 3,
             }
         } else {
             Plan {
@@ -73,6 +80,8 @@ impl Plan {
                 live_instances: 200,
                 search_products: 10_000,
                 restart_rounds: 5,
+                console_orders: 10_000,
+                console_rounds: 50,
             }
         }
     }
@@ -173,6 +182,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
                 ));
             }
         }
+    }
+    if options.runs("console") {
+        step("10 console pages on a shop of orders");
+        rows.extend(console::run(&plan).await?);
     }
     if options.runs("cluster") {
         // Last, once every in-process host has stopped: the cluster's
