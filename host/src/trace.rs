@@ -148,11 +148,13 @@ pub fn enter(span: &tracing::Span, parent: Option<TraceContext>) -> TraceContext
     context
 }
 
-/// Random bytes, never all zero (an all-zero id is invalid).
+/// Random bytes, never all zero (an all-zero id is invalid). From a fast
+/// per-thread generator (seeded from the OS), not a syscall per id: ids must
+/// be unique, not secret, and every plugin call makes one.
 fn nonzero<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     while bytes == [0u8; N] {
-        getrandom::fill(&mut bytes).expect("the OS random source is available");
+        bytes.fill_with(|| fastrand::u8(..));
     }
     bytes
 }

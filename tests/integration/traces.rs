@@ -272,6 +272,8 @@ fn serve_exporting(dir: &std::path::Path, endpoint: &str, token: &str) -> Served
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
         .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+        // A span per guest statement as well.
+        .env("MERCATO_TRACE_STORAGE", "true")
         .env("RUST_LOG", "info,tower_http=debug")
         .env_remove("OTEL_SDK_DISABLED")
         .env_remove("OTEL_TRACES_EXPORTER")
@@ -497,6 +499,25 @@ async fn one_order_from_post_to_shipped_is_one_exported_trace() {
             }
             other => panic!("kind {other}"),
         }
+    }
+    // Each call's statements are its children, when asked for.
+    let statements: Vec<&Span> = traced
+        .iter()
+        .copied()
+        .filter(|s| s.name == "storage.statement")
+        .collect();
+    assert!(!statements.is_empty(), "no statement spans: {traced:?}");
+    for statement in &statements {
+        let call = by_id[statement.parent.as_str()];
+        assert_eq!(call.name, "plugin.call", "{statement:?}");
+        assert!(
+            ["execute", "query"].contains(&statement.attributes["db.operation"].as_str()),
+            "{statement:?}"
+        );
+        assert!(
+            !statement.attributes["db.query.text"].is_empty(),
+            "{statement:?}"
+        );
     }
     // The two requests the client traced, and every handling of every
     // event of the order's saga, each a span of this one trace.

@@ -303,6 +303,17 @@ timed phase follows an untimed warm-up.
    load generator share this machine's cores, so a second or third host adds coordination
    (leases, NATS, cross-host hand-offs) but no CPU; the figures are what the cluster costs
    on one machine, not how it scales across machines.
+10. **Console pages.** A SQLite host of its own with what `mercato serve` runs (every
+   embedded plugin and rule) holds 10,000 orders (16 buyers at a time through the in-process
+   router), one in ten of them paid and so shipped. Each page of `/admin/console` is then
+   loaded 50 times as its script loads it, through the full router in-process (the host's
+   time, not a browser's rendering): *shell* the page and its stylesheet and modules;
+   *plugins* `/admin/plugins`, then every plugin's versions at once; *events*
+   `/admin/events` and `/admin/cluster` at once; *orders* `/search/orders?limit=20`; *order*
+   a paid order, its timeline and the console's settings at once; *rules* `/admin/plugins`.
+   The order page's ceiling: the timeline's statements (the order's events from every
+   outbox by `correlation_id`, then their handlings and dead letters in every database) run
+   natively with rusqlite on the same files, back to back.
 ";
 
 const PROFILE_PLACEHOLDER: &str = "\
