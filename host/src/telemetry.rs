@@ -50,11 +50,6 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// True when spans are exported.
-    pub fn exporting(&self) -> bool {
-        self.provider.is_some()
-    }
-
     /// Exports what is buffered and stops the exporter. Blocks (up to the
     /// export timeout), so it runs off the async workers.
     pub async fn shutdown(self) {

@@ -18,9 +18,8 @@ fn client_trace() -> (String, String) {
     (format!("00-{trace_id}-{span_id}-01"), trace_id)
 }
 
-async fn versions(app: &TestApp) -> BTreeMap<String, String> {
-    let (status, plugins) = app.get("/admin/plugins").await;
-    assert_eq!(status, StatusCode::OK, "{plugins}");
+/// Each plugin's serving version, from an `/admin/plugins` answer.
+fn versions(plugins: &Value) -> BTreeMap<String, String> {
     plugins["plugins"]
         .as_array()
         .unwrap()
@@ -92,7 +91,9 @@ async fn an_orders_saga_is_one_trace_in_its_timeline(backend: Backend) {
     .await;
     app.drain().await;
 
-    let versions = versions(&app).await;
+    let (status, plugins) = app.get("/admin/plugins").await;
+    assert_eq!(status, StatusCode::OK, "{plugins}");
+    let versions = versions(&plugins);
     let (status, timeline) = app.get(&format!("/admin/orders/{order_id}/timeline")).await;
     assert_eq!(status, StatusCode::OK, "{timeline}");
     assert_eq!(timeline["order_id"], order_id.as_str());
@@ -433,18 +434,7 @@ async fn one_order_from_post_to_shipped_is_one_exported_trace() {
         false,
     )
     .await;
-    let plugins = call(Method::GET, "/admin/plugins", None, false).await;
-    let versions: BTreeMap<String, String> = plugins["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().to_owned(),
-                p["version"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let versions = versions(&call(Method::GET, "/admin/plugins", None, false).await);
 
     // A graceful stop exports what is buffered.
     let stopped = Command::new("kill")
